@@ -1,0 +1,24 @@
+# Every third-party dependency comes from Debian's packages (scripts/install-deps).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(GTest REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(TIFF REQUIRED)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(nlohmann_json REQUIRED)
+include(GoogleTest)
+
+pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
+pkg_check_modules(BLOSC REQUIRED IMPORTED_TARGET blosc)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+
+add_library(tessera_hdf5 INTERFACE)
+target_include_directories(tessera_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS})
+target_link_libraries(tessera_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+target_compile_definitions(tessera_hdf5 INTERFACE ${HDF5_C_DEFINITIONS} H5_USE_110_API)
+add_library(tessera::hdf5 ALIAS tessera_hdf5)
+
+find_program(TESSERA_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)

@@ -1,0 +1,38 @@
+# One helper per kind of target, so that warnings, sanitizers and include
+# paths are set the same way everywhere, per target, never globally.
+
+function(tessera_target_options target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wconversion
+                         -Wno-sign-conversion -Wno-missing-field-initializers)
+  if(TESSERA_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(TESSERA_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${TESSERA_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${TESSERA_SANITIZE})
+  endif()
+endfunction()
+
+# tessera_library(NAME SRCS a.cc ... DEPS public... PRIVATE_DEPS private...)
+# Defines target tessera_NAME with alias tessera::NAME; headers are included
+# as "common/codec/codec.h" (relative to the repository root).
+function(tessera_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(tessera_${name} STATIC ${ARG_SRCS})
+  add_library(tessera::${name} ALIAS tessera_${name})
+  target_include_directories(tessera_${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(tessera_${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  tessera_target_options(tessera_${name})
+endfunction()
+
+# tessera_test(NAME SRCS a_test.cc ... DEPS ... [LABELS ...])
+function(tessera_test name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  tessera_target_options(${name})
+  gtest_discover_tests(${name}
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+    PROPERTIES LABELS "${ARG_LABELS}" 
+    DISCOVERY_TIMEOUT 30)
+endfunction()

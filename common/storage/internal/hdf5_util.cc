@@ -1,0 +1,107 @@
+#include "common/storage/internal/hdf5_util.h"
+
+#include <blosc.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "common/codec/codec.h"
+
+namespace tessera::storage::internal {
+namespace {
+
+// The Blosc filter for HDF5 (id 32001), so that this process reads and writes the
+// format without a plugin. cd_values as codec::Hdf5FilterValues.
+size_t BloscFilter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[], size_t nbytes,
+                   size_t* buf_size, void** buf) {
+  if ((flags & H5Z_FLAG_REVERSE) != 0) {
+    size_t out_bytes = 0;
+    if (blosc_cbuffer_validate(*buf, nbytes, &out_bytes) != 0) return 0;
+    void* out = std::malloc(out_bytes);
+    if (out == nullptr) return 0;
+    const int n = blosc_decompress_ctx(*buf, out, out_bytes, 1);
+    if (n < 0 || static_cast<size_t>(n) != out_bytes) {
+      std::free(out);
+      return 0;
+    }
+    std::free(*buf);
+    *buf = out;
+    *buf_size = out_bytes;
+    return out_bytes;
+  }
+  const size_t typesize = cd_nelmts > 2 && cd_values[2] > 0 ? cd_values[2] : 1;
+  const int level = cd_nelmts > 4 ? static_cast<int>(cd_values[4]) : 5;
+  const int shuffle = cd_nelmts > 5 ? static_cast<int>(cd_values[5]) : 1;
+  const char* compressor = cd_nelmts > 6 && cd_values[6] == 5 ? "zstd" : "lz4";
+  const size_t out_size = nbytes + BLOSC_MAX_OVERHEAD;
+  void* out = std::malloc(out_size);
+  if (out == nullptr) return 0;
+  const int n = blosc_compress_ctx(level, shuffle, typesize, nbytes, *buf, out, out_size,
+                                   compressor, 0, 1);
+  if (n <= 0) {
+    std::free(out);
+    return 0;
+  }
+  std::free(*buf);
+  *buf = out;
+  *buf_size = out_size;
+  return static_cast<size_t>(n);
+}
+
+const H5Z_class2_t kBloscClass = {
+    H5Z_CLASS_T_VERS, static_cast<H5Z_filter_t>(codec::kHdf5BloscFilterId), 1, 1, "blosc",
+    nullptr,          nullptr,                                              BloscFilter};
+
+herr_t CollectError(unsigned n, const H5E_error2_t* err, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (n < 3 && err->desc != nullptr) {
+    if (!out->empty()) *out += "; ";
+    *out += err->desc;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void Handle::Reset() {
+  if (id_ < 0) return;
+  switch (H5Iget_type(id_)) {
+    case H5I_FILE: H5Fclose(id_); break;
+    case H5I_GROUP: H5Gclose(id_); break;
+    case H5I_DATASET: H5Dclose(id_); break;
+    case H5I_DATASPACE: H5Sclose(id_); break;
+    case H5I_DATATYPE: H5Tclose(id_); break;
+    case H5I_ATTR: H5Aclose(id_); break;
+    case H5I_GENPROP_LST: H5Pclose(id_); break;
+    default: break;
+  }
+  id_ = H5I_INVALID_HID;
+}
+
+void InitHdf5() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    H5open();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    H5Zregister(&kBloscClass);
+  });
+}
+
+Status LastError(StatusCode code, const std::string& what) {
+  std::string detail;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, CollectError, &detail);
+  H5Eclear2(H5E_DEFAULT);
+  const bool full = detail.find("No space left") != std::string::npos ||
+                    detail.find("errno = 28") != std::string::npos ||
+                    detail.find("File too large") != std::string::npos;
+  if (full) {
+    return Error(StatusCode::kResourceExhausted,
+                 "{}: the disk is full ({}); free space or move the data folder, then restart "
+                 "the slide's writer",
+                 what, detail);
+  }
+  return Error(code, "{}{}{}", what, detail.empty() ? "" : ": ", detail);
+}
+
+}  // namespace tessera::storage::internal

@@ -1,0 +1,44 @@
+// HDF5 plumbing shared by the storage code: handle ownership, error capture, the
+// Blosc filter registration. Private to common/storage.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+#include <utility>
+
+#include "common/status/status.h"
+
+namespace tessera::storage::internal {
+
+/// Owns an hid_t and closes it with the right H5*close.
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+    }
+    return *this;
+  }
+  ~Handle() { Reset(); }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void Reset();
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+/// Silences HDF5's automatic error printing and registers the Blosc filter (32001)
+/// in this process. Idempotent, thread-safe.
+void InitHdf5();
+
+/// A Status for the HDF5 call that just failed: `what` plus the innermost messages
+/// of HDF5's error stack. RESOURCE_EXHAUSTED when the cause is a full disk.
+Status LastError(StatusCode code, const std::string& what);
+
+}  // namespace tessera::storage::internal

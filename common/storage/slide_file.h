@@ -1,0 +1,82 @@
+// SlideFile: one slide's HDF5 file, written chunk by chunk as frames arrive.
+//
+// Layout (docs/format.md): /raw/tiles (T, C, Z, Y, X) chunked (1, 1, 1, cy, cx), each chunk
+// a Blosc buffer stored through HDF5 filter 32001 exactly as the scanner produced it
+// (direct chunk write); /raw/positions, /raw/grid, /raw/tile_names, /raw/written and
+// /raw/chunk_xxh64 beside it; the plan, header, pixel sizes and channel names as
+// attributes. h5py + hdf5plugin read it with no Tessera code.
+//
+// Crash rule: the file is written in HDF5's single-writer/multiple-reader (SWMR) mode,
+// which orders metadata writes so that the file on disk is always consistent. A frame
+// counts as stored once Sync() has returned after MarkWritten(): /raw/written says so,
+// and after kill -9 of the writer OpenForWrite() resumes with exactly those frames.
+//
+//   auto file = SlideFile::Create("s-1.h5", plan, "s-1");
+//   file.value()->WriteChunk(key, cy, cx, blosc_bytes, checksum);
+//   file.value()->MarkWritten(plan.FrameIndex(key));
+//   Status s = file.value()->Sync(/*fsync=*/true);   // now durable
+//
+// Not thread-safe: a file has one owner (the slide writer, or one reader).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/plan/scan_plan.h"
+#include "common/status/status.h"
+
+namespace tessera::storage {
+
+inline constexpr int kFormatVersion = 1;
+
+class SlideFile {
+ public:
+  /// Creates `path` for `plan` and opens it for writing. ALREADY_EXISTS if it exists.
+  static Result<std::unique_ptr<SlideFile>> Create(const std::string& path, const ScanPlan& plan,
+                                                   const std::string& slide_id);
+  /// Opens an existing slide file for writing again, e.g. after the writer was killed:
+  /// clears the stale "open for writing" mark and resumes from what was synced.
+  static Result<std::unique_ptr<SlideFile>> OpenForWrite(const std::string& path);
+  /// Opens read-only; works while a writer has the file open (SWMR read).
+  static Result<std::unique_ptr<SlideFile>> OpenForRead(const std::string& path);
+
+  ~SlideFile();
+  SlideFile(const SlideFile&) = delete;
+  SlideFile& operator=(const SlideFile&) = delete;
+
+  const ScanPlan& plan() const;
+  const std::string& slide_id() const;
+  const std::string& path() const;
+
+  /// Stores one Blosc chunk of frame `key` as is. The caller has validated it.
+  /// RESOURCE_EXHAUSTED when the disk is full, INTERNAL for other HDF5 failures.
+  Status WriteChunk(const FrameKey& key, uint32_t cy, uint32_t cx,
+                    std::span<const uint8_t> blosc, uint64_t checksum);
+  /// Records that every chunk of the frame is written; on disk at the next Sync().
+  void MarkWritten(uint64_t frame_index);
+  bool IsWritten(uint64_t frame_index) const;
+  uint64_t frames_written() const;
+  uint64_t bytes_stored() const;
+
+  /// Writes the written-map and checksums of newly marked frames, flushes HDF5 and,
+  /// when `fsync`, fdatasyncs the file. RESOURCE_EXHAUSTED on a full disk.
+  Status Sync(bool fsync);
+
+  /// One stored chunk, as stored. NOT_FOUND if it was never written.
+  Result<std::vector<uint8_t>> ReadChunk(const FrameKey& key, uint32_t cy, uint32_t cx) const;
+  /// The checksum recorded for a chunk at Sync (0 when unknown).
+  uint64_t StoredChecksum(const FrameKey& key, uint32_t cy, uint32_t cx) const;
+
+  /// Syncs (with fsync) and closes; ends SWMR mode so any HDF5 reader opens the file.
+  Status Close();
+
+ private:
+  struct Impl;
+  explicit SlideFile(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::storage

@@ -1,0 +1,114 @@
+#include "common/wire/wire.h"
+
+#include <random>
+
+namespace tessera::wire {
+
+zmq::context_t& Context() {
+  static zmq::context_t* context = new zmq::context_t(2);  // never destroyed: outlives sockets
+  return *context;
+}
+
+zmq::socket_t MakeSocket(zmq::socket_type type) {
+  zmq::socket_t s(Context(), type);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::sndhwm, 100000);
+  s.set(zmq::sockopt::rcvhwm, 100000);
+  s.set(zmq::sockopt::tcp_keepalive, 1);
+  s.set(zmq::sockopt::reconnect_ivl, 50);
+  s.set(zmq::sockopt::reconnect_ivl_max, 1000);
+  if (type == zmq::socket_type::router) s.set(zmq::sockopt::router_mandatory, 1);
+  return s;
+}
+
+Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
+  std::string ep = endpoint;
+  if (ep.size() > 2 && ep.ends_with(":0")) ep = ep.substr(0, ep.size() - 1) + "*";
+  try {
+    socket.bind(ep);
+  } catch (const zmq::error_t& e) {
+    return Error(StatusCode::kUnavailable, "cannot bind {}: {} (is another process using it?)",
+                 endpoint, e.what());
+  }
+  return socket.get(zmq::sockopt::last_endpoint);
+}
+
+std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router) {
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0) return std::nullopt;
+  std::vector<zmq::message_t> frames;
+  while (true) {
+    zmq::message_t m;
+    if (!socket.recv(m, zmq::recv_flags::none)) break;
+    const bool more = m.more();
+    frames.push_back(std::move(m));
+    if (!more) break;
+  }
+  Message out;
+  size_t i = 0;
+  if (router && i < frames.size()) out.identity = std::move(frames[i++]);
+  if (i < frames.size()) out.header = std::move(frames[i++]);
+  for (; i < frames.size(); ++i) out.payload.push_back(std::move(frames[i]));
+  return out;
+}
+
+bool Send(zmq::socket_t& socket, const zmq::message_t* identity,
+          const google::protobuf::MessageLite& header, std::vector<zmq::message_t> payload) {
+  try {
+    if (identity != nullptr) {
+      zmq::message_t id(identity->data(), identity->size());
+      if (!socket.send(id, zmq::send_flags::sndmore)) return false;
+    }
+    zmq::message_t head(header.ByteSizeLong());
+    header.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(head.data()));
+    if (!socket.send(head, payload.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore)) {
+      return false;
+    }
+    for (size_t i = 0; i < payload.size(); ++i) {
+      const auto flags = i + 1 < payload.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      if (!socket.send(payload[i], flags)) return false;
+    }
+    return true;
+  } catch (const zmq::error_t&) {
+    // EHOSTUNREACH on a ROUTER whose peer left: the peer will reconnect and resend.
+    return false;
+  }
+}
+
+void ToProto(const Status& status, proto::Status* out) {
+  out->set_code(static_cast<proto::StatusCode>(status.code()));
+  out->set_message(status.message());
+}
+
+Status FromProto(const proto::Status& status) {
+  if (status.code() == proto::OK) return OkStatus();
+  return Status(static_cast<StatusCode>(status.code()), status.message());
+}
+
+Result<Message> Call(const std::string& endpoint, const google::protobuf::MessageLite& request,
+                     int timeout_ms, std::vector<zmq::message_t> payload) {
+  zmq::socket_t s = MakeSocket(zmq::socket_type::dealer);
+  try {
+    s.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return Error(StatusCode::kInvalidArgument, "bad endpoint '{}': {}", endpoint, e.what());
+  }
+  if (!Send(s, nullptr, request, std::move(payload))) {
+    return Error(StatusCode::kUnavailable, "cannot send to {}", endpoint);
+  }
+  auto reply = Receive(s, timeout_ms);
+  if (!reply) {
+    return Error(StatusCode::kUnavailable,
+                 "no answer from {} within {} ms: is the service running there? "
+                 "(start one with `tessera up`, or pass --server / TESSERA_SERVER)",
+                 endpoint, timeout_ms);
+  }
+  return std::move(*reply);
+}
+
+uint64_t RandomId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng();
+}
+
+}  // namespace tessera::wire

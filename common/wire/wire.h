@@ -1,0 +1,106 @@
+// Wire helpers: the one place where ZeroMQ sockets are made, and the framing of
+// protobuf headers plus Blosc payload frames (see proto/tessera.proto).
+//
+// This header pulls in zmq.hpp and protobuf: include it from .cc files only,
+// never from a public header.
+//
+//   zmq::socket_t s = wire::MakeSocket(zmq::socket_type::dealer);
+//   s.connect(endpoint);
+//   wire::Send(s, {}, request);                 // header only
+//   auto in = wire::Receive(s, 5000);           // std::nullopt on timeout
+//   proto::ManagerReply reply;
+//   Status st = wire::ParseHeader(*in, &reply); // INVALID_ARGUMENT / VERSION_MISMATCH
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message_lite.h>
+#include <zmq.hpp>
+
+#include "common/status/status.h"
+#include "proto/tessera.pb.h"
+
+namespace tessera::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+
+/// The process's ZeroMQ context (two I/O threads).
+zmq::context_t& Context();
+
+/// Makes a socket with Tessera's defaults: linger 0, high-water marks only as a last
+/// resort (flow control is by credit), TCP keepalive, and the security options of
+/// the process's configuration applied in this one place.
+zmq::socket_t MakeSocket(zmq::socket_type type);
+
+/// Binds and returns the resolved endpoint (a `tcp://host:0` or `:*` port is chosen
+/// by the OS). UNAVAILABLE naming the endpoint when the bind fails.
+Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
+
+/// A received multipart message: routing envelope (ROUTER side), header, payloads.
+struct Message {
+  std::optional<zmq::message_t> identity;  ///< set when received on a ROUTER socket
+  zmq::message_t header;
+  std::vector<zmq::message_t> payload;
+};
+
+/// Receives one message, waiting at most `timeout_ms` (-1 forever). `router` says
+/// whether the first frame is a routing identity. std::nullopt on timeout; a message
+/// with fewer frames than a header is returned with an empty header.
+std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router = false);
+
+/// Sends identity (if any), the serialized header, then the payload frames (moved).
+/// Returns false when the socket would block past its send timeout or is closed.
+bool Send(zmq::socket_t& socket, const zmq::message_t* identity,
+          const google::protobuf::MessageLite& header,
+          std::vector<zmq::message_t> payload = {});
+
+/// Parses `message.header` into `out` and checks its `version` field.
+/// INVALID_ARGUMENT for bytes that are not a header of this type, VERSION_MISMATCH
+/// for another protocol version.
+template <typename Proto>
+Status ParseHeader(const Message& message, Proto* out) {
+  if (message.header.size() == 0 ||
+      !out->ParseFromArray(message.header.data(), static_cast<int>(message.header.size()))) {
+    return Error(StatusCode::kInvalidArgument,
+                 "malformed message: the header frame ({} bytes) is not a Tessera {}",
+                 message.header.size(), out->GetTypeName());
+  }
+  if (out->version() != kProtocolVersion) {
+    return Error(StatusCode::kVersionMismatch,
+                 "protocol version {} is not supported (this side speaks {})", out->version(),
+                 kProtocolVersion);
+  }
+  return OkStatus();
+}
+
+/// Status <-> proto::Status.
+void ToProto(const Status& status, proto::Status* out);
+Status FromProto(const proto::Status& status);
+
+/// A payload frame's bytes.
+inline std::span<const uint8_t> Bytes(const zmq::message_t& m) {
+  return {static_cast<const uint8_t*>(m.data()), m.size()};
+}
+
+/// One request-reply exchange with a ROUTER service over a fresh DEALER socket.
+/// UNAVAILABLE (naming the endpoint and what to check) when no reply comes within
+/// `timeout_ms`.
+Result<Message> Call(const std::string& endpoint, const google::protobuf::MessageLite& request,
+                     int timeout_ms, std::vector<zmq::message_t> payload = {});
+
+/// Monotonic milliseconds.
+inline int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A random 64-bit id (process incarnations, slide ids).
+uint64_t RandomId();
+
+}  // namespace tessera::wire

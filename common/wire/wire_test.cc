@@ -1,0 +1,72 @@
+#include "common/wire/wire.h"
+
+#include <gtest/gtest.h>
+
+namespace tessera::wire {
+namespace {
+
+TEST(WireTest, RoundTripsHeaderAndPayloadThroughRouter) {
+  zmq::socket_t router = MakeSocket(zmq::socket_type::router);
+  auto ep = Bind(router, "tcp://127.0.0.1:0");
+  ASSERT_TRUE(ep.ok()) << ep.status().ToString();
+  EXPECT_NE(ep->find("127.0.0.1:"), std::string::npos);
+  EXPECT_FALSE(ep->ends_with(":0"));
+
+  zmq::socket_t dealer = MakeSocket(zmq::socket_type::dealer);
+  dealer.connect(*ep);
+  proto::IngestMessage hello;
+  hello.set_version(kProtocolVersion);
+  hello.mutable_hello()->set_slide_id("s-1");
+  std::vector<zmq::message_t> payload;
+  payload.emplace_back(std::string_view("chunk-bytes"));
+  ASSERT_TRUE(Send(dealer, nullptr, hello, std::move(payload)));
+
+  auto in = Receive(router, 5000, /*router=*/true);
+  ASSERT_TRUE(in.has_value());
+  ASSERT_TRUE(in->identity.has_value());
+  proto::IngestMessage got;
+  ASSERT_TRUE(ParseHeader(*in, &got).ok());
+  EXPECT_EQ(got.hello().slide_id(), "s-1");
+  ASSERT_EQ(in->payload.size(), 1u);
+  EXPECT_EQ(in->payload[0].to_string(), "chunk-bytes");
+}
+
+TEST(WireTest, ParseHeaderRejectsGarbageAndOtherVersions) {
+  Message m;
+  m.header = zmq::message_t(std::string_view("\xff\xff\xff not protobuf"));
+  proto::IngestMessage out;
+  Status s = ParseHeader(m, &out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("malformed"), std::string::npos);
+
+  proto::IngestMessage other;
+  other.set_version(kProtocolVersion + 1);
+  m.header = zmq::message_t(other.SerializeAsString());
+  EXPECT_EQ(ParseHeader(m, &out).code(), StatusCode::kVersionMismatch);
+
+  m.header = zmq::message_t();
+  EXPECT_EQ(ParseHeader(m, &out).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(WireTest, CallTimesOutWithAnActionableError) {
+  zmq::socket_t silent = MakeSocket(zmq::socket_type::router);
+  auto ep = Bind(silent, "tcp://127.0.0.1:0");
+  ASSERT_TRUE(ep.ok());
+  proto::ManagerRequest req;
+  req.set_version(kProtocolVersion);
+  auto r = Call(*ep, req, 100);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("tessera up"), std::string::npos);
+}
+
+TEST(WireTest, StatusCodesMatchTheProtocol) {
+  proto::Status p;
+  ToProto(Error(StatusCode::kDataLoss, "bad chunk"), &p);
+  EXPECT_EQ(p.code(), proto::DATA_LOSS);
+  EXPECT_EQ(FromProto(p).message(), "bad chunk");
+  EXPECT_EQ(static_cast<int>(proto::DEADLINE_EXCEEDED),
+            static_cast<int>(StatusCode::kDeadlineExceeded));
+}
+
+}  // namespace
+}  // namespace tessera::wire
