@@ -31,8 +31,11 @@ function(tessera_test name)
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   tessera_target_options(${name})
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
   gtest_discover_tests(${name}
     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
-    PROPERTIES LABELS "${ARG_LABELS}" 
+    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "TESSERA_BIN=$<TARGET_FILE:tessera>"
     DISCOVERY_TIMEOUT 30)
 endfunction()

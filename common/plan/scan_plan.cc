@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <set>
 
 namespace tessera {
@@ -115,6 +117,22 @@ Result<ScanPlan> PlanFromJson(std::string_view text) {
   } catch (const nlohmann::json::exception& e) {
     return Error(StatusCode::kInvalidArgument, "scan plan JSON: {}", e.what());
   }
+}
+
+Result<ScanPlan> ReadPlanFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error(StatusCode::kNotFound, "cannot read scan plan {}", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return PlanFromJson(text.str());
+}
+
+Status WritePlanFile(const std::string& path, const ScanPlan& plan) {
+  std::ofstream out(path, std::ios::trunc);
+  out << PlanToJson(plan);
+  out.close();
+  if (!out) return Error(StatusCode::kInternal, "cannot write scan plan {}", path);
+  return OkStatus();
 }
 
 }  // namespace tessera

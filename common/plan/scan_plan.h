@@ -78,4 +78,8 @@ struct ScanPlan {
 std::string PlanToJson(const ScanPlan& plan);
 Result<ScanPlan> PlanFromJson(std::string_view json);
 
+/// A plan stored as JSON in a file (the manager hands one to each slide's proxy and writer).
+Result<ScanPlan> ReadPlanFile(const std::string& path);
+Status WritePlanFile(const std::string& path, const ScanPlan& plan);
+
 }  // namespace tessera

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 
+#include "common/codec/codec.h"
 #include "common/storage/internal/hdf5_util.h"
 
 namespace tessera::storage {
@@ -379,6 +381,32 @@ Result<std::vector<uint8_t>> SlideFile::ReadChunk(const FrameKey& key, uint32_t 
     return LastError(StatusCode::kDataLoss, "cannot read a chunk of " + m.path);
   }
   return out;
+}
+
+Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key) const {
+  const ScanPlan& p = impl_->plan;
+  const size_t elem = DtypeSize(p.dtype);
+  std::vector<uint8_t> frame(p.frame_bytes());
+  std::vector<uint8_t> chunk(p.chunk_bytes());
+  for (uint32_t cy = 0; cy < p.chunks_y(); ++cy) {
+    for (uint32_t cx = 0; cx < p.chunks_x(); ++cx) {
+      TESSERA_ASSIGN_OR_RETURN(auto packed, ReadChunk(key, cy, cx));
+      const uint64_t expected = StoredChecksum(key, cy, cx);
+      if (expected != 0 && codec::Checksum(packed) != expected) {
+        return Error(StatusCode::kDataLoss, "chunk ({}, {}) of frame t={} c={} z={} in {} fails its checksum",
+                     cy, cx, key.t, key.c, key.z, impl_->path);
+      }
+      TESSERA_RETURN_IF_ERROR(codec::Decompress(packed, chunk));
+      const uint32_t y0 = cy * p.chunk_y, x0 = cx * p.chunk_x;
+      const uint32_t rows = std::min(p.chunk_y, p.height - y0);
+      const uint32_t cols = std::min(p.chunk_x, p.width - x0);
+      for (uint32_t r = 0; r < rows; ++r) {
+        std::memcpy(frame.data() + (size_t{y0 + r} * p.width + x0) * elem,
+                    chunk.data() + size_t{r} * p.chunk_x * elem, size_t{cols} * elem);
+      }
+    }
+  }
+  return frame;
 }
 
 uint64_t SlideFile::StoredChecksum(const FrameKey& key, uint32_t cy, uint32_t cx) const {

@@ -67,6 +67,9 @@ class SlideFile {
 
   /// One stored chunk, as stored. NOT_FOUND if it was never written.
   Result<std::vector<uint8_t>> ReadChunk(const FrameKey& key, uint32_t cy, uint32_t cx) const;
+  /// A whole frame, decompressed: height x width elements, native byte order.
+  /// NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its checksum or Blosc check.
+  Result<std::vector<uint8_t>> ReadFrame(const FrameKey& key) const;
   /// The checksum recorded for a chunk at Sync (0 when unknown).
   uint64_t StoredChecksum(const FrameKey& key, uint32_t cy, uint32_t cx) const;
 

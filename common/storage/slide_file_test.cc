@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "common/codec/codec.h"
@@ -119,6 +120,32 @@ TEST_F(SlideFileTest, KilledWriterKeepsEverySyncedFrameAndResumes) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)->frames_written(), 6u);
   EXPECT_EQ(*(*r)->ReadChunk(plan.KeyOf(4), 0, 1), ChunkBytes(plan, 41));
+}
+
+TEST_F(SlideFileTest, ReadFrameReassemblesChunksAndCropsPadding) {
+  ScanPlan plan = SmallPlan();
+  std::vector<uint16_t> pixels(size_t{plan.width} * plan.height);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint16_t>(i * 31 % 65521);
+  auto f = SlideFile::Create(path_, plan, "s-1");
+  ASSERT_TRUE(f.ok());
+  const FrameKey key{1, 1, 0};
+  std::vector<uint16_t> chunk(plan.chunk_bytes() / 2);
+  for (uint32_t cy = 0; cy < plan.chunks_y(); ++cy)
+    for (uint32_t cx = 0; cx < plan.chunks_x(); ++cx) {
+      std::fill(chunk.begin(), chunk.end(), 0);
+      for (uint32_t r = 0; r < plan.chunk_y && cy * plan.chunk_y + r < plan.height; ++r)
+        for (uint32_t c = 0; c < plan.chunk_x && cx * plan.chunk_x + c < plan.width; ++c)
+          chunk[r * plan.chunk_x + c] = pixels[(cy * plan.chunk_y + r) * plan.width + cx * plan.chunk_x + c];
+      auto packed = *codec::Compress({reinterpret_cast<const uint8_t*>(chunk.data()), plan.chunk_bytes()}, 2, plan.codec);
+      ASSERT_TRUE((*f)->WriteChunk(key, cy, cx, packed, codec::Checksum(packed)).ok());
+    }
+  (*f)->MarkWritten(plan.FrameIndex(key));
+  ASSERT_TRUE((*f)->Sync(false).ok());
+  auto frame = (*f)->ReadFrame(key);
+  ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+  ASSERT_EQ(frame->size(), pixels.size() * 2);
+  EXPECT_EQ(std::memcmp(frame->data(), pixels.data(), frame->size()), 0);
+  EXPECT_EQ((*f)->ReadFrame({0, 0, 0}).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "common/wire/wire.h"
 
+#include <cerrno>
 #include <random>
 
 namespace tessera::wire {
@@ -33,9 +34,18 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
   return socket.get(zmq::sockopt::last_endpoint);
 }
 
+int Poll(zmq::pollitem_t* items, size_t count, int timeout_ms) {
+  try {
+    return zmq::poll(items, count, std::chrono::milliseconds(timeout_ms));
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;  // a signal: the caller checks its stop flag
+    throw;
+  }
+}
+
 std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0) return std::nullopt;
+  if (Poll(&item, 1, timeout_ms) <= 0) return std::nullopt;
   std::vector<zmq::message_t> frames;
   while (true) {
     zmq::message_t m;

@@ -41,6 +41,9 @@ zmq::socket_t MakeSocket(zmq::socket_type type);
 /// by the OS). UNAVAILABLE naming the endpoint when the bind fails.
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 
+/// zmq::poll that returns 0 when a signal interrupts it (the caller checks its stop flag).
+int Poll(zmq::pollitem_t* items, size_t count, int timeout_ms);
+
 /// A received multipart message: routing envelope (ROUTER side), header, payloads.
 struct Message {
   std::optional<zmq::message_t> identity;  ///< set when received on a ROUTER socket

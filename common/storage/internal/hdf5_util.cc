@@ -97,10 +97,12 @@ Status LastError(StatusCode code, const std::string& what) {
                     detail.find("File too large") != std::string::npos;
   if (full) {
     return Error(StatusCode::kResourceExhausted,
-                 "{}: the disk is full ({}); free space or move the data folder, then restart "
-                 "the slide's writer",
-                 what, detail);
+                 "{}: the disk is full (No space left on device); free space or move the data "
+                 "folder, then restart the slide's writer",
+                 what);
   }
+  // HDF5's messages carry timestamps and addresses over several lines: keep the first line.
+  if (const auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
   return Error(code, "{}{}{}", what, detail.empty() ? "" : ": ", detail);
 }
 

@@ -1,0 +1,26 @@
+// The `tessera` command line: one function per command group, registered on a CLI11 app.
+// Each returns the process exit code through the `exit_code` it is given.
+#pragma once
+
+#include <atomic>
+
+namespace CLI {
+class App;
+}
+
+namespace tessera::cli {
+
+/// Set by SIGINT / SIGTERM; every long-running command checks it.
+std::atomic<bool>& StopFlag();
+
+/// up, serve ROLE
+void AddServerCommands(CLI::App& app, int& exit_code);
+/// scan
+void AddScanCommand(CLI::App& app, int& exit_code);
+/// ls, info, close
+void AddSlideCommands(CLI::App& app, int& exit_code);
+
+/// Prints "error: <status>" to stderr and returns the exit code for it.
+int Fail(const std::string& what);
+
+}  // namespace tessera::cli

@@ -1,0 +1,50 @@
+// tessera: the one executable of the stack. `tessera --help` lists the commands.
+#include <csignal>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "client/cli/commands.h"
+#include "common/log/log.h"
+
+namespace tessera::cli {
+
+std::atomic<bool>& StopFlag() {
+  static std::atomic<bool> stop{false};
+  return stop;
+}
+
+int Fail(const std::string& what) {
+  fmt::print(stderr, "error: {}\n", what);
+  return 1;
+}
+
+}  // namespace tessera::cli
+
+int main(int argc, char** argv) {
+  using namespace tessera;
+  std::signal(SIGINT, [](int) { cli::StopFlag() = true; });
+  std::signal(SIGTERM, [](int) { cli::StopFlag() = true; });
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{
+      "Tessera: stores a microscope's frames as they are acquired, in compressed HDF5 slides,\n"
+      "and serves them. Run `tessera up` for the whole stack on this machine, then `tessera scan`\n"
+      "to push a scan, `tessera ls` and `tessera info ID` to see what is stored.",
+      "tessera"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  int verbosity = 0;
+  app.add_flag("-v,--verbose", verbosity, "More log output (-v info, -vv debug); TESSERA_LOG=level also works");
+  app.set_version_flag("--version", "tessera 0.1.0");
+  int exit_code = 0;
+  cli::AddServerCommands(app, exit_code);
+  cli::AddScanCommand(app, exit_code);
+  cli::AddSlideCommands(app, exit_code);
+  app.parse_complete_callback([&] {
+    log::Init(verbosity >= 2 ? log::Level::kDebug : verbosity == 1 ? log::Level::kInfo : log::Level::kWarn);
+  });
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}

@@ -1,0 +1,181 @@
+// `tessera scan`: push a scan as a microscope would, from TIFF tiles on disk or synthetic.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "client/cli/commands.h"
+#include "client/cli/progress.h"
+#include "client/client.h"
+#include "client/scanner.h"
+#include "common/imageio/tiff.h"
+#include "common/imageio/tile_config.h"
+#include "common/synth/synthetic_mosaic.h"
+
+namespace tessera::cli {
+namespace {
+
+struct ScanArgs {
+  std::string server = DefaultServer();
+  std::string tile_config;
+  bool synthetic = false;
+  std::string name;
+  synth::SyntheticOptions synth;
+  std::string dtype = "uint16";
+  double rate = 0;  // frames per second, 0 = as fast as possible
+  std::string codec = "lz4";
+  int level = 5;
+  uint32_t chunk = 512;
+  double pixel_size_um = 0;
+  std::string header = "{}";
+  int timeout_s = 60;
+};
+
+// Produces frame `index` of the plan into `out`.
+using FrameSource = std::function<Status(uint64_t index, std::vector<uint8_t>& out)>;
+
+Result<ScanPlan> PlanFromTileConfig(const ScanArgs& a, FrameSource& source) {
+  TESSERA_ASSIGN_OR_RETURN(auto config, imageio::ReadTileConfig(a.tile_config));
+  TESSERA_ASSIGN_OR_RETURN(auto first, imageio::ProbeTiff(config.entries.front().path));
+  ScanPlan plan;
+  plan.name = a.name.empty() ? std::filesystem::path(a.tile_config).parent_path().filename().string()
+                             : a.name;
+  plan.width = first.width;
+  plan.height = first.height;
+  plan.z_planes = first.planes;
+  plan.dtype = first.dtype;
+  plan.channels = {"ch0"};
+  for (const auto& e : config.entries) {
+    plan.tiles.push_back({.name = e.file, .x = e.x, .y = e.y, .z = e.z});
+  }
+  plan.header_json = a.header;
+  source = [config, first](uint64_t index, std::vector<uint8_t>& out) -> Status {
+    const size_t plane = size_t{first.width} * first.height * DtypeSize(first.dtype);
+    const auto& entry = config.entries[index / first.planes];
+    TESSERA_ASSIGN_OR_RETURN(imageio::Image img, imageio::ReadTiff(entry.path));
+    if (img.width != first.width || img.height != first.height || img.dtype != first.dtype ||
+        img.planes != first.planes) {
+      return Error(StatusCode::kInvalidArgument,
+                   "{} is {}x{}x{} {}; the first tile is {}x{}x{} {}: tiles of a scan share one shape",
+                   entry.path, img.planes, img.height, img.width, DtypeName(img.dtype), first.planes,
+                   first.height, first.width, DtypeName(first.dtype));
+    }
+    const size_t z = index % first.planes;
+    out.assign(img.pixels.begin() + static_cast<ptrdiff_t>(z * plane),
+               img.pixels.begin() + static_cast<ptrdiff_t>((z + 1) * plane));
+    return OkStatus();
+  };
+  return plan;
+}
+
+int RunScan(const ScanArgs& a) {
+  FrameSource source;
+  ScanPlan plan;
+  if (a.synthetic == !a.tile_config.empty()) {
+    return Fail("give exactly one of --tile-config FILE and --synthetic");
+  }
+  if (a.synthetic) {
+    synth::SyntheticOptions o = a.synth;
+    auto dtype = ParseDtype(a.dtype);
+    if (!dtype.ok()) return Fail(dtype.status().ToString());
+    o.dtype = *dtype;
+    if (Status s = synth::ValidateOptions(o); !s.ok()) return Fail(s.ToString());
+    auto mosaic = std::make_shared<synth::SyntheticMosaic>(o);
+    plan = mosaic->plan();
+    if (!a.name.empty()) plan.name = a.name;
+    source = [mosaic](uint64_t index, std::vector<uint8_t>& out) {
+      out.resize(mosaic->plan().frame_bytes());
+      mosaic->RenderFrame(mosaic->plan().KeyOf(index), out);
+      return OkStatus();
+    };
+  } else {
+    auto p = PlanFromTileConfig(a, source);
+    if (!p.ok()) return Fail(p.status().ToString());
+    plan = *std::move(p);
+  }
+  auto compressor = codec::ParseCompressor(a.codec);
+  if (!compressor.ok()) return Fail(compressor.status().ToString());
+  plan.codec.compressor = *compressor;
+  plan.codec.level = a.level;
+  plan.chunk_y = plan.chunk_x = a.chunk;
+  if (a.pixel_size_um > 0) plan.pixel_size_um = {a.pixel_size_um, a.pixel_size_um, plan.pixel_size_um[2]};
+  if (a.header != "{}") plan.header_json = a.header;
+
+  ScannerOptions so;
+  so.timeout_ms = a.timeout_s * 1000;
+  auto scanner = Scanner::Open(a.server, plan, so);
+  if (!scanner.ok()) return Fail(scanner.status().ToString());
+  Scanner& sc = **scanner;
+  fmt::print(stderr, "slide {}: {} frames ({} tiles x {} channels x {} z) of {}x{} {}\n", sc.slide_id(),
+             plan.frame_count(), plan.tiles.size(), plan.channels.size(), plan.z_planes, plan.width,
+             plan.height, DtypeName(plan.dtype));
+
+  ProgressBar bar("scan", plan.frame_count());
+  const auto start = std::chrono::steady_clock::now();
+  auto note = [&](const Scanner::Progress& p) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return fmt::format("durable {} | {:.0f} MB/s raw, ratio {:.2f}", p.frames_durable,
+                       s > 0 ? static_cast<double>(p.raw_bytes) / s / 1e6 : 0.0,
+                       p.compressed_bytes > 0 ? static_cast<double>(p.raw_bytes) / static_cast<double>(p.compressed_bytes) : 0.0);
+  };
+  std::vector<uint8_t> frame;
+  for (uint64_t i = 0; i < plan.frame_count(); ++i) {
+    if (StopFlag()) return Fail(fmt::format("interrupted; slide {} stays acquiring (resume is not supported yet; close it with `tessera close {}`)", sc.slide_id(), sc.slide_id()));
+    if (a.rate > 0) {
+      std::this_thread::sleep_until(start + std::chrono::duration<double>(static_cast<double>(i) / a.rate));
+    }
+    if (Status s = source(i, frame); !s.ok()) return Fail(s.ToString());
+    if (Status s = sc.Push(plan.KeyOf(i), frame); !s.ok()) return Fail(s.ToString());
+    bar.Update(i + 1, note(sc.progress()));
+  }
+  Status s = sc.Close([&](const Scanner::Progress& p) { bar.Update(plan.frame_count(), note(p)); });
+  bar.Finish();
+  if (!s.ok()) return Fail(s.ToString());
+  const auto p = sc.progress();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr, "stored {} frames durably in {:.1f} s ({:.0f} MB/s raw, compression {:.2f}x)\n",
+             p.frames_durable, secs, static_cast<double>(p.raw_bytes) / secs / 1e6,
+             static_cast<double>(p.raw_bytes) / static_cast<double>(std::max<uint64_t>(p.compressed_bytes, 1)));
+  fmt::print("{}\n", sc.slide_id());
+  return 0;
+}
+
+}  // namespace
+
+void AddScanCommand(CLI::App& app, int& exit_code) {
+  static ScanArgs a;
+  auto* scan = app.add_subcommand(
+      "scan", "Push a scan as a microscope would; prints the slide id on its last line once every "
+              "frame is durable");
+  scan->add_option("--server", a.server, "The manager's endpoint (env TESSERA_SERVER)")
+      ->default_str(kDefaultServer);
+  scan->add_option("--tile-config", a.tile_config,
+                   "Fiji Grid/Collection TileConfiguration.txt; its TIFF tiles are pushed in line order");
+  scan->add_flag("--synthetic", a.synthetic, "Generate a realistic fluorescence mosaic instead");
+  scan->add_option("--name", a.name, "Slide name (default: the folder, or 'synthetic')");
+  scan->add_option("--cols", a.synth.cols, "Synthetic: grid columns")->capture_default_str();
+  scan->add_option("--rows", a.synth.rows, "Synthetic: grid rows")->capture_default_str();
+  scan->add_option("--width", a.synth.width, "Synthetic: tile width")->capture_default_str();
+  scan->add_option("--height", a.synth.height, "Synthetic: tile height")->capture_default_str();
+  scan->add_option("--channels", a.synth.channels, "Synthetic: channels")->capture_default_str();
+  scan->add_option("--z", a.synth.z_planes, "Synthetic: z planes")->capture_default_str();
+  scan->add_option("--dtype", a.dtype, "Synthetic: uint8 or uint16")->capture_default_str();
+  scan->add_option("--overlap", a.synth.overlap, "Synthetic: nominal overlap fraction")->capture_default_str();
+  scan->add_option("--position-error", a.synth.position_error_px,
+                   "Synthetic: max stage position error in pixels")->capture_default_str();
+  scan->add_option("--seed", a.synth.seed, "Synthetic: random seed")->capture_default_str();
+  scan->add_option("--rate", a.rate, "Frames per second (0: as fast as the stack takes them)")
+      ->capture_default_str();
+  scan->add_option("--codec", a.codec, "Blosc compressor: lz4 (fast) or zstd (smaller)")->capture_default_str();
+  scan->add_option("--level", a.level, "Blosc level 0-9")->capture_default_str();
+  scan->add_option("--chunk", a.chunk, "Chunk edge in pixels (fitted to the tile)")->capture_default_str();
+  scan->add_option("--pixel-size", a.pixel_size_um, "Pixel size in micrometres (x and y)");
+  scan->add_option("--header", a.header, "Free-form slide header, as JSON")->capture_default_str();
+  scan->add_option("--timeout", a.timeout_s, "Fail after this many seconds without progress")
+      ->capture_default_str();
+  scan->callback([&] { exit_code = RunScan(a); });
+}
+
+}  // namespace tessera::cli

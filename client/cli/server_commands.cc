@@ -1,0 +1,138 @@
+// `tessera up` (the whole stack in one process tree) and `tessera serve ROLE`.
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "client/cli/commands.h"
+#include "server/manager/slide_manager.h"
+#include "server/proxy/slide_proxy.h"
+#include "server/writer/slide_writer.h"
+
+namespace tessera::cli {
+namespace {
+
+// Children of the manager end with it, even when it is killed.
+void DieWithParent(bool enabled) {
+  if (enabled) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+void Ready(const std::string& line) {
+  fmt::print("ready {}\n", line);
+  std::fflush(stdout);
+}
+
+void AddManagerOptions(CLI::App* cmd, manager::ManagerOptions& o) {
+  cmd->add_option("--data", o.data_dir, "Data folder: catalog.sqlite and slides/*.h5")
+      ->capture_default_str();
+  cmd->add_option("--host", o.child_host,
+                  "Address the slide proxies and writers listen on (the manager's host as seen "
+                  "by scanners)")
+      ->capture_default_str();
+  cmd->add_option("--fifo-bytes", o.fifo_bytes,
+                  "Each slide proxy's FIFO bound in bytes of compressed frames (scanner credit)")
+      ->capture_default_str();
+  cmd->add_option("--sync-interval-ms", o.sync_interval_ms,
+                  "Longest time a frame waits before the writer fsyncs it")
+      ->capture_default_str();
+  cmd->add_flag("!--no-fsync", o.fsync,
+                "Acknowledge after an HDF5 flush without fsync: survives a killed process, "
+                "not a power cut");
+}
+
+}  // namespace
+
+void AddServerCommands(CLI::App& app, int& exit_code) {
+  // ---- up
+  auto* up = app.add_subcommand(
+      "up", "Run the whole stack on this machine in the foreground (Ctrl-C stops it)");
+  static manager::ManagerOptions up_opts;
+  static int port = 7400;
+  AddManagerOptions(up, up_opts);
+  up->add_option("--port", port, "Manager port (0: any free port)")->capture_default_str();
+  up->callback([&] {
+    up_opts.bind = fmt::format("tcp://{}:{}", up_opts.child_host, port);
+    auto m = manager::SlideManager::Open(up_opts);
+    if (!m.ok()) {
+      exit_code = Fail(m.status().ToString());
+      return;
+    }
+    Ready(fmt::format("manager={} data={}", (*m)->endpoint(),
+                      std::filesystem::absolute(up_opts.data_dir).string()));
+    fmt::print(stderr,
+               "tessera is up: manager at {}\n  push a demo scan:  tessera scan --synthetic "
+               "--server {}\n  list slides:       tessera ls --server {}\n",
+               (*m)->endpoint(), (*m)->endpoint(), (*m)->endpoint());
+    Status s = (*m)->Run(StopFlag());
+    if (!s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  // ---- serve
+  auto* serve = app.add_subcommand("serve", "Run one role of the stack (for several hosts)");
+  serve->require_subcommand(1);
+
+  static manager::ManagerOptions mgr_opts;
+  auto* mgr = serve->add_subcommand("manager", "The slide manager and catalog");
+  AddManagerOptions(mgr, mgr_opts);
+  mgr->add_option("--bind", mgr_opts.bind, "Endpoint to listen on")->capture_default_str();
+  mgr->callback([&] {
+    auto m = manager::SlideManager::Open(mgr_opts);
+    if (!m.ok()) {
+      exit_code = Fail(m.status().ToString());
+      return;
+    }
+    Ready("manager=" + (*m)->endpoint());
+    if (Status s = (*m)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static proxy::ProxyOptions proxy_opts;
+  static bool proxy_die = false;
+  auto* px = serve->add_subcommand("proxy", "A slide's proxy (started by the manager)");
+  px->add_option("--slide", proxy_opts.slide_id, "Slide id")->required();
+  px->add_option("--plan", proxy_opts.plan_file, "Scan plan JSON file")->required();
+  px->add_option("--writer", proxy_opts.writer, "The slide writer's endpoint")->required();
+  px->add_option("--bind", proxy_opts.bind, "Endpoint scanners connect to")->capture_default_str();
+  px->add_option("--fifo-bytes", proxy_opts.fifo_bytes, "FIFO bound in bytes")->capture_default_str();
+  px->add_flag("--die-with-parent", proxy_die, "Exit when the parent process ends");
+  px->callback([&] {
+    DieWithParent(proxy_die);
+    auto p = proxy::SlideProxy::Open(proxy_opts);
+    if (!p.ok()) {
+      exit_code = Fail(p.status().ToString());
+      return;
+    }
+    Ready((*p)->endpoint());
+    if (Status s = (*p)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static writer::WriterOptions writer_opts;
+  static bool writer_die = false;
+  auto* wr = serve->add_subcommand("writer", "A slide's writer (started by the manager)");
+  wr->add_option("--slide", writer_opts.slide_id, "Slide id")->required();
+  wr->add_option("--file", writer_opts.file, "The slide's HDF5 file (reopened if it exists)")->required();
+  wr->add_option("--plan", writer_opts.plan_file, "Scan plan JSON file (to create the file)");
+  wr->add_option("--bind", writer_opts.bind, "Endpoint the proxy connects to")->capture_default_str();
+  wr->add_option("--sync-interval-ms", writer_opts.sync_interval_ms, "Longest wait before fsync")
+      ->capture_default_str();
+  wr->add_option("--sync-bytes", writer_opts.sync_bytes, "Sync once this many bytes are pending")
+      ->capture_default_str();
+  wr->add_flag("!--no-fsync", writer_opts.fsync, "Flush without fsync");
+  wr->add_flag("--die-with-parent", writer_die, "Exit when the parent process ends");
+  wr->callback([&] {
+    DieWithParent(writer_die);
+    auto w = writer::SlideWriter::Open(writer_opts);
+    if (!w.ok()) {
+      exit_code = Fail(w.status().ToString());
+      return;
+    }
+    Ready((*w)->endpoint());
+    if (Status s = (*w)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,122 @@
+#include "client/client.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+
+#include "common/wire/wire.h"
+
+namespace tessera {
+namespace {
+
+SlideSummary FromProto(const proto::SlideSummary& p) {
+  SlideSummary s;
+  s.id = p.slide_id();
+  s.name = p.name();
+  s.state = p.state();
+  s.path = p.path();
+  s.frames_total = p.frames_total();
+  s.frames_written = p.frames_written();
+  s.bytes_stored = p.bytes_stored();
+  s.created_unix_ms = p.created_unix_ms();
+  s.proxy_endpoint = p.proxy_endpoint();
+  s.proxy_pid = p.proxy_pid();
+  s.writer_pid = p.writer_pid();
+  s.error = p.error();
+  if (auto plan = PlanFromJson(p.plan_json()); plan.ok()) s.plan = *std::move(plan);
+  return s;
+}
+
+Result<proto::ManagerReply> Rpc(const std::string& server, int timeout_ms,
+                                proto::ManagerRequest& req) {
+  req.set_version(wire::kProtocolVersion);
+  TESSERA_ASSIGN_OR_RETURN(wire::Message in, wire::Call(server, req, timeout_ms));
+  proto::ManagerReply reply;
+  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
+  TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.status()));
+  return reply;
+}
+
+}  // namespace
+
+std::string DefaultServer() {
+  const char* env = std::getenv("TESSERA_SERVER");
+  return env != nullptr && *env != 0 ? env : kDefaultServer;
+}
+
+std::string SummaryToJson(const SlideSummary& s) {
+  nlohmann::json j;
+  j["id"] = s.id;
+  j["name"] = s.name;
+  j["state"] = s.state;
+  j["path"] = s.path;
+  j["frames_total"] = s.frames_total;
+  j["frames_written"] = s.frames_written;
+  j["bytes_stored"] = s.bytes_stored;
+  j["created_unix_ms"] = s.created_unix_ms;
+  if (!s.error.empty()) j["error"] = s.error;
+  if (!s.proxy_endpoint.empty()) {
+    j["proxy"] = {{"endpoint", s.proxy_endpoint}, {"pid", s.proxy_pid}};
+    j["writer"] = {{"pid", s.writer_pid}};
+  }
+  const ScanPlan& p = s.plan;
+  j["shape"] = {{"tiles", p.tiles.size()}, {"channels", p.channels.size()},
+                {"z", p.z_planes}, {"height", p.height}, {"width", p.width}};
+  j["dtype"] = DtypeName(p.dtype);
+  j["channels"] = p.channels;
+  j["pixel_size_um"] = p.pixel_size_um;
+  j["chunk"] = {p.chunk_y, p.chunk_x};
+  j["codec"] = codec::CompressorName(p.codec.compressor);
+  j["header"] = nlohmann::json::parse(p.header_json, nullptr, false);
+  auto& tiles = j["tiles"] = nlohmann::json::array();
+  for (size_t i = 0; i < p.tiles.size(); ++i) {
+    const auto& t = p.tiles[i];
+    tiles.push_back({{"index", i}, {"name", t.name}, {"x", t.x}, {"y", t.y}, {"z", t.z},
+                     {"width", p.width}, {"height", p.height}});
+  }
+  return j.dump(2);
+}
+
+Client::Client(std::string server, int timeout_ms)
+    : server_(std::move(server)), timeout_ms_(timeout_ms) {}
+
+Result<SlideSummary> Client::OpenSlide(const ScanPlan& plan) {
+  proto::ManagerRequest req;
+  req.mutable_open_slide()->set_plan_json(PlanToJson(plan));
+  // Opening starts two processes: allow for a loaded machine.
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(timeout_ms_, 30000), req));
+  return FromProto(reply.slide());
+}
+
+Result<SlideSummary> Client::CloseSlide(const std::string& id) {
+  proto::ManagerRequest req;
+  req.mutable_close_slide()->set_slide_id(id);
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(timeout_ms_, 60000), req));
+  return FromProto(reply.slide());
+}
+
+Result<SlideSummary> Client::Info(const std::string& id) {
+  proto::ManagerRequest req;
+  req.mutable_get_slide()->set_slide_id(id);
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, timeout_ms_, req));
+  return FromProto(reply.slide());
+}
+
+Result<std::vector<SlideSummary>> Client::List() {
+  proto::ManagerRequest req;
+  req.mutable_list_slides();
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, timeout_ms_, req));
+  std::vector<SlideSummary> out;
+  for (const auto& s : reply.slides().slides()) out.push_back(FromProto(s));
+  return out;
+}
+
+Result<std::map<std::string, std::string>> Client::Endpoints() {
+  proto::ManagerRequest req;
+  req.mutable_get_endpoints();
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, timeout_ms_, req));
+  return std::map<std::string, std::string>(reply.endpoints().endpoints().begin(),
+                                            reply.endpoints().endpoints().end());
+}
+
+}  // namespace tessera

@@ -1,0 +1,258 @@
+#include "client/scanner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <map>
+
+#include "client/client.h"
+#include "common/codec/codec.h"
+#include "common/log/log.h"
+#include "common/wire/wire.h"
+
+namespace tessera {
+namespace {
+
+constexpr int64_t kSilenceMs = 1000;  // say Hello after this much silence from the proxy
+constexpr int64_t kHelloIntervalMs = 500;
+
+using Chunk = std::shared_ptr<const std::vector<uint8_t>>;
+
+// A payload frame that shares the chunk's bytes instead of copying them.
+zmq::message_t Share(const Chunk& chunk) {
+  auto* keep = new Chunk(chunk);
+  return zmq::message_t(
+      const_cast<uint8_t*>(chunk->data()), chunk->size(),
+      [](void*, void* hint) { delete static_cast<Chunk*>(hint); }, keep);
+}
+
+struct Outstanding {
+  std::string header;
+  std::vector<Chunk> chunks;
+  uint64_t bytes = 0;
+};
+
+}  // namespace
+
+struct Scanner::Impl {
+  ScannerOptions options;
+  std::string server;
+  SlideSummary slide;
+  zmq::socket_t socket;
+  std::shared_ptr<spdlog::logger> log = log::Get("scanner");
+
+  uint64_t proxy_incarnation = 0;
+  uint64_t window = 0;
+  std::map<uint64_t, Outstanding> outstanding;
+  Progress progress;
+  Status error;  // sticky: the first fault the slide reported
+  int64_t heard_ms = 0, hello_ms = 0;
+
+  void SendFrame(const Outstanding& f) {
+    std::vector<zmq::message_t> payload;
+    payload.reserve(f.chunks.size());
+    for (const auto& c : f.chunks) payload.push_back(Share(c));
+    proto::IngestMessage header;
+    header.ParseFromString(f.header);
+    wire::Send(socket, nullptr, header, std::move(payload));
+  }
+
+  void Hello() {
+    proto::IngestMessage m;
+    m.set_version(wire::kProtocolVersion);
+    m.mutable_hello()->set_slide_id(slide.id);
+    wire::Send(socket, nullptr, m);
+    hello_ms = wire::NowMs();
+  }
+
+  void Handle(wire::Message& in) {
+    proto::IngestMessage m;
+    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
+      log->warn("slide={} status={} from proxy: {}", slide.id, StatusCodeName(s.code()), s.message());
+      return;
+    }
+    heard_ms = wire::NowMs();
+    switch (m.body_case()) {
+      case proto::IngestMessage::kWelcome:
+        window = m.welcome().window_bytes();
+        if (m.welcome().incarnation() != proxy_incarnation) {
+          if (proxy_incarnation != 0) {
+            log->warn("slide={} proxy restarted; resending frames={}", slide.id, outstanding.size());
+            progress.frames_resent += outstanding.size();
+            for (const auto& [index, f] : outstanding) SendFrame(f);
+          }
+          proxy_incarnation = m.welcome().incarnation();
+        }
+        return;
+      case proto::IngestMessage::kAck:
+        for (uint64_t index : m.ack().durable()) {
+          auto it = outstanding.find(index);
+          if (it == outstanding.end()) continue;  // a duplicate's second ack
+          progress.outstanding_bytes -= it->second.bytes;
+          ++progress.frames_durable;
+          outstanding.erase(it);
+        }
+        return;
+      case proto::IngestMessage::kFault: {
+        Status s = wire::FromProto(m.fault().status());
+        if (m.fault().has_frame()) {
+          const uint64_t index = m.fault().frame_index();
+          if (auto it = outstanding.find(index); it != outstanding.end() && !m.fault().fatal()) {
+            if (s.code() == StatusCode::kResourceExhausted) return;  // credit race: resent on reconnect
+            progress.outstanding_bytes -= it->second.bytes;
+            outstanding.erase(it);
+          }
+          const FrameKey k = slide.plan.KeyOf(index);
+          s = Status(s.code(), fmt::format("frame t={} c={} z={} refused: {}", k.t, k.c, k.z, s.message()));
+        }
+        if (error.ok()) error = s;
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  // Handles what has arrived, waiting up to `wait_ms` for the first message.
+  void Pump(int wait_ms) {
+    const int64_t now = wire::NowMs();
+    if (now - heard_ms > kSilenceMs && now - hello_ms > kHelloIntervalMs) Hello();
+    auto in = wire::Receive(socket, wait_ms);
+    while (in) {
+      Handle(*in);
+      in = wire::Receive(socket, 0);
+    }
+  }
+
+  // Pumps until `done()` or an error, failing when nothing is acknowledged for too long.
+  template <typename Done>
+  Status WaitUntil(Done done, const std::function<void(const Progress&)>& on_progress = {}) {
+    uint64_t last_durable = progress.frames_durable;
+    int64_t last_progress_ms = wire::NowMs();
+    while (error.ok() && !done()) {
+      Pump(100);
+      if (on_progress) on_progress(progress);
+      if (progress.frames_durable != last_durable) {
+        last_durable = progress.frames_durable;
+        last_progress_ms = wire::NowMs();
+      } else if (wire::NowMs() - last_progress_ms > options.timeout_ms) {
+        return Error(StatusCode::kDeadlineExceeded,
+                     "slide {}: no frame acknowledged for {} ms ({} frames outstanding); check "
+                     "`tessera info {}` and the proxy at {}",
+                     slide.id, options.timeout_ms, outstanding.size(), slide.id,
+                     slide.proxy_endpoint);
+      }
+    }
+    return error;
+  }
+};
+
+Scanner::Scanner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Scanner::~Scanner() = default;
+const std::string& Scanner::slide_id() const { return impl_->slide.id; }
+const ScanPlan& Scanner::plan() const { return impl_->slide.plan; }
+Scanner::Progress Scanner::progress() const { return impl_->progress; }
+
+Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const ScanPlan& plan,
+                                               const ScannerOptions& options) {
+  TESSERA_RETURN_IF_ERROR(plan.Validate());
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->server = server;
+  Client client(server);
+  TESSERA_ASSIGN_OR_RETURN(impl->slide, client.OpenSlide(plan));
+  impl->socket = wire::MakeSocket(zmq::socket_type::dealer);
+  // A fixed routing id: after a reconnect the proxy still knows whom to acknowledge.
+  const std::string routing_id = fmt::format("scanner-{:016x}", wire::RandomId());
+  impl->socket.set(zmq::sockopt::routing_id, routing_id);
+  impl->socket.connect(impl->slide.proxy_endpoint);
+  impl->Hello();
+  Impl& m = *impl;
+  TESSERA_RETURN_IF_ERROR(m.WaitUntil([&m] { return m.proxy_incarnation != 0; }));
+  return std::unique_ptr<Scanner>(new Scanner(std::move(impl)));
+}
+
+Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
+  Impl& m = *impl_;
+  const ScanPlan& plan = m.slide.plan;
+  TESSERA_RETURN_IF_ERROR(m.error);
+  TESSERA_RETURN_IF_ERROR(plan.CheckKey(key));
+  if (pixels.size() != plan.frame_bytes()) {
+    return Error(StatusCode::kInvalidArgument, "frame of {} bytes; the plan's frames are {}x{} {} = {} bytes",
+                 pixels.size(), plan.width, plan.height, DtypeName(plan.dtype), plan.frame_bytes());
+  }
+  const size_t elem = DtypeSize(plan.dtype);
+  codec::BloscParams params = plan.codec;
+  params.threads = m.options.compress_threads;
+
+  Outstanding f;
+  proto::IngestMessage header;
+  header.set_version(wire::kProtocolVersion);
+  auto* frame = header.mutable_frame();
+  frame->set_slide_id(m.slide.id);
+  frame->set_t(key.t);
+  frame->set_c(key.c);
+  frame->set_z(key.z);
+  std::vector<uint8_t> chunk(plan.chunk_bytes());
+  for (uint32_t cy = 0; cy < plan.chunks_y(); ++cy) {
+    for (uint32_t cx = 0; cx < plan.chunks_x(); ++cx) {
+      // Copy the chunk's rows out of the frame; edge chunks are padded with zeros.
+      const uint32_t y0 = cy * plan.chunk_y, x0 = cx * plan.chunk_x;
+      const uint32_t rows = std::min(plan.chunk_y, plan.height - y0);
+      const uint32_t cols = std::min(plan.chunk_x, plan.width - x0);
+      if (rows < plan.chunk_y || cols < plan.chunk_x) std::fill(chunk.begin(), chunk.end(), 0);
+      for (uint32_t r = 0; r < rows; ++r) {
+        std::memcpy(chunk.data() + size_t{r} * plan.chunk_x * elem,
+                    pixels.data() + (size_t{y0 + r} * plan.width + x0) * elem, size_t{cols} * elem);
+      }
+      TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, params));
+      auto* meta = frame->add_chunks();
+      meta->set_cy(cy);
+      meta->set_cx(cx);
+      meta->set_xxh64(codec::Checksum(packed));
+      f.bytes += packed.size();
+      f.chunks.push_back(std::make_shared<const std::vector<uint8_t>>(std::move(packed)));
+    }
+  }
+  if (f.bytes > m.window) {
+    return Error(StatusCode::kResourceExhausted,
+                 "a frame of {} compressed bytes exceeds the proxy's FIFO of {} bytes; start the "
+                 "stack with a larger --fifo-bytes",
+                 f.bytes, m.window);
+  }
+  const uint64_t index = plan.FrameIndex(key);
+  // Credit: wait until the proxy has room for this frame.
+  TESSERA_RETURN_IF_ERROR(m.WaitUntil(
+      [&m, &f] { return m.progress.outstanding_bytes + f.bytes <= m.window; }));
+  f.header = header.SerializeAsString();
+  if (auto old = m.outstanding.find(index); old != m.outstanding.end()) {
+    m.progress.outstanding_bytes -= old->second.bytes;  // pushed again before it was acked
+    m.outstanding.erase(old);
+  }
+  m.SendFrame(f);
+  m.progress.outstanding_bytes += f.bytes;
+  m.progress.compressed_bytes += f.bytes;
+  m.progress.raw_bytes += pixels.size();
+  ++m.progress.frames_pushed;
+  m.outstanding.emplace(index, std::move(f));
+  m.Pump(0);
+  return m.error;
+}
+
+Status Scanner::Flush(const std::function<void(const Progress&)>& on_progress) {
+  Impl& m = *impl_;
+  return m.WaitUntil([&m] { return m.outstanding.empty(); }, on_progress);
+}
+
+Status Scanner::Close(const std::function<void(const Progress&)>& on_progress) {
+  TESSERA_RETURN_IF_ERROR(Flush(on_progress));
+  Client client(impl_->server);
+  TESSERA_ASSIGN_OR_RETURN(SlideSummary s, client.CloseSlide(impl_->slide.id));
+  if (s.frames_written != s.frames_total) {
+    impl_->log->warn("slide={} closed with frames_written={} of {}", s.id, s.frames_written,
+                     s.frames_total);
+  }
+  return OkStatus();
+}
+
+}  // namespace tessera

@@ -1,0 +1,73 @@
+// Scanner: what a microscope's acquisition software links to push frames into Tessera.
+//
+// Open a slide from a scan plan, push every frame (tile x channel x z plane) as it is
+// acquired, close. Each frame is split into the plan's chunks, each chunk compressed
+// with Blosc (lz4 + byte shuffle by default, zstd selectable in the plan) and
+// checksummed (xxHash64). The scanner keeps every frame until the slide's writer
+// has made it durable, and resends what was not acknowledged when the proxy restarts.
+// Push() blocks while the proxy's FIFO credit is spent, so memory stays bounded.
+//
+//   auto scanner = tessera::Scanner::Open("tcp://127.0.0.1:7400", plan);
+//   for (...) scanner.value()->Push({.t = t, .c = c, .z = z}, pixels);
+//   Status s = scanner.value()->Close();   // returns once every frame is durable
+//
+// Not thread-safe: one thread drives a Scanner.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/plan/scan_plan.h"
+#include "common/status/status.h"
+
+namespace tessera {
+
+struct ScannerOptions {
+  int timeout_ms = 60000;    ///< longest wait for any progress before DEADLINE_EXCEEDED
+  int compress_threads = 2;  ///< Blosc threads per chunk
+};
+
+class Scanner {
+ public:
+  struct Progress {
+    uint64_t frames_pushed = 0;
+    uint64_t frames_durable = 0;
+    uint64_t raw_bytes = 0;         ///< pixel bytes pushed
+    uint64_t compressed_bytes = 0;  ///< Blosc bytes pushed
+    uint64_t outstanding_bytes = 0; ///< sent, not yet durable
+    uint64_t frames_resent = 0;     ///< after a proxy restart
+  };
+
+  /// Opens a new slide on the manager at `server` and connects to its proxy.
+  static Result<std::unique_ptr<Scanner>> Open(const std::string& server, const ScanPlan& plan,
+                                               const ScannerOptions& options = {});
+  ~Scanner();
+
+  const std::string& slide_id() const;
+  /// The plan as the manager accepted it (chunk shape fitted to the frame).
+  const ScanPlan& plan() const;
+
+  /// Pushes one frame: `pixels` is height x width elements of the plan's dtype, native
+  /// byte order, row-major. INVALID_ARGUMENT for a wrong size, OUT_OF_RANGE for a key
+  /// outside the plan; the first error the slide reported (e.g. RESOURCE_EXHAUSTED
+  /// for a full disk) is returned by every later call.
+  Status Push(const FrameKey& key, std::span<const uint8_t> pixels);
+
+  /// Waits until every pushed frame is durable; `on_progress` is called as acks arrive.
+  Status Flush(const std::function<void(const Progress&)>& on_progress = {});
+
+  /// Flush(), then closes the slide on the manager.
+  Status Close(const std::function<void(const Progress&)>& on_progress = {});
+
+  Progress progress() const;
+
+ private:
+  struct Impl;
+  explicit Scanner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera

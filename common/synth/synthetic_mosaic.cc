@@ -1,0 +1,164 @@
+#include "common/synth/synthetic_mosaic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace tessera::synth {
+namespace {
+
+uint64_t Mix(uint64_t x) {  // splitmix64
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+double Unit(uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
+
+constexpr const char* kChannelNames[] = {"DAPI", "GFP", "mCherry", "Cy5"};
+
+}  // namespace
+
+Status ValidateOptions(const SyntheticOptions& o) {
+  if (o.cols == 0 || o.rows == 0) return Error(StatusCode::kInvalidArgument, "the grid {}x{} is empty", o.cols, o.rows);
+  if (o.width < 8 || o.height < 8) {
+    return Error(StatusCode::kInvalidArgument, "tiles of {}x{} are too small (at least 8x8)", o.width, o.height);
+  }
+  if (!(o.overlap >= 0 && o.overlap < 0.9)) {
+    return Error(StatusCode::kInvalidArgument, "overlap {} is outside [0, 0.9)", o.overlap);
+  }
+  if (o.channels == 0 || o.channels > 16) {
+    return Error(StatusCode::kInvalidArgument, "{} channels: use 1 to 16", o.channels);
+  }
+  if (o.z_planes == 0) return Error(StatusCode::kInvalidArgument, "z planes must be at least 1");
+  if (!(o.position_error_px >= 0)) {
+    return Error(StatusCode::kInvalidArgument, "position error must be >= 0");
+  }
+  return OkStatus();
+}
+
+SyntheticMosaic::SyntheticMosaic(const SyntheticOptions& o) : options_(o) {
+  plan_.name = "synthetic";
+  plan_.width = o.width;
+  plan_.height = o.height;
+  plan_.z_planes = o.z_planes;
+  plan_.dtype = o.dtype;
+  plan_.pixel_size_um = {0.65, 0.65, 2.0};
+  plan_.channels.clear();
+  for (uint32_t c = 0; c < o.channels; ++c) {
+    plan_.channels.push_back(c < 4 ? kChannelNames[c] : fmt::format("ch{}", c));
+  }
+  const double step_x = o.width * (1 - o.overlap), step_y = o.height * (1 - o.overlap);
+  for (uint32_t r = 0; r < o.rows; ++r) {
+    for (uint32_t c = 0; c < o.cols; ++c) {
+      const uint32_t t = r * o.cols + c;
+      plan_.tiles.push_back({.name = fmt::format("r{:03}_c{:03}", r, c), .x = c * step_x,
+                             .y = r * step_y, .z = 0, .row = static_cast<int>(r),
+                             .col = static_cast<int>(c)});
+      const double ex = (2 * Unit(Mix(o.seed * 7919 + t * 2)) - 1) * o.position_error_px;
+      const double ey = (2 * Unit(Mix(o.seed * 7919 + t * 2 + 1)) - 1) * o.position_error_px;
+      true_positions_.push_back({c * step_x + ex, r * step_y + ey});
+    }
+  }
+  plan_.header_json = fmt::format(
+      R"({{"generator": "tessera synthetic", "seed": {}, "overlap": {}, "position_error_px": {}}})",
+      o.seed, o.overlap, o.position_error_px);
+  cell_ = std::max(16.0, std::min(o.width, o.height) / 8.0);
+}
+
+std::array<double, 2> SyntheticMosaic::TruePosition(uint32_t t) const { return true_positions_[t]; }
+
+void SyntheticMosaic::BlobsNear(uint32_t channel, double x0, double y0, double x1, double y1,
+                                std::vector<Blob>& out) const {
+  // Each grid cell of the scene holds a few blobs placed by hashing (seed, channel, cell).
+  const double scale = cell_ / 64.0;
+  const double reach = 40 * scale;  // blobs further than this cannot touch the window
+  const int64_t gx0 = static_cast<int64_t>(std::floor((x0 - reach) / cell_));
+  const int64_t gx1 = static_cast<int64_t>(std::floor((x1 + reach) / cell_));
+  const int64_t gy0 = static_cast<int64_t>(std::floor((y0 - reach) / cell_));
+  const int64_t gy1 = static_cast<int64_t>(std::floor((y1 + reach) / cell_));
+  for (int64_t gy = gy0; gy <= gy1; ++gy) {
+    for (int64_t gx = gx0; gx <= gx1; ++gx) {
+      uint64_t h = Mix(options_.seed ^ Mix((channel * 0x1000193ull + static_cast<uint64_t>(gx) * 73856093ull) ^
+                                           (static_cast<uint64_t>(gy) * 19349663ull)));
+      const int count = static_cast<int>(h % 4);  // 0..3 cells here
+      for (int i = 0; i < count; ++i) {
+        h = Mix(h);
+        Blob b;
+        b.x = static_cast<float>((static_cast<double>(gx) + Unit(h)) * cell_);
+        b.y = static_cast<float>((static_cast<double>(gy) + Unit(Mix(h + 1))) * cell_);
+        // Nuclei (channel 0) are round and mid-sized; other channels small or large.
+        const double u = Unit(Mix(h + 2));
+        b.sigma = static_cast<float>(scale * (channel == 0 ? 5 + 4 * u : 3 + 9 * u));
+        b.amplitude = static_cast<float>(0.25 + 0.75 * Unit(Mix(h + 3)));
+        out.push_back(b);
+      }
+    }
+  }
+}
+
+void SyntheticMosaic::RenderFrame(const FrameKey& key, std::span<uint8_t> out) const {
+  const uint32_t w = options_.width, h = options_.height;
+  const auto [tx, ty] = true_positions_[key.t];
+  std::vector<float> img(size_t{w} * h, 0.0f);
+  std::vector<Blob> blobs;
+  BlobsNear(key.c, tx, ty, tx + w, ty + h, blobs);
+  // Defocus: blobs widen and dim away from the middle plane.
+  const double dz = options_.z_planes > 1 ? std::abs(key.z - (options_.z_planes - 1) / 2.0) : 0.0;
+  for (const Blob& b : blobs) {
+    const float sigma = b.sigma * static_cast<float>(1 + 0.6 * dz);
+    const float amp = b.amplitude / static_cast<float>(1 + 0.8 * dz * dz);
+    const float r = 3.5f * sigma;
+    const float cx = static_cast<float>(b.x - tx), cy = static_cast<float>(b.y - ty);
+    const int xa = std::max(0, static_cast<int>(std::floor(cx - r)));
+    const int xb = std::min(static_cast<int>(w) - 1, static_cast<int>(std::ceil(cx + r)));
+    const int ya = std::max(0, static_cast<int>(std::floor(cy - r)));
+    const int yb = std::min(static_cast<int>(h) - 1, static_cast<int>(std::ceil(cy + r)));
+    if (xa > xb || ya > yb) continue;
+    const float inv = -1.0f / (2 * sigma * sigma);
+    std::vector<float> gx(static_cast<size_t>(xb - xa + 1));
+    for (int x = xa; x <= xb; ++x) {
+      const float d = static_cast<float>(x) - cx;
+      gx[static_cast<size_t>(x - xa)] = std::exp(d * d * inv);
+    }
+    for (int y = ya; y <= yb; ++y) {
+      const float d = static_cast<float>(y) - cy;
+      const float gy = amp * std::exp(d * d * inv);
+      float* row = img.data() + size_t(y) * w;
+      for (int x = xa; x <= xb; ++x) row[x] += gy * gx[static_cast<size_t>(x - xa)];
+    }
+  }
+  const bool u8 = options_.dtype == Dtype::kUint8;
+  const float offset = u8 ? 10.0f : 100.0f;
+  const float peak = u8 ? 200.0f : 3000.0f * (1 + 0.5f * static_cast<float>(key.c % 3));
+  const float read_noise = u8 ? 1.5f : 4.0f;
+  const float max_value = u8 ? 255.0f : 65535.0f;
+  const uint64_t frame_seed = Mix(options_.seed ^ Mix(key.t * 0x10001ull + key.c * 0x101ull + key.z));
+  for (uint32_t y = 0; y < h; ++y) {
+    const float fy = (static_cast<float>(y) / static_cast<float>(h) - 0.5f) * 2;
+    for (uint32_t x = 0; x < w; ++x) {
+      const float fx = (static_cast<float>(x) / static_cast<float>(w) - 0.5f) * 2;
+      const float illum = options_.vignetting ? 1.0f - 0.25f * (fx * fx + fy * fy) / 2 : 1.0f;
+      float v = img[size_t{y} * w + x] * peak * illum;
+      if (options_.noise) {
+        // Shot noise ~ sqrt(signal) and read noise, from a counter-based hash: two
+        // uniforms summed make a cheap bell shape (variance 1/6 each unit).
+        const uint64_t r = Mix(frame_seed + size_t{y} * w + x);
+        const float n = (static_cast<float>((r & 0xFFFF) + ((r >> 16) & 0xFFFF)) / 65536.0f - 1.0f) * 2.45f;
+        v += n * (std::sqrt(std::max(v, 0.0f)) + read_noise);
+      }
+      v = std::clamp(v + offset, 0.0f, max_value);
+      if (u8) {
+        out[size_t{y} * w + x] = static_cast<uint8_t>(v);
+      } else {
+        const uint16_t p = static_cast<uint16_t>(v);
+        std::memcpy(out.data() + (size_t{y} * w + x) * 2, &p, 2);
+      }
+    }
+  }
+}
+
+}  // namespace tessera::synth

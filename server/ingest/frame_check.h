@@ -1,0 +1,35 @@
+// Checks of an incoming frame against its slide's scan plan, shared by the slide proxy
+// and the slide writer (each checks what it is handed: the proxy before it acknowledges
+// holding a frame, the writer before it stores one).
+//
+// Includes generated protobuf and ZeroMQ headers: include from .cc files only.
+//
+//   Status s = ingest::CheckFrame(plan, slide_id, header.frame(), message.payload);
+//   if (!s.ok()) ReplyFault(s);
+#pragma once
+
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/plan/scan_plan.h"
+#include "common/status/status.h"
+#include "proto/tessera.pb.h"
+
+namespace tessera::ingest {
+
+/// OK when the frame belongs to `slide_id`, lies inside the plan, carries exactly the
+/// plan's chunks (each once), and every chunk's checksum and Blosc header match.
+/// Otherwise the specific error: NOT_FOUND (other slide), OUT_OF_RANGE (frame or chunk
+/// outside the plan), INVALID_ARGUMENT (chunk list), DATA_LOSS (checksum, Blosc header,
+/// decompressed size or type size).
+Status CheckFrame(const ScanPlan& plan, const std::string& slide_id, const proto::Frame& frame,
+                  const std::vector<zmq::message_t>& payload);
+
+/// Total payload bytes of a frame.
+uint64_t PayloadBytes(const std::vector<zmq::message_t>& payload);
+
+/// Builds an IngestMessage carrying a Fault.
+proto::IngestMessage MakeFault(const Status& status, bool fatal, const uint64_t* frame_index);
+
+}  // namespace tessera::ingest

@@ -1,0 +1,295 @@
+#include "server/manager/slide_manager.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "common/catalog/catalog.h"
+#include "common/log/log.h"
+#include "common/plan/scan_plan.h"
+#include "common/storage/slide_file.h"
+#include "common/wire/wire.h"
+#include "server/manager/internal/child_process.h"
+
+namespace tessera::manager {
+namespace {
+
+namespace fs = std::filesystem;
+using catalog::SlideRecord;
+
+constexpr int kReadyTimeoutMs = 20000;
+constexpr int kStopGraceMs = 30000;  // a writer syncs and closes its file on SIGTERM
+constexpr int kStatsTimeoutMs = 300;
+
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Running {
+  internal::Child writer, proxy;
+  int restarts = 0;
+};
+
+}  // namespace
+
+struct SlideManager::Impl {
+  ManagerOptions options;
+  std::unique_ptr<catalog::Catalog> catalog;
+  zmq::socket_t socket;
+  std::string endpoint;
+  std::map<std::string, Running> running;  // acquiring slides
+  std::shared_ptr<spdlog::logger> log = log::Get("manager");
+
+  std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
+  std::string PlanPath(const std::string& id) const { return SlidesDir() + "/" + id + ".plan.json"; }
+
+  std::vector<std::string> WriterArgs(const SlideRecord& r, const std::string& bind) const {
+    std::vector<std::string> a{"serve", "writer", "--slide", r.id, "--file", r.path, "--plan",
+                               PlanPath(r.id), "--bind", bind, "--sync-interval-ms",
+                               std::to_string(options.sync_interval_ms), "--die-with-parent"};
+    if (!options.fsync) a.push_back("--no-fsync");
+    return a;
+  }
+
+  std::vector<std::string> ProxyArgs(const SlideRecord& r, const std::string& bind) const {
+    return {"serve", "proxy", "--slide", r.id, "--plan", PlanPath(r.id), "--bind", bind,
+            "--writer", r.writer_endpoint, "--fifo-bytes", std::to_string(options.fifo_bytes),
+            "--die-with-parent"};
+  }
+
+  std::string FreshBind() const { return "tcp://" + options.child_host + ":0"; }
+
+  // Starts (or restarts, on their recorded endpoints) a slide's writer and proxy.
+  Status StartChildren(SlideRecord& r) {
+    Running& run = running[r.id];
+    const bool fresh = r.writer_endpoint.empty();
+    if (run.writer.pid <= 0) {
+      TESSERA_ASSIGN_OR_RETURN(
+          run.writer, internal::Spawn(options.exe, WriterArgs(r, fresh ? FreshBind() : r.writer_endpoint),
+                                      kReadyTimeoutMs));
+      r.writer_endpoint = run.writer.endpoint;
+    }
+    if (run.proxy.pid <= 0) {
+      TESSERA_ASSIGN_OR_RETURN(
+          run.proxy,
+          internal::Spawn(options.exe, ProxyArgs(r, r.proxy_endpoint.empty() ? FreshBind() : r.proxy_endpoint),
+                          kReadyTimeoutMs));
+      r.proxy_endpoint = run.proxy.endpoint;
+    }
+    log->info("slide={} proxy={} pid={} writer={} pid={}", r.id, r.proxy_endpoint, run.proxy.pid,
+              r.writer_endpoint, run.writer.pid);
+    return catalog->Update(r);
+  }
+
+  void StopChildren(const std::string& id) {
+    auto it = running.find(id);
+    if (it == running.end()) return;
+    // Proxy first, so nothing new reaches the writer; then the writer syncs and closes.
+    for (internal::Child* c : {&it->second.proxy, &it->second.writer}) {
+      if (c->pid > 0) {
+        const int st = internal::Stop(c->pid, kStopGraceMs);
+        log->info("slide={} pid={} stopped: {}", id, c->pid, internal::DescribeExit(st));
+      }
+    }
+    running.erase(it);
+  }
+
+  void MarkFailed(SlideRecord& r, const Status& why) {
+    log->error("slide={} status={} failed: {}", r.id, StatusCodeName(why.code()), why.message());
+    StopChildren(r.id);
+    r.state = "failed";
+    r.error = why.message();
+    (void)catalog->Update(r);
+  }
+
+  // A child ended on its own: restart it, unless it keeps dying.
+  void Reap() {
+    int st = 0;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &st, WNOHANG)) > 0) {
+      for (auto& [id, run] : running) {
+        internal::Child* dead = run.writer.pid == pid ? &run.writer
+                                : run.proxy.pid == pid ? &run.proxy
+                                                       : nullptr;
+        if (dead == nullptr) continue;
+        const char* role = dead == &run.writer ? "writer" : "proxy";
+        log->warn("slide={} role={} pid={} {}; restarting", id, role, pid, internal::DescribeExit(st));
+        dead->pid = -1;
+        auto rec = catalog->Get(id);
+        if (!rec.ok()) break;
+        if (++run.restarts > options.max_restarts) {
+          MarkFailed(*rec, Error(StatusCode::kInternal, "the slide's {} died {} times", role,
+                                 run.restarts));
+          break;
+        }
+        if (Status s = StartChildren(*rec); !s.ok()) MarkFailed(*rec, s);
+        break;
+      }
+    }
+  }
+
+  void Summarize(const SlideRecord& r, proto::SlideSummary* out) {
+    out->set_slide_id(r.id);
+    out->set_name(r.name);
+    out->set_state(r.state);
+    out->set_path(r.path);
+    out->set_frames_total(r.frames_total);
+    out->set_frames_written(r.frames_written);
+    out->set_bytes_stored(r.bytes_stored);
+    out->set_created_unix_ms(r.created_unix_ms);
+    out->set_plan_json(r.plan_json);
+    out->set_error(r.error);
+    auto it = running.find(r.id);
+    if (it == running.end()) return;
+    out->set_proxy_endpoint(r.proxy_endpoint);
+    out->set_proxy_pid(it->second.proxy.pid);
+    out->set_writer_pid(it->second.writer.pid);
+    proto::IngestMessage req;
+    req.set_version(wire::kProtocolVersion);
+    req.mutable_stats_request();
+    if (auto reply = wire::Call(r.proxy_endpoint, req, kStatsTimeoutMs); reply.ok()) {
+      proto::IngestMessage stats;
+      if (wire::ParseHeader(*reply, &stats).ok() && stats.has_stats()) {
+        out->set_frames_written(stats.stats().frames_durable());
+        if (stats.stats().writer_status().code() != proto::OK) {
+          out->set_error(stats.stats().writer_status().message());
+        }
+      }
+    }
+  }
+
+  Status OpenSlide(const proto::OpenSlide& req, proto::ManagerReply* reply) {
+    TESSERA_ASSIGN_OR_RETURN(ScanPlan plan, PlanFromJson(req.plan_json()));
+    plan.ClampChunks();
+    TESSERA_RETURN_IF_ERROR(plan.Validate());
+    SlideRecord r;
+    r.name = plan.name;
+    r.state = "acquiring";
+    r.plan_json = PlanToJson(plan);
+    r.created_unix_ms = UnixMs();
+    r.frames_total = plan.frame_count();
+    TESSERA_ASSIGN_OR_RETURN(r.id, catalog->Insert(r));
+    if (r.name.empty()) r.name = r.id;
+    r.path = fs::absolute(fs::path(SlidesDir()) / (r.id + ".h5")).string();
+    TESSERA_RETURN_IF_ERROR(WritePlanFile(PlanPath(r.id), plan));
+    if (Status s = StartChildren(r); !s.ok()) {
+      MarkFailed(r, s);
+      return s;
+    }
+    log->info("slide={} name={} opened frames={} path={}", r.id, r.name, r.frames_total, r.path);
+    Summarize(r, reply->mutable_slide());
+    return OkStatus();
+  }
+
+  Status CloseSlide(const std::string& id, proto::ManagerReply* reply) {
+    TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(id));
+    if (r.state != "acquiring") {
+      return Error(StatusCode::kFailedPrecondition, "slide {} is {}, not acquiring", id, r.state);
+    }
+    StopChildren(id);
+    auto file = storage::SlideFile::OpenForRead(r.path);
+    if (!file.ok()) {
+      MarkFailed(r, file.status());
+      return file.status();
+    }
+    r.frames_written = (*file)->frames_written();
+    r.bytes_stored = (*file)->bytes_stored();
+    r.state = "acquired";
+    TESSERA_RETURN_IF_ERROR(catalog->Update(r));
+    log->info("slide={} closed frames_written={}/{} bytes={}", id, r.frames_written,
+              r.frames_total, r.bytes_stored);
+    Summarize(r, reply->mutable_slide());
+    return OkStatus();
+  }
+
+  void Handle(wire::Message& in) {
+    proto::ManagerRequest req;
+    proto::ManagerReply reply;
+    reply.set_version(wire::kProtocolVersion);
+    Status s = wire::ParseHeader(in, &req);
+    if (s.ok()) {
+      switch (req.body_case()) {
+        case proto::ManagerRequest::kOpenSlide: s = OpenSlide(req.open_slide(), &reply); break;
+        case proto::ManagerRequest::kCloseSlide:
+          s = CloseSlide(req.close_slide().slide_id(), &reply);
+          break;
+        case proto::ManagerRequest::kGetSlide: {
+          auto r = catalog->Get(req.get_slide().slide_id());
+          s = r.status();
+          if (r.ok()) Summarize(*r, reply.mutable_slide());
+          break;
+        }
+        case proto::ManagerRequest::kListSlides: {
+          auto all = catalog->List();
+          s = all.status();
+          if (all.ok()) {
+            for (const auto& r : *all) Summarize(r, reply.mutable_slides()->add_slides());
+          }
+          break;
+        }
+        case proto::ManagerRequest::kGetEndpoints: {
+          auto* eps = reply.mutable_endpoints()->mutable_endpoints();
+          (*eps)["manager"] = endpoint;
+          for (const auto& [k, v] : options.endpoints) (*eps)[k] = v;
+          break;
+        }
+        default:
+          s = Error(StatusCode::kInvalidArgument, "empty or unknown manager request");
+      }
+    }
+    if (!s.ok()) {
+      log->info("request={} status={} {}", static_cast<int>(req.body_case()),
+                StatusCodeName(s.code()), s.message());
+    }
+    wire::ToProto(s, reply.mutable_status());
+    wire::Send(socket, &*in.identity, reply);
+  }
+};
+
+SlideManager::SlideManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SlideManager::~SlideManager() {
+  std::vector<std::string> ids;
+  for (const auto& [id, run] : impl_->running) ids.push_back(id);
+  for (const auto& id : ids) impl_->StopChildren(id);
+}
+const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
+
+Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (impl->options.exe.empty()) impl->options.exe = fs::read_symlink("/proc/self/exe").string();
+  std::error_code ec;
+  fs::create_directories(impl->SlidesDir(), ec);
+  if (ec) {
+    return Error(StatusCode::kUnavailable, "cannot create data folder {}: {}", impl->SlidesDir(),
+                 ec.message());
+  }
+  TESSERA_ASSIGN_OR_RETURN(impl->catalog,
+                           catalog::Catalog::Open((fs::path(options.data_dir) / "catalog.sqlite").string()));
+  impl->socket = wire::MakeSocket(zmq::socket_type::router);
+  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  TESSERA_ASSIGN_OR_RETURN(auto all, impl->catalog->List());
+  for (auto& r : all) {
+    if (r.state != "acquiring") continue;
+    impl->log->info("slide={} was acquiring; restarting its proxy and writer", r.id);
+    if (Status s = impl->StartChildren(r); !s.ok()) impl->MarkFailed(r, s);
+  }
+  return std::unique_ptr<SlideManager>(new SlideManager(std::move(impl)));
+}
+
+Status SlideManager::Run(const std::atomic<bool>& stop) {
+  Impl& m = *impl_;
+  while (!stop.load()) {
+    if (auto in = wire::Receive(m.socket, 100, /*router=*/true)) m.Handle(*in);
+    m.Reap();
+  }
+  return OkStatus();
+}
+
+}  // namespace tessera::manager

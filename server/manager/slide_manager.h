@@ -1,0 +1,56 @@
+// SlideManager: opens and closes slides, keeps the catalog, runs each open slide's
+// proxy and writer as child processes and restarts them when they die.
+//
+// One process per slide role (as in the seed design): one slide's crash or HDF5 lock
+// never stalls another. The manager answers ManagerRequest messages on a ROUTER socket
+// (proto/tessera.proto): open, close, list, get, endpoints.
+//
+//   ManagerOptions o{.data_dir = "data", .bind = "tcp://127.0.0.1:7400"};
+//   auto m = SlideManager::Open(o);
+//   std::cout << "ready manager=" << (*m)->endpoint() << "\n";
+//   (*m)->Run(stop_flag);   // until stop_flag is set; stops the children
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/status/status.h"
+
+namespace tessera::manager {
+
+struct ManagerOptions {
+  std::string data_dir = "data";          ///< catalog.sqlite and slides/ live here
+  std::string bind = "tcp://127.0.0.1:7400";
+  std::string child_host = "127.0.0.1";   ///< where proxies and writers listen
+  std::string exe;                        ///< the tessera binary (default: this one)
+  uint64_t fifo_bytes = uint64_t{1} << 30;
+  int sync_interval_ms = 1000;
+  bool fsync = true;
+  int max_restarts = 20;                  ///< per child, before the slide is marked failed
+  /// Other roles of the stack, reported to clients (e.g. "dealer" -> endpoint).
+  std::map<std::string, std::string> endpoints;
+};
+
+class SlideManager {
+ public:
+  /// Opens the catalog, binds, and restarts the proxy and writer of every slide that
+  /// was still acquiring when the manager last stopped.
+  static Result<std::unique_ptr<SlideManager>> Open(const ManagerOptions& options);
+  ~SlideManager();
+
+  const std::string& endpoint() const;
+
+  /// Serves until `stop` becomes true, then stops every child (slides stay acquiring
+  /// and resume at the next start).
+  Status Run(const std::atomic<bool>& stop);
+
+ private:
+  struct Impl;
+  explicit SlideManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::manager

@@ -1,0 +1,271 @@
+#include "server/proxy/slide_proxy.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <set>
+
+#include "common/log/log.h"
+#include "common/plan/scan_plan.h"
+#include "common/wire/wire.h"
+#include "server/ingest/frame_check.h"
+
+namespace tessera::proxy {
+namespace {
+
+constexpr int64_t kWriterSilenceMs = 1000;  // probe the writer after this much silence
+constexpr int64_t kProbeIntervalMs = 250;
+
+struct HeldFrame {
+  zmq::message_t header;  // the Frame header as received
+  std::vector<zmq::message_t> chunks;
+  uint64_t bytes = 0;
+  std::string scanner;  // routing id of the scanner that sent it last
+};
+
+}  // namespace
+
+struct SlideProxy::Impl {
+  ProxyOptions options;
+  ScanPlan plan;
+  zmq::socket_t front;  // ROUTER, scanners
+  zmq::socket_t back;   // DEALER, the writer
+  std::string endpoint;
+  uint64_t incarnation = wire::RandomId();
+  std::shared_ptr<spdlog::logger> log = log::Get("proxy");
+
+  std::map<uint64_t, HeldFrame> held;
+  uint64_t held_bytes = 0, peak_held_bytes = 0;
+  uint64_t frames_received = 0, duplicates = 0, rejected = 0, frames_durable = 0;
+  std::set<std::string> scanners;
+
+  uint64_t writer_incarnation = 0;
+  int64_t writer_heard_ms = 0, writer_probed_ms = 0;
+  Status writer_status;  // a fatal fault from the writer, forwarded to every scanner
+
+  proto::IngestMessage Envelope() const {
+    proto::IngestMessage m;
+    m.set_version(wire::kProtocolVersion);
+    return m;
+  }
+
+  void ToScanner(const std::string& id, const proto::IngestMessage& m) {
+    zmq::message_t identity(id.data(), id.size());
+    wire::Send(front, &identity, m);
+  }
+
+  void SendToWriter(HeldFrame& f) {
+    std::vector<zmq::message_t> payload;
+    payload.reserve(f.chunks.size());
+    for (auto& c : f.chunks) {
+      payload.emplace_back();
+      payload.back().copy(c);  // shares the buffer, no copy of the bytes
+    }
+    zmq::message_t header;
+    header.copy(f.header);
+    back.send(header, zmq::send_flags::sndmore);
+    for (size_t i = 0; i < payload.size(); ++i) {
+      back.send(payload[i], i + 1 < payload.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  }
+
+  void Welcome(const std::string& scanner) {
+    auto m = Envelope();
+    m.mutable_welcome()->set_incarnation(incarnation);
+    m.mutable_welcome()->set_window_bytes(options.fifo_bytes);
+    ToScanner(scanner, m);
+    if (!writer_status.ok()) ToScanner(scanner, ingest::MakeFault(writer_status, true, nullptr));
+  }
+
+  void FrontFault(const std::string& scanner, const Status& s, const uint64_t* frame) {
+    ++rejected;
+    log->warn("slide={} status={} refused: {}", options.slide_id, StatusCodeName(s.code()),
+              s.message());
+    ToScanner(scanner, ingest::MakeFault(s, false, frame));
+  }
+
+  void HandleFrame(wire::Message& in, const proto::Frame& frame, const std::string& scanner) {
+    const uint64_t index = plan.FrameIndex({frame.t(), frame.c(), frame.z()});
+    if (!writer_status.ok()) {
+      return ToScanner(scanner, ingest::MakeFault(writer_status, true, &index));
+    }
+    if (Status s = ingest::CheckFrame(plan, options.slide_id, frame, in.payload); !s.ok()) {
+      const bool in_plan = s.code() != StatusCode::kOutOfRange && s.code() != StatusCode::kNotFound;
+      return FrontFault(scanner, s, in_plan ? &index : nullptr);
+    }
+    ++frames_received;
+    if (auto it = held.find(index); it != held.end()) {
+      ++duplicates;
+      it->second.scanner = scanner;  // acknowledge to whoever asks last
+      return;
+    }
+    const uint64_t bytes = ingest::PayloadBytes(in.payload);
+    if (held_bytes + bytes > options.fifo_bytes) {
+      return FrontFault(scanner,
+                        Error(StatusCode::kResourceExhausted,
+                              "frame {} ({} bytes) exceeds the scanner's credit: {} of {} bytes "
+                              "held; wait for acknowledgements before sending more",
+                              index, bytes, held_bytes, options.fifo_bytes),
+                        &index);
+    }
+    HeldFrame f{std::move(in.header), std::move(in.payload), bytes, scanner};
+    SendToWriter(f);
+    held.emplace(index, std::move(f));
+    held_bytes += bytes;
+    peak_held_bytes = std::max(peak_held_bytes, held_bytes);
+  }
+
+  void HandleFront(wire::Message& in) {
+    const std::string scanner = in.identity->to_string();
+    proto::IngestMessage m;
+    if (Status s = wire::ParseHeader(in, &m); !s.ok()) return FrontFault(scanner, s, nullptr);
+    switch (m.body_case()) {
+      case proto::IngestMessage::kHello:
+        if (m.hello().slide_id() != options.slide_id) {
+          return FrontFault(scanner,
+                            Error(StatusCode::kNotFound, "this proxy serves slide {}, not '{}'",
+                                  options.slide_id, m.hello().slide_id()),
+                            nullptr);
+        }
+        scanners.insert(scanner);
+        return Welcome(scanner);
+      case proto::IngestMessage::kFrame:
+        scanners.insert(scanner);
+        return HandleFrame(in, m.frame(), scanner);
+      case proto::IngestMessage::kStatsRequest: {
+        auto out = Envelope();
+        auto* st = out.mutable_stats();
+        st->set_incarnation(incarnation);
+        st->set_window_bytes(options.fifo_bytes);
+        st->set_held_bytes(held_bytes);
+        st->set_held_frames(held.size());
+        st->set_frames_received(frames_received);
+        st->set_duplicates(duplicates);
+        st->set_frames_durable(frames_durable);
+        st->set_frames_rejected(rejected);
+        st->set_peak_held_bytes(peak_held_bytes);
+        st->set_writer_connected(writer_incarnation != 0 &&
+                                 wire::NowMs() - writer_heard_ms < 2 * kWriterSilenceMs);
+        wire::ToProto(writer_status, st->mutable_writer_status());
+        return ToScanner(scanner, out);
+      }
+      default:
+        return FrontFault(scanner, Error(StatusCode::kUnimplemented,
+                                         "the slide proxy does not take this message"),
+                          nullptr);
+    }
+  }
+
+  void HandleBack(wire::Message& in) {
+    proto::IngestMessage m;
+    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
+      log->error("slide={} status={} from writer: {}", options.slide_id, StatusCodeName(s.code()),
+                 s.message());
+      return;
+    }
+    writer_heard_ms = wire::NowMs();
+    switch (m.body_case()) {
+      case proto::IngestMessage::kWelcome:
+        if (m.welcome().incarnation() != writer_incarnation) {
+          if (writer_incarnation != 0) {
+            log->warn("slide={} writer restarted; resending held_frames={}", options.slide_id,
+                      held.size());
+          }
+          writer_incarnation = m.welcome().incarnation();
+          for (auto& [index, f] : held) SendToWriter(f);
+        }
+        return;
+      case proto::IngestMessage::kAck: {
+        frames_durable = std::max(frames_durable, m.ack().frames_durable());
+        std::map<std::string, proto::IngestMessage> acks;
+        for (uint64_t index : m.ack().durable()) {
+          auto it = held.find(index);
+          if (it == held.end()) continue;
+          auto [pos, fresh] = acks.try_emplace(it->second.scanner, Envelope());
+          auto* ack = pos->second.mutable_ack();
+          ack->set_incarnation(incarnation);
+          ack->add_durable(index);
+          held_bytes -= it->second.bytes;
+          held.erase(it);
+        }
+        for (auto& [scanner, ack] : acks) {
+          ack.mutable_ack()->set_frames_durable(frames_durable);
+          ToScanner(scanner, ack);
+        }
+        return;
+      }
+      case proto::IngestMessage::kFault: {
+        const Status s = wire::FromProto(m.fault().status());
+        if (m.fault().fatal()) {
+          if (!writer_status.ok()) return;  // already known and forwarded
+          writer_status = s;
+          log->error("slide={} status={} writer failed: {}", options.slide_id,
+                     StatusCodeName(s.code()), s.message());
+          for (const auto& scanner : scanners) ToScanner(scanner, ingest::MakeFault(s, true, nullptr));
+        } else if (m.fault().has_frame()) {
+          // The proxy checked this frame already: the writer disagrees, so drop it loudly.
+          log->error("slide={} frame={} writer refused: {}", options.slide_id,
+                     m.fault().frame_index(), s.ToString());
+          if (auto it = held.find(m.fault().frame_index()); it != held.end()) {
+            ToScanner(it->second.scanner, ingest::MakeFault(s, false, &it->first));
+            held_bytes -= it->second.bytes;
+            held.erase(it);
+          }
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  void ProbeWriter() {
+    const int64_t now = wire::NowMs();
+    if ((writer_incarnation == 0 || now - writer_heard_ms > kWriterSilenceMs) &&
+        now - writer_probed_ms > kProbeIntervalMs) {
+      auto m = Envelope();
+      m.mutable_hello()->set_slide_id(options.slide_id);
+      wire::Send(back, nullptr, m);
+      writer_probed_ms = now;
+    }
+  }
+};
+
+SlideProxy::SlideProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SlideProxy::~SlideProxy() = default;
+const std::string& SlideProxy::endpoint() const { return impl_->endpoint; }
+
+Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  TESSERA_ASSIGN_OR_RETURN(impl->plan, ReadPlanFile(options.plan_file));
+  impl->front = wire::MakeSocket(zmq::socket_type::router);
+  impl->back = wire::MakeSocket(zmq::socket_type::dealer);
+  // Frames wait here, in the FIFO, not in the writer link's queue; held frames are resent
+  // after a writer restart, so nothing queued for a dead writer needs to survive.
+  impl->back.connect(options.writer);
+  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->front, options.bind));
+  return std::unique_ptr<SlideProxy>(new SlideProxy(std::move(impl)));
+}
+
+Status SlideProxy::Run(const std::atomic<bool>& stop) {
+  Impl& m = *impl_;
+  zmq::pollitem_t items[] = {{m.front.handle(), 0, ZMQ_POLLIN, 0},
+                             {m.back.handle(), 0, ZMQ_POLLIN, 0}};
+  while (!stop.load()) {
+    m.ProbeWriter();
+    wire::Poll(items, 2, static_cast<int>(kProbeIntervalMs));
+    // Durability news first: it frees credit.
+    while (auto in = wire::Receive(m.back, 0)) m.HandleBack(*in);
+    for (int i = 0; i < 64; ++i) {
+      auto in = wire::Receive(m.front, 0, /*router=*/true);
+      if (!in) break;
+      m.HandleFront(*in);
+    }
+  }
+  m.log->info("slide={} proxy stops held_frames={} frames_durable={}", m.options.slide_id,
+              m.held.size(), m.frames_durable);
+  return OkStatus();
+}
+
+}  // namespace tessera::proxy

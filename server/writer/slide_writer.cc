@@ -1,0 +1,175 @@
+#include "server/writer/slide_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <map>
+
+#include "common/log/log.h"
+#include "common/storage/slide_file.h"
+#include "common/wire/wire.h"
+#include "server/ingest/frame_check.h"
+
+namespace tessera::writer {
+
+struct SlideWriter::Impl {
+  WriterOptions options;
+  std::unique_ptr<storage::SlideFile> file;
+  ScanPlan plan;
+  zmq::socket_t socket;
+  std::string endpoint;
+  uint64_t incarnation = wire::RandomId();
+  std::shared_ptr<spdlog::logger> log = log::Get("writer");
+
+  // Frames written (or found already written) since the last sync, by requesting peer.
+  std::map<std::string, std::vector<uint64_t>> unacked;
+  uint64_t pending_bytes = 0;
+  int64_t last_sync_ms = wire::NowMs();
+  Status fatal;  // set once the file can take no more (disk full, I/O error)
+
+  void Reply(const zmq::message_t& identity, const proto::IngestMessage& m) {
+    wire::Send(socket, &identity, m);
+  }
+
+  void ReplyFault(const zmq::message_t& identity, const Status& s, bool is_fatal,
+                  const uint64_t* frame) {
+    Reply(identity, ingest::MakeFault(s, is_fatal, frame));
+  }
+
+  void HandleFrame(const wire::Message& in, const proto::Frame& frame) {
+    const uint64_t index = plan.FrameIndex({frame.t(), frame.c(), frame.z()});
+    if (!fatal.ok()) return ReplyFault(*in.identity, fatal, true, &index);
+    if (Status s = ingest::CheckFrame(plan, options.slide_id, frame, in.payload); !s.ok()) {
+      log->warn("slide={} frame={} status={} refused: {}", options.slide_id, index,
+                StatusCodeName(s.code()), s.message());
+      const bool in_plan = s.code() != StatusCode::kOutOfRange && s.code() != StatusCode::kNotFound;
+      return ReplyFault(*in.identity, s, false, in_plan ? &index : nullptr);
+    }
+    if (!file->IsWritten(index)) {
+      for (int i = 0; i < frame.chunks_size(); ++i) {
+        const auto& meta = frame.chunks(i);
+        Status s = file->WriteChunk({frame.t(), frame.c(), frame.z()}, meta.cy(), meta.cx(),
+                                    wire::Bytes(in.payload[static_cast<size_t>(i)]), meta.xxh64());
+        if (!s.ok()) return Fail(*in.identity, s);
+      }
+      file->MarkWritten(index);
+      pending_bytes += ingest::PayloadBytes(in.payload);
+    }
+    // A duplicate is acknowledged with the next sync too: it may be written but not yet synced.
+    unacked[in.identity->to_string()].push_back(index);
+  }
+
+  void Fail(const zmq::message_t& identity, const Status& s) {
+    fatal = s;
+    log->error("slide={} status={} writer stops accepting frames: {}", options.slide_id,
+               StatusCodeName(s.code()), s.message());
+    ReplyFault(identity, s, true, nullptr);
+  }
+
+  void SyncAndAck() {
+    if (unacked.empty() || !fatal.ok()) return;
+    Status s = file->Sync(options.fsync);
+    if (!s.ok()) {
+      fatal = s;
+      log->error("slide={} status={} sync failed: {}", options.slide_id, StatusCodeName(s.code()),
+                 s.message());
+      for (const auto& [peer, frames] : unacked) {
+        ReplyFault(zmq::message_t(peer.data(), peer.size()), s, true, nullptr);
+      }
+      return;
+    }
+    for (auto& [peer, frames] : unacked) {
+      proto::IngestMessage m;
+      m.set_version(wire::kProtocolVersion);
+      auto* ack = m.mutable_ack();
+      ack->set_incarnation(incarnation);
+      ack->set_frames_durable(file->frames_written());
+      for (uint64_t f : frames) ack->add_durable(f);
+      Reply(zmq::message_t(peer.data(), peer.size()), m);
+    }
+    log->debug("slide={} synced frames_durable={} bytes={}", options.slide_id,
+               file->frames_written(), pending_bytes);
+    unacked.clear();
+    pending_bytes = 0;
+    last_sync_ms = wire::NowMs();
+  }
+
+  void Handle(wire::Message& in) {
+    proto::IngestMessage m;
+    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
+      log->warn("slide={} status={} {}", options.slide_id, StatusCodeName(s.code()), s.message());
+      return ReplyFault(*in.identity, s, false, nullptr);
+    }
+    switch (m.body_case()) {
+      case proto::IngestMessage::kFrame: return HandleFrame(in, m.frame());
+      case proto::IngestMessage::kHello: {
+        proto::IngestMessage out;
+        out.set_version(wire::kProtocolVersion);
+        out.mutable_welcome()->set_incarnation(incarnation);
+        Reply(*in.identity, out);
+        if (!fatal.ok()) ReplyFault(*in.identity, fatal, true, nullptr);
+        return;
+      }
+      case proto::IngestMessage::kStatsRequest: {
+        proto::IngestMessage out;
+        out.set_version(wire::kProtocolVersion);
+        auto* st = out.mutable_stats();
+        st->set_incarnation(incarnation);
+        st->set_frames_durable(file->frames_written());
+        wire::ToProto(fatal, st->mutable_writer_status());
+        return Reply(*in.identity, out);
+      }
+      default:
+        return ReplyFault(*in.identity,
+                          Error(StatusCode::kUnimplemented, "the slide writer does not take {}",
+                                m.GetDescriptor()->FindFieldByNumber(m.body_case())->name()),
+                          false, nullptr);
+    }
+  }
+};
+
+SlideWriter::SlideWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SlideWriter::~SlideWriter() = default;
+const std::string& SlideWriter::endpoint() const { return impl_->endpoint; }
+
+Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (std::filesystem::exists(options.file)) {
+    TESSERA_ASSIGN_OR_RETURN(impl->file, storage::SlideFile::OpenForWrite(options.file));
+    impl->log->info("slide={} reopened file={} frames_written={}", options.slide_id, options.file,
+                    impl->file->frames_written());
+  } else {
+    TESSERA_ASSIGN_OR_RETURN(ScanPlan plan, ReadPlanFile(options.plan_file));
+    TESSERA_ASSIGN_OR_RETURN(impl->file,
+                             storage::SlideFile::Create(options.file, plan, options.slide_id));
+  }
+  impl->plan = impl->file->plan();
+  if (impl->options.slide_id.empty()) impl->options.slide_id = impl->file->slide_id();
+  impl->socket = wire::MakeSocket(zmq::socket_type::router);
+  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  return std::unique_ptr<SlideWriter>(new SlideWriter(std::move(impl)));
+}
+
+Status SlideWriter::Run(const std::atomic<bool>& stop) {
+  Impl& m = *impl_;
+  while (!stop.load()) {
+    const bool have_pending = !m.unacked.empty();
+    const int64_t due = m.last_sync_ms + m.options.sync_interval_ms - wire::NowMs();
+    // Idle with frames pending: sync now. Busy: sync on the cadence or the byte budget.
+    auto in = wire::Receive(m.socket, have_pending ? 0 : 100, /*router=*/true);
+    if (in) {
+      m.Handle(*in);
+      if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0)) m.SyncAndAck();
+    } else if (have_pending) {
+      m.SyncAndAck();
+    }
+  }
+  m.SyncAndAck();
+  Status s = m.file->Close();
+  m.log->info("slide={} closed frames_written={} status={}", m.options.slide_id,
+              m.file->frames_written(), s.ToString());
+  return s;
+}
+
+}  // namespace tessera::writer

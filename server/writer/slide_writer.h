@@ -1,0 +1,52 @@
+// SlideWriter: the one owner of an open slide file.
+//
+// Takes frames from the slide's proxy, checks each chunk (checksum, Blosc header, size
+// against the plan), writes them exactly as received (HDF5 direct chunk write), and on a
+// cadence flushes and fsyncs the file; only then does it acknowledge the frames as durable
+// to the proxy. Duplicates are acknowledged again, never written twice. A full disk is
+// reported to the proxy as a fatal fault; the writer then stops acknowledging but keeps
+// serving, and everything already acknowledged stays on disk.
+//
+//   WriterOptions o{.file = "data/s000001.h5", .plan_file = "data/s000001.plan.json"};
+//   auto w = SlideWriter::Open(o);
+//   std::cout << "ready " << (*w)->endpoint() << "\n";
+//   (*w)->Run(stop_flag);   // until stop_flag is set
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status/status.h"
+
+namespace tessera::writer {
+
+struct WriterOptions {
+  std::string slide_id;
+  std::string file;        ///< the slide's HDF5 file; opened again if it exists
+  std::string plan_file;   ///< scan plan JSON, used when the file is created
+  std::string bind = "tcp://127.0.0.1:0";
+  int sync_interval_ms = 1000;             ///< longest time a frame waits for durability
+  uint64_t sync_bytes = uint64_t{256} << 20;  ///< sync earlier once this much is pending
+  bool fsync = true;                       ///< false: flush only (survives kill, not power loss)
+};
+
+class SlideWriter {
+ public:
+  static Result<std::unique_ptr<SlideWriter>> Open(const WriterOptions& options);
+  ~SlideWriter();
+
+  /// The resolved endpoint the proxy connects to.
+  const std::string& endpoint() const;
+
+  /// Serves until `stop` becomes true, then syncs and closes the file.
+  Status Run(const std::atomic<bool>& stop);
+
+ private:
+  struct Impl;
+  explicit SlideWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::writer

@@ -1,0 +1,119 @@
+// End to end: `tessera up`, `tessera scan`, `tessera ls/info`, and the files they leave.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "client/client.h"
+#include "common/storage/slide_file.h"
+#include "common/synth/synthetic_mosaic.h"
+#include "tests/stack.h"
+
+namespace tessera::testing {
+namespace {
+
+TEST(IngestTest, SyntheticScanIsStoredListedAndBitExact) {
+  Stack stack;
+  ASSERT_FALSE(stack.manager().empty());
+  auto scan = RunTessera({"scan", "--synthetic", "--cols", "3", "--rows", "2", "--width", "300",
+                          "--height", "200", "--channels", "2", "--z", "2", "--seed", "7",
+                          "--chunk", "128", "--name", "demo", "--server", stack.manager()});
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  const std::string id = scan.LastLine();
+  EXPECT_EQ(id, "s000001");
+
+  auto ls = RunTessera({"ls", "--server", stack.manager()});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find(id), std::string::npos);
+  EXPECT_NE(ls.out.find("acquired"), std::string::npos);
+  EXPECT_NE(ls.out.find("24/24"), std::string::npos) << ls.out;
+
+  auto info = RunTessera({"info", id, "--json", "--server", stack.manager()});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j["id"], id);
+  EXPECT_EQ(j["name"], "demo");
+  EXPECT_EQ(j["state"], "acquired");
+  EXPECT_EQ(j["frames_written"], 24);
+  ASSERT_EQ(j["tiles"].size(), 6u);
+  EXPECT_EQ(j["tiles"][4]["name"], "r001_c001");
+  EXPECT_EQ(j["tiles"][4]["width"], 300);
+  EXPECT_EQ(j["tiles"][4]["height"], 200);
+  EXPECT_GT(j["tiles"][4]["x"].get<double>(), 0.0);
+  EXPECT_GT(j["tiles"][4]["y"].get<double>(), 0.0);
+
+  // Every frame in the file equals the frame the generator renders.
+  synth::SyntheticOptions o;
+  o.cols = 3, o.rows = 2, o.width = 300, o.height = 200, o.channels = 2, o.z_planes = 2, o.seed = 7;
+  synth::SyntheticMosaic mosaic(o);
+  auto file = storage::SlideFile::OpenForRead(j["path"].get<std::string>());
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ((*file)->frames_written(), 24u);
+  std::vector<uint8_t> expected(mosaic.plan().frame_bytes());
+  for (uint64_t i = 0; i < 24; ++i) {
+    const FrameKey k = mosaic.plan().KeyOf(i);
+    mosaic.RenderFrame(k, expected);
+    auto got = (*file)->ReadFrame(k);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, expected) << "frame " << i;
+  }
+}
+
+TEST(IngestTest, MistTileConfigReadsBackBitExactWithH5py) {
+  const std::string config = "../shared/data/mist-5x5/TileConfiguration.txt";
+  ASSERT_TRUE(std::filesystem::exists(config)) << "run from the repository root, ../shared beside it";
+  Stack stack;
+  auto scan = RunTessera({"scan", "--tile-config", config, "--server", stack.manager()});
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  auto info = Client(stack.manager()).Info(scan.LastLine());
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frames_written, 25u);
+  EXPECT_EQ(info->plan.tiles.size(), 25u);
+  EXPECT_EQ(info->plan.tiles[1].y, 172.0);
+  auto verify = RunProgram({"/usr/bin/python3", "tests/verify_slide.py", info->path, config});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("verified 25 tiles"), std::string::npos) << verify.out;
+}
+
+TEST(IngestTest, UnknownSlideIsNotFoundWithAHint) {
+  Stack stack;
+  auto info = RunTessera({"info", "s999999", "--server", stack.manager()});
+  EXPECT_EQ(info.exit_code, 1);
+  EXPECT_NE(info.err.find("NOT_FOUND: slide s999999 is not in the catalog"), std::string::npos)
+      << info.err;
+}
+
+TEST(IngestTest, NoServerGivesAnActionableError) {
+  auto ls = RunTessera({"ls", "--server", "tcp://127.0.0.1:1"});
+  EXPECT_EQ(ls.exit_code, 1);
+  EXPECT_NE(ls.err.find("UNAVAILABLE"), std::string::npos) << ls.err;
+  EXPECT_NE(ls.err.find("tessera up"), std::string::npos) << ls.err;
+}
+
+TEST(IngestTest, UpStopsCleanlyWithItsChildrenOnSigint) {
+  auto stack = std::make_unique<Stack>();
+  auto plan = ScanPlan{};
+  plan.width = plan.height = 64;
+  plan.tiles.push_back({.name = "a"});
+  auto slide = Client(stack->manager()).OpenSlide(plan);
+  ASSERT_TRUE(slide.ok()) << slide.status().ToString();
+  ASSERT_GT(slide->proxy_pid, 0);
+  ASSERT_EQ(::kill(stack->pid(), SIGINT), 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(stack->pid(), &st, 0), stack->pid());
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_NE(::kill(slide->proxy_pid, 0), 0);
+  EXPECT_NE(::kill(slide->writer_pid, 0), 0);
+  // The slide was acquiring: a new `tessera up` on the same data finds it and restarts it.
+  Stack again({}, stack->data_dir());
+  auto info = Client(again.manager()).Info(slide->id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, "acquiring");
+  EXPECT_GT(info->proxy_pid, 0);
+}
+
+}  // namespace
+}  // namespace tessera::testing

@@ -1,0 +1,137 @@
+#include "tests/stack.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+
+extern char** environ;
+
+namespace tessera::testing {
+namespace {
+
+// Starts argv with stdout on a pipe (*out_fd) and stderr on a pipe (*err_fd), or appended
+// to `err_file` when one is given (then *err_fd is -1).
+pid_t SpawnWithPipes(const std::vector<std::string>& argv, int* out_fd, int* err_fd,
+                     const std::string& err_file = "") {
+  int out[2], err[2] = {-1, -1};
+  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+  if (err_file.empty()) {
+    EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
+    posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  if (err[1] >= 0) ::close(err[1]);
+  EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
+  *out_fd = out[0];
+  *err_fd = err[0];
+  return pid;
+}
+
+}  // namespace
+
+std::string TesseraBin() {
+  const char* bin = std::getenv("TESSERA_BIN");
+  return bin != nullptr ? bin : "build/client/cli/tessera";
+}
+
+std::string FreshDir(const std::string& tag) {
+  static std::atomic<int> n{0};
+  auto dir = std::filesystem::path(::testing::TempDir()) /
+             ("tessera_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+Stack::Stack(std::vector<std::string> extra, std::string data_dir)
+    : data_dir_(data_dir.empty() ? FreshDir("stack") : std::move(data_dir)) {
+  std::vector<std::string> argv{TesseraBin(), "up", "--data", data_dir_, "--port", "0"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  int out = -1, err = -1;
+  // The stack's log (quiet unless TESSERA_LOG is set) goes to a file beside its data.
+  pid_ = SpawnWithPipes(argv, &out, &err, data_dir_ + "/tessera.log");
+  // Wait for "ready manager=... data=..." (an event, with a generous deadline).
+  std::string line;
+  pollfd p{out, POLLIN, 0};
+  while (line.find('\n') == std::string::npos && ::poll(&p, 1, 30000) > 0) {
+    char buf[512];
+    const ssize_t n = ::read(out, buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out);
+  const auto pos = line.find("manager=");
+  if (line.rfind("ready ", 0) != 0 || pos == std::string::npos) {
+    ADD_FAILURE() << "tessera up did not become ready; printed: " << line;
+    return;
+  }
+  manager_ = line.substr(pos + 8, line.find_first_of(" \n", pos) - pos - 8);
+}
+
+Stack::~Stack() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+}
+
+std::string RunResult::LastLine() const {
+  std::string s = out;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  const auto nl = s.rfind('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
+RunResult RunProgram(const std::vector<std::string>& argv) {
+  int out = -1, err = -1;
+  const pid_t pid = SpawnWithPipes(argv, &out, &err);
+  RunResult r;
+  pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
+  int open = 2;
+  while (open > 0 && ::poll(fds, 2, -1) > 0) {
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+RunResult RunTessera(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{TesseraBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv);
+}
+
+}  // namespace tessera::testing

@@ -1,0 +1,50 @@
+// Test harness: runs real `tessera` processes on loopback, on ports chosen at run time.
+//
+//   Stack stack({"--fifo-bytes", "4000000"});   // tessera up --data <tmp> --port 0 ...
+//   auto out = RunTessera({"scan", "--synthetic", "--server", stack.manager()});
+//   EXPECT_EQ(out.exit_code, 0);
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace tessera::testing {
+
+/// The tessera binary under test (env TESSERA_BIN, set by CMake).
+std::string TesseraBin();
+
+/// A fresh folder under the test temp dir, removed by the caller if it wishes.
+std::string FreshDir(const std::string& tag);
+
+class Stack {
+ public:
+  /// Starts `tessera up --data DIR --port 0 <extra>` and waits for its ready line.
+  explicit Stack(std::vector<std::string> extra = {}, std::string data_dir = "");
+  ~Stack();  // SIGTERM, wait
+  const std::string& manager() const { return manager_; }
+  const std::string& data_dir() const { return data_dir_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string manager_;
+  std::string data_dir_;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr
+  /// The last non-empty line of stdout.
+  std::string LastLine() const;
+};
+
+/// Runs `tessera args...` to completion.
+RunResult RunTessera(const std::vector<std::string>& args);
+
+/// Runs any program to completion.
+RunResult RunProgram(const std::vector<std::string>& argv);
+
+}  // namespace tessera::testing
