@@ -1,6 +1,8 @@
 // The scanner side of bench/ingest: pushes realistic 2048x2048 uint16 frames through a
 // running stack (`tessera up`) for a given time, waits until every frame is durable, and
 // prints what it measured as key=value pairs. bench/ingest runs it and the peers.
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -25,6 +27,8 @@ int main(int argc, char** argv) {
   app.add_option("--edge", edge, "Frame edge in pixels")->capture_default_str();
   app.add_option("--dump", dump, "Write the distinct frames here (raw uint16) for the peers");
   CLI11_PARSE(app, argc, argv);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the tessera binary does: see client/cli/main.cc
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
   synth::SyntheticOptions o;
   o.cols = distinct;

@@ -27,7 +27,7 @@ namespace tessera {
 
 struct ScannerOptions {
   int timeout_ms = 60000;    ///< longest wait for any progress before DEADLINE_EXCEEDED
-  int compress_threads = 2;  ///< Blosc threads per chunk
+  int compress_threads = 1;  ///< Blosc threads per chunk (chunks are small: 1 is fastest)
 };
 
 class Scanner {

@@ -78,6 +78,19 @@ TEST(IngestTest, MistTileConfigReadsBackBitExactWithH5py) {
   EXPECT_NE(verify.out.find("verified 25 tiles"), std::string::npos) << verify.out;
 }
 
+TEST(IngestTest, ExampleProgramStoresItsSlide) {
+  Stack stack;
+  const auto example = std::filesystem::path(TesseraBin()).parent_path().parent_path() /
+                       "examples" / "push_frames";
+  auto run = RunProgram({example.string(), stack.manager()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  auto info = Client(stack.manager()).Info(run.LastLine());
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->state, "acquired");
+  EXPECT_EQ(info->frames_written, 8u);
+  EXPECT_EQ(info->plan.channels, (std::vector<std::string>{"DAPI", "GFP"}));
+}
+
 TEST(IngestTest, UnknownSlideIsNotFoundWithAHint) {
   Stack stack;
   auto info = RunTessera({"info", "s999999", "--server", stack.manager()});

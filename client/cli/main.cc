@@ -1,4 +1,6 @@
 // tessera: the one executable of the stack. `tessera --help` lists the commands.
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -27,6 +29,10 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, [](int) { cli::StopFlag() = true; });
   std::signal(SIGTERM, [](int) { cli::StopFlag() = true; });
   std::signal(SIGPIPE, SIG_IGN);
+  // Frames and chunks are large, short-lived buffers: keep freed memory in the heap rather
+  // than returning it to the kernel and faulting it in again for the next frame.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
   CLI::App app{
       "Tessera: stores a microscope's frames as they are acquired, in compressed HDF5 slides,\n"

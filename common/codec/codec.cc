@@ -21,17 +21,19 @@ Result<std::vector<uint8_t>> Compress(std::span<const uint8_t> raw, size_t types
     return Error(StatusCode::kInvalidArgument, "chunk of {} bytes exceeds Blosc's limit",
                  raw.size());
   }
-  std::vector<uint8_t> out(raw.size() + BLOSC_MAX_OVERHEAD);
+  // Compress into a reused scratch buffer, then copy out the exact size: cheaper than
+  // zero-filling a fresh worst-case buffer for every chunk.
+  thread_local std::vector<uint8_t> scratch;
+  if (scratch.size() < raw.size() + BLOSC_MAX_OVERHEAD) scratch.resize(raw.size() + BLOSC_MAX_OVERHEAD);
   const int n = blosc_compress_ctx(params.level, params.shuffle ? BLOSC_SHUFFLE : BLOSC_NOSHUFFLE,
-                                   typesize, raw.size(), raw.data(), out.data(), out.size(),
+                                   typesize, raw.size(), raw.data(), scratch.data(), scratch.size(),
                                    params.compressor == Compressor::kZstd ? "zstd" : "lz4",
                                    /*blocksize=*/0, params.threads);
   if (n <= 0) {
     return Error(StatusCode::kInternal, "blosc compression failed (code {}); is {} built in?", n,
                  CompressorName(params.compressor));
   }
-  out.resize(static_cast<size_t>(n));
-  return out;
+  return std::vector<uint8_t>(scratch.begin(), scratch.begin() + n);
 }
 
 Result<BloscHeader> Inspect(std::span<const uint8_t> compressed) {

@@ -16,6 +16,9 @@ zmq::socket_t MakeSocket(zmq::socket_type type) {
   s.set(zmq::sockopt::sndhwm, 100000);
   s.set(zmq::sockopt::rcvhwm, 100000);
   s.set(zmq::sockopt::tcp_keepalive, 1);
+  // Chunks are hundreds of kilobytes: larger kernel buffers mean fewer wake-ups per frame.
+  s.set(zmq::sockopt::sndbuf, 4 << 20);
+  s.set(zmq::sockopt::rcvbuf, 4 << 20);
   s.set(zmq::sockopt::reconnect_ivl, 50);
   s.set(zmq::sockopt::reconnect_ivl_max, 1000);
   if (type == zmq::socket_type::router) s.set(zmq::sockopt::router_mandatory, 1);

@@ -65,13 +65,20 @@ struct SlideManager::Impl {
 
   std::string FreshBind() const { return "tcp://" + options.child_host + ":0"; }
 
+  // The proxy and writer of a slide always run on this host: a Unix socket between them
+  // costs less than TCP. Falls back to loopback TCP when the path is too long for one.
+  std::string WriterBind(const std::string& id) const {
+    const std::string path = fs::absolute(fs::path(SlidesDir()) / (id + ".writer.ipc")).string();
+    return path.size() < 100 ? "ipc://" + path : "tcp://127.0.0.1:0";
+  }
+
   // Starts (or restarts, on their recorded endpoints) a slide's writer and proxy.
   Status StartChildren(SlideRecord& r) {
     Running& run = running[r.id];
     const bool fresh = r.writer_endpoint.empty();
     if (run.writer.pid <= 0) {
       TESSERA_ASSIGN_OR_RETURN(
-          run.writer, internal::Spawn(options.exe, WriterArgs(r, fresh ? FreshBind() : r.writer_endpoint),
+          run.writer, internal::Spawn(options.exe, WriterArgs(r, fresh ? WriterBind(r.id) : r.writer_endpoint),
                                       kReadyTimeoutMs));
       r.writer_endpoint = run.writer.endpoint;
     }
