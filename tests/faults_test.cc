@@ -222,6 +222,40 @@ TEST_F(BadInputTest, EachBadMessageGetsItsSpecificErrorAndTheProxyKeepsServing) 
   EXPECT_EQ(info->frames_written, 3u);
 }
 
+TEST_F(BadInputTest, DuplicateFramesAreStoredOnceAndAcknowledgedEachTime) {
+  auto next_ack = [&] {
+    auto in = wire::Receive(socket_, 10000);
+    proto::IngestMessage m;
+    if (in) {
+      EXPECT_TRUE(wire::ParseHeader(*in, &m).ok());
+    }
+    return m;
+  };
+  // While the writer is stalled the frame is held: a second copy is recognised, held once.
+  ASSERT_EQ(::kill(slide_.writer_pid, SIGSTOP), 0);
+  Send(Valid(2));
+  Send(Valid(2));
+  ASSERT_TRUE(WaitFor([&] { return ProxyStats(slide_.proxy_endpoint).frames_received() == 2; }));
+  auto held = ProxyStats(slide_.proxy_endpoint);
+  EXPECT_EQ(held.duplicates(), 1u);
+  EXPECT_EQ(held.held_frames(), 1u);
+  EXPECT_EQ(held.held_bytes(), Valid(2).chunk.size());
+  ASSERT_EQ(::kill(slide_.writer_pid, SIGCONT), 0);
+  auto first = next_ack();
+  ASSERT_TRUE(first.has_ack()) << first.DebugString();
+  EXPECT_EQ(first.ack().durable(0), 2u);
+  // Once durable, a resend (a scanner that missed the ack) is acknowledged again.
+  Send(Valid(2));
+  auto again = next_ack();
+  ASSERT_TRUE(again.has_ack()) << again.DebugString();
+  EXPECT_EQ(again.ack().durable(0), 2u);
+  EXPECT_EQ(again.ack().frames_durable(), 1u);
+  auto closed = Client(stack_.manager()).CloseSlide(slide_.id);
+  ASSERT_TRUE(closed.ok()) << closed.status().ToString();
+  EXPECT_EQ(closed->frames_written, 1u);
+  EXPECT_EQ(closed->bytes_stored, Valid(2).chunk.size());  // one copy in the file, not three
+}
+
 TEST_F(BadInputTest, ManagerAnswersBadRequestsWithErrors) {
   zmq::socket_t s = wire::MakeSocket(zmq::socket_type::dealer);
   s.connect(stack_.manager());

@@ -158,6 +158,30 @@ struct SlideFile::Impl {
     return OkStatus();
   }
 
+  // Writes `count` elements at `start` of an in-place dataset.
+  bool WriteRow(const Handle& ds, hid_t type, std::vector<hsize_t> start,
+                std::vector<hsize_t> count, const void* data) {
+    Handle fs(H5Dget_space(ds.get()));
+    H5Sselect_hyperslab(fs.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    hsize_t n = 1;
+    for (hsize_t c : count) n *= c;
+    Handle ms(H5Screate_simple(1, &n, nullptr));
+    return H5Dwrite(ds.get(), type, ms.get(), fs.get(), H5P_DEFAULT, data) >= 0;
+  }
+
+  // HDF5's flush does not fsync: the file descriptor is synced here.
+  Status Flush(bool fsync) {
+    if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) {
+      return LastError(StatusCode::kInternal, "cannot flush " + path);
+    }
+    if (fsync && ::fdatasync(fd) != 0) {
+      const int err = errno;
+      return Error(err == ENOSPC ? StatusCode::kResourceExhausted : StatusCode::kInternal,
+                   "fdatasync of {} failed: {}", path, std::strerror(err));
+    }
+    return OkStatus();
+  }
+
   Status StartWriting() {
     if (H5Fstart_swmr_write(file.get()) < 0) {
       return LastError(StatusCode::kInternal, "cannot start SWMR writing on " + path);
@@ -268,8 +292,16 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForWrite(const std::string& pa
   // the slide's only writer (the manager guarantees it), so clear the mark as h5clear does.
   hbool_t clear = true;
   H5Pset(fapl.get(), "clear_status_flags", &clear);
+  // Metadata that fails its checksum is an error here, not a reason to retry and wait.
+  H5Pset_metadata_read_attempts(fapl.get(), 1);
   impl->file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()));
   if (!impl->file.valid()) return LastError(StatusCode::kDataLoss, "cannot open " + path);
+  // The killed writer may have allocated space (chunks, lazily created index blocks) past the
+  // end-of-allocation its last flush recorded. Move the end of allocation to the end of the
+  // file, as `h5clear --increment` does, so that nothing it wrote is handed out again.
+  if (H5Fincrement_filesize(impl->file.get(), 0) < 0) {
+    return LastError(StatusCode::kDataLoss, "cannot recover the end of " + path);
+  }
   TESSERA_RETURN_IF_ERROR(impl->LoadState());
   TESSERA_RETURN_IF_ERROR(impl->StartWriting());
   return std::unique_ptr<SlideFile>(new SlideFile(std::move(impl)));
@@ -323,39 +355,21 @@ bool SlideFile::IsWritten(uint64_t frame_index) const {
 Status SlideFile::Sync(bool fsync) {
   Impl& m = *impl_;
   if (!m.writable) return OkStatus();
+  // Order matters for a writer killed at any instant: first the chunks and the chunk index
+  // reach the disk, only then the written-map that promises them. A frame the map calls
+  // written is therefore always complete in the file.
+  TESSERA_RETURN_IF_ERROR(m.Flush(fsync));
+  if (m.pending.empty()) return OkStatus();
   const hsize_t per_frame = m.plan.chunks_per_frame();
   for (uint64_t f : m.pending) {
     const FrameKey k = m.plan.KeyOf(f);
-    {
-      const std::array<hsize_t, 3> start{k.t, k.c, k.z}, count{1, 1, 1};
-      Handle fs(H5Dget_space(m.written_ds.get()));
-      H5Sselect_hyperslab(fs.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
-      Handle ms(H5Screate_simple(1, &count[0], nullptr));
-      if (H5Dwrite(m.written_ds.get(), H5T_NATIVE_UINT8, ms.get(), fs.get(), H5P_DEFAULT,
-                   &m.written[f]) < 0) {
-        return LastError(StatusCode::kInternal, "cannot update the written-map of " + m.path);
-      }
-    }
-    {
-      const std::array<hsize_t, 5> start{k.t, k.c, k.z, 0, 0};
-      const std::array<hsize_t, 5> count{1, 1, 1, m.plan.chunks_y(), m.plan.chunks_x()};
-      Handle fs(H5Dget_space(m.checksum_ds.get()));
-      H5Sselect_hyperslab(fs.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
-      Handle ms(H5Screate_simple(1, &per_frame, nullptr));
-      if (H5Dwrite(m.checksum_ds.get(), H5T_NATIVE_UINT64, ms.get(), fs.get(), H5P_DEFAULT,
-                   &m.checksums[f * per_frame]) < 0) {
-        return LastError(StatusCode::kInternal, "cannot update the checksums of " + m.path);
-      }
+    if (!m.WriteRow(m.written_ds, H5T_NATIVE_UINT8, {k.t, k.c, k.z}, {1, 1, 1}, &m.written[f]) ||
+        !m.WriteRow(m.checksum_ds, H5T_NATIVE_UINT64, {k.t, k.c, k.z, 0, 0},
+                    {1, 1, 1, m.plan.chunks_y(), m.plan.chunks_x()}, &m.checksums[f * per_frame])) {
+      return LastError(StatusCode::kInternal, "cannot update the written-map of " + m.path);
     }
   }
-  if (H5Fflush(m.file.get(), H5F_SCOPE_LOCAL) < 0) {
-    return LastError(StatusCode::kInternal, "cannot flush " + m.path);
-  }
-  if (fsync && ::fdatasync(m.fd) != 0) {
-    const int err = errno;
-    return Error(err == ENOSPC ? StatusCode::kResourceExhausted : StatusCode::kInternal,
-                 "fdatasync of {} failed: {}", m.path, std::strerror(err));
-  }
+  TESSERA_RETURN_IF_ERROR(m.Flush(fsync));
   m.pending.clear();
   return OkStatus();
 }

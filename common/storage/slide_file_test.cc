@@ -122,6 +122,83 @@ TEST_F(SlideFileTest, KilledWriterKeepsEverySyncedFrameAndResumes) {
   EXPECT_EQ(*(*r)->ReadChunk(plan.KeyOf(4), 0, 1), ChunkBytes(plan, 41));
 }
 
+TEST_F(SlideFileTest, KilledBeforeItsFirstSyncTheFileStillResumes) {
+  ScanPlan plan = SmallPlan();
+  for (int round = 0; round < 3; ++round) {  // the kill lands at a different point each time
+    std::filesystem::remove(path_);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      auto f = SlideFile::Create(path_, plan, "s-1");
+      if (!f.ok()) ::_exit(1);
+      for (uint64_t i = 0; i < static_cast<uint64_t>(2 + round * 2); ++i) WriteFrame(**f, i);
+      ::kill(::getpid(), SIGKILL);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    auto f = SlideFile::OpenForWrite(path_);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    EXPECT_EQ((*f)->frames_written(), 0u);
+    for (uint64_t i = 0; i < plan.frame_count(); ++i) WriteFrame(**f, i);
+    ASSERT_TRUE((*f)->Close().ok());
+    auto r = SlideFile::OpenForRead(path_);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ((*r)->frames_written(), plan.frame_count());
+    for (uint64_t i = 0; i < plan.frame_count(); ++i) {
+      EXPECT_EQ(*(*r)->ReadChunk(plan.KeyOf(i), 1, 2), ChunkBytes(plan, i * 10 + 4)) << "frame " << i;
+    }
+  }
+}
+
+TEST_F(SlideFileTest, KilledAtAnyPointTheFileResumes) {
+  ScanPlan plan = SmallPlan();
+  plan.tiles.resize(40);
+  for (size_t i = 0; i < plan.tiles.size(); ++i) plan.tiles[i].name = "t" + std::to_string(i);
+  for (int round = 0; round < 20; ++round) {
+    std::filesystem::remove(path_);
+    int progress[2];
+    ASSERT_EQ(::pipe(progress), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {  // writes and syncs frame after frame, reporting each one
+      ::close(progress[0]);
+      auto f = SlideFile::Create(path_, plan, "s-1");
+      if (!f.ok()) ::_exit(1);
+      for (uint64_t i = 0; i < plan.frame_count(); ++i) {
+        WriteFrame(**f, i);
+        if (!(*f)->Sync(i % 2 == 0).ok()) ::_exit(2);
+        char c = 1;
+        if (::write(progress[1], &c, 1) != 1) ::_exit(3);
+      }
+      ::pause();
+    }
+    ::close(progress[1]);
+    // Kill after a different number of frames each round, wherever the child is then.
+    for (int seen = 0; seen < 1 + round * 3 % 70;) {
+      char c;
+      if (::read(progress[0], &c, 1) != 1) break;
+      ++seen;
+    }
+    ::kill(child, SIGKILL);
+    ::close(progress[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    auto f = SlideFile::OpenForWrite(path_);
+    ASSERT_TRUE(f.ok()) << "round " << round << ": " << f.status().ToString();
+    for (uint64_t i = 0; i < plan.frame_count(); ++i) {
+      if (!(*f)->IsWritten(i)) WriteFrame(**f, i);
+    }
+    ASSERT_TRUE((*f)->Close().ok());
+    auto r = SlideFile::OpenForRead(path_);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ((*r)->frames_written(), plan.frame_count());
+    for (uint64_t i = 0; i < plan.frame_count(); ++i) {
+      ASSERT_EQ(*(*r)->ReadChunk(plan.KeyOf(i), 1, 2), ChunkBytes(plan, i * 10 + 4))
+          << "round " << round << " frame " << i;
+    }
+  }
+}
+
 TEST_F(SlideFileTest, ReadFrameReassemblesChunksAndCropsPadding) {
   ScanPlan plan = SmallPlan();
   std::vector<uint16_t> pixels(size_t{plan.width} * plan.height);
