@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the tessera binary does: see client/cli/main.cc
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_ARENA_MAX, 1);
 
   synth::SyntheticOptions o;
   o.cols = distinct;

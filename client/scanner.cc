@@ -97,8 +97,8 @@ struct Scanner::Impl {
         Status s = wire::FromProto(m.fault().status());
         if (m.fault().has_frame()) {
           const uint64_t index = m.fault().frame_index();
+          // A refused frame is not held anywhere: forget it, and report why.
           if (auto it = outstanding.find(index); it != outstanding.end() && !m.fault().fatal()) {
-            if (s.code() == StatusCode::kResourceExhausted) return;  // credit race: resent on reconnect
             progress.outstanding_bytes -= it->second.bytes;
             outstanding.erase(it);
           }

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   // than returning it to the kernel and faulting it in again for the next frame.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_ARENA_MAX, 1);  // ZeroMQ's I/O thread allocates every received chunk: one arena keeps it warm
 
   CLI::App app{
       "Tessera: stores a microscope's frames as they are acquired, in compressed HDF5 slides,\n"
