@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "client/client.h"
 #include "common/codec/codec.h"
@@ -46,6 +47,7 @@ struct Scanner::Impl {
   std::map<uint64_t, Outstanding> outstanding;
   Progress progress;
   Status error;  // sticky: the first fault the slide reported
+  uint32_t compress_threads = 1;
   int64_t heard_ms = 0, hello_ms = 0;
 
   void SendFrame(const Outstanding& f) {
@@ -158,6 +160,9 @@ Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const 
   TESSERA_RETURN_IF_ERROR(plan.Validate());
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->compress_threads = options.compress_threads > 0
+                               ? static_cast<uint32_t>(options.compress_threads)
+                               : std::max(1u, std::thread::hardware_concurrency());
   impl->server = server;
   Client client(server);
   TESSERA_ASSIGN_OR_RETURN(impl->slide, client.OpenSlide(plan));
@@ -183,7 +188,7 @@ Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
   }
   const size_t elem = DtypeSize(plan.dtype);
   codec::BloscParams params = plan.codec;
-  params.threads = m.options.compress_threads;
+  params.threads = 1;
 
   Outstanding f;
   proto::IngestMessage header;
@@ -193,10 +198,14 @@ Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
   frame->set_t(key.t);
   frame->set_c(key.c);
   frame->set_z(key.z);
-  std::vector<uint8_t> chunk(plan.chunk_bytes());
-  for (uint32_t cy = 0; cy < plan.chunks_y(); ++cy) {
-    for (uint32_t cx = 0; cx < plan.chunks_x(); ++cx) {
-      // Copy the chunk's rows out of the frame; edge chunks are padded with zeros.
+  const uint32_t n_chunks = plan.chunks_per_frame();
+  std::vector<Result<std::vector<uint8_t>>> packed(n_chunks, std::vector<uint8_t>{});
+  // Chunk i goes to thread i % threads; each thread copies its chunks' rows out of the
+  // frame (edge chunks padded with zeros) and compresses them.
+  auto compress = [&](uint32_t first, uint32_t step) {
+    std::vector<uint8_t> chunk(plan.chunk_bytes());
+    for (uint32_t i = first; i < n_chunks; i += step) {
+      const uint32_t cy = i / plan.chunks_x(), cx = i % plan.chunks_x();
       const uint32_t y0 = cy * plan.chunk_y, x0 = cx * plan.chunk_x;
       const uint32_t rows = std::min(plan.chunk_y, plan.height - y0);
       const uint32_t cols = std::min(plan.chunk_x, plan.width - x0);
@@ -205,14 +214,23 @@ Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
         std::memcpy(chunk.data() + size_t{r} * plan.chunk_x * elem,
                     pixels.data() + (size_t{y0 + r} * plan.width + x0) * elem, size_t{cols} * elem);
       }
-      TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, params));
-      auto* meta = frame->add_chunks();
-      meta->set_cy(cy);
-      meta->set_cx(cx);
-      meta->set_xxh64(codec::Checksum(packed));
-      f.bytes += packed.size();
-      f.chunks.push_back(std::make_shared<const std::vector<uint8_t>>(std::move(packed)));
+      packed[i] = codec::Compress(chunk, elem, params);
     }
+  };
+  const uint32_t threads = std::min<uint32_t>(m.compress_threads, n_chunks);
+  {
+    std::vector<std::jthread> helpers;
+    for (uint32_t k = 1; k < threads; ++k) helpers.emplace_back(compress, k, threads);
+    compress(0, threads);
+  }
+  for (uint32_t i = 0; i < n_chunks; ++i) {
+    if (!packed[i].ok()) return packed[i].status();
+    auto* meta = frame->add_chunks();
+    meta->set_cy(i / plan.chunks_x());
+    meta->set_cx(i % plan.chunks_x());
+    meta->set_xxh64(codec::Checksum(*packed[i]));
+    f.bytes += packed[i]->size();
+    f.chunks.push_back(std::make_shared<const std::vector<uint8_t>>(std::move(*packed[i])));
   }
   if (f.bytes > m.window) {
     return Error(StatusCode::kResourceExhausted,

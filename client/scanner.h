@@ -27,7 +27,9 @@ namespace tessera {
 
 struct ScannerOptions {
   int timeout_ms = 60000;    ///< longest wait for any progress before DEADLINE_EXCEEDED
-  int compress_threads = 1;  ///< Blosc threads per chunk (chunks are small: 1 is fastest)
+  /// Threads that compress a frame's chunks in parallel (0: one per core). Each chunk is
+  /// compressed by one thread: chunks are small, so splitting one chunk would cost more.
+  int compress_threads = 0;
 };
 
 class Scanner {
