@@ -9,6 +9,7 @@
 #include "client/client.h"
 #include "common/codec/codec.h"
 #include "common/log/log.h"
+#include "common/pyramid/pyramid.h"
 #include "common/wire/wire.h"
 
 namespace tessera {
@@ -199,21 +200,13 @@ Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
   frame->set_c(key.c);
   frame->set_z(key.z);
   const uint32_t n_chunks = plan.chunks_per_frame();
+  const LevelShape level0 = plan.Level(0);
   std::vector<Result<std::vector<uint8_t>>> packed(n_chunks, std::vector<uint8_t>{});
-  // Chunk i goes to thread i % threads; each thread copies its chunks' rows out of the
-  // frame (edge chunks padded with zeros) and compresses them.
+  // Chunk i goes to thread i % threads, which cuts it out of the frame and compresses it.
   auto compress = [&](uint32_t first, uint32_t step) {
     std::vector<uint8_t> chunk(plan.chunk_bytes());
     for (uint32_t i = first; i < n_chunks; i += step) {
-      const uint32_t cy = i / plan.chunks_x(), cx = i % plan.chunks_x();
-      const uint32_t y0 = cy * plan.chunk_y, x0 = cx * plan.chunk_x;
-      const uint32_t rows = std::min(plan.chunk_y, plan.height - y0);
-      const uint32_t cols = std::min(plan.chunk_x, plan.width - x0);
-      if (rows < plan.chunk_y || cols < plan.chunk_x) std::fill(chunk.begin(), chunk.end(), 0);
-      for (uint32_t r = 0; r < rows; ++r) {
-        std::memcpy(chunk.data() + size_t{r} * plan.chunk_x * elem,
-                    pixels.data() + (size_t{y0 + r} * plan.width + x0) * elem, size_t{cols} * elem);
-      }
+      pyramid::ExtractChunk(pixels, level0, elem, i / plan.chunks_x(), i % plan.chunks_x(), chunk);
       packed[i] = codec::Compress(chunk, elem, params);
     }
   };

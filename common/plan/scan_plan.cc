@@ -45,6 +45,25 @@ void ScanPlan::ClampChunks() {
   chunk_x = std::min(chunk_x, width);
 }
 
+uint32_t ScanPlan::level_count() const {
+  uint32_t n = 1;
+  for (uint32_t edge = std::max(width, height); edge > kCoarsestLevelEdge; edge = (edge + 1) / 2) ++n;
+  return n;
+}
+
+LevelShape ScanPlan::Level(uint32_t level) const {
+  LevelShape s;
+  s.width = width;
+  s.height = height;
+  for (uint32_t l = 0; l < level; ++l) {
+    s.width = (s.width + 1) / 2;
+    s.height = (s.height + 1) / 2;
+  }
+  s.chunk_y = std::min(chunk_y, s.height);
+  s.chunk_x = std::min(chunk_x, s.width);
+  return s;
+}
+
 FrameKey ScanPlan::KeyOf(uint64_t index) const {
   FrameKey k;
   k.z = static_cast<uint32_t>(index % z_planes);

@@ -40,6 +40,28 @@ struct FrameKey {
   bool operator==(const FrameKey&) const = default;
 };
 
+/// One stored chunk: chunk (cy, cx) of frame `frame` at resolution `level`.
+struct ChunkKey {
+  FrameKey frame;
+  uint32_t level = 0, cy = 0, cx = 0;
+  bool operator==(const ChunkKey&) const = default;
+};
+
+/// A field of view's shape at one resolution level. Level 0 is the frame as acquired;
+/// level L is ceil(width / 2^L) x ceil(height / 2^L), chunked like level 0 but never
+/// larger than itself (docs/format.md).
+struct LevelShape {
+  uint32_t width = 0, height = 0, chunk_y = 0, chunk_x = 0;
+  uint32_t chunks_y() const { return (height + chunk_y - 1) / chunk_y; }
+  uint32_t chunks_x() const { return (width + chunk_x - 1) / chunk_x; }
+  uint32_t chunks_per_frame() const { return chunks_y() * chunks_x(); }
+  size_t chunk_pixels() const { return size_t{chunk_y} * chunk_x; }
+  size_t pixels() const { return size_t{width} * height; }
+};
+
+/// Levels stop once a field of view's longer edge is at most this many pixels.
+inline constexpr uint32_t kCoarsestLevelEdge = 32;
+
 struct ScanPlan {
   std::string name;
   std::vector<TilePlacement> tiles;
@@ -64,6 +86,12 @@ struct ScanPlan {
   uint32_t chunks_per_frame() const { return chunks_y() * chunks_x(); }
   size_t chunk_bytes() const { return size_t{chunk_y} * chunk_x * DtypeSize(dtype); }
   size_t frame_bytes() const { return size_t{width} * height * DtypeSize(dtype); }
+
+  /// Resolution levels stored per frame, level 0 included: halving until the longer edge
+  /// is at most kCoarsestLevelEdge.
+  uint32_t level_count() const;
+  /// The shape of level `level` (< level_count()).
+  LevelShape Level(uint32_t level) const;
 
   /// Frames are numbered in scan order: t slowest, then c, then z.
   uint64_t FrameIndex(const FrameKey& k) const {

@@ -76,5 +76,22 @@ TEST(ScanPlanTest, JsonRoundTripKeepsEverything) {
   EXPECT_FALSE(PlanFromJson("[1,2]").ok());
 }
 
+TEST(ScanPlanTest, LevelsHalveWithCeilingUntilTheCoarsestEdge) {
+  ScanPlan p = TwoByThree();  // 1000 x 600, chunks 512 x 512
+  // 1000 -> 500 -> 250 -> 125 -> 63 -> 32: six levels.
+  ASSERT_EQ(p.level_count(), 6u);
+  EXPECT_EQ(p.Level(0).width, 1000u);
+  EXPECT_EQ(p.Level(0).chunks_x(), 2u);
+  const LevelShape l3 = p.Level(3);
+  EXPECT_EQ(l3.width, 125u);
+  EXPECT_EQ(l3.height, 75u);
+  EXPECT_EQ(l3.chunk_x, 125u);  // never larger than the level itself
+  EXPECT_EQ(l3.chunks_per_frame(), 1u);
+  EXPECT_EQ(p.Level(5).width, 32u);
+  EXPECT_EQ(p.Level(5).height, 19u);
+  p.width = p.height = 32;
+  EXPECT_EQ(p.level_count(), 1u);
+}
+
 }  // namespace
 }  // namespace tessera

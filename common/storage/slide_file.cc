@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "common/codec/codec.h"
+#include "common/pyramid/pyramid.h"
 #include "common/storage/internal/hdf5_util.h"
 
 namespace tessera::storage {
@@ -95,7 +96,7 @@ Result<Handle> CreateInPlaceDataset(hid_t group, const char* name, hid_t type,
   H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY);
   H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_ALLOC);
   Handle ds(H5Dcreate2(group, name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
-  if (!ds.valid()) return LastError(StatusCode::kInternal, std::string("cannot create /raw/") + name);
+  if (!ds.valid()) return LastError(StatusCode::kInternal, std::string("cannot create dataset ") + name);
   return ds;
 }
 
@@ -108,34 +109,97 @@ Handle FileAccess() {
 
 }  // namespace
 
+// One resolution level's datasets and, in memory, its chunk checksums (frame-major).
+struct LevelData {
+  LevelShape shape;
+  Handle tiles, checksum_ds;
+  std::vector<uint64_t> checksums;
+};
+
+std::string LevelPath(uint32_t level, const char* name) {
+  return level == 0 ? fmt::format("/raw/{}", name == std::string("tiles") ? "tiles" : "chunk_xxh64")
+                    : fmt::format("/raw/levels/{}/{}", level, name);
+}
+
 struct SlideFile::Impl {
   std::string path;
   std::string slide_id;
   ScanPlan plan;
-  bool writable = false;
-  Handle file, tiles, written_ds, checksum_ds;
-  std::vector<uint8_t> written;     // one byte per frame
-  std::vector<uint64_t> checksums;  // one per chunk, frame-major
-  std::vector<uint64_t> pending;    // frames marked since the last Sync
+  bool writable = false, swmr_read = false;
+  Handle file, written_ds, levels_written_ds;
+  std::vector<LevelData> levels;     // [0] is /raw/tiles
+  std::vector<uint8_t> written;      // one byte per frame: level 0 stored
+  std::vector<uint8_t> levels_done;  // one byte per frame: levels >= 1 stored
+  std::vector<uint64_t> pending, pending_levels;  // frames marked since the last Sync
   uint64_t frames_written = 0;
   uint64_t bytes_stored = 0;
   int fd = -1;
 
-  size_t ChunkSlot(const FrameKey& k, uint32_t cy, uint32_t cx) const {
-    return plan.FrameIndex(k) * plan.chunks_per_frame() + size_t{cy} * plan.chunks_x() + cx;
+  size_t ChunkSlot(const ChunkKey& k) const {
+    const LevelShape& s = levels[k.level].shape;
+    return plan.FrameIndex(k.frame) * s.chunks_per_frame() + size_t{k.cy} * s.chunks_x() + k.cx;
   }
 
-  std::array<hsize_t, 5> Offset(const FrameKey& k, uint32_t cy, uint32_t cx) const {
-    return {k.t, k.c, k.z, hsize_t{cy} * plan.chunk_y, hsize_t{cx} * plan.chunk_x};
+  std::array<hsize_t, 5> Offset(const ChunkKey& k) const {
+    const LevelShape& s = levels[k.level].shape;
+    return {k.frame.t, k.frame.c, k.frame.z, hsize_t{k.cy} * s.chunk_y, hsize_t{k.cx} * s.chunk_x};
+  }
+
+  Status CheckChunk(const ChunkKey& k) const {
+    TESSERA_RETURN_IF_ERROR(plan.CheckKey(k.frame));
+    if (k.level >= levels.size()) {
+      return Error(StatusCode::kOutOfRange, "level {} does not exist: the slide has levels 0..{}",
+                   k.level, levels.size() - 1);
+    }
+    const LevelShape& s = levels[k.level].shape;
+    if (k.cy >= s.chunks_y() || k.cx >= s.chunks_x()) {
+      return Error(StatusCode::kOutOfRange, "chunk ({}, {}) is outside the {}x{} chunk grid of level {}",
+                   k.cy, k.cx, s.chunks_y(), s.chunks_x(), k.level);
+    }
+    return OkStatus();
+  }
+
+  void SizeLevels() {
+    levels.resize(plan.level_count());
+    for (uint32_t l = 0; l < levels.size(); ++l) {
+      levels[l].shape = plan.Level(l);
+      levels[l].checksums.assign(plan.frame_count() * levels[l].shape.chunks_per_frame(), 0);
+    }
+    written.assign(plan.frame_count(), 0);
+    levels_done.assign(plan.frame_count(), 0);
   }
 
   Status OpenDatasets() {
-    tiles = Handle(H5Dopen2(file.get(), "/raw/tiles", H5P_DEFAULT));
     written_ds = Handle(H5Dopen2(file.get(), "/raw/written", H5P_DEFAULT));
-    checksum_ds = Handle(H5Dopen2(file.get(), "/raw/chunk_xxh64", H5P_DEFAULT));
-    if (!tiles.valid() || !written_ds.valid() || !checksum_ds.valid()) {
-      return LastError(StatusCode::kDataLoss, path + " is not a Tessera slide file");
+    levels_written_ds = Handle(H5Dopen2(file.get(), "/raw/levels_written", H5P_DEFAULT));
+    if (!written_ds.valid() || !levels_written_ds.valid()) {
+      return LastError(StatusCode::kDataLoss, path + " is not a Tessera slide file (format 2)");
     }
+    for (uint32_t l = 0; l < levels.size(); ++l) {
+      levels[l].tiles = Handle(H5Dopen2(file.get(), LevelPath(l, "tiles").c_str(), H5P_DEFAULT));
+      levels[l].checksum_ds =
+          Handle(H5Dopen2(file.get(), LevelPath(l, "chunk_xxh64").c_str(), H5P_DEFAULT));
+      if (!levels[l].tiles.valid() || !levels[l].checksum_ds.valid()) {
+        return LastError(StatusCode::kDataLoss, fmt::format("{} lacks level {}", path, l));
+      }
+    }
+    return OkStatus();
+  }
+
+  // Reads the written-maps and checksums: at open, and on each refresh of a live file.
+  Status ReadMaps() {
+    bool ok = H5Dread(written_ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                      written.data()) >= 0 &&
+              H5Dread(levels_written_ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                      levels_done.data()) >= 0;
+    for (auto& l : levels) {
+      ok = ok && H5Dread(l.checksum_ds.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         l.checksums.data()) >= 0;
+    }
+    if (!ok) return LastError(StatusCode::kDataLoss, "cannot read the written-map of " + path);
+    frames_written = 0;
+    for (uint8_t w : written) frames_written += w != 0;
+    bytes_stored = H5Dget_storage_size(levels[0].tiles.get());
     return OkStatus();
   }
 
@@ -143,19 +207,9 @@ struct SlideFile::Impl {
     TESSERA_ASSIGN_OR_RETURN(slide_id, ReadStringAttr(file.get(), "slide_id"));
     TESSERA_ASSIGN_OR_RETURN(std::string plan_json, ReadStringAttr(file.get(), "plan"));
     TESSERA_ASSIGN_OR_RETURN(plan, PlanFromJson(plan_json));
+    SizeLevels();
     TESSERA_RETURN_IF_ERROR(OpenDatasets());
-    written.assign(plan.frame_count(), 0);
-    checksums.assign(plan.frame_count() * plan.chunks_per_frame(), 0);
-    if (H5Dread(written_ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                written.data()) < 0 ||
-        H5Dread(checksum_ds.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                checksums.data()) < 0) {
-      return LastError(StatusCode::kDataLoss, "cannot read the written-map of " + path);
-    }
-    frames_written = 0;
-    for (uint8_t w : written) frames_written += w != 0;
-    bytes_stored = H5Dget_storage_size(tiles.get());
-    return OkStatus();
+    return ReadMaps();
   }
 
   // Writes `count` elements at `start` of an in-place dataset.
@@ -167,6 +221,22 @@ struct SlideFile::Impl {
     for (hsize_t c : count) n *= c;
     Handle ms(H5Screate_simple(1, &n, nullptr));
     return H5Dwrite(ds.get(), type, ms.get(), fs.get(), H5P_DEFAULT, data) >= 0;
+  }
+
+  // A frame's map byte and its chunk checksums at levels [first, last).
+  bool WriteFrameRows(uint64_t f, const Handle& map_ds, const uint8_t* flag, uint32_t first,
+                      uint32_t last) {
+    const FrameKey k = plan.KeyOf(f);
+    if (!WriteRow(map_ds, H5T_NATIVE_UINT8, {k.t, k.c, k.z}, {1, 1, 1}, flag)) return false;
+    for (uint32_t l = first; l < last; ++l) {
+      const LevelShape& s = levels[l].shape;
+      if (!WriteRow(levels[l].checksum_ds, H5T_NATIVE_UINT64, {k.t, k.c, k.z, 0, 0},
+                    {1, 1, 1, s.chunks_y(), s.chunks_x()},
+                    &levels[l].checksums[f * s.chunks_per_frame()])) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // HDF5's flush does not fsync: the file descriptor is synced here.
@@ -233,25 +303,46 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
   if (!raw.valid()) return LastError(StatusCode::kInternal, "cannot create /raw in " + path);
 
   const hsize_t T = plan.tiles.size(), C = plan.channels.size(), Z = plan.z_planes;
-  {
-    const std::array<hsize_t, 5> dims{T, C, Z, plan.height, plan.width};
-    const std::array<hsize_t, 5> chunk{1, 1, 1, plan.chunk_y, plan.chunk_x};
+  impl->SizeLevels();
+  Handle levels_group(H5Gcreate2(raw.get(), "levels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (!levels_group.valid()) return LastError(StatusCode::kInternal, "cannot create /raw/levels");
+  for (uint32_t l = 0; l < impl->levels.size(); ++l) {
+    LevelData& level = impl->levels[l];
+    const LevelShape& ls = level.shape;
+    Handle group;
+    if (l > 0) {
+      group = Handle(H5Gcreate2(levels_group.get(), std::to_string(l).c_str(), H5P_DEFAULT,
+                                H5P_DEFAULT, H5P_DEFAULT));
+      if (!group.valid()) return LastError(StatusCode::kInternal, "cannot create level " + std::to_string(l));
+    }
+    const hid_t parent = l == 0 ? raw.get() : group.get();
+    const std::array<hsize_t, 5> dims{T, C, Z, ls.height, ls.width};
+    const std::array<hsize_t, 5> chunk{1, 1, 1, ls.chunk_y, ls.chunk_x};
     Handle space(H5Screate_simple(5, dims.data(), nullptr));
     Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
     H5Pset_chunk(dcpl.get(), 5, chunk.data());
-    const auto cd = codec::Hdf5FilterValues(DtypeSize(plan.dtype), plan.chunk_bytes(), plan.codec);
+    const auto cd = codec::Hdf5FilterValues(DtypeSize(plan.dtype),
+                                            ls.chunk_pixels() * DtypeSize(plan.dtype), plan.codec);
     H5Pset_filter(dcpl.get(), codec::kHdf5BloscFilterId, H5Z_FLAG_OPTIONAL, cd.size(), cd.data());
     Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
     H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);  // chunks go straight to disk
     hid_t type = plan.dtype == Dtype::kUint8 ? H5T_STD_U8LE : H5T_STD_U16LE;
-    impl->tiles = Handle(H5Dcreate2(raw.get(), "tiles", type, space.get(), H5P_DEFAULT, dcpl.get(),
+    level.tiles = Handle(H5Dcreate2(parent, "tiles", type, space.get(), H5P_DEFAULT, dcpl.get(),
                                     dapl.get()));
-    if (!impl->tiles.valid()) return LastError(StatusCode::kInternal, "cannot create /raw/tiles");
-    hid_t ds = impl->tiles.get();
+    if (!level.tiles.valid()) {
+      return LastError(StatusCode::kInternal, "cannot create " + LevelPath(l, "tiles"));
+    }
+    hid_t ds = level.tiles.get();
+    const double scale = static_cast<double>(uint64_t{1} << l);
     TESSERA_RETURN_IF_ERROR(WriteStringAttr(ds, "axes", "TCZYX"));
     TESSERA_RETURN_IF_ERROR(WriteStringArrayAttr(ds, "channel_names", plan.channels));
     TESSERA_RETURN_IF_ERROR(WriteDoublesAttr(
-        ds, "pixel_size_um", {plan.pixel_size_um[2], plan.pixel_size_um[1], plan.pixel_size_um[0]}));
+        ds, "pixel_size_um",
+        {plan.pixel_size_um[2], plan.pixel_size_um[1] * scale, plan.pixel_size_um[0] * scale}));
+    TESSERA_RETURN_IF_ERROR(WriteDoublesAttr(ds, "downsample", {scale, scale}));
+    TESSERA_ASSIGN_OR_RETURN(level.checksum_ds,
+                             CreateInPlaceDataset(parent, "chunk_xxh64", H5T_STD_U64LE,
+                                                  {T, C, Z, ls.chunks_y(), ls.chunks_x()}));
   }
   std::vector<double> positions;
   std::vector<int32_t> grid;
@@ -270,14 +361,11 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
     TESSERA_RETURN_IF_ERROR(
         WriteSmallDataset(raw.get(), "tile_names", type.get(), type.get(), {T}, names.data()));
   }
-  TESSERA_ASSIGN_OR_RETURN(Handle w, CreateInPlaceDataset(raw.get(), "written", H5T_STD_U8LE, {T, C, Z}));
-  TESSERA_ASSIGN_OR_RETURN(
-      Handle c, CreateInPlaceDataset(raw.get(), "chunk_xxh64", H5T_STD_U64LE,
-                                     {T, C, Z, plan.chunks_y(), plan.chunks_x()}));
-  impl->written_ds = std::move(w);
-  impl->checksum_ds = std::move(c);
-  impl->written.assign(plan.frame_count(), 0);
-  impl->checksums.assign(plan.frame_count() * plan.chunks_per_frame(), 0);
+  TESSERA_ASSIGN_OR_RETURN(impl->written_ds,
+                           CreateInPlaceDataset(raw.get(), "written", H5T_STD_U8LE, {T, C, Z}));
+  TESSERA_ASSIGN_OR_RETURN(impl->levels_written_ds, CreateInPlaceDataset(raw.get(), "levels_written",
+                                                                         H5T_STD_U8LE, {T, C, Z}));
+  levels_group.Reset();
   raw.Reset();
   TESSERA_RETURN_IF_ERROR(impl->StartWriting());
   return std::unique_ptr<SlideFile>(new SlideFile(std::move(impl)));
@@ -318,25 +406,31 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForRead(const std::string& pat
   impl->file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!impl->file.valid()) {
     H5Eclear2(H5E_DEFAULT);
+    // A writer has the file: read what it has synced, without HDF5's sieve buffer, which
+    // would keep stale bytes of the written-maps.
+    H5Pset_sieve_buf_size(fapl.get(), 0);
     impl->file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
+    impl->swmr_read = true;
   }
   if (!impl->file.valid()) return LastError(StatusCode::kDataLoss, "cannot open " + path);
   TESSERA_RETURN_IF_ERROR(impl->LoadState());
   return std::unique_ptr<SlideFile>(new SlideFile(std::move(impl)));
 }
 
-Status SlideFile::WriteChunk(const FrameKey& key, uint32_t cy, uint32_t cx,
-                             std::span<const uint8_t> blosc, uint64_t checksum) {
+Status SlideFile::WriteChunk(const ChunkKey& key, std::span<const uint8_t> blosc,
+                             uint64_t checksum) {
   Impl& m = *impl_;
-  assert(m.writable);
-  const auto offset = m.Offset(key, cy, cx);
-  if (H5Dwrite_chunk(m.tiles.get(), H5P_DEFAULT, 0, offset.data(), blosc.size(), blosc.data()) < 0) {
+  assert(m.writable && m.CheckChunk(key).ok());
+  const auto offset = m.Offset(key);
+  if (H5Dwrite_chunk(m.levels[key.level].tiles.get(), H5P_DEFAULT, 0, offset.data(), blosc.size(),
+                     blosc.data()) < 0) {
     return LastError(StatusCode::kInternal,
-                     fmt::format("cannot write chunk ({}, {}) of frame t={} c={} z={} to {}", cy,
-                                 cx, key.t, key.c, key.z, m.path));
+                     fmt::format("cannot write chunk ({}, {}) of level {} of frame t={} c={} z={} to {}",
+                                 key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z,
+                                 m.path));
   }
-  m.checksums[m.ChunkSlot(key, cy, cx)] = checksum;
-  m.bytes_stored += blosc.size();
+  m.levels[key.level].checksums[m.ChunkSlot(key)] = checksum;
+  if (key.level == 0) m.bytes_stored += blosc.size();
   return OkStatus();
 }
 
@@ -352,87 +446,123 @@ bool SlideFile::IsWritten(uint64_t frame_index) const {
   return frame_index < impl_->written.size() && impl_->written[frame_index] != 0;
 }
 
+void SlideFile::MarkLevelsWritten(uint64_t frame_index) {
+  Impl& m = *impl_;
+  if (m.levels_done[frame_index] != 0) return;
+  m.levels_done[frame_index] = 1;
+  m.pending_levels.push_back(frame_index);
+}
+
+bool SlideFile::LevelsWritten(uint64_t frame_index) const {
+  return frame_index < impl_->levels_done.size() && impl_->levels_done[frame_index] != 0;
+}
+
+bool SlideFile::HasPending() const { return !impl_->pending.empty() || !impl_->pending_levels.empty(); }
+
+bool SlideFile::live() const { return impl_->swmr_read; }
+
 Status SlideFile::Sync(bool fsync) {
   Impl& m = *impl_;
   if (!m.writable) return OkStatus();
   // Order matters for a writer killed at any instant: first the chunks and the chunk index
-  // reach the disk, only then the written-map that promises them. A frame the map calls
+  // reach the disk, only then the written-maps that promise them. A frame a map calls
   // written is therefore always complete in the file.
   TESSERA_RETURN_IF_ERROR(m.Flush(fsync));
-  if (m.pending.empty()) return OkStatus();
-  const hsize_t per_frame = m.plan.chunks_per_frame();
+  if (!HasPending()) return OkStatus();
+  const uint32_t n_levels = static_cast<uint32_t>(m.levels.size());
   for (uint64_t f : m.pending) {
-    const FrameKey k = m.plan.KeyOf(f);
-    if (!m.WriteRow(m.written_ds, H5T_NATIVE_UINT8, {k.t, k.c, k.z}, {1, 1, 1}, &m.written[f]) ||
-        !m.WriteRow(m.checksum_ds, H5T_NATIVE_UINT64, {k.t, k.c, k.z, 0, 0},
-                    {1, 1, 1, m.plan.chunks_y(), m.plan.chunks_x()}, &m.checksums[f * per_frame])) {
+    if (!m.WriteFrameRows(f, m.written_ds, &m.written[f], 0, 1)) {
       return LastError(StatusCode::kInternal, "cannot update the written-map of " + m.path);
+    }
+  }
+  for (uint64_t f : m.pending_levels) {
+    if (!m.WriteFrameRows(f, m.levels_written_ds, &m.levels_done[f], 1, n_levels)) {
+      return LastError(StatusCode::kInternal, "cannot update the levels' written-map of " + m.path);
     }
   }
   TESSERA_RETURN_IF_ERROR(m.Flush(fsync));
   m.pending.clear();
+  m.pending_levels.clear();
   return OkStatus();
 }
 
-Result<std::vector<uint8_t>> SlideFile::ReadChunk(const FrameKey& key, uint32_t cy,
-                                                  uint32_t cx) const {
-  const Impl& m = *impl_;
-  TESSERA_RETURN_IF_ERROR(m.plan.CheckKey(key));
-  if (cy >= m.plan.chunks_y() || cx >= m.plan.chunks_x()) {
-    return Error(StatusCode::kOutOfRange, "chunk ({}, {}) is outside the {}x{} chunk grid", cy, cx,
-                 m.plan.chunks_y(), m.plan.chunks_x());
+Status SlideFile::Refresh() {
+  Impl& m = *impl_;
+  if (!m.swmr_read) return OkStatus();
+  for (const Handle& ds : {std::cref(m.written_ds), std::cref(m.levels_written_ds)}) {
+    if (H5Drefresh(ds.get()) < 0) return LastError(StatusCode::kDataLoss, "cannot refresh " + m.path);
   }
-  const auto offset = m.Offset(key, cy, cx);
+  for (auto& l : m.levels) {
+    if (H5Drefresh(l.tiles.get()) < 0 || H5Drefresh(l.checksum_ds.get()) < 0) {
+      return LastError(StatusCode::kDataLoss, "cannot refresh " + m.path);
+    }
+  }
+  return m.ReadMaps();
+}
+
+Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {
+  const Impl& m = *impl_;
+  TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
+  const uint64_t frame = m.plan.FrameIndex(key.frame);
+  // A live file's chunk index may hold chunks the written-map does not promise yet.
+  if (key.level == 0 ? !IsWritten(frame) : !LevelsWritten(frame)) {
+    return Error(StatusCode::kNotFound, "chunk ({}, {}) of level {} of frame t={} c={} z={} is not stored{}",
+                 key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z,
+                 key.level > 0 && IsWritten(frame) ? " yet (its levels are being computed)" : "");
+  }
+  const auto offset = m.Offset(key);
+  const hid_t ds = m.levels[key.level].tiles.get();
   hsize_t size = 0;
-  if (H5Dget_chunk_storage_size(m.tiles.get(), offset.data(), &size) < 0 || size == 0) {
+  if (H5Dget_chunk_storage_size(ds, offset.data(), &size) < 0 || size == 0) {
     H5Eclear2(H5E_DEFAULT);
-    return Error(StatusCode::kNotFound, "chunk ({}, {}) of frame t={} c={} z={} is not stored", cy,
-                 cx, key.t, key.c, key.z);
+    return Error(StatusCode::kDataLoss, "chunk ({}, {}) of level {} of frame t={} c={} z={} is missing from {}",
+                 key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z, m.path);
   }
   std::vector<uint8_t> out(size);
   uint32_t filter_mask = 0;
-  if (H5Dread_chunk(m.tiles.get(), H5P_DEFAULT, offset.data(), &filter_mask, out.data()) < 0) {
+  if (H5Dread_chunk(ds, H5P_DEFAULT, offset.data(), &filter_mask, out.data()) < 0) {
     return LastError(StatusCode::kDataLoss, "cannot read a chunk of " + m.path);
   }
   return out;
 }
 
-Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key) const {
+Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key, uint32_t level) const {
   const ScanPlan& p = impl_->plan;
+  if (level >= impl_->levels.size()) {
+    return Error(StatusCode::kOutOfRange, "level {} does not exist: the slide has levels 0..{}", level,
+                 impl_->levels.size() - 1);
+  }
+  const LevelShape& s = impl_->levels[level].shape;
   const size_t elem = DtypeSize(p.dtype);
-  std::vector<uint8_t> frame(p.frame_bytes());
-  std::vector<uint8_t> chunk(p.chunk_bytes());
-  for (uint32_t cy = 0; cy < p.chunks_y(); ++cy) {
-    for (uint32_t cx = 0; cx < p.chunks_x(); ++cx) {
-      TESSERA_ASSIGN_OR_RETURN(auto packed, ReadChunk(key, cy, cx));
-      const uint64_t expected = StoredChecksum(key, cy, cx);
+  std::vector<uint8_t> frame(s.pixels() * elem);
+  std::vector<uint8_t> chunk(s.chunk_pixels() * elem);
+  for (uint32_t cy = 0; cy < s.chunks_y(); ++cy) {
+    for (uint32_t cx = 0; cx < s.chunks_x(); ++cx) {
+      const ChunkKey ck{key, level, cy, cx};
+      TESSERA_ASSIGN_OR_RETURN(auto packed, ReadChunk(ck));
+      const uint64_t expected = StoredChecksum(ck);
       if (expected != 0 && codec::Checksum(packed) != expected) {
-        return Error(StatusCode::kDataLoss, "chunk ({}, {}) of frame t={} c={} z={} in {} fails its checksum",
-                     cy, cx, key.t, key.c, key.z, impl_->path);
+        return Error(StatusCode::kDataLoss,
+                     "chunk ({}, {}) of level {} of frame t={} c={} z={} in {} fails its checksum", cy,
+                     cx, level, key.t, key.c, key.z, impl_->path);
       }
       TESSERA_RETURN_IF_ERROR(codec::Decompress(packed, chunk));
-      const uint32_t y0 = cy * p.chunk_y, x0 = cx * p.chunk_x;
-      const uint32_t rows = std::min(p.chunk_y, p.height - y0);
-      const uint32_t cols = std::min(p.chunk_x, p.width - x0);
-      for (uint32_t r = 0; r < rows; ++r) {
-        std::memcpy(frame.data() + (size_t{y0 + r} * p.width + x0) * elem,
-                    chunk.data() + size_t{r} * p.chunk_x * elem, size_t{cols} * elem);
-      }
+      pyramid::InsertChunk(chunk, s, elem, cy, cx, frame);
     }
   }
   return frame;
 }
 
-uint64_t SlideFile::StoredChecksum(const FrameKey& key, uint32_t cy, uint32_t cx) const {
-  return impl_->checksums[impl_->ChunkSlot(key, cy, cx)];
+uint64_t SlideFile::StoredChecksum(const ChunkKey& key) const {
+  return impl_->levels[key.level].checksums[impl_->ChunkSlot(key)];
 }
 
 Status SlideFile::Close() {
   Impl& m = *impl_;
   Status s = m.writable ? Sync(/*fsync=*/true) : OkStatus();
-  m.tiles.Reset();
+  m.levels.clear();
   m.written_ds.Reset();
-  m.checksum_ds.Reset();
+  m.levels_written_ds.Reset();
   if (m.file.valid() && H5Fclose(m.file.get()) < 0 && s.ok()) {
     s = LastError(StatusCode::kInternal, "cannot close " + m.path);
   }

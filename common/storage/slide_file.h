@@ -2,9 +2,11 @@
 //
 // Layout (docs/format.md): /raw/tiles (T, C, Z, Y, X) chunked (1, 1, 1, cy, cx), each chunk
 // a Blosc buffer stored through HDF5 filter 32001 exactly as the scanner produced it
-// (direct chunk write); /raw/positions, /raw/grid, /raw/tile_names, /raw/written and
-// /raw/chunk_xxh64 beside it; the plan, header, pixel sizes and channel names as
-// attributes. h5py + hdf5plugin read it with no Tessera code.
+// (direct chunk write); the zoom levels /raw/levels/L/tiles (L >= 1) laid out alike;
+// /raw/positions, /raw/grid, /raw/tile_names, the written-maps and chunk checksums
+// beside them; the plan, header, pixel sizes and channel names as attributes.
+// h5py + hdf5plugin read it with no Tessera code. Every dataset is created with the file
+// (SWMR allows no new objects later), so its size is declared up front.
 //
 // Crash rule: the file is written in HDF5's single-writer/multiple-reader (SWMR) mode,
 // which orders metadata writes so that the file on disk is always consistent. A frame
@@ -12,7 +14,7 @@
 // and after kill -9 of the writer OpenForWrite() resumes with exactly those frames.
 //
 //   auto file = SlideFile::Create("s-1.h5", plan, "s-1");
-//   file.value()->WriteChunk(key, cy, cx, blosc_bytes, checksum);
+//   file.value()->WriteChunk({key, /*level=*/0, cy, cx}, blosc_bytes, checksum);
 //   file.value()->MarkWritten(plan.FrameIndex(key));
 //   Status s = file.value()->Sync(/*fsync=*/true);   // now durable
 //
@@ -30,7 +32,7 @@
 
 namespace tessera::storage {
 
-inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersion = 2;
 
 class SlideFile {
  public:
@@ -51,27 +53,39 @@ class SlideFile {
   const std::string& slide_id() const;
   const std::string& path() const;
 
-  /// Stores one Blosc chunk of frame `key` as is. The caller has validated it.
+  /// Stores one Blosc chunk (of any level) as is. The caller has validated it.
   /// RESOURCE_EXHAUSTED when the disk is full, INTERNAL for other HDF5 failures.
-  Status WriteChunk(const FrameKey& key, uint32_t cy, uint32_t cx,
-                    std::span<const uint8_t> blosc, uint64_t checksum);
-  /// Records that every chunk of the frame is written; on disk at the next Sync().
+  Status WriteChunk(const ChunkKey& key, std::span<const uint8_t> blosc, uint64_t checksum);
+  /// Records that every level-0 chunk of the frame is written; on disk at the next Sync().
   void MarkWritten(uint64_t frame_index);
   bool IsWritten(uint64_t frame_index) const;
+  /// Records that every chunk of every level >= 1 of the frame is written.
+  void MarkLevelsWritten(uint64_t frame_index);
+  bool LevelsWritten(uint64_t frame_index) const;
+  /// Whether Sync() has anything to make durable.
+  bool HasPending() const;
   uint64_t frames_written() const;
   uint64_t bytes_stored() const;
 
-  /// Writes the written-map and checksums of newly marked frames, flushes HDF5 and,
+  /// Writes the written-maps and checksums of newly marked frames, flushes HDF5 and,
   /// when `fsync`, fdatasyncs the file. RESOURCE_EXHAUSTED on a full disk.
   Status Sync(bool fsync);
 
-  /// One stored chunk, as stored. NOT_FOUND if it was never written.
-  Result<std::vector<uint8_t>> ReadChunk(const FrameKey& key, uint32_t cy, uint32_t cx) const;
-  /// A whole frame, decompressed: height x width elements, native byte order.
-  /// NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its checksum or Blosc check.
-  Result<std::vector<uint8_t>> ReadFrame(const FrameKey& key) const;
+  /// A reader of a file that is being written (SWMR) sees what the writer has synced
+  /// since it opened or last refreshed. No-op for a closed file.
+  Status Refresh();
+  /// Whether this reader opened the file while a writer had it (SWMR read).
+  bool live() const;
+
+  /// One stored chunk, as stored. NOT_FOUND if it was never written, OUT_OF_RANGE for a
+  /// key outside the plan or its levels.
+  Result<std::vector<uint8_t>> ReadChunk(const ChunkKey& key) const;
+  /// A whole frame at `level`, decompressed: height x width elements of that level,
+  /// native byte order. NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its
+  /// checksum or Blosc check.
+  Result<std::vector<uint8_t>> ReadFrame(const FrameKey& key, uint32_t level = 0) const;
   /// The checksum recorded for a chunk at Sync (0 when unknown).
-  uint64_t StoredChecksum(const FrameKey& key, uint32_t cy, uint32_t cx) const;
+  uint64_t StoredChecksum(const ChunkKey& key) const;
 
   /// Syncs (with fsync) and closes; ends SWMR mode so any HDF5 reader opens the file.
   Status Close();

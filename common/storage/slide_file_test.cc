@@ -37,7 +37,7 @@ void WriteFrame(SlideFile& f, uint64_t index) {
   for (uint32_t cy = 0; cy < p.chunks_y(); ++cy)
     for (uint32_t cx = 0; cx < p.chunks_x(); ++cx) {
       auto bytes = ChunkBytes(p, index * 10 + cy * 2 + cx);
-      ASSERT_TRUE(f.WriteChunk(p.KeyOf(index), cy, cx, bytes, codec::Checksum(bytes)).ok());
+      ASSERT_TRUE(f.WriteChunk({p.KeyOf(index), 0, cy, cx}, bytes, codec::Checksum(bytes)).ok());
     }
   f.MarkWritten(index);
 }
@@ -65,12 +65,12 @@ TEST_F(SlideFileTest, StoresChunksExactlyAsReceived) {
   EXPECT_EQ((*r)->frames_written(), 2u);
   EXPECT_TRUE((*r)->IsWritten(5));
   EXPECT_FALSE((*r)->IsWritten(1));
-  auto chunk = (*r)->ReadChunk(plan.KeyOf(5), 0, 1);
+  auto chunk = (*r)->ReadChunk({plan.KeyOf(5), 0, 0, 1});
   ASSERT_TRUE(chunk.ok());
   EXPECT_EQ(*chunk, ChunkBytes(plan, 51));
-  EXPECT_EQ((*r)->StoredChecksum(plan.KeyOf(5), 0, 1), codec::Checksum(*chunk));
-  EXPECT_EQ((*r)->ReadChunk(plan.KeyOf(1), 0, 0).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ((*r)->ReadChunk(plan.KeyOf(1), 3, 0).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ((*r)->StoredChecksum({plan.KeyOf(5), 0, 0, 1}), codec::Checksum(*chunk));
+  EXPECT_EQ((*r)->ReadChunk({plan.KeyOf(1), 0, 0, 0}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ((*r)->ReadChunk({plan.KeyOf(1), 0, 3, 0}).status().code(), StatusCode::kOutOfRange);
 }
 
 TEST_F(SlideFileTest, CreateRefusesToOverwrite) {
@@ -111,7 +111,7 @@ TEST_F(SlideFileTest, KilledWriterKeepsEverySyncedFrameAndResumes) {
   EXPECT_EQ((*f)->frames_written(), 4u);
   EXPECT_FALSE((*f)->IsWritten(4));
   for (uint64_t i = 0; i < 4; ++i) {
-    EXPECT_EQ(*(*f)->ReadChunk(plan.KeyOf(i), 0, 0), ChunkBytes(plan, i * 10)) << "frame " << i;
+    EXPECT_EQ(*(*f)->ReadChunk({plan.KeyOf(i), 0, 0, 0}), ChunkBytes(plan, i * 10)) << "frame " << i;
   }
   WriteFrame(**f, 4);
   WriteFrame(**f, 5);
@@ -119,7 +119,7 @@ TEST_F(SlideFileTest, KilledWriterKeepsEverySyncedFrameAndResumes) {
   auto r = SlideFile::OpenForRead(path_);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)->frames_written(), 6u);
-  EXPECT_EQ(*(*r)->ReadChunk(plan.KeyOf(4), 0, 1), ChunkBytes(plan, 41));
+  EXPECT_EQ(*(*r)->ReadChunk({plan.KeyOf(4), 0, 0, 1}), ChunkBytes(plan, 41));
 }
 
 TEST_F(SlideFileTest, KilledBeforeItsFirstSyncTheFileStillResumes) {
@@ -145,7 +145,7 @@ TEST_F(SlideFileTest, KilledBeforeItsFirstSyncTheFileStillResumes) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ((*r)->frames_written(), plan.frame_count());
     for (uint64_t i = 0; i < plan.frame_count(); ++i) {
-      EXPECT_EQ(*(*r)->ReadChunk(plan.KeyOf(i), 1, 2), ChunkBytes(plan, i * 10 + 4)) << "frame " << i;
+      EXPECT_EQ(*(*r)->ReadChunk({plan.KeyOf(i), 0, 1, 2}), ChunkBytes(plan, i * 10 + 4)) << "frame " << i;
     }
   }
 }
@@ -193,7 +193,7 @@ TEST_F(SlideFileTest, KilledAtAnyPointTheFileResumes) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_EQ((*r)->frames_written(), plan.frame_count());
     for (uint64_t i = 0; i < plan.frame_count(); ++i) {
-      ASSERT_EQ(*(*r)->ReadChunk(plan.KeyOf(i), 1, 2), ChunkBytes(plan, i * 10 + 4))
+      ASSERT_EQ(*(*r)->ReadChunk({plan.KeyOf(i), 0, 1, 2}), ChunkBytes(plan, i * 10 + 4))
           << "round " << round << " frame " << i;
     }
   }
@@ -214,7 +214,7 @@ TEST_F(SlideFileTest, ReadFrameReassemblesChunksAndCropsPadding) {
         for (uint32_t c = 0; c < plan.chunk_x && cx * plan.chunk_x + c < plan.width; ++c)
           chunk[r * plan.chunk_x + c] = pixels[(cy * plan.chunk_y + r) * plan.width + cx * plan.chunk_x + c];
       auto packed = *codec::Compress({reinterpret_cast<const uint8_t*>(chunk.data()), plan.chunk_bytes()}, 2, plan.codec);
-      ASSERT_TRUE((*f)->WriteChunk(key, cy, cx, packed, codec::Checksum(packed)).ok());
+      ASSERT_TRUE((*f)->WriteChunk({key, 0, cy, cx}, packed, codec::Checksum(packed)).ok());
     }
   (*f)->MarkWritten(plan.FrameIndex(key));
   ASSERT_TRUE((*f)->Sync(false).ok());

@@ -48,7 +48,7 @@ struct SlideWriter::Impl {
     if (!file->IsWritten(index)) {
       for (int i = 0; i < frame.chunks_size(); ++i) {
         const auto& meta = frame.chunks(i);
-        Status s = file->WriteChunk({frame.t(), frame.c(), frame.z()}, meta.cy(), meta.cx(),
+        Status s = file->WriteChunk({{frame.t(), frame.c(), frame.z()}, 0, meta.cy(), meta.cx()},
                                     wire::Bytes(in.payload[static_cast<size_t>(i)]), meta.xxh64());
         if (!s.ok()) return Fail(*in.identity, s);
       }
