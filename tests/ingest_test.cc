@@ -75,7 +75,7 @@ TEST(IngestTest, MistTileConfigReadsBackBitExactWithH5py) {
   EXPECT_EQ(info->plan.tiles[1].y, 172.0);
   auto verify = RunProgram({"/usr/bin/python3", "tests/verify_slide.py", info->path, config});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
-  EXPECT_NE(verify.out.find("verified 25 tiles"), std::string::npos) << verify.out;
+  EXPECT_NE(verify.out.find("verified 25 tiles and 3 levels"), std::string::npos) << verify.out;
 }
 
 TEST(IngestTest, ExampleProgramStoresItsSlide) {

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Reads a Tessera slide file with h5py + hdf5plugin only (no Tessera code) and checks
-/raw/tiles against the TIFF tiles of a Fiji TileConfiguration.txt, bit for bit.
+/raw/tiles against the TIFF tiles of a Fiji TileConfiguration.txt, bit for bit, and every
+zoom level /raw/levels/L/tiles against a numpy 2x2 mean of the level below.
 
 usage: verify_slide.py SLIDE.h5 TileConfiguration.txt
-Exits 0 and prints "verified N tiles" when every tile matches.
+Exits 0 and prints "verified N tiles and L levels" when everything matches.
 """
 import os
 import re
@@ -22,6 +23,34 @@ def tiles(config):
         if not line or re.match(r"dim\s*=", line):
             continue
         yield os.path.join(base, line.split(";")[0].strip())
+
+
+def halve(a):
+    """(a + b + c + d + 2) >> 2 over 2x2 blocks; odd edges pair with themselves."""
+    a = a.astype(np.uint32)
+    if a.shape[-2] % 2:
+        a = np.concatenate([a, a[..., -1:, :]], axis=-2)
+    if a.shape[-1] % 2:
+        a = np.concatenate([a, a[..., :, -1:]], axis=-1)
+    s = a[..., 0::2, 0::2] + a[..., 1::2, 0::2] + a[..., 0::2, 1::2] + a[..., 1::2, 1::2] + 2
+    return s >> 2
+
+
+def check_levels(f):
+    levels = sorted(int(k) for k in f["/raw/levels"].keys())
+    assert levels == list(range(1, len(levels) + 1)), levels
+    assert f["/raw/levels_written"][()].all(), "levels not all written"
+    below = f["/raw/tiles"][()]
+    for level in levels:
+        data = f[f"/raw/levels/{level}/tiles"]
+        assert "32001" in data._filters, f"level {level} is not Blosc-compressed"
+        got = data[()]
+        want = halve(below).astype(below.dtype)
+        if not np.array_equal(got, want):
+            diff = np.argwhere(got != want)
+            sys.exit(f"level {level} differs from the 2x2 mean at {len(diff)} pixels, first {diff[0]}")
+        below = got
+    return len(levels)
 
 
 def main(slide, config):
@@ -45,7 +74,8 @@ def main(slide, config):
             if not np.array_equal(got, expected):
                 diff = np.argwhere(got != expected)
                 sys.exit(f"tile {t} ({path}) differs at {len(diff)} pixels, first {diff[0]}")
-    print(f"verified {len(paths)} tiles")
+        n_levels = check_levels(f)
+    print(f"verified {len(paths)} tiles and {n_levels} levels")
 
 
 if __name__ == "__main__":

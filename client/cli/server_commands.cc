@@ -122,6 +122,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   wr->add_option("--sync-bytes", writer_opts.sync_bytes, "Sync once this many bytes are pending")
       ->capture_default_str();
   wr->add_flag("!--no-fsync", writer_opts.fsync, "Flush without fsync");
+  wr->add_option("--events", writer_opts.events, "Where to publish 'frames landed' events (the dealer's events endpoint)");
   wr->add_flag("--die-with-parent", writer_die, "Exit when the parent process ends");
   wr->callback([&] {
     DieWithParent(writer_die);

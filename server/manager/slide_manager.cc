@@ -22,7 +22,9 @@ namespace fs = std::filesystem;
 using catalog::SlideRecord;
 
 constexpr int kReadyTimeoutMs = 20000;
-constexpr int kStopGraceMs = 30000;  // a writer syncs and closes its file on SIGTERM
+constexpr int kStopGraceMs = 30000;
+// A writer finishes the zoom levels of what it stored, syncs and closes its file on SIGTERM.
+constexpr int kWriterStopGraceMs = 300000;
 constexpr int kStatsTimeoutMs = 300;
 
 int64_t UnixMs() {
@@ -54,6 +56,7 @@ struct SlideManager::Impl {
                                PlanPath(r.id), "--bind", bind, "--sync-interval-ms",
                                std::to_string(options.sync_interval_ms), "--die-with-parent"};
     if (!options.fsync) a.push_back("--no-fsync");
+    if (!options.events.empty()) a.insert(a.end(), {"--events", options.events});
     return a;
   }
 
@@ -100,7 +103,7 @@ struct SlideManager::Impl {
     // Proxy first, so nothing new reaches the writer; then the writer syncs and closes.
     for (internal::Child* c : {&it->second.proxy, &it->second.writer}) {
       if (c->pid > 0) {
-        const int st = internal::Stop(c->pid, kStopGraceMs);
+        const int st = internal::Stop(c->pid, c == &it->second.writer ? kWriterStopGraceMs : kStopGraceMs);
         log->info("slide={} pid={} stopped: {}", id, c->pid, internal::DescribeExit(st));
       }
     }

@@ -30,6 +30,7 @@ struct ManagerOptions {
   int sync_interval_ms = 1000;
   bool fsync = true;
   int max_restarts = 20;                  ///< per child, before the slide is marked failed
+  std::string events;                     ///< where writers publish SlideEvents (the dealer's)
   /// Other roles of the stack, reported to clients (e.g. "dealer" -> endpoint).
   std::map<std::string, std::string> endpoints;
 };

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <filesystem>
 #include <map>
 
@@ -9,6 +10,7 @@
 #include "common/storage/slide_file.h"
 #include "common/wire/wire.h"
 #include "server/ingest/frame_check.h"
+#include "server/writer/internal/level_builder.h"
 
 namespace tessera::writer {
 
@@ -27,6 +29,11 @@ struct SlideWriter::Impl {
   int64_t last_sync_ms = wire::NowMs();
   Status fatal;  // set once the file can take no more (disk full, I/O error)
 
+  std::unique_ptr<internal::LevelBuilder> levels;
+  std::deque<uint64_t> backlog;  // frames whose levels wait for room in the builder's queue
+  zmq::socket_t events;          // PUB to the dealer, when configured
+  std::vector<uint64_t> landed_unsynced, levels_unsynced;  // for the next SlideEvent
+
   void Reply(const zmq::message_t& identity, const proto::IngestMessage& m) {
     wire::Send(socket, &identity, m);
   }
@@ -36,7 +43,7 @@ struct SlideWriter::Impl {
     Reply(identity, ingest::MakeFault(s, is_fatal, frame));
   }
 
-  void HandleFrame(const wire::Message& in, const proto::Frame& frame) {
+  void HandleFrame(wire::Message& in, const proto::Frame& frame) {
     const uint64_t index = plan.FrameIndex({frame.t(), frame.c(), frame.z()});
     if (!fatal.ok()) return ReplyFault(*in.identity, fatal, true, &index);
     if (Status s = ingest::CheckFrame(plan, options.slide_id, frame, in.payload); !s.ok()) {
@@ -53,7 +60,14 @@ struct SlideWriter::Impl {
         if (!s.ok()) return Fail(*in.identity, s);
       }
       file->MarkWritten(index);
+      landed_unsynced.push_back(index);
       pending_bytes += ingest::PayloadBytes(in.payload);
+      std::vector<zmq::message_t> chunks(in.payload.size());
+      for (int i = 0; i < frame.chunks_size(); ++i) {  // row-major, whatever order they came in
+        const auto& meta = frame.chunks(i);
+        chunks[size_t{meta.cy()} * plan.chunks_x() + meta.cx()] = std::move(in.payload[static_cast<size_t>(i)]);
+      }
+      if (!levels->Submit(index, std::move(chunks))) backlog.push_back(index);
     }
     // A duplicate is acknowledged with the next sync too: it may be written but not yet synced.
     unacked[in.identity->to_string()].push_back(index);
@@ -66,8 +80,69 @@ struct SlideWriter::Impl {
     ReplyFault(identity, s, true, nullptr);
   }
 
+  // Stores the levels the builder has finished, and hands it frames from the backlog
+  // (read back from the file) while it has room.
+  void CollectLevels() {
+    for (auto& done : levels->TakeResults()) {
+      if (!done.chunks.ok()) {
+        log->error("slide={} frame={} status={} levels not computed: {}", options.slide_id, done.frame,
+                   StatusCodeName(done.chunks.status().code()), done.chunks.status().message());
+        continue;
+      }
+      for (const auto& c : *done.chunks) {
+        if (Status s = file->WriteChunk(c.key, c.blosc, c.xxh64); !s.ok()) {
+          fatal = s;
+          log->error("slide={} status={} cannot store levels: {}", options.slide_id,
+                     StatusCodeName(s.code()), s.message());
+          return;
+        }
+      }
+      file->MarkLevelsWritten(done.frame);
+      levels_unsynced.push_back(done.frame);
+    }
+    while (!backlog.empty() && levels->in_flight() < 4) {
+      const uint64_t frame = backlog.front();
+      const FrameKey key = plan.KeyOf(frame);
+      std::vector<zmq::message_t> chunks;
+      for (uint32_t cy = 0; cy < plan.chunks_y(); ++cy) {
+        for (uint32_t cx = 0; cx < plan.chunks_x(); ++cx) {
+          auto bytes = file->ReadChunk({key, 0, cy, cx});
+          if (!bytes.ok()) {
+            log->error("slide={} frame={} levels not computed: {}", options.slide_id, frame,
+                       bytes.status().ToString());
+            chunks.clear();
+            break;
+          }
+          chunks.emplace_back(bytes->data(), bytes->size());
+        }
+        if (chunks.empty()) break;
+      }
+      if (!chunks.empty() && !levels->Submit(frame, std::move(chunks))) break;
+      backlog.pop_front();
+    }
+  }
+
+  bool LevelsBusy() const { return !backlog.empty() || levels->in_flight() > 0; }
+
+  void Publish(bool closed) {
+    if (!events || (landed_unsynced.empty() && levels_unsynced.empty() && !closed)) return;
+    proto::SlideEvent e;
+    e.set_version(wire::kProtocolVersion);
+    e.set_slide_id(options.slide_id);
+    for (uint64_t f : landed_unsynced) e.add_landed(f);
+    for (uint64_t f : levels_unsynced) e.add_levels(f);
+    e.set_frames_durable(file->frames_written());
+    e.set_closed(closed);
+    zmq::message_t topic(options.slide_id.data(), options.slide_id.size());
+    events.send(topic, zmq::send_flags::sndmore);
+    const std::string body = e.SerializeAsString();
+    events.send(zmq::buffer(body), zmq::send_flags::dontwait);
+    landed_unsynced.clear();
+    levels_unsynced.clear();
+  }
+
   void SyncAndAck() {
-    if (unacked.empty() || !fatal.ok()) return;
+    if ((unacked.empty() && !file->HasPending()) || !fatal.ok()) return;
     Status s = file->Sync(options.fsync);
     if (!s.ok()) {
       fatal = s;
@@ -89,6 +164,7 @@ struct SlideWriter::Impl {
     }
     log->debug("slide={} synced frames_durable={} bytes={}", options.slide_id,
                file->frames_written(), pending_bytes);
+    Publish(/*closed=*/false);
     unacked.clear();
     pending_bytes = 0;
     last_sync_ms = wire::NowMs();
@@ -146,6 +222,14 @@ Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& opti
   }
   impl->plan = impl->file->plan();
   if (impl->options.slide_id.empty()) impl->options.slide_id = impl->file->slide_id();
+  impl->levels = std::make_unique<internal::LevelBuilder>(impl->plan, options.level_queue_bytes);
+  for (uint64_t f = 0; f < impl->plan.frame_count(); ++f) {  // a killed writer left these
+    if (impl->file->IsWritten(f) && !impl->file->LevelsWritten(f)) impl->backlog.push_back(f);
+  }
+  if (!options.events.empty()) {
+    impl->events = wire::MakeSocket(zmq::socket_type::pub);
+    impl->events.connect(options.events);
+  }
   impl->socket = wire::MakeSocket(zmq::socket_type::router);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
   return std::unique_ptr<SlideWriter>(new SlideWriter(std::move(impl)));
@@ -153,11 +237,13 @@ Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& opti
 
 Status SlideWriter::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
-  while (!stop.load()) {
-    const bool have_pending = !m.unacked.empty();
+  // After `stop`, the writer finishes the levels of what it stored before it closes.
+  while (!stop.load() || (m.LevelsBusy() && m.fatal.ok())) {
+    m.CollectLevels();
+    const bool have_pending = !m.unacked.empty() || m.file->HasPending();
     const int64_t due = m.last_sync_ms + m.options.sync_interval_ms - wire::NowMs();
     // Idle with frames pending: sync now. Busy: sync on the cadence or the byte budget.
-    auto in = wire::Receive(m.socket, have_pending ? 0 : 100, /*router=*/true);
+    auto in = wire::Receive(m.socket, have_pending ? 0 : m.LevelsBusy() ? 10 : 100, /*router=*/true);
     if (in) {
       m.Handle(*in);
       if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0)) m.SyncAndAck();
@@ -165,8 +251,10 @@ Status SlideWriter::Run(const std::atomic<bool>& stop) {
       m.SyncAndAck();
     }
   }
+  m.CollectLevels();
   m.SyncAndAck();
   Status s = m.file->Close();
+  m.Publish(/*closed=*/true);
   m.log->info("slide={} closed frames_written={} status={}", m.options.slide_id,
               m.file->frames_written(), s.ToString());
   return s;

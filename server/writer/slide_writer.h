@@ -7,6 +7,11 @@
 // reported to the proxy as a fatal fault; the writer then stops acknowledging but keeps
 // serving, and everything already acknowledged stays on disk.
 //
+// Once a frame is written, a background thread (at a lower CPU priority, off the
+// acknowledgement path) computes its zoom levels from the stored chunks; the writer
+// stores them at its next sync. After each sync it publishes a SlideEvent (frames landed,
+// levels ready) to the dealer, which tells viewers.
+//
 //   WriterOptions o{.file = "data/s000001.h5", .plan_file = "data/s000001.plan.json"};
 //   auto w = SlideWriter::Open(o);
 //   std::cout << "ready " << (*w)->endpoint() << "\n";
@@ -30,6 +35,8 @@ struct WriterOptions {
   int sync_interval_ms = 1000;             ///< longest time a frame waits for durability
   uint64_t sync_bytes = uint64_t{256} << 20;  ///< sync earlier once this much is pending
   bool fsync = true;                       ///< false: flush only (survives kill, not power loss)
+  std::string events;                      ///< where to publish SlideEvents (the dealer); empty: nowhere
+  uint64_t level_queue_bytes = uint64_t{256} << 20;  ///< frames waiting for their levels, held in memory
 };
 
 class SlideWriter {

@@ -1,0 +1,57 @@
+// LevelBuilder: computes the zoom levels of stored frames on a thread of its own, at a
+// lower CPU priority than the writer's acknowledgement path. Private to the slide writer.
+//
+//   LevelBuilder levels(plan, /*max_bytes=*/256 << 20);
+//   if (!levels.Submit(frame_index, std::move(chunks))) backlog.push_back(frame_index);
+//   for (auto& done : levels.TakeResults()) ...write done.chunks...
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/plan/scan_plan.h"
+#include "common/pyramid/pyramid.h"
+#include "common/status/status.h"
+
+namespace tessera::writer::internal {
+
+class LevelBuilder {
+ public:
+  struct Done {
+    uint64_t frame = 0;
+    Result<std::vector<pyramid::EncodedChunk>> chunks = std::vector<pyramid::EncodedChunk>{};
+  };
+
+  LevelBuilder(ScanPlan plan, uint64_t max_bytes);
+  ~LevelBuilder();  ///< drops what is queued and joins the thread
+
+  /// Queues frame `frame` given its level-0 Blosc chunks in row-major chunk order.
+  /// false (and nothing queued) when the queue holds `max_bytes` already.
+  bool Submit(uint64_t frame, std::vector<zmq::message_t> chunks);
+  /// The frames whose levels are computed since the last call.
+  std::vector<Done> TakeResults();
+  /// Frames submitted and not yet taken back.
+  size_t in_flight() const;
+
+ private:
+  void Loop(std::stop_token stop);
+  Done Build(uint64_t frame, const std::vector<zmq::message_t>& chunks) const;
+
+  const ScanPlan plan_;
+  const uint64_t max_bytes_;
+  mutable std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<std::pair<uint64_t, std::vector<zmq::message_t>>> queue_;
+  uint64_t queued_bytes_ = 0;
+  size_t in_flight_ = 0;
+  std::vector<Done> done_;
+  std::jthread thread_;
+};
+
+}  // namespace tessera::writer::internal
