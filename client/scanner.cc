@@ -20,14 +20,6 @@ constexpr int64_t kHelloIntervalMs = 500;
 
 using Chunk = std::shared_ptr<const std::vector<uint8_t>>;
 
-// A payload frame that shares the chunk's bytes instead of copying them.
-zmq::message_t Share(const Chunk& chunk) {
-  auto* keep = new Chunk(chunk);
-  return zmq::message_t(
-      const_cast<uint8_t*>(chunk->data()), chunk->size(),
-      [](void*, void* hint) { delete static_cast<Chunk*>(hint); }, keep);
-}
-
 struct Outstanding {
   std::string header;
   std::vector<Chunk> chunks;
@@ -54,7 +46,7 @@ struct Scanner::Impl {
   void SendFrame(const Outstanding& f) {
     std::vector<zmq::message_t> payload;
     payload.reserve(f.chunks.size());
-    for (const auto& c : f.chunks) payload.push_back(Share(c));
+    for (const auto& c : f.chunks) payload.push_back(wire::Share(c));
     proto::IngestMessage header;
     header.ParseFromString(f.header);
     wire::Send(socket, nullptr, header, std::move(payload));

@@ -88,6 +88,29 @@ bool Send(zmq::socket_t& socket, const zmq::message_t* identity,
   }
 }
 
+bool Forward(zmq::socket_t& socket, Message& message) {
+  try {
+    if (message.identity && !socket.send(*message.identity, zmq::send_flags::sndmore)) return false;
+    const auto last = message.payload.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore;
+    if (!socket.send(message.header, last)) return false;
+    for (size_t i = 0; i < message.payload.size(); ++i) {
+      const auto flags = i + 1 < message.payload.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      if (!socket.send(message.payload[i], flags)) return false;
+    }
+    return true;
+  } catch (const zmq::error_t&) {
+    return false;  // a ROUTER's peer that left
+  }
+}
+
+zmq::message_t Share(std::shared_ptr<const std::vector<uint8_t>> bytes) {
+  using Keep = std::shared_ptr<const std::vector<uint8_t>>;
+  auto* keep = new Keep(std::move(bytes));
+  return zmq::message_t(
+      const_cast<uint8_t*>((*keep)->data()), (*keep)->size(),
+      [](void*, void* hint) { delete static_cast<Keep*>(hint); }, keep);
+}
+
 void ToProto(const Status& status, proto::Status* out) {
   out->set_code(static_cast<proto::StatusCode>(status.code()));
   out->set_message(status.message());

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,6 +63,9 @@ bool Send(zmq::socket_t& socket, const zmq::message_t* identity,
           const google::protobuf::MessageLite& header,
           std::vector<zmq::message_t> payload = {});
 
+/// Sends a received message on, as it is: identity (if any), header, payload frames (moved).
+bool Forward(zmq::socket_t& socket, Message& message);
+
 /// Parses `message.header` into `out` and checks its `version` field.
 /// INVALID_ARGUMENT for bytes that are not a header of this type, VERSION_MISMATCH
 /// for another protocol version.
@@ -84,6 +88,10 @@ Status ParseHeader(const Message& message, Proto* out) {
 /// Status <-> proto::Status.
 void ToProto(const Status& status, proto::Status* out);
 Status FromProto(const proto::Status& status);
+
+/// A payload frame that shares `bytes` (keeps them alive until ZeroMQ has sent them)
+/// instead of copying them.
+zmq::message_t Share(std::shared_ptr<const std::vector<uint8_t>> bytes);
 
 /// A payload frame's bytes.
 inline std::span<const uint8_t> Bytes(const zmq::message_t& m) {

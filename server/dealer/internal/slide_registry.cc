@@ -1,0 +1,93 @@
+#include "server/dealer/internal/slide_registry.h"
+
+#include "common/wire/wire.h"
+
+namespace tessera::dealer::internal {
+namespace {
+
+constexpr int kManagerTimeoutMs = 5000;
+constexpr int64_t kMinRefreshMs = 50;    // coalesce a burst of events
+constexpr int64_t kMaxStaleMs = 1000;    // a live slide is looked at again at least this often
+
+Result<proto::SlideSummary> AskManager(const std::string& manager, const std::string& id) {
+  proto::ManagerRequest req;
+  req.set_version(wire::kProtocolVersion);
+  req.mutable_get_slide()->set_slide_id(id);
+  TESSERA_ASSIGN_OR_RETURN(wire::Message in, wire::Call(manager, req, kManagerTimeoutMs));
+  proto::ManagerReply reply;
+  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
+  TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.status()));
+  return reply.slide();
+}
+
+std::unique_ptr<mosaic::MosaicIndex> IndexOf(const ScanPlan& plan) {
+  std::vector<std::array<double, 2>> positions;
+  positions.reserve(plan.tiles.size());
+  for (const auto& t : plan.tiles) positions.push_back({t.x, t.y});
+  return std::make_unique<mosaic::MosaicIndex>(std::move(positions),
+                                               mosaic::TileGeometry{plan.width, plan.height});
+}
+
+}  // namespace
+
+Result<std::shared_ptr<OpenSlide>> SlideRegistry::Open(const std::string& id) {
+  TESSERA_ASSIGN_OR_RETURN(proto::SlideSummary summary, AskManager(manager_, id));
+  auto slide = std::make_shared<OpenSlide>();
+  slide->id = id;
+  slide->summary = std::move(summary);
+  {
+    std::lock_guard lock(hdf5_);
+    TESSERA_ASSIGN_OR_RETURN(slide->file, storage::SlideFile::OpenForRead(slide->summary.path()));
+    slide->refreshed_ms = wire::NowMs();
+  }
+  slide->plan = slide->file->plan();
+  slide->index = IndexOf(slide->plan);
+  return slide;
+}
+
+Status SlideRegistry::Refresh(OpenSlide& slide) {
+  if (slide.closed.exchange(false)) {
+    // The writer is gone: reopen without SWMR, and learn the slide's new state.
+    TESSERA_ASSIGN_OR_RETURN(proto::SlideSummary summary, AskManager(manager_, slide.id));
+    std::lock_guard lock(hdf5_);
+    TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::OpenForRead(summary.path()));
+    slide.file = std::move(file);
+    slide.summary = std::move(summary);
+    slide.refreshed_ms = wire::NowMs();
+    slide.dirty = false;
+    return OkStatus();
+  }
+  std::lock_guard lock(hdf5_);
+  const int64_t age = wire::NowMs() - slide.refreshed_ms;
+  if (!slide.file->live() || age < kMinRefreshMs || (!slide.dirty && age < kMaxStaleMs)) {
+    return OkStatus();
+  }
+  slide.dirty = false;
+  slide.refreshed_ms = wire::NowMs();
+  return slide.file->Refresh();
+}
+
+Result<std::shared_ptr<OpenSlide>> SlideRegistry::Get(const std::string& id) {
+  std::shared_ptr<OpenSlide> slide;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = slides_.find(id); it != slides_.end()) {
+      slide = it->second;
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(slide, Open(id));
+      slides_.emplace(id, slide);
+    }
+  }
+  TESSERA_RETURN_IF_ERROR(Refresh(*slide));
+  return slide;
+}
+
+void SlideRegistry::MarkChanged(const std::string& id, bool closed) {
+  std::lock_guard lock(mu_);
+  auto it = slides_.find(id);
+  if (it == slides_.end()) return;  // opened fresh on first use
+  it->second->dirty = true;
+  if (closed) it->second->closed = true;
+}
+
+}  // namespace tessera::dealer::internal

@@ -1,0 +1,62 @@
+// SlideRegistry: the dealer's open slides: summary (from the manager), plan, HDF5 file
+// and mosaic index, opened on first use and refreshed when the slide's writer reports
+// new frames. Private to server/dealer.
+//
+// HDF5 is built without thread safety: every call into it, in the whole process, runs
+// under hdf5_mutex().
+//
+//   auto slide = registry.Get("s000001");          // NOT_FOUND for unknown ids
+//   std::lock_guard lock(registry.hdf5_mutex());
+//   auto bytes = (*slide)->file->ReadChunk(key);
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/mosaic/mosaic.h"
+#include "common/plan/scan_plan.h"
+#include "common/status/status.h"
+#include "common/storage/slide_file.h"
+#include "proto/tessera.pb.h"
+
+namespace tessera::dealer::internal {
+
+struct OpenSlide {
+  std::string id;
+  proto::SlideSummary summary;
+  ScanPlan plan;
+  std::unique_ptr<storage::SlideFile> file;  ///< under hdf5_mutex()
+  std::unique_ptr<mosaic::MosaicIndex> index;
+  std::atomic<bool> dirty{false};   ///< the writer reported frames since the last refresh
+  std::atomic<bool> closed{false};  ///< the writer closed the file: reopen it
+  int64_t refreshed_ms = 0;         ///< under hdf5_mutex()
+};
+
+class SlideRegistry {
+ public:
+  explicit SlideRegistry(std::string manager) : manager_(std::move(manager)) {}
+
+  /// The slide, opened on first use; a live file is refreshed first when its writer has
+  /// reported frames (at most every 50 ms) or a second has passed. NOT_FOUND for an id the
+  /// manager does not know, UNAVAILABLE when the manager does not answer.
+  Result<std::shared_ptr<OpenSlide>> Get(const std::string& id);
+  /// A SlideEvent arrived for `id`.
+  void MarkChanged(const std::string& id, bool closed);
+
+  std::mutex& hdf5_mutex() { return hdf5_; }
+
+ private:
+  Result<std::shared_ptr<OpenSlide>> Open(const std::string& id);
+  Status Refresh(OpenSlide& slide);
+
+  const std::string manager_;
+  std::mutex mu_;      // slides_, and opening one at a time
+  std::mutex hdf5_;
+  std::map<std::string, std::shared_ptr<OpenSlide>> slides_;
+};
+
+}  // namespace tessera::dealer::internal
