@@ -4,12 +4,17 @@
 
 #include <cstdlib>
 
+#include "client/internal/summary.h"
 #include "common/wire/wire.h"
 
 namespace tessera {
 namespace {
 
-SlideSummary FromProto(const proto::SlideSummary& p) {
+}  // namespace
+
+namespace internal {
+
+SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   SlideSummary s;
   s.id = p.slide_id();
   s.name = p.name();
@@ -26,6 +31,10 @@ SlideSummary FromProto(const proto::SlideSummary& p) {
   if (auto plan = PlanFromJson(p.plan_json()); plan.ok()) s.plan = *std::move(plan);
   return s;
 }
+
+}  // namespace internal
+
+namespace {
 
 Result<proto::ManagerReply> Rpc(const std::string& server, int timeout_ms,
                                 proto::ManagerRequest& req) {
@@ -77,44 +86,42 @@ std::string SummaryToJson(const SlideSummary& s) {
   return j.dump(2);
 }
 
-Client::Client(std::string server, int timeout_ms)
-    : server_(std::move(server)), timeout_ms_(timeout_ms) {}
 
 Result<SlideSummary> Client::OpenSlide(const ScanPlan& plan) {
   proto::ManagerRequest req;
   req.mutable_open_slide()->set_plan_json(PlanToJson(plan));
   // Opening starts two processes: allow for a loaded machine.
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(timeout_ms_, 30000), req));
-  return FromProto(reply.slide());
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 30000), req));
+  return internal::SummaryFromProto(reply.slide());
 }
 
 Result<SlideSummary> Client::CloseSlide(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_close_slide()->set_slide_id(id);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(timeout_ms_, 60000), req));
-  return FromProto(reply.slide());
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 60000), req));
+  return internal::SummaryFromProto(reply.slide());
 }
 
 Result<SlideSummary> Client::Info(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_get_slide()->set_slide_id(id);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, timeout_ms_, req));
-  return FromProto(reply.slide());
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  return internal::SummaryFromProto(reply.slide());
 }
 
 Result<std::vector<SlideSummary>> Client::List() {
   proto::ManagerRequest req;
   req.mutable_list_slides();
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, timeout_ms_, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
   std::vector<SlideSummary> out;
-  for (const auto& s : reply.slides().slides()) out.push_back(FromProto(s));
+  for (const auto& s : reply.slides().slides()) out.push_back(internal::SummaryFromProto(s));
   return out;
 }
 
 Result<std::map<std::string, std::string>> Client::Endpoints() {
   proto::ManagerRequest req;
   req.mutable_get_endpoints();
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, timeout_ms_, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
   return std::map<std::string, std::string>(reply.endpoints().endpoints().begin(),
                                             reply.endpoints().endpoints().end());
 }

@@ -1,20 +1,32 @@
-// Client: talks to a Tessera stack through its slide manager.
+// Client: talks to a Tessera stack: the slide manager (list, info, open, close) and the
+// tile dealer (pixels: stored tiles and mosaic regions at any zoom level, live events).
 //
-// Lists slides, reports a slide's state, file and tiles, and closes slides. Every
-// call is one request-reply over ZeroMQ, answered within `timeout_ms` or failed with
-// UNAVAILABLE naming the endpoint.
+// Given only the manager's endpoint, it learns the dealer's. Manager calls are one
+// request-reply each. Dealer requests are pipelined over one connection by a background
+// thread, chunks are decoded on a thread pool and checked against their checksums; the
+// *Async variants return at once. Errors are Status codes: NOT_FOUND (slide, tile,
+// level), OUT_OF_RANGE (a box wholly outside the mosaic), DATA_LOSS (a corrupt chunk,
+// named), UNAVAILABLE (no service), RESOURCE_EXHAUSTED (a region over max_region_bytes).
 //
 //   tessera::Client client("tcp://127.0.0.1:7400");
-//   auto slides = client.List();
 //   auto info = client.Info("s000001");
-//   if (info.ok()) fmt::print("{} is {}\n", info->id, info->state);
+//   auto region = client.ReadRegion({.slide = "s000001", .level = 1, .x = 0, .y = 0,
+//                                    .width = 2048, .height = 2048, .channels = {0}});
+//   if (region.ok()) use(region->values<uint16_t>());
+//
+// Thread-safe: one Client may serve many threads.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <future>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "client/array.h"
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 
@@ -44,9 +56,48 @@ struct SlideSummary {
 /// [{index, name, x, y, z, width, height}] in level-0 pixels.
 std::string SummaryToJson(const SlideSummary& s);
 
+/// What the dealer knows of a slide: its summary, levels, current tile positions and
+/// which frames have landed.
+struct SlideView {
+  SlideSummary summary;
+  uint32_t level_count = 1;
+  std::vector<std::array<double, 3>> positions;  ///< x, y, z of each tile, level-0 pixels
+  std::vector<uint8_t> landed;  ///< per frame: 0 nothing, 1 level 0 stored, 2 every level
+  bool live = false;            ///< still being written
+};
+
+/// Frames of a slide that became readable (FrameIndex values; see ScanPlan::KeyOf).
+struct LandedEvent {
+  std::string slide;
+  std::vector<uint64_t> landed;  ///< level 0 readable
+  std::vector<uint64_t> levels;  ///< every level readable
+  bool closed = false;           ///< the slide's writer closed the file
+};
+
+/// Ends its subscription when destroyed.
+class Subscription {
+ public:
+  struct Impl;
+  explicit Subscription(std::unique_ptr<Impl> impl);
+  Subscription(Subscription&&) noexcept;
+  ~Subscription();
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ClientOptions {
+  int timeout_ms = 10000;                          ///< per request
+  uint64_t max_region_bytes = uint64_t{4} << 30;   ///< larger reads: ask for parts
+  int decode_threads = 0;                          ///< 0: one per core
+};
+
 class Client {
  public:
   explicit Client(std::string server = DefaultServer(), int timeout_ms = 10000);
+  Client(std::string server, ClientOptions options);
+  ~Client();
+  Client(Client&&) noexcept;
 
   /// Opens a slide for `plan`; the manager starts its proxy and writer.
   Result<SlideSummary> OpenSlide(const ScanPlan& plan);
@@ -58,11 +109,35 @@ class Client {
   /// Every role of the stack and its endpoint ("manager", ...).
   Result<std::map<std::string, std::string>> Endpoints();
 
+  /// The dealer's view of a slide (levels, positions, landed frames).
+  Result<SlideView> Describe(const std::string& id);
+
+  /// A box of the mosaic at a level, composed from the fields of view at their current
+  /// positions (the higher tile index on top where they overlap); pixels no tile covers
+  /// are 0. A box partly outside the mosaic is clipped (Array::clipped says so).
+  Result<Array> ReadRegion(const RegionRequest& request);
+  std::future<Result<Array>> ReadRegionAsync(RegionRequest request);
+
+  /// One field of view at a level: channels x z x its height x width at that level.
+  Result<Array> ReadTile(const TileRequest& request);
+  std::future<Result<Array>> ReadTileAsync(TileRequest request);
+
+  /// One stored chunk exactly as stored (Blosc), its checksum verified.
+  Result<std::vector<uint8_t>> ReadChunk(const std::string& slide, const ChunkKey& key);
+
+  /// Calls `on_event` (on a background thread) as frames of `slide` land.
+  Result<Subscription> Subscribe(const std::string& slide, std::function<void(const LandedEvent&)> on_event);
+
   const std::string& server() const { return server_; }
 
  private:
+  struct Reader;
+  Result<Reader*> reader();  // the dealer connection, made on first use
+
   std::string server_;
-  int timeout_ms_;
+  ClientOptions options_;
+  std::unique_ptr<std::mutex> reader_mu_;
+  std::unique_ptr<Reader> reader_;
 };
 
 }  // namespace tessera

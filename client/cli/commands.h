@@ -17,7 +17,7 @@ std::atomic<bool>& StopFlag();
 void AddServerCommands(CLI::App& app, int& exit_code);
 /// scan
 void AddScanCommand(CLI::App& app, int& exit_code);
-/// ls, info, close
+/// ls, info, close, get
 void AddSlideCommands(CLI::App& app, int& exit_code);
 
 /// Prints "error: <status>" to stderr and returns the exit code for it.

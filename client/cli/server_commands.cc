@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "client/cli/commands.h"
+#include "server/dealer/tile_dealer.h"
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
 #include "server/writer/slide_writer.h"
@@ -55,15 +56,24 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   static int port = 7400;
   AddManagerOptions(up, up_opts);
   up->add_option("--port", port, "Manager port (0: any free port)")->capture_default_str();
+  static uint64_t up_cache_bytes = dealer::DealerOptions{}.cache_bytes;
+  up->add_option("--cache-bytes", up_cache_bytes, "The tile dealer's chunk cache, in bytes")
+      ->capture_default_str();
   up->callback([&] {
     up_opts.bind = fmt::format("tcp://{}:{}", up_opts.child_host, port);
+    const std::string at = "tcp://" + up_opts.child_host + ":{port}";
+    up_opts.services.push_back(
+        {"dealer",
+         {"serve", "dealer", "--manager", "{manager}", "--bind", at, "--events-bind", at,
+          "--publish-bind", at, "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
     auto m = manager::SlideManager::Open(up_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
       return;
     }
-    Ready(fmt::format("manager={} data={}", (*m)->endpoint(),
-                      std::filesystem::absolute(up_opts.data_dir).string()));
+    std::string line;
+    for (const auto& [name, ep] : (*m)->endpoints()) line += name + "=" + ep + " ";
+    Ready(line + "data=" + std::filesystem::absolute(up_opts.data_dir).string());
     fmt::print(stderr,
                "tessera is up: manager at {}\n  push a demo scan:  tessera scan --synthetic "
                "--server {}\n  list slides:       tessera ls --server {}\n",
@@ -108,6 +118,30 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     Ready((*p)->endpoint());
     if (Status s = (*p)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static dealer::DealerOptions dealer_opts;
+  static bool dealer_die = false;
+  auto* dl = serve->add_subcommand("dealer", "The tile dealer: tiles, regions and live events for viewers and programs");
+  dl->add_option("--manager", dealer_opts.manager, "The slide manager's endpoint")->required();
+  dl->add_option("--bind", dealer_opts.bind, "Endpoint for requests")->capture_default_str();
+  dl->add_option("--events-bind", dealer_opts.events_bind, "Endpoint the slide writers publish to")
+      ->capture_default_str();
+  dl->add_option("--publish-bind", dealer_opts.publish_bind, "Endpoint viewers subscribe to")
+      ->capture_default_str();
+  dl->add_option("--cache-bytes", dealer_opts.cache_bytes, "Chunk cache size in bytes")->capture_default_str();
+  dl->add_option("--io-threads", dealer_opts.io_threads, "Threads reading slide files")->capture_default_str();
+  dl->add_flag("--die-with-parent", dealer_die, "Exit when the parent process ends");
+  dl->callback([&] {
+    DieWithParent(dealer_die);
+    auto d = dealer::TileDealer::Open(dealer_opts);
+    if (!d.ok()) {
+      exit_code = Fail(d.status().ToString());
+      return;
+    }
+    Ready(fmt::format("dealer={} dealer_events={} dealer_publish={}", (*d)->endpoint(),
+                      (*d)->events_endpoint(), (*d)->publish_endpoint()));
+    if (Status s = (*d)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 
   static writer::WriterOptions writer_opts;

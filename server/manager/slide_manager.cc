@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <sstream>
 
 #include "common/catalog/catalog.h"
 #include "common/log/log.h"
@@ -38,6 +39,19 @@ struct Running {
   int restarts = 0;
 };
 
+struct RunningService {
+  Service service;  // placeholders resolved
+  internal::Child child;
+  int restarts = 0;
+};
+
+// A TCP port nobody listens on now (the kernel's pick), for a service to bind.
+Result<int> FreePort(const std::string& host) {
+  zmq::socket_t s = wire::MakeSocket(zmq::socket_type::router);
+  TESSERA_ASSIGN_OR_RETURN(std::string ep, wire::Bind(s, "tcp://" + host + ":0"));
+  return std::stoi(ep.substr(ep.rfind(':') + 1));
+}
+
 }  // namespace
 
 struct SlideManager::Impl {
@@ -46,6 +60,7 @@ struct SlideManager::Impl {
   zmq::socket_t socket;
   std::string endpoint;
   std::map<std::string, Running> running;  // acquiring slides
+  std::vector<RunningService> services;
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
 
   std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
@@ -97,6 +112,53 @@ struct SlideManager::Impl {
     return catalog->Update(r);
   }
 
+  Status StartService(RunningService& svc) {
+    TESSERA_ASSIGN_OR_RETURN(svc.child, internal::Spawn(options.exe, svc.service.args, kReadyTimeoutMs));
+    // "name=endpoint name=endpoint ..."
+    std::istringstream words(svc.child.endpoint);
+    for (std::string w; words >> w;) {
+      if (const auto eq = w.find('='); eq != std::string::npos) {
+        options.endpoints[w.substr(0, eq)] = w.substr(eq + 1);
+      }
+    }
+    if (options.events.empty() && options.endpoints.contains("dealer_events")) {
+      options.events = options.endpoints["dealer_events"];
+    }
+    log->info("service={} pid={} ready: {}", svc.service.name, svc.child.pid, svc.child.endpoint);
+    return OkStatus();
+  }
+
+  Status StartServices() {
+    for (Service s : options.services) {
+      for (auto& a : s.args) {
+        if (a.find("{manager}") != std::string::npos) a.replace(a.find("{manager}"), 9, endpoint);
+        if (const auto at = a.find("{port}"); at != std::string::npos) {
+          TESSERA_ASSIGN_OR_RETURN(int port, FreePort(options.child_host));
+          a.replace(at, 6, std::to_string(port));
+        }
+      }
+      services.push_back({std::move(s), {}, 0});
+      TESSERA_RETURN_IF_ERROR(StartService(services.back()));
+    }
+    return OkStatus();
+  }
+
+  // A service ended on its own: start it again where it listened.
+  bool ReapService(pid_t pid, int st) {
+    for (auto& svc : services) {
+      if (svc.child.pid != pid) continue;
+      log->warn("service={} pid={} {}; restarting", svc.service.name, pid, internal::DescribeExit(st));
+      svc.child.pid = -1;
+      if (++svc.restarts > options.max_restarts) {
+        log->error("service={} died {} times; not restarting it", svc.service.name, svc.restarts);
+      } else if (Status s = StartService(svc); !s.ok()) {
+        log->error("service={} status={} cannot restart: {}", svc.service.name, StatusCodeName(s.code()), s.message());
+      }
+      return true;
+    }
+    return false;
+  }
+
   void StopChildren(const std::string& id) {
     auto it = running.find(id);
     if (it == running.end()) return;
@@ -123,6 +185,7 @@ struct SlideManager::Impl {
     int st = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &st, WNOHANG)) > 0) {
+      if (ReapService(pid, st)) continue;
       for (auto& [id, run] : running) {
         internal::Child* dead = run.writer.pid == pid ? &run.writer
                                 : run.proxy.pid == pid ? &run.proxy
@@ -267,8 +330,16 @@ SlideManager::~SlideManager() {
   std::vector<std::string> ids;
   for (const auto& [id, run] : impl_->running) ids.push_back(id);
   for (const auto& id : ids) impl_->StopChildren(id);
+  for (auto& svc : impl_->services) {
+    if (svc.child.pid > 0) internal::Stop(svc.child.pid, kStopGraceMs);
+  }
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
+std::map<std::string, std::string> SlideManager::endpoints() const {
+  auto all = impl_->options.endpoints;
+  all["manager"] = impl_->endpoint;
+  return all;
+}
 
 Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -284,6 +355,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
                            catalog::Catalog::Open((fs::path(options.data_dir) / "catalog.sqlite").string()));
   impl->socket = wire::MakeSocket(zmq::socket_type::router);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  TESSERA_RETURN_IF_ERROR(impl->StartServices());
   TESSERA_ASSIGN_OR_RETURN(auto all, impl->catalog->List());
   for (auto& r : all) {
     if (r.state != "acquiring") continue;

@@ -16,10 +16,21 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status/status.h"
 
 namespace tessera::manager {
+
+/// A role the manager runs and restarts beside the slides' proxies and writers (in
+/// `tessera up`: the tile dealer). `args` are `tessera` arguments in which "{manager}"
+/// becomes the manager's endpoint and each "{port}" a free TCP port, chosen once so that
+/// a restarted service listens where the first one did. Its ready line lists
+/// `name=endpoint` pairs, which join the stack's endpoints.
+struct Service {
+  std::string name;
+  std::vector<std::string> args;
+};
 
 struct ManagerOptions {
   std::string data_dir = "data";          ///< catalog.sqlite and slides/ live here
@@ -30,7 +41,9 @@ struct ManagerOptions {
   int sync_interval_ms = 1000;
   bool fsync = true;
   int max_restarts = 20;                  ///< per child, before the slide is marked failed
-  std::string events;                     ///< where writers publish SlideEvents (the dealer's)
+  std::string events;                     ///< where writers publish SlideEvents (default: the
+                                          ///< "dealer_events" endpoint of a service)
+  std::vector<Service> services;
   /// Other roles of the stack, reported to clients (e.g. "dealer" -> endpoint).
   std::map<std::string, std::string> endpoints;
 };
@@ -43,6 +56,8 @@ class SlideManager {
   ~SlideManager();
 
   const std::string& endpoint() const;
+  /// Every role's endpoint: "manager" and what the services announced.
+  std::map<std::string, std::string> endpoints() const;
 
   /// Serves until `stop` becomes true, then stops every child (slides stay acquiring
   /// and resume at the next start).

@@ -1,0 +1,98 @@
+#include "client/internal/dealer_link.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace tessera::internal {
+
+DealerLink::DealerLink(std::string endpoint, int timeout_ms)
+    : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  thread_ = std::jthread([this](std::stop_token stop) { Loop(stop); });
+}
+
+DealerLink::~DealerLink() {
+  thread_.request_stop();
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+  thread_.join();
+  ::close(wake_fd_);
+}
+
+void DealerLink::Send(proto::DealerRequest request, Callback done) {
+  request.set_version(wire::kProtocolVersion);
+  {
+    std::lock_guard lock(mu_);
+    outbox_.emplace_back(std::move(request), std::move(done));
+  }
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+}
+
+std::future<Result<wire::Message>> DealerLink::Call(proto::DealerRequest request) {
+  auto promise = std::make_shared<std::promise<Result<wire::Message>>>();
+  auto future = promise->get_future();
+  Send(std::move(request), [promise](Result<wire::Message> reply) {
+    if (reply.ok()) {
+      proto::DealerReply header;
+      Status s = wire::ParseHeader(*reply, &header);
+      if (s.ok()) s = wire::FromProto(header.status());
+      if (!s.ok()) {
+        promise->set_value(s);
+        return;
+      }
+    }
+    promise->set_value(std::move(reply));
+  });
+  return future;
+}
+
+void DealerLink::Loop(std::stop_token stop) {
+  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
+  socket.connect(endpoint_);
+  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+  while (!stop.stop_requested()) {
+    wire::Poll(items, 2, 100);
+    if (items[1].revents & ZMQ_POLLIN) {
+      uint64_t n;
+      (void)!::read(wake_fd_, &n, sizeof n);
+      std::vector<std::pair<proto::DealerRequest, Callback>> out;
+      {
+        std::lock_guard lock(mu_);
+        out.swap(outbox_);
+      }
+      for (auto& [req, done] : out) {
+        const uint64_t id = next_id_++;
+        req.set_request_id(id);
+        if (!wire::Send(socket, nullptr, req)) {
+          done(Error(StatusCode::kUnavailable, "cannot send to the tile dealer at {}", endpoint_));
+          continue;
+        }
+        pending_.emplace(id, Pending{std::move(done), wire::NowMs() + timeout_ms_});
+      }
+    }
+    while (auto in = wire::Receive(socket, 0)) {
+      proto::DealerReply header;
+      if (!wire::ParseHeader(*in, &header).ok()) continue;  // nothing to match it to
+      auto it = pending_.find(header.request_id());
+      if (it == pending_.end()) continue;  // timed out already
+      auto done = std::move(it->second.done);
+      pending_.erase(it);
+      done(std::move(*in));
+    }
+    // Ids grow with time: the oldest requests come first.
+    const int64_t now = wire::NowMs();
+    while (!pending_.empty() && pending_.begin()->second.deadline_ms < now) {
+      auto done = std::move(pending_.begin()->second.done);
+      pending_.erase(pending_.begin());
+      done(Error(StatusCode::kUnavailable,
+                 "no answer from the tile dealer at {} within {} ms: is it running? (`tessera up` "
+                 "starts one; `tessera serve dealer` runs one alone)",
+                 endpoint_, timeout_ms_));
+    }
+  }
+  for (auto& [id, p] : pending_) p.done(Error(StatusCode::kUnavailable, "the client is closing"));
+  std::lock_guard lock(mu_);
+  for (auto& [req, done] : outbox_) done(Error(StatusCode::kUnavailable, "the client is closing"));
+}
+
+}  // namespace tessera::internal

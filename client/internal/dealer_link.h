@@ -1,0 +1,54 @@
+// DealerLink: one connection to the tile dealer, shared by every thread of a Client.
+// Requests are pipelined: each gets a request id, a background thread sends it and
+// matches the reply, out of order, to its callback. Private to client/.
+//
+//   DealerLink link("tcp://127.0.0.1:7401", /*timeout_ms=*/10000);
+//   link.Send(request, [](Result<wire::Message> reply) { ... });   // on the link's thread
+//   auto reply = link.Call(request).get();
+#pragma once
+
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status/status.h"
+#include "common/wire/wire.h"
+
+namespace tessera::internal {
+
+class DealerLink {
+ public:
+  using Callback = std::function<void(Result<wire::Message>)>;
+
+  DealerLink(std::string endpoint, int timeout_ms);
+  ~DealerLink();  ///< fails what is pending with UNAVAILABLE
+
+  /// Sends `request` (its request_id is set here); `done` runs on the link's thread with
+  /// the reply, or UNAVAILABLE after the timeout. `done` must be quick.
+  void Send(proto::DealerRequest request, Callback done);
+  /// Send() with a future; the reply's status is checked.
+  std::future<Result<wire::Message>> Call(proto::DealerRequest request);
+
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  struct Pending {
+    Callback done;
+    int64_t deadline_ms = 0;
+  };
+  void Loop(std::stop_token stop);
+
+  const std::string endpoint_;
+  const int timeout_ms_;
+  int wake_fd_ = -1;
+  std::mutex mu_;
+  std::vector<std::pair<proto::DealerRequest, Callback>> outbox_;
+  std::map<uint64_t, Pending> pending_;  // the link's thread only
+  uint64_t next_id_ = 1;
+  std::jthread thread_;
+};
+
+}  // namespace tessera::internal

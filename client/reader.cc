@@ -1,0 +1,414 @@
+// Client's reads through the tile dealer: slide views, tiles, regions, chunks, events.
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <cstring>
+
+#include "client/client.h"
+#include "client/internal/dealer_link.h"
+#include "client/internal/summary.h"
+#include "client/internal/thread_pool.h"
+#include "common/codec/codec.h"
+#include "common/wire/wire.h"
+
+namespace tessera {
+namespace {
+
+constexpr int kChunksPerRequest = 64;  // the dealer's limit
+constexpr int kWindow = 16;            // requests in flight per read
+
+// Copies out of one stored chunk into the output planes.
+struct Copy {
+  uint32_t sx, sy, w, h;
+  int64_t dx, dy;
+};
+struct ChunkCopies {
+  uint32_t tile, cy, cx;
+  std::vector<Copy> copies;
+};
+
+// One read in progress: bounded requests in flight, decodes on the pool, first error kept.
+struct ReadJob {
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, decoding = 0;
+  Status error;
+  uint64_t missing = 0;
+
+  void Fail(const Status& s) {
+    std::lock_guard lock(mu);
+    if (error.ok()) error = s;
+  }
+};
+
+SlideView ViewFromProto(const proto::SlideInfo& p) {
+  SlideView v;
+  v.summary = internal::SummaryFromProto(p.summary());
+  v.level_count = p.level_count();
+  for (int i = 0; i + 2 < p.positions_size(); i += 3) {
+    v.positions.push_back({p.positions(i), p.positions(i + 1), p.positions(i + 2)});
+  }
+  v.landed.assign(p.landed().begin(), p.landed().end());
+  v.live = p.live();
+  return v;
+}
+
+}  // namespace
+
+struct Subscription::Impl {
+  std::jthread thread;
+};
+Subscription::Subscription(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Subscription::Subscription(Subscription&&) noexcept = default;
+Subscription::~Subscription() = default;
+
+struct Client::Reader {
+  internal::DealerLink link;
+  std::string publish;
+  ClientOptions options;
+  internal::ThreadPool pool;
+  std::mutex views_mu;
+  std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
+
+  Reader(std::string dealer, std::string publish_ep, ClientOptions o)
+      : link(std::move(dealer), o.timeout_ms),
+        publish(std::move(publish_ep)),
+        options(o),
+        pool(o.decode_threads > 0 ? static_cast<unsigned>(o.decode_threads) : std::thread::hardware_concurrency()) {}
+
+  Result<SlideView> Describe(const std::string& id) {
+    proto::DealerRequest req;
+    req.mutable_slide_info()->set_slide_id(id);
+    TESSERA_ASSIGN_OR_RETURN(wire::Message in, link.Call(std::move(req)).get());
+    proto::DealerReply reply;
+    TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
+    SlideView view = ViewFromProto(reply.slide_info());
+    std::lock_guard lock(views_mu);
+    views[id] = std::make_shared<const SlideView>(view);
+    return view;
+  }
+
+  Result<std::shared_ptr<const SlideView>> View(const std::string& id) {
+    {
+      std::lock_guard lock(views_mu);
+      if (auto it = views.find(id); it != views.end()) return it->second;
+    }
+    TESSERA_RETURN_IF_ERROR(Describe(id).status());
+    std::lock_guard lock(views_mu);
+    return views[id];
+  }
+
+  // Allocates `out` for channels x z x height x width at `level`.
+  Status Prepare(const ScanPlan& plan, const std::vector<uint32_t>& channels, uint32_t z_begin,
+                 uint32_t z_end, uint32_t level, int64_t height, int64_t width, Array& out) {
+    if (level >= plan.level_count()) {
+      return Error(StatusCode::kNotFound, "level {} does not exist: the slide has levels 0..{}", level,
+                   plan.level_count() - 1);
+    }
+    out.channels = channels;
+    if (out.channels.empty()) {
+      for (uint32_t c = 0; c < plan.channels.size(); ++c) out.channels.push_back(c);
+    }
+    for (uint32_t c : out.channels) {
+      if (c >= plan.channels.size()) {
+        return Error(StatusCode::kNotFound, "channel {} does not exist: the slide has {} channels", c,
+                     plan.channels.size());
+      }
+    }
+    if (z_end == 0) z_end = plan.z_planes;
+    if (z_begin >= z_end || z_end > plan.z_planes) {
+      return Error(StatusCode::kOutOfRange, "z planes [{}, {}) are outside the slide's 0..{}", z_begin, z_end,
+                   plan.z_planes);
+    }
+    out.dtype = plan.dtype;
+    out.level = level;
+    out.z_begin = z_begin;
+    out.shape = {static_cast<int64_t>(out.channels.size()), z_end - z_begin, height, width};
+    const double scale = static_cast<double>(uint64_t{1} << level);
+    out.pixel_size_um = {plan.pixel_size_um[0] * scale, plan.pixel_size_um[1] * scale, plan.pixel_size_um[2]};
+    const uint64_t bytes = out.elements() * DtypeSize(plan.dtype);
+    if (bytes > options.max_region_bytes) {
+      return Error(StatusCode::kResourceExhausted,
+                   "the read would be {} bytes, over the client's limit of {}: read it in parts, at a "
+                   "coarser level, or raise ClientOptions::max_region_bytes",
+                   bytes, options.max_region_bytes);
+    }
+    out.data.assign(bytes, 0);
+    return OkStatus();
+  }
+
+  // Decodes one chunk and applies its copies to plane (ci, zi) of `out`.
+  static Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const zmq::message_t& payload,
+                      uint64_t xxh64, int64_t ci, int64_t zi, Array& out) {
+    const auto bytes = wire::Bytes(payload);
+    if (codec::Checksum(bytes) != xxh64) {
+      return Error(StatusCode::kDataLoss, "chunk (tile={} level={} cy={} cx={}) failed its checksum on arrival",
+                   g.tile, level, g.cy, g.cx);
+    }
+    const LevelShape s = plan.Level(level);
+    const size_t elem = DtypeSize(plan.dtype);
+    thread_local std::vector<uint8_t> chunk;
+    chunk.resize(s.chunk_pixels() * elem);
+    TESSERA_RETURN_IF_ERROR(codec::Decompress(bytes, chunk));
+    const int64_t width = out.shape[3];
+    uint8_t* plane = out.data.data() + out.index(ci, zi, 0, 0) * elem;
+    for (const Copy& c : g.copies) {
+      for (uint32_t r = 0; r < c.h; ++r) {
+        std::memcpy(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem,
+                    chunk.data() + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
+      }
+    }
+    return OkStatus();
+  }
+
+  // Fetches the chunks of `groups` for every channel and plane of `out`, and composes them.
+  Status Compose(const std::string& slide, const ScanPlan& plan, const std::vector<ChunkCopies>& groups,
+                 Array& out, ReadJob& job) {
+    for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
+      for (int64_t zi = 0; zi < out.shape[1]; ++zi) {
+        for (size_t first = 0; first < groups.size(); first += kChunksPerRequest) {
+          const size_t last = std::min(groups.size(), first + kChunksPerRequest);
+          proto::DealerRequest req;
+          auto* rc = req.mutable_read_chunks();
+          rc->set_slide_id(slide);
+          for (size_t i = first; i < last; ++i) {
+            auto* ref = rc->add_chunks();
+            ref->set_t(groups[i].tile);
+            ref->set_c(out.channels[static_cast<size_t>(ci)]);
+            ref->set_z(out.z_begin + static_cast<uint32_t>(zi));
+            ref->set_level(out.level);
+            ref->set_cy(groups[i].cy);
+            ref->set_cx(groups[i].cx);
+          }
+          {
+            std::unique_lock lock(job.mu);
+            job.cv.wait(lock, [&] { return job.in_flight < kWindow || !job.error.ok(); });
+            if (!job.error.ok()) return job.error;
+            ++job.in_flight;
+          }
+          link.Send(std::move(req), [this, &job, &groups, &plan, &out, first, last, ci, zi](Result<wire::Message> r) {
+            OnChunks(std::move(r), job, groups, plan, out, first, last, ci, zi);
+          });
+        }
+      }
+    }
+    std::unique_lock lock(job.mu);
+    job.cv.wait(lock, [&] { return job.in_flight == 0 && job.decoding == 0; });
+    return job.error;
+  }
+
+  void OnChunks(Result<wire::Message> r, ReadJob& job, const std::vector<ChunkCopies>& groups,
+                const ScanPlan& plan, Array& out, size_t first, size_t last, int64_t ci, int64_t zi) {
+    proto::DealerReply reply;
+    Status s = r.status();
+    if (s.ok()) s = wire::ParseHeader(*r, &reply);
+    if (s.ok()) s = wire::FromProto(reply.status());
+    if (s.ok() && static_cast<size_t>(reply.chunks().results_size()) != last - first) {
+      s = Error(StatusCode::kInternal, "the dealer answered {} chunks for {}", reply.chunks().results_size(), last - first);
+    }
+    std::lock_guard lock(job.mu);
+    --job.in_flight;
+    if (!s.ok()) {
+      if (job.error.ok()) job.error = s;
+      job.cv.notify_all();
+      return;
+    }
+    auto message = std::make_shared<wire::Message>(std::move(*r));
+    size_t payload = 0;
+    for (size_t i = first; i < last; ++i) {
+      const auto& result = reply.chunks().results(static_cast<int>(i - first));
+      Status cs = wire::FromProto(result.status());
+      if (cs.code() == StatusCode::kNotFound) {  // not landed yet: stays 0
+        ++job.missing;
+        continue;
+      }
+      if (!cs.ok()) {
+        if (job.error.ok()) job.error = cs;
+        continue;
+      }
+      if (payload >= message->payload.size()) {
+        if (job.error.ok()) job.error = Error(StatusCode::kInternal, "the dealer's reply lacks chunk payloads");
+        break;
+      }
+      const size_t p = payload++;
+      const uint64_t sum = result.xxh64();
+      ++job.decoding;
+      pool.Submit([&job, &groups, &plan, &out, message, p, i, sum, ci, zi] {
+        Status ds = Apply(plan, out.level, groups[i], message->payload[p], sum, ci, zi, out);
+        std::lock_guard l(job.mu);
+        if (!ds.ok() && job.error.ok()) job.error = ds;
+        --job.decoding;
+        job.cv.notify_all();
+      });
+    }
+    job.cv.notify_all();
+  }
+
+  Result<Array> Region(const RegionRequest& req) {
+    TESSERA_ASSIGN_OR_RETURN(auto view, View(req.slide));
+    const ScanPlan& plan = view->summary.plan;
+    if (req.width <= 0 || req.height <= 0) {
+      return Error(StatusCode::kInvalidArgument, "region {}x{} is empty", req.width, req.height);
+    }
+    Array out;
+    uint64_t cursor = 0;
+    bool first = true;
+    ReadJob job;
+    do {
+      proto::DealerRequest dr;
+      auto* pr = dr.mutable_plan_region();
+      pr->set_slide_id(req.slide);
+      pr->set_level(req.level);
+      pr->mutable_box()->set_x(req.x);
+      pr->mutable_box()->set_y(req.y);
+      pr->mutable_box()->set_w(req.width);
+      pr->mutable_box()->set_h(req.height);
+      pr->set_cursor(cursor);
+      TESSERA_ASSIGN_OR_RETURN(wire::Message in, link.Call(std::move(dr)).get());
+      proto::DealerReply reply;
+      TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
+      const proto::RegionPlan& rp = reply.region();
+      if (first) {
+        TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, rp.box().h(),
+                                        rp.box().w(), out));
+        out.x = rp.box().x();
+        out.y = rp.box().y();
+        out.clipped = rp.clipped();
+        first = false;
+      }
+      std::vector<ChunkCopies> groups;
+      for (int i = 0; i < rp.tile_size(); ++i) {
+        if (groups.empty() || groups.back().tile != rp.tile(i) || groups.back().cy != rp.cy(i) ||
+            groups.back().cx != rp.cx(i)) {
+          groups.push_back({rp.tile(i), rp.cy(i), rp.cx(i), {}});
+        }
+        groups.back().copies.push_back({rp.sx(i), rp.sy(i), rp.w(i), rp.h(i), rp.dx(i), rp.dy(i)});
+      }
+      TESSERA_RETURN_IF_ERROR(Compose(req.slide, plan, groups, out, job));
+      cursor = rp.next_cursor();
+    } while (cursor != 0);
+    out.missing_chunks = job.missing;
+    return out;
+  }
+
+  Result<Array> Tile(const TileRequest& req) {
+    TESSERA_ASSIGN_OR_RETURN(auto view, View(req.slide));
+    const ScanPlan& plan = view->summary.plan;
+    if (req.tile >= plan.tiles.size()) {
+      return Error(StatusCode::kNotFound, "tile {} does not exist: slide {} has tiles 0..{}", req.tile, req.slide,
+                   plan.tiles.size() - 1);
+    }
+    if (req.level >= plan.level_count()) {
+      return Error(StatusCode::kNotFound, "level {} does not exist: the slide has levels 0..{}", req.level,
+                   plan.level_count() - 1);
+    }
+    const LevelShape s = plan.Level(req.level);
+    Array out;
+    TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, s.height, s.width, out));
+    std::vector<ChunkCopies> groups;
+    for (uint32_t cy = 0; cy < s.chunks_y(); ++cy) {
+      for (uint32_t cx = 0; cx < s.chunks_x(); ++cx) {
+        const uint32_t w = std::min(s.chunk_x, s.width - cx * s.chunk_x);
+        const uint32_t h = std::min(s.chunk_y, s.height - cy * s.chunk_y);
+        groups.push_back({req.tile, cy, cx, {{0, 0, w, h, int64_t{cx} * s.chunk_x, int64_t{cy} * s.chunk_y}}});
+      }
+    }
+    ReadJob job;
+    TESSERA_RETURN_IF_ERROR(Compose(req.slide, plan, groups, out, job));
+    if (job.missing > 0) {
+      return Error(StatusCode::kNotFound, "tile {} of slide {} is not stored yet at level {}", req.tile, req.slide,
+                   req.level);
+    }
+    return out;
+  }
+};
+
+Client::Client(std::string server, int timeout_ms)
+    : Client(std::move(server), ClientOptions{.timeout_ms = timeout_ms}) {}
+Client::Client(std::string server, ClientOptions options)
+    : server_(std::move(server)), options_(options), reader_mu_(std::make_unique<std::mutex>()) {}
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+
+Result<Client::Reader*> Client::reader() {
+  std::lock_guard lock(*reader_mu_);
+  if (reader_) return reader_.get();
+  TESSERA_ASSIGN_OR_RETURN(auto eps, Endpoints());
+  if (!eps.contains("dealer")) {
+    return Error(StatusCode::kUnavailable,
+                 "the stack at {} has no tile dealer: `tessera up` runs one, or start `tessera serve "
+                 "dealer --manager {}`",
+                 server_, server_);
+  }
+  reader_ = std::make_unique<Reader>(eps["dealer"], eps["dealer_publish"], options_);
+  return reader_.get();
+}
+
+Result<SlideView> Client::Describe(const std::string& id) {
+  TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  return r->Describe(id);
+}
+
+Result<Array> Client::ReadRegion(const RegionRequest& request) {
+  TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  return r->Region(request);
+}
+
+std::future<Result<Array>> Client::ReadRegionAsync(RegionRequest request) {
+  return std::async(std::launch::async, [this, request = std::move(request)] { return ReadRegion(request); });
+}
+
+Result<Array> Client::ReadTile(const TileRequest& request) {
+  TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  return r->Tile(request);
+}
+
+std::future<Result<Array>> Client::ReadTileAsync(TileRequest request) {
+  return std::async(std::launch::async, [this, request = std::move(request)] { return ReadTile(request); });
+}
+
+Result<std::vector<uint8_t>> Client::ReadChunk(const std::string& slide, const ChunkKey& key) {
+  TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  proto::DealerRequest req;
+  auto* rc = req.mutable_read_chunks();
+  rc->set_slide_id(slide);
+  auto* ref = rc->add_chunks();
+  ref->set_t(key.frame.t);
+  ref->set_c(key.frame.c);
+  ref->set_z(key.frame.z);
+  ref->set_level(key.level);
+  ref->set_cy(key.cy);
+  ref->set_cx(key.cx);
+  TESSERA_ASSIGN_OR_RETURN(wire::Message in, r->link.Call(std::move(req)).get());
+  proto::DealerReply reply;
+  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
+  if (reply.chunks().results_size() != 1) return Error(StatusCode::kInternal, "the dealer answered no chunk");
+  TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.chunks().results(0).status()));
+  if (in.payload.size() != 1) return Error(StatusCode::kInternal, "the dealer's reply lacks the chunk");
+  const auto bytes = wire::Bytes(in.payload[0]);
+  if (codec::Checksum(bytes) != reply.chunks().results(0).xxh64()) {
+    return Error(StatusCode::kDataLoss, "chunk failed its checksum on arrival");
+  }
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+Result<Subscription> Client::Subscribe(const std::string& slide, std::function<void(const LandedEvent&)> on_event) {
+  TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  if (r->publish.empty()) return Error(StatusCode::kUnavailable, "the tile dealer publishes no events");
+  auto socket = std::make_shared<zmq::socket_t>(wire::MakeSocket(zmq::socket_type::sub));
+  socket->set(zmq::sockopt::subscribe, slide);
+  socket->connect(r->publish);
+  auto impl = std::make_unique<Subscription::Impl>();
+  impl->thread = std::jthread([socket, slide, on_event = std::move(on_event)](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      auto in = wire::Receive(*socket, 100);
+      if (!in || in->payload.size() != 1 || in->header.to_string() != slide) continue;
+      proto::SlideEvent e;
+      if (!e.ParseFromArray(in->payload[0].data(), static_cast<int>(in->payload[0].size()))) continue;
+      on_event({e.slide_id(), {e.landed().begin(), e.landed().end()}, {e.levels().begin(), e.levels().end()}, e.closed()});
+    }
+  });
+  return Subscription(std::move(impl));
+}
+
+}  // namespace tessera
