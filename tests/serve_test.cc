@@ -1,0 +1,236 @@
+// The tile dealer and the client library, end to end: real `tessera up`, real slides.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "client/client.h"
+#include "client/scanner.h"
+#include "common/imageio/tiff.h"
+#include "common/pyramid/pyramid.h"
+#include "common/synth/synthetic_mosaic.h"
+#include "common/wire/wire.h"
+#include "tests/stack.h"
+
+namespace tessera::testing {
+namespace {
+
+const std::string kMist = "../shared/data/mist-5x5";
+
+std::string ScanMist(const Stack& stack) {
+  auto scan = RunTessera({"scan", "--tile-config", kMist + "/TileConfiguration.txt", "--server", stack.manager()});
+  EXPECT_EQ(scan.exit_code, 0) << scan.err;
+  return scan.LastLine();
+}
+
+std::vector<uint8_t> TiffPixels(const std::string& path) {
+  auto image = imageio::ReadTiff(path);
+  EXPECT_TRUE(image.ok()) << image.status().ToString();
+  return image.ok() ? image->pixels : std::vector<uint8_t>{};
+}
+
+TEST(ServeTest, MistTileTwelveIsItsTiffAtLevelZeroAndItsMeanAtLevelOne) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  const std::string dir = FreshDir("get");
+  auto l0 = RunTessera({"get", id, "--tile", "12", "--level", "0", "-o", dir + "/l0.tif", "--server", stack.manager()});
+  ASSERT_EQ(l0.exit_code, 0) << l0.err;
+  const auto original = TiffPixels(kMist + "/ImageName_t01_p13.tif");
+  EXPECT_EQ(TiffPixels(dir + "/l0.tif"), original);
+
+  auto l1 = RunTessera({"get", id, "--tile", "12", "--level", "1", "-o", dir + "/l1.tif", "--server", stack.manager()});
+  ASSERT_EQ(l1.exit_code, 0) << l1.err;
+  const LevelShape s{.width = 245, .height = 183, .chunk_y = 183, .chunk_x = 245};
+  std::vector<uint8_t> mean(size_t{123} * 92 * 2);
+  pyramid::Downsample2x(original, s, Dtype::kUint16, mean);
+  EXPECT_EQ(TiffPixels(dir + "/l1.tif"), mean);
+}
+
+TEST(ServeTest, ARegionInsideTileTwelveIsThatTilesPixelsAtItsPosition) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  Client client(stack.manager());
+  auto info = client.Info(id);
+  ASSERT_TRUE(info.ok());
+  const auto& t12 = info->plan.tiles[12];
+  // Inside tile 12 and clear of its higher-index neighbours (17 to the right, 13 below).
+  auto region = client.ReadRegion({.slide = id, .level = 0, .x = static_cast<int64_t>(t12.x) + 6,
+                                   .y = static_cast<int64_t>(t12.y) + 4, .width = 120, .height = 90});
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  EXPECT_FALSE(region->clipped);
+  ASSERT_EQ(region->shape, (std::array<int64_t, 4>{1, 1, 90, 120}));
+  const auto original = TiffPixels(kMist + "/ImageName_t01_p13.tif");
+  const auto px = region->values<uint16_t>();
+  for (int64_t y = 0; y < 90; ++y)
+    for (int64_t x = 0; x < 120; ++x) {
+      uint16_t want;
+      std::memcpy(&want, original.data() + ((y + 4) * 245 + (x + 6)) * 2, 2);
+      ASSERT_EQ(px[region->index(0, 0, y, x)], want) << "at " << x << "," << y;
+    }
+}
+
+TEST(ServeTest, BadRequestsGetSpecificErrorsAndTheDealerKeepsServing) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  Client client(stack.manager(), ClientOptions{.max_region_bytes = 64 << 20});
+  EXPECT_EQ(client.ReadTile({.slide = "s999999", .tile = 0}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client.ReadTile({.slide = id, .tile = 25}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client.ReadTile({.slide = id, .tile = 0, .level = 9}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client.ReadTile({.slide = id, .tile = 0, .channels = {3}}).status().code(), StatusCode::kNotFound);
+  auto outside = client.ReadRegion({.slide = id, .x = 5000, .y = 5000, .width = 10, .height = 10});
+  EXPECT_EQ(outside.status().code(), StatusCode::kOutOfRange);
+  EXPECT_NE(outside.status().message().find("wholly outside"), std::string::npos);
+  auto empty = client.ReadRegion({.slide = id, .x = 0, .y = 0, .width = 0, .height = 10});
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+
+  // Partly outside: clipped to the mosaic, and said so.
+  auto partly = client.ReadRegion({.slide = id, .level = 1, .x = -50, .y = -50, .width = 100, .height = 100});
+  ASSERT_TRUE(partly.ok()) << partly.status().ToString();
+  EXPECT_TRUE(partly->clipped);
+  EXPECT_EQ(partly->x, 0);
+  EXPECT_EQ(partly->shape[2], 50);
+
+  // Absurd: a billion pixels square is clipped to the slide; at a client limit it is refused.
+  auto huge = client.ReadRegion({.slide = id, .level = 2, .x = 0, .y = 0, .width = 1'000'000'000, .height = 1'000'000'000});
+  ASSERT_TRUE(huge.ok()) << huge.status().ToString();
+  EXPECT_LT(huge->shape[3], 400);
+  Client small(stack.manager(), ClientOptions{.max_region_bytes = 1000});
+  EXPECT_EQ(small.ReadRegion({.slide = id, .x = 0, .y = 0, .width = 500, .height = 500}).status().code(),
+            StatusCode::kResourceExhausted);
+
+  // Malformed bytes, a wrong version and an empty request, straight to the dealer's socket.
+  auto eps = client.Endpoints();
+  ASSERT_TRUE(eps.ok());
+  const std::string dealer = (*eps)["dealer"];
+  proto::DealerRequest wrong;
+  wrong.set_version(99);
+  wrong.mutable_list_slides();
+  for (auto [request, code] : {std::pair{&wrong, proto::VERSION_MISMATCH}}) {
+    auto r = wire::Call(dealer, *request, 5000);
+    ASSERT_TRUE(r.ok());
+    proto::DealerReply reply;
+    ASSERT_TRUE(reply.ParseFromArray(r->header.data(), static_cast<int>(r->header.size())));
+    EXPECT_EQ(reply.status().code(), code);
+  }
+  {
+    zmq::socket_t s = wire::MakeSocket(zmq::socket_type::dealer);
+    s.connect(dealer);
+    s.send(zmq::str_buffer("\xff\xfe garbage"), zmq::send_flags::none);
+    auto r = wire::Receive(s, 5000);
+    ASSERT_TRUE(r);
+    proto::DealerReply reply;
+    ASSERT_TRUE(reply.ParseFromArray(r->header.data(), static_cast<int>(r->header.size())));
+    EXPECT_EQ(reply.status().code(), proto::INVALID_ARGUMENT);
+  }
+  proto::DealerRequest none;
+  none.set_version(wire::kProtocolVersion);
+  auto r = wire::Call(dealer, none, 5000);
+  ASSERT_TRUE(r.ok());
+  proto::DealerReply reply;
+  ASSERT_TRUE(reply.ParseFromArray(r->header.data(), static_cast<int>(r->header.size())));
+  EXPECT_EQ(reply.status().code(), proto::INVALID_ARGUMENT);
+
+  EXPECT_TRUE(client.ReadTile({.slide = id, .tile = 3}).ok());  // still serving
+}
+
+TEST(ServeTest, ACorruptChunkOnDiskIsNamedAndTheRestStillServes) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  Client client(stack.manager());
+  auto info = client.Info(id);
+  ASSERT_TRUE(info.ok());
+  auto damage = RunProgram({"/usr/bin/python3", "tests/corrupt_chunk.py", info->path, "7", "0", "0"});
+  ASSERT_EQ(damage.exit_code, 0) << damage.err;
+  auto bad = client.ReadTile({.slide = id, .tile = 7});
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("t=7"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("checksum"), std::string::npos) << bad.status().message();
+  EXPECT_TRUE(client.ReadTile({.slide = id, .tile = 8}).ok());
+  EXPECT_TRUE(client.ReadTile({.slide = id, .tile = 7, .level = 1}).ok());  // its levels are intact
+}
+
+TEST(ServeTest, ClientsThatVanishMidRequestDoNotHurtTheDealer) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  Client client(stack.manager());
+  auto eps = client.Endpoints();
+  ASSERT_TRUE(eps.ok());
+  proto::DealerRequest req;
+  req.set_version(wire::kProtocolVersion);
+  auto* rc = req.mutable_read_chunks();
+  rc->set_slide_id(id);
+  for (uint32_t t = 0; t < 25; ++t) rc->add_chunks()->set_t(t);
+  // A thousand clients connect, ask for every tile and leave without reading the answer.
+  for (int i = 0; i < 1000; ++i) {
+    zmq::socket_t s = wire::MakeSocket(zmq::socket_type::dealer);
+    s.connect((*eps)["dealer"]);
+    ASSERT_TRUE(wire::Send(s, nullptr, req));
+  }
+  // A region read abandoned half way: its client is destroyed while replies are in flight.
+  {
+    Client gone(stack.manager());
+    auto pending = gone.ReadRegionAsync({.slide = id, .x = 0, .y = 0, .width = 1173, .height = 871});
+    (void)pending.wait_for(std::chrono::milliseconds(1));
+  }
+  auto all = client.ReadRegion({.slide = id, .x = 0, .y = 0, .width = 1173, .height = 871});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->missing_chunks, 0u);
+}
+
+TEST(ServeTest, TilesOfAnAcquiringSlideAreServedAsTheyLandAtEveryLevel) {
+  Stack stack;
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 2, o.width = 300, o.height = 200, o.channels = 2;
+  synth::SyntheticMosaic mosaic(o);
+  auto scanner = Scanner::Open(stack.manager(), mosaic.plan());
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string id = (*scanner)->slide_id();
+  const ScanPlan& plan = (*scanner)->plan();
+
+  Client client(stack.manager());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<uint64_t> with_levels;
+  auto sub = client.Subscribe(id, [&](const LandedEvent& e) {
+    std::lock_guard lock(mu);
+    with_levels.insert(e.levels.begin(), e.levels.end());
+    cv.notify_all();
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+  // A subscription takes hold a moment after Subscribe returns (PUB/SUB); events before
+  // that are not seen. Frames pushed one by one, each waited for, reach it soon.
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  const uint64_t frames = plan.frame_count();
+  for (uint64_t f = 0; f < frames; ++f) {
+    mosaic.RenderFrame(plan.KeyOf(f), pixels);
+    ASSERT_TRUE((*scanner)->Push(plan.KeyOf(f), pixels).ok());
+    ASSERT_TRUE((*scanner)->Flush().ok());
+    std::unique_lock lock(mu);
+    const auto wait = f + 1 == frames ? std::chrono::seconds(20) : std::chrono::seconds(1);
+    const bool seen = cv.wait_for(lock, wait, [&] { return with_levels.contains(f); });
+    if (f + 1 == frames) {
+      ASSERT_TRUE(seen) << "no event for the last frame";
+    }
+  }
+  auto info = client.Describe(id);
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(info->live);
+  // The slide is still acquiring: tile 3 at level 0 equals what was pushed, and level 1 is its mean.
+  auto tile = client.ReadTile({.slide = id, .tile = 3, .channels = {1}});
+  ASSERT_TRUE(tile.ok()) << tile.status().ToString();
+  mosaic.RenderFrame({3, 1, 0}, pixels);
+  EXPECT_EQ(tile->data, pixels);
+  auto half = client.ReadTile({.slide = id, .tile = 3, .level = 1, .channels = {1}});
+  ASSERT_TRUE(half.ok()) << half.status().ToString();
+  std::vector<uint8_t> mean(pyramid::LevelBytes(plan.Level(1), plan.dtype));
+  pyramid::Downsample2x(pixels, plan.Level(0), plan.dtype, mean);
+  EXPECT_EQ(half->data, mean);
+  ASSERT_TRUE((*scanner)->Close().ok());
+}
+
+}  // namespace
+}  // namespace tessera::testing
