@@ -90,7 +90,21 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   auto* mgr = serve->add_subcommand("manager", "The slide manager and catalog");
   AddManagerOptions(mgr, mgr_opts);
   mgr->add_option("--bind", mgr_opts.bind, "Endpoint to listen on")->capture_default_str();
+  mgr->add_option("--events", mgr_opts.events,
+                  "The tile dealer's events endpoint, for the slide writers (its dealer_events=)");
+  static std::vector<std::string> mgr_endpoints;
+  mgr->add_option("--endpoint", mgr_endpoints,
+                  "NAME=ENDPOINT of another role, told to clients (e.g. dealer=tcp://host:7401, "
+                  "dealer_publish=tcp://host:7403); repeat for several");
   mgr->callback([&] {
+    for (const auto& e : mgr_endpoints) {
+      const auto eq = e.find('=');
+      if (eq == std::string::npos) {
+        exit_code = Fail("--endpoint '" + e + "' is not NAME=ENDPOINT");
+        return;
+      }
+      mgr_opts.endpoints[e.substr(0, eq)] = e.substr(eq + 1);
+    }
     auto m = manager::SlideManager::Open(mgr_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
