@@ -162,6 +162,7 @@ struct Client::Reader {
   }
 
   // Fetches the chunks of `groups` for every channel and plane of `out`, and composes them.
+  // Returns only once no reply or decode in flight refers to `groups`, `out` or `job`.
   Status Compose(const std::string& slide, const ScanPlan& plan, const std::vector<ChunkCopies>& groups,
                  Array& out, ReadJob& job) {
     for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
@@ -183,7 +184,7 @@ struct Client::Reader {
           {
             std::unique_lock lock(job.mu);
             job.cv.wait(lock, [&] { return job.in_flight < kWindow || !job.error.ok(); });
-            if (!job.error.ok()) return job.error;
+            if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
             ++job.in_flight;
           }
           link.Send(std::move(req), [this, &job, &groups, &plan, &out, first, last, ci, zi](Result<wire::Message> r) {
