@@ -47,6 +47,7 @@ struct MosaicIndex::Impl {
   std::vector<std::array<double, 2>> positions;
   TileGeometry tile;
   bgi::rtree<Value, bgi::rstar<16>> rtree;
+  double min_x = 0, min_y = 0, max_x = 0, max_y = 0;  // of the level-0 positions
 };
 
 MosaicIndex::MosaicIndex(std::vector<std::array<double, 2>> positions, TileGeometry tile)
@@ -56,6 +57,14 @@ MosaicIndex::MosaicIndex(std::vector<std::array<double, 2>> positions, TileGeome
   for (uint32_t i = 0; i < positions.size(); ++i) {
     const auto [x, y] = positions[i];
     values.emplace_back(RBox(Point(x, y), Point(x + tile.width, y + tile.height)), i);
+  }
+  if (!positions.empty()) {
+    impl_->min_x = impl_->max_x = positions[0][0];
+    impl_->min_y = impl_->max_y = positions[0][1];
+    for (const auto& [x, y] : positions) {
+      impl_->min_x = std::min(impl_->min_x, x), impl_->max_x = std::max(impl_->max_x, x);
+      impl_->min_y = std::min(impl_->min_y, y), impl_->max_y = std::max(impl_->max_y, y);
+    }
   }
   impl_->positions = std::move(positions);
   impl_->tile = tile;
@@ -75,13 +84,10 @@ Box MosaicIndex::Footprint(uint32_t tile, int level) const {
 
 Box MosaicIndex::Bounds(int level) const {
   if (impl_->positions.empty()) return {};
-  int64_t x0 = std::numeric_limits<int64_t>::max(), y0 = x0;
-  int64_t x1 = std::numeric_limits<int64_t>::min(), y1 = x1;
-  for (uint32_t i = 0; i < impl_->positions.size(); ++i) {
-    const Box f = Footprint(i, level);
-    x0 = std::min(x0, f.x), y0 = std::min(y0, f.y);
-    x1 = std::max(x1, f.x + f.w), y1 = std::max(y1, f.y + f.h);
-  }
+  // Rounding keeps order and every tile has one size: the extreme positions give the bounds.
+  const int64_t x0 = Scaled(impl_->min_x, level), y0 = Scaled(impl_->min_y, level);
+  const int64_t x1 = Scaled(impl_->max_x, level) + Ceil(impl_->tile.width, level);
+  const int64_t y1 = Scaled(impl_->max_y, level) + Ceil(impl_->tile.height, level);
   return {x0, y0, x1 - x0, y1 - y0};
 }
 

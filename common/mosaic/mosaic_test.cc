@@ -40,7 +40,8 @@ TEST(MosaicTest, QueryFindsExactlyTheTilesABruteForceScanFinds) {
   std::vector<std::array<double, 2>> p;
   for (int r = 0; r < 100; ++r)
     for (int c = 0; c < 100; ++c) p.push_back({c * 1843.2 + (r % 3), r * 1843.2 - (c % 5)});
-  MosaicIndex index(std::move(p), {.width = 2048, .height = 2048});
+  // Odd tile sizes: rounding at coarse levels reaches a pixel past the level-0 footprint.
+  MosaicIndex index(std::move(p), {.width = 2047, .height = 2045});
   std::mt19937 rng(1);
   std::uniform_int_distribution<int64_t> at(-5000, 190000), size(1, 9000);
   for (int i = 0; i < 200; ++i) {
@@ -50,6 +51,16 @@ TEST(MosaicTest, QueryFindsExactlyTheTilesABruteForceScanFinds) {
     for (uint32_t t = 0; t < index.size(); ++t)
       if (!Intersect(index.Footprint(t, level), box).empty()) want.push_back(t);
     ASSERT_EQ(index.Query(level, box), want) << "level " << level << " box " << box.x << "," << box.y;
+  }
+  for (int level = 0; level < 7; ++level) {  // Bounds equals the union of every footprint
+    Box all = index.Footprint(0, level);
+    for (uint32_t t = 1; t < index.size(); ++t) {
+      const Box f = index.Footprint(t, level);
+      const int64_t x1 = std::max(all.x + all.w, f.x + f.w), y1 = std::max(all.y + all.h, f.y + f.h);
+      all.x = std::min(all.x, f.x), all.y = std::min(all.y, f.y);
+      all.w = x1 - all.x, all.h = y1 - all.y;
+    }
+    ASSERT_EQ(index.Bounds(level), all) << "level " << level;
   }
 }
 
