@@ -41,6 +41,15 @@ struct ReadJob {
   }
 };
 
+void ToRef(const ChunkKey& k, proto::ChunkRef* ref) {
+  ref->set_t(k.frame.t);
+  ref->set_c(k.frame.c);
+  ref->set_z(k.frame.z);
+  ref->set_level(k.level);
+  ref->set_cy(k.cy);
+  ref->set_cx(k.cx);
+}
+
 SlideView ViewFromProto(const proto::SlideInfo& p) {
   SlideView v;
   v.summary = internal::SummaryFromProto(p.summary());
@@ -173,13 +182,9 @@ struct Client::Reader {
           auto* rc = req.mutable_read_chunks();
           rc->set_slide_id(slide);
           for (size_t i = first; i < last; ++i) {
-            auto* ref = rc->add_chunks();
-            ref->set_t(groups[i].tile);
-            ref->set_c(out.channels[static_cast<size_t>(ci)]);
-            ref->set_z(out.z_begin + static_cast<uint32_t>(zi));
-            ref->set_level(out.level);
-            ref->set_cy(groups[i].cy);
-            ref->set_cx(groups[i].cx);
+            const FrameKey frame{groups[i].tile, out.channels[static_cast<size_t>(ci)],
+                                 out.z_begin + static_cast<uint32_t>(zi)};
+            ToRef({frame, out.level, groups[i].cy, groups[i].cx}, rc->add_chunks());
           }
           {
             std::unique_lock lock(job.mu);
@@ -299,12 +304,8 @@ struct Client::Reader {
       return Error(StatusCode::kNotFound, "tile {} does not exist: slide {} has tiles 0..{}", req.tile, req.slide,
                    plan.tiles.size() - 1);
     }
-    if (req.level >= plan.level_count()) {
-      return Error(StatusCode::kNotFound, "level {} does not exist: the slide has levels 0..{}", req.level,
-                   plan.level_count() - 1);
-    }
     const LevelShape s = plan.Level(req.level);
-    Array out;
+    Array out;  // Prepare refuses a level the slide does not have
     TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, s.height, s.width, out));
     std::vector<ChunkCopies> groups;
     for (uint32_t cy = 0; cy < s.chunks_y(); ++cy) {
@@ -373,13 +374,7 @@ Result<std::vector<uint8_t>> Client::ReadChunk(const std::string& slide, const C
   proto::DealerRequest req;
   auto* rc = req.mutable_read_chunks();
   rc->set_slide_id(slide);
-  auto* ref = rc->add_chunks();
-  ref->set_t(key.frame.t);
-  ref->set_c(key.frame.c);
-  ref->set_z(key.frame.z);
-  ref->set_level(key.level);
-  ref->set_cy(key.cy);
-  ref->set_cx(key.cx);
+  ToRef(key, rc->add_chunks());
   TESSERA_ASSIGN_OR_RETURN(wire::Message in, r->link.Call(std::move(req)).get());
   proto::DealerReply reply;
   TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
