@@ -20,13 +20,14 @@ namespace tessera {
 struct Array {
   Dtype dtype = Dtype::kUint16;
   std::array<int64_t, 4> shape{};      ///< channels, z planes, height, width
-  int64_t x = 0, y = 0;                ///< top-left in the level's pixels (0, 0 for a tile)
+  int64_t x = 0, y = 0;                ///< top-left in the level's pixels: of the mosaic (a region), of the tile (a tile)
   uint32_t level = 0;
   std::array<double, 3> pixel_size_um{};  ///< x, y, z at this level
   std::vector<uint32_t> channels;      ///< the plan's channel index of each channel plane
   uint32_t z_begin = 0;                ///< the first z plane
   bool clipped = false;                ///< the request reached outside the mosaic: this is the part inside
   uint64_t missing_chunks = 0;         ///< chunks not stored yet (a live slide): their pixels are 0
+  uint64_t chunks_read = 0;            ///< stored chunks fetched and decoded to make this
   std::vector<uint8_t> data;           ///< native byte order, row-major
 
   size_t elements() const { return static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]); }
@@ -50,13 +51,15 @@ struct RegionRequest {
   uint32_t z_begin = 0, z_end = 0;              ///< planes [z_begin, z_end); z_end 0: to the last
 };
 
-/// A stored field of view at one level.
+/// A stored field of view at one level, or a window of it: a viewer's 512x512 tile aligned
+/// to the slide's chunks reads exactly one stored chunk per plane.
 struct TileRequest {
   std::string slide;
   uint32_t tile = 0;
   uint32_t level = 0;
   std::vector<uint32_t> channels;
   uint32_t z_begin = 0, z_end = 0;
+  int64_t x = 0, y = 0, width = 0, height = 0;  ///< window in the tile's pixels at `level`; width 0: all of it
 };
 
 }  // namespace tessera

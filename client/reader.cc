@@ -33,7 +33,7 @@ struct ReadJob {
   std::condition_variable cv;
   int in_flight = 0, decoding = 0;
   Status error;
-  uint64_t missing = 0;
+  uint64_t missing = 0, decoded = 0;
 
   void Fail(const Status& s) {
     std::lock_guard lock(mu);
@@ -239,6 +239,7 @@ struct Client::Reader {
       const size_t p = payload++;
       const uint64_t sum = result.xxh64();
       ++job.decoding;
+      ++job.decoded;
       pool.Submit([&job, &groups, &plan, &out, message, p, i, sum, ci, zi] {
         Status ds = Apply(plan, out.level, groups[i], message->payload[p], sum, ci, zi, out);
         std::lock_guard l(job.mu);
@@ -294,6 +295,7 @@ struct Client::Reader {
       cursor = rp.next_cursor();
     } while (cursor != 0);
     out.missing_chunks = job.missing;
+    out.chunks_read = job.decoded;
     return out;
   }
 
@@ -305,14 +307,28 @@ struct Client::Reader {
                    plan.tiles.size() - 1);
     }
     const LevelShape s = plan.Level(req.level);
-    Array out;  // Prepare refuses a level the slide does not have
-    TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, s.height, s.width, out));
+    const bool whole = req.width == 0 && req.height == 0;
+    if (!whole && req.level < plan.level_count() &&  // Prepare refuses a level the slide does not have
+        (req.x < 0 || req.y < 0 || req.width <= 0 || req.height <= 0 || req.x + req.width > s.width ||
+         req.y + req.height > s.height)) {
+      return Error(StatusCode::kOutOfRange, "window {}x{} at ({}, {}) is not inside tile {}'s {}x{} pixels at level {}",
+                   req.width, req.height, req.x, req.y, req.tile, s.width, s.height, req.level);
+    }
+    const int64_t x0 = whole ? 0 : req.x, y0 = whole ? 0 : req.y;
+    const int64_t w = whole ? s.width : req.width, h = whole ? s.height : req.height;
+    Array out;
+    TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, h, w, out));
+    out.x = x0;
+    out.y = y0;
     std::vector<ChunkCopies> groups;
-    for (uint32_t cy = 0; cy < s.chunks_y(); ++cy) {
-      for (uint32_t cx = 0; cx < s.chunks_x(); ++cx) {
-        const uint32_t w = std::min(s.chunk_x, s.width - cx * s.chunk_x);
-        const uint32_t h = std::min(s.chunk_y, s.height - cy * s.chunk_y);
-        groups.push_back({req.tile, cy, cx, {{0, 0, w, h, int64_t{cx} * s.chunk_x, int64_t{cy} * s.chunk_y}}});
+    const int64_t ch = s.chunk_y, cw = s.chunk_x;
+    for (int64_t cy = y0 / ch; cy * ch < y0 + h; ++cy) {
+      for (int64_t cx = x0 / cw; cx * cw < x0 + w; ++cx) {
+        const int64_t bx = std::max(x0, cx * cw), by = std::max(y0, cy * ch);
+        const int64_t ex = std::min(x0 + w, (cx + 1) * cw), ey = std::min(y0 + h, (cy + 1) * ch);
+        groups.push_back({req.tile, static_cast<uint32_t>(cy), static_cast<uint32_t>(cx),
+                          {{static_cast<uint32_t>(bx - cx * cw), static_cast<uint32_t>(by - cy * ch),
+                            static_cast<uint32_t>(ex - bx), static_cast<uint32_t>(ey - by), bx - x0, by - y0}}});
       }
     }
     ReadJob job;
@@ -321,6 +337,7 @@ struct Client::Reader {
       return Error(StatusCode::kNotFound, "tile {} of slide {} is not stored yet at level {}", req.tile, req.slide,
                    req.level);
     }
+    out.chunks_read = job.decoded;
     return out;
   }
 };

@@ -232,6 +232,50 @@ TEST(ServeTest, TilesOfAnAcquiringSlideAreServedAsTheyLandAtEveryLevel) {
   ASSERT_TRUE((*scanner)->Close().ok());
 }
 
+TEST(ServeTest, ATileWindowReadsOnlyTheChunksUnderIt) {
+  Stack stack;
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 1, o.width = 300, o.height = 200, o.channels = 1;
+  synth::SyntheticMosaic mosaic(o);
+  ScanPlan plan = mosaic.plan();
+  plan.chunk_x = plan.chunk_y = 64;  // 5 x 4 chunks, the last ones partial
+  auto scanner = Scanner::Open(stack.manager(), plan);
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string id = (*scanner)->slide_id();
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  for (uint64_t f = 0; f < plan.frame_count(); ++f) {
+    mosaic.RenderFrame(plan.KeyOf(f), pixels);
+    ASSERT_TRUE((*scanner)->Push(plan.KeyOf(f), pixels).ok());
+  }
+  ASSERT_TRUE((*scanner)->Close().ok());
+  mosaic.RenderFrame({1, 0, 0}, pixels);
+  Client client(stack.manager());
+
+  struct Window {
+    int64_t x, y, w, h;
+    uint64_t chunks;
+  };
+  for (const Window& win : {Window{64, 128, 64, 64, 1}, Window{0, 0, 300, 200, 20}, Window{256, 192, 44, 8, 1}, Window{250, 190, 50, 10, 4},
+                            Window{63, 10, 2, 120, 6}}) {
+    auto a = client.ReadTile({.slide = id, .tile = 1, .x = win.x, .y = win.y, .width = win.w, .height = win.h});
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_EQ(a->shape, (std::array<int64_t, 4>{1, 1, win.h, win.w}));
+    EXPECT_EQ(a->x, win.x);
+    EXPECT_EQ(a->chunks_read, win.chunks) << win.x << "," << win.y;
+    const auto px = a->values<uint16_t>();
+    for (int64_t y = 0; y < win.h; ++y)
+      for (int64_t x = 0; x < win.w; ++x) {
+        uint16_t want;
+        std::memcpy(&want, pixels.data() + ((win.y + y) * 300 + win.x + x) * 2, 2);
+        ASSERT_EQ(px[a->index(0, 0, y, x)], want) << "at " << x << "," << y;
+      }
+  }
+  for (const Window& bad : {Window{290, 0, 20, 10, 0}, Window{-1, 0, 10, 10, 0}, Window{0, 0, 0, 10, 0}}) {
+    auto a = client.ReadTile({.slide = id, .tile = 1, .x = bad.x, .y = bad.y, .width = bad.w, .height = bad.h});
+    EXPECT_EQ(a.status().code(), StatusCode::kOutOfRange) << bad.x << "," << bad.w;
+  }
+}
+
 }  // namespace
 }  // namespace tessera::testing
 
