@@ -3,13 +3,19 @@
 // prints what it measured as key=value pairs. bench/ingest runs it and the peers.
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "bench/stats.h"
+#include "client/client.h"
 #include "client/scanner.h"
 #include "common/synth/synthetic_mosaic.h"
 
@@ -20,12 +26,16 @@ int main(int argc, char** argv) {
   double seconds = 20;
   uint32_t distinct = 16, tiles = 20000, edge = 2048;
   std::string dump;
+  bool watch_levels = false;
   app.add_option("--server", server, "Manager endpoint")->capture_default_str();
   app.add_option("--seconds", seconds, "Push for this long")->capture_default_str();
   app.add_option("--distinct", distinct, "Distinct frames rendered up front and cycled")->capture_default_str();
   app.add_option("--tiles", tiles, "Tiles in the scan plan (an upper bound)")->capture_default_str();
   app.add_option("--edge", edge, "Frame edge in pixels")->capture_default_str();
   app.add_option("--dump", dump, "Write the distinct frames here (raw uint16) for the peers");
+  app.add_flag("--watch-levels", watch_levels,
+               "Also measure, from the dealer's events, how long after a frame is acknowledged its "
+               "zoom levels are servable");
   CLI11_PARSE(app, argc, argv);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the tessera binary does: see client/cli/main.cc
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
@@ -56,6 +66,33 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "error: {}\n", scanner.status().ToString());
     return 1;
   }
+  // Per frame: when the dealer said it landed (its writer acknowledged it) and when every
+  // level became readable.
+  using Clock = std::chrono::steady_clock;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint64_t, Clock::time_point> landed_at;
+  std::map<uint64_t, double> levels_after_ms;
+  Client client(server);
+  std::optional<Subscription> sub;
+  if (watch_levels) {
+    auto r = client.Subscribe((*scanner)->slide_id(), [&](const LandedEvent& e) {
+      const auto now = Clock::now();
+      std::lock_guard lock(mu);
+      for (uint64_t f : e.landed) landed_at.try_emplace(f, now);
+      for (uint64_t f : e.levels) {
+        if (auto it = landed_at.find(f); it != landed_at.end()) {
+          levels_after_ms.try_emplace(f, std::chrono::duration<double, std::milli>(now - it->second).count());
+        }
+      }
+      cv.notify_all();
+    });
+    if (!r.ok()) {
+      fmt::print(stderr, "error: {}\n", r.status().ToString());
+      return 1;
+    }
+    sub.emplace(std::move(*r));
+  }
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   uint64_t pushed = 0;
@@ -69,7 +106,18 @@ int main(int argc, char** argv) {
   const auto p = (*scanner)->progress();
   if (s.ok()) s = (*scanner)->Close();
   if (!s.ok()) fmt::print(stderr, "error: {}\n", s.ToString());
-  fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} seconds={:.3f}\n",
-             (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, secs);
+  std::string levels;
+  if (watch_levels) {
+    std::unique_lock lock(mu);  // the levels of the last frames come after the last ack
+    cv.wait_for(lock, std::chrono::seconds(60), [&] { return levels_after_ms.size() >= landed_at.size(); });
+    std::vector<double> ms;
+    for (const auto& [f, v] : levels_after_ms) ms.push_back(v);
+    const auto within = std::count_if(ms.begin(), ms.end(), [](double v) { return v <= 1000; });
+    levels = fmt::format(" levels_seen={} levels_within_1s={} levels_after_ack_p50_ms={:.1f} levels_after_ack_p99_ms={:.1f} "
+                         "levels_after_ack_max_ms={:.1f}",
+                         ms.size(), within, bench::Percentile(ms, 0.5), bench::Percentile(ms, 0.99), bench::Percentile(ms, 1.0));
+  }
+  fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} seconds={:.3f}{}\n",
+             (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, secs, levels);
   return s.ok() ? 0 : 1;
 }

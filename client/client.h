@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,14 @@ class Subscription {
   std::unique_ptr<Impl> impl_;
 };
 
+/// One stored chunk as the dealer sent it (Blosc), its checksum verified; the bytes are the
+/// received message itself, not a copy.
+struct StoredChunk {
+  std::span<const uint8_t> bytes;
+  uint64_t xxh64 = 0;
+  std::shared_ptr<const void> owner;  ///< keeps `bytes` alive
+};
+
 struct ClientOptions {
   int timeout_ms = 10000;                          ///< per request
   uint64_t max_region_bytes = uint64_t{4} << 30;   ///< larger reads: ask for parts
@@ -123,7 +132,7 @@ class Client {
   std::future<Result<Array>> ReadTileAsync(TileRequest request);
 
   /// One stored chunk exactly as stored (Blosc), its checksum verified.
-  Result<std::vector<uint8_t>> ReadChunk(const std::string& slide, const ChunkKey& key);
+  Result<StoredChunk> ReadChunk(const std::string& slide, const ChunkKey& key);
 
   /// Calls `on_event` (on a background thread) as frames of `slide` land.
   Result<Subscription> Subscribe(const std::string& slide, std::function<void(const LandedEvent&)> on_event);

@@ -386,7 +386,7 @@ std::future<Result<Array>> Client::ReadTileAsync(TileRequest request) {
   return std::async(std::launch::async, [this, request = std::move(request)] { return ReadTile(request); });
 }
 
-Result<std::vector<uint8_t>> Client::ReadChunk(const std::string& slide, const ChunkKey& key) {
+Result<StoredChunk> Client::ReadChunk(const std::string& slide, const ChunkKey& key) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
   proto::DealerRequest req;
   auto* rc = req.mutable_read_chunks();
@@ -398,11 +398,12 @@ Result<std::vector<uint8_t>> Client::ReadChunk(const std::string& slide, const C
   if (reply.chunks().results_size() != 1) return Error(StatusCode::kInternal, "the dealer answered no chunk");
   TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.chunks().results(0).status()));
   if (in.payload.size() != 1) return Error(StatusCode::kInternal, "the dealer's reply lacks the chunk");
-  const auto bytes = wire::Bytes(in.payload[0]);
-  if (codec::Checksum(bytes) != reply.chunks().results(0).xxh64()) {
+  auto message = std::make_shared<wire::Message>(std::move(in));
+  StoredChunk chunk{wire::Bytes(message->payload[0]), reply.chunks().results(0).xxh64(), message};
+  if (codec::Checksum(chunk.bytes) != chunk.xxh64) {
     return Error(StatusCode::kDataLoss, "chunk failed its checksum on arrival");
   }
-  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+  return chunk;
 }
 
 Result<Subscription> Client::Subscribe(const std::string& slide, std::function<void(const LandedEvent&)> on_event) {

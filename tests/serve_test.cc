@@ -9,6 +9,7 @@
 #include <set>
 
 #include "client/client.h"
+#include "common/codec/codec.h"
 #include "client/scanner.h"
 #include "common/imageio/tiff.h"
 #include "common/pyramid/pyramid.h"
@@ -41,6 +42,16 @@ TEST(ServeTest, MistTileTwelveIsItsTiffAtLevelZeroAndItsMeanAtLevelOne) {
   ASSERT_EQ(l0.exit_code, 0) << l0.err;
   const auto original = TiffPixels(kMist + "/ImageName_t01_p13.tif");
   EXPECT_EQ(TiffPixels(dir + "/l0.tif"), original);
+  // The same pixels as the one stored chunk, exactly as stored.
+  Client client(stack.manager());
+  auto chunk = client.ReadChunk(id, {{12, 0, 0}, 0, 0, 0});
+  ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+  EXPECT_EQ(chunk->xxh64, codec::Checksum(chunk->bytes));
+  std::vector<uint8_t> decoded(original.size());
+  ASSERT_TRUE(codec::Decompress(chunk->bytes, decoded).ok());
+  EXPECT_EQ(decoded, original);
+  EXPECT_EQ(client.ReadChunk(id, {{12, 0, 0}, 0, 1, 0}).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(client.ReadChunk(id, {{25, 0, 0}, 0, 0, 0}).status().code(), StatusCode::kOutOfRange);
 
   auto l1 = RunTessera({"get", id, "--tile", "12", "--level", "1", "-o", dir + "/l1.tif", "--server", stack.manager()});
   ASSERT_EQ(l1.exit_code, 0) << l1.err;

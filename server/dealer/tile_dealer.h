@@ -31,7 +31,7 @@ struct DealerOptions {
   std::string events_bind = "tcp://127.0.0.1:0"; ///< writers publish SlideEvents here
   std::string publish_bind = "tcp://127.0.0.1:0";///< viewers subscribe here (topic: slide id)
   uint64_t cache_bytes = uint64_t{1} << 30;      ///< compressed chunks kept in memory
-  int io_threads = 2;                            ///< cache misses, plans, read-ahead
+  int io_threads = 4;                            ///< cache misses (disk reads run in parallel), plans, read-ahead
 };
 
 class TileDealer {
