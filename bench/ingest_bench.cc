@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -27,12 +28,14 @@ int main(int argc, char** argv) {
   uint32_t distinct = 16, tiles = 20000, edge = 2048;
   std::string dump;
   bool watch_levels = false;
+  double rate = 0;
   app.add_option("--server", server, "Manager endpoint")->capture_default_str();
   app.add_option("--seconds", seconds, "Push for this long")->capture_default_str();
   app.add_option("--distinct", distinct, "Distinct frames rendered up front and cycled")->capture_default_str();
   app.add_option("--tiles", tiles, "Tiles in the scan plan (an upper bound)")->capture_default_str();
   app.add_option("--edge", edge, "Frame edge in pixels")->capture_default_str();
   app.add_option("--dump", dump, "Write the distinct frames here (raw uint16) for the peers");
+  app.add_option("--rate", rate, "Frames per second (0: as fast as the stack takes them)")->capture_default_str();
   app.add_flag("--watch-levels", watch_levels,
                "Also measure, from the dealer's events, how long after a frame is acknowledged its "
                "zoom levels are servable");
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
   uint64_t pushed = 0;
   Status s;
   while (s.ok() && pushed < tiles && elapsed() < seconds) {
+    if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(static_cast<double>(pushed) / rate));
     s = (*scanner)->Push({static_cast<uint32_t>(pushed), 0, 0}, frames[pushed % distinct]);
     ++pushed;
   }
