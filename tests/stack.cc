@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <sstream>
 #include <filesystem>
 
 extern char** environ;
@@ -86,6 +87,15 @@ Stack::Stack(std::vector<std::string> extra, std::string data_dir)
     return;
   }
   manager_ = line.substr(pos + 8, line.find_first_of(" \n", pos) - pos - 8);
+  std::istringstream words(line.substr(6));
+  for (std::string w; words >> w;) {
+    if (const auto eq = w.find('='); eq != std::string::npos) endpoints_[w.substr(0, eq)] = w.substr(eq + 1);
+  }
+}
+
+std::string Stack::endpoint(const std::string& name) const {
+  auto it = endpoints_.find(name);
+  return it == endpoints_.end() ? "" : it->second;
 }
 
 Stack::~Stack() {

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ class Stack {
   explicit Stack(std::vector<std::string> extra = {}, std::string data_dir = "");
   ~Stack();  // SIGTERM, wait
   const std::string& manager() const { return manager_; }
+  /// An endpoint of the ready line ("dealer", "http", ...); empty if it has none.
+  std::string endpoint(const std::string& name) const;
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
 
@@ -31,6 +34,7 @@ class Stack {
   pid_t pid_ = -1;
   std::string manager_;
   std::string data_dir_;
+  std::map<std::string, std::string> endpoints_;
 };
 
 struct RunResult {

@@ -1,0 +1,60 @@
+// Gateway: HTTP/1.1 for web viewers and scripts, in front of the tile dealer.
+//
+// Serves, asynchronously (Boost.Beast) with keep-alive, reading pixels through the client
+// library (tessera::Client):
+//   GET /                                   the viewer page and its files (web root)
+//   GET /api/slides                         every slide, as `tessera ls --json` (a JSON array)
+//   GET /api/slides/{id}                    one slide, as `tessera info ID --json`
+//   GET /api/slides/{id}/events             "tiles landed" events (Server-Sent Events)
+//   GET /iiif/3/{id}/info.json              IIIF Image API 3.0 (docs/protocol.md)
+//   GET /iiif/3/{id}/{region}/{size}/{rotation}/{quality}.{format}   jpg or png, rendered
+//                                           from the zoom levels with per-channel windows
+// Errors are JSON {"error": CODE, "message": ...} with the HTTP status of the code
+// (400 invalid, 404 not found, 413 too large, 501 unsupported, 503 unavailable).
+//
+//   auto gw = gateway::Gateway::Open({.manager = "tcp://127.0.0.1:7400", .port = 8080});
+//   std::atomic<bool> stop{false};
+//   (*gw)->Run(stop);  // until stop
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status/status.h"
+
+namespace tessera::gateway {
+
+struct GatewayOptions {
+  std::string manager;                   ///< the stack's manager endpoint
+  std::string host = "127.0.0.1";        ///< address to listen on
+  uint16_t port = 0;                     ///< 0: any free port (see Gateway::url)
+  std::string web_root;                  ///< the viewer page's folder; empty: no page
+  int threads = 2;                       ///< network threads
+  int workers = 4;                       ///< threads reading and rendering pixels
+  int timeout_s = 30;                    ///< per request read and response write
+  uint32_t max_header_bytes = 8 << 10;   ///< request line and headers
+  uint32_t max_body_bytes = 64 << 10;    ///< request bodies (nothing here takes one)
+  int64_t max_output_pixels = 8192 * 8192;  ///< per IIIF image
+};
+
+class Gateway {
+ public:
+  /// Binds the port; INVALID_ARGUMENT without a manager, UNAVAILABLE when the port is taken.
+  static Result<std::unique_ptr<Gateway>> Open(const GatewayOptions& options);
+  ~Gateway();
+
+  /// "http://127.0.0.1:8080"
+  const std::string& url() const;
+  /// Serves until `stop` becomes true.
+  Status Run(const std::atomic<bool>& stop);
+
+  struct Impl;
+
+ private:
+  explicit Gateway(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera::gateway
