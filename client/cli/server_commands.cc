@@ -11,6 +11,7 @@
 
 #include "client/cli/commands.h"
 #include "server/dealer/tile_dealer.h"
+#include "server/gateway/gateway.h"
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
 #include "server/writer/slide_writer.h"
@@ -46,6 +47,17 @@ void AddManagerOptions(CLI::App* cmd, manager::ManagerOptions& o) {
                 "not a power cut");
 }
 
+// The viewer page's folder: web/ beside the source tree this binary was built from, found
+// by walking up from the executable (build/client/cli/tessera -> web/index.html).
+std::string DefaultWebRoot() {
+  std::error_code ec;
+  auto dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  for (; !ec && !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+    if (std::filesystem::exists(dir / "web" / "index.html", ec)) return (dir / "web").string();
+  }
+  return "";
+}
+
 }  // namespace
 
 void AddServerCommands(CLI::App& app, int& exit_code) {
@@ -59,13 +71,24 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   static uint64_t up_cache_bytes = dealer::DealerOptions{}.cache_bytes;
   up->add_option("--cache-bytes", up_cache_bytes, "The tile dealer's chunk cache, in bytes")
       ->capture_default_str();
-  up->callback([&] {
+  static int http_port = 8080;
+  auto* http_opt = up->add_option("--http-port", http_port,
+                                  "The HTTP gateway's port: the viewer page, IIIF, REST (0: any free port; "
+                                  "the default becomes 0 when --port is 0)")
+                       ->capture_default_str();
+  static std::string up_web = DefaultWebRoot();
+  up->add_option("--web", up_web, "The viewer page's folder (served at /)")->capture_default_str();
+  up->callback([&, http_opt] {
     up_opts.bind = fmt::format("tcp://{}:{}", up_opts.child_host, port);
     const std::string at = "tcp://" + up_opts.child_host + ":{port}";
     up_opts.services.push_back(
         {"dealer",
          {"serve", "dealer", "--manager", "{manager}", "--bind", at, "--events-bind", at,
           "--publish-bind", at, "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
+    if (port == 0 && http_opt->count() == 0) http_port = 0;  // a throwaway stack: nothing fixed
+    up_opts.services.push_back({"gateway",
+                                {"serve", "gateway", "--manager", "{manager}", "--host", up_opts.child_host, "--port",
+                                 std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
     auto m = manager::SlideManager::Open(up_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
@@ -74,10 +97,13 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     std::string line;
     for (const auto& [name, ep] : (*m)->endpoints()) line += name + "=" + ep + " ";
     Ready(line + "data=" + std::filesystem::absolute(up_opts.data_dir).string());
+    const auto endpoints = (*m)->endpoints();
+    const auto http = endpoints.find("http");
     fmt::print(stderr,
-               "tessera is up: manager at {}\n  push a demo scan:  tessera scan --synthetic "
+               "tessera is up: manager at {}\n  viewer:            {}\n  push a demo scan:  tessera scan --synthetic "
                "--server {}\n  list slides:       tessera ls --server {}\n",
-               (*m)->endpoint(), (*m)->endpoint(), (*m)->endpoint());
+               (*m)->endpoint(), http == endpoints.end() ? "(no gateway)" : http->second + "/", (*m)->endpoint(),
+               (*m)->endpoint());
     Status s = (*m)->Run(StopFlag());
     if (!s.ok()) exit_code = Fail(s.ToString());
   });
@@ -156,6 +182,36 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     Ready(fmt::format("dealer={} dealer_events={} dealer_publish={}", (*d)->endpoint(),
                       (*d)->events_endpoint(), (*d)->publish_endpoint()));
     if (Status s = (*d)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static gateway::GatewayOptions gateway_opts;
+  static bool gateway_die = false;
+  gateway_opts.web_root = DefaultWebRoot();
+  auto* gw = serve->add_subcommand(
+      "gateway", "The HTTP gateway: the viewer page, IIIF Image API 3.0, REST, raw regions, Neuroglancer precomputed");
+  gw->add_option("--manager", gateway_opts.manager, "The slide manager's endpoint")->required();
+  gw->add_option("--host", gateway_opts.host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();
+  gw->add_option("--port", gateway_opts.port, "Port to listen on (0: any free port)")->capture_default_str();
+  gw->add_option("--web", gateway_opts.web_root, "The viewer page's folder (served at /; empty: none)")
+      ->capture_default_str();
+  gw->add_option("--threads", gateway_opts.threads, "Network threads")->capture_default_str();
+  gw->add_option("--workers", gateway_opts.workers, "Threads reading and rendering pixels")->capture_default_str();
+  gw->add_option("--timeout", gateway_opts.timeout_s, "Seconds to read a request or write a response")
+      ->capture_default_str();
+  gw->add_option("--max-output-pixels", gateway_opts.max_output_pixels, "Largest IIIF image, width x height")
+      ->capture_default_str();
+  gw->add_option("--max-raw-bytes", gateway_opts.max_raw_bytes, "Largest raw region (.npy, .tiff, precomputed chunk)")
+      ->capture_default_str();
+  gw->add_flag("--die-with-parent", gateway_die, "Exit when the parent process ends");
+  gw->callback([&] {
+    DieWithParent(gateway_die);
+    auto g = gateway::Gateway::Open(gateway_opts);
+    if (!g.ok()) {
+      exit_code = Fail(g.status().ToString());
+      return;
+    }
+    Ready("http=" + (*g)->url());
+    if (Status s = (*g)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 
   static writer::WriterOptions writer_opts;

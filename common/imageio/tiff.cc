@@ -1,6 +1,7 @@
 #include "common/imageio/tiff.h"
 
 #include <tiffio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdarg>
@@ -135,32 +136,61 @@ Result<Image> ReadTiff(const std::string& path) {
   return img;
 }
 
-Status WriteTiff(const std::string& path, const Image& image, bool bigtiff) {
-  TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, bigtiff ? "w8" : "w"));
+namespace {
+
+// Writes every plane of `image` as a page of the open file `t` (named `name` in errors).
+Status WritePages(TIFF* t, const Image& image, const std::string& name) {
   const size_t elem = DtypeSize(image.dtype);
   const size_t row_bytes = size_t{image.width} * elem;
   for (uint32_t p = 0; p < image.planes; ++p) {
-    TIFFSetField(t.get(), TIFFTAG_IMAGEWIDTH, image.width);
-    TIFFSetField(t.get(), TIFFTAG_IMAGELENGTH, image.height);
-    TIFFSetField(t.get(), TIFFTAG_SAMPLESPERPIXEL, 1);
-    TIFFSetField(t.get(), TIFFTAG_BITSPERSAMPLE, static_cast<int>(elem * 8));
-    TIFFSetField(t.get(), TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
-    TIFFSetField(t.get(), TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-    TIFFSetField(t.get(), TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(t.get(), TIFFTAG_ROWSPERSTRIP, image.height);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, image.width);
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, image.height);
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<int>(elem * 8));
+    TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, image.height);
     if (image.planes > 1) {
-      TIFFSetField(t.get(), TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
-      TIFFSetField(t.get(), TIFFTAG_PAGENUMBER, p, image.planes);
+      TIFFSetField(t, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
+      TIFFSetField(t, TIFFTAG_PAGENUMBER, p, image.planes);
     }
     const uint8_t* plane = image.pixels.data() + p * row_bytes * image.height;
     for (uint32_t y = 0; y < image.height; ++y) {
-      if (TIFFWriteScanline(t.get(), const_cast<uint8_t*>(plane + y * row_bytes), y, 0) < 0) {
-        return Error(StatusCode::kInternal, "{}: write failed: {}", path, last_error);
+      if (TIFFWriteScanline(t, const_cast<uint8_t*>(plane + y * row_bytes), y, 0) < 0) {
+        return Error(StatusCode::kInternal, "{}: write failed: {}", name, last_error);
       }
     }
-    if (TIFFWriteDirectory(t.get()) == 0) return Error(StatusCode::kInternal, "{}: write failed", path);
+    if (TIFFWriteDirectory(t) == 0) return Error(StatusCode::kInternal, "{}: write failed", name);
   }
   return OkStatus();
+}
+
+}  // namespace
+
+Status WriteTiff(const std::string& path, const Image& image, bool bigtiff) {
+  TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, bigtiff ? "w8" : "w"));
+  return WritePages(t.get(), image, path);
+}
+
+Result<std::string> EncodeTiff(const Image& image) {
+  // Written to an anonymous in-memory file, read back, and gone with the descriptor.
+  const bool bigtiff = image.pixels.size() > (uint64_t{4} << 30) - (1 << 20);
+  struct Fd {
+    int fd;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } file{::memfd_create("tessera-tiff", MFD_CLOEXEC)};
+  if (file.fd < 0) return Error(StatusCode::kInternal, "memfd_create: {}", std::strerror(errno));
+  {
+    TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open("/proc/self/fd/" + std::to_string(file.fd), bigtiff ? "w8" : "w"));
+    TESSERA_RETURN_IF_ERROR(WritePages(t.get(), image, "TIFF in memory"));
+  }
+  std::string out(static_cast<size_t>(::lseek(file.fd, 0, SEEK_END)), '\0');
+  const ssize_t got = ::pread(file.fd, out.data(), out.size(), 0);
+  if (got != static_cast<ssize_t>(out.size())) return Error(StatusCode::kInternal, "reading the TIFF back failed");
+  return out;
 }
 
 }  // namespace tessera::imageio

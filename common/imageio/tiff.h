@@ -37,4 +37,7 @@ Result<Image> ReadTiff(const std::string& path);
 /// Writes a grayscale TIFF, one page per plane (BigTIFF when asked).
 Status WriteTiff(const std::string& path, const Image& image, bool bigtiff = false);
 
+/// The TIFF WriteTiff would write, as bytes (BigTIFF when over 4 GB).
+Result<std::string> EncodeTiff(const Image& image);
+
 }  // namespace tessera::imageio

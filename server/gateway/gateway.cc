@@ -1,11 +1,13 @@
 #include "server/gateway/gateway.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,8 @@
 #include "common/log/log.h"
 #include "server/gateway/iiif.h"
 #include "server/gateway/render.h"
+#include "server/gateway/url.h"
+#include "common/imageio/tiff.h"
 
 namespace tessera::gateway {
 namespace {
@@ -32,6 +36,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kGeometryTtl = std::chrono::seconds(2);  // positions change when a slide is stitched
 constexpr auto kEventsHeartbeat = std::chrono::seconds(15);
 constexpr size_t kMaxQueuedEventBytes = 1 << 20;
+constexpr int kIiifTile = 512;  // the tile edge info.json offers: the slides' chunk edge
 
 struct Reply {
   http::status status = http::status::ok;
@@ -39,7 +44,10 @@ struct Reply {
   std::string body;
   std::string location;  // a redirect's target
   bool cacheable = false;
+  std::string filename;  // a download's name
 };
+
+using Query = std::map<std::string, std::string>;
 
 http::status HttpStatus(StatusCode code) {
   switch (code) {
@@ -75,38 +83,6 @@ Reply ErrorReply(const Status& s) {
           {}, false};
 }
 
-// Decodes %XX escapes; INVALID_ARGUMENT for a broken one or a NUL.
-Result<std::string> PercentDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-    if (i + 2 >= in.size() || !hex(in[i + 1]) || !hex(in[i + 2])) {
-      return Error(StatusCode::kInvalidArgument, "the URL has a broken percent escape at character {}", i);
-    }
-    const char c = static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
-    if (c == '\0') return Error(StatusCode::kInvalidArgument, "the URL holds a NUL character");
-    out += c;
-    i += 2;
-  }
-  return out;
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t end = s.find(sep, start);
-    parts.push_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
-    if (end == std::string_view::npos) return parts;
-    start = end + 1;
-  }
-}
-
 std::string_view ContentType(const std::filesystem::path& p) {
   static const std::map<std::string, std::string_view> types = {
       {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
@@ -119,6 +95,8 @@ std::string_view ContentType(const std::filesystem::path& p) {
 
 // What the gateway keeps of a slide between requests: its extent and default rendering.
 struct SlideGeometry {
+  ScanPlan plan;
+  std::string state;
   int64_t width = 0, height = 0;  // the mosaic at level 0
   uint32_t levels = 1;
   std::vector<ChannelStyle> styles;
@@ -147,31 +125,40 @@ class Handler {
 
   Reply Handle(std::string_view target, std::string_view host) {
     const size_t q = target.find('?');
-    const std::string_view raw_path = target.substr(0, q);
-    const std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    auto path = PercentDecode(raw_path);
+    auto path = PercentDecode(target.substr(0, q));
     if (!path.ok()) return ErrorReply(path.status());
+    auto query = ParseQuery(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    if (!query.ok()) return ErrorReply(query.status());
     const auto parts = Split(*path, '/');
-    if (parts.size() >= 2 && parts[1] == "api") return Api(parts);
-    if (parts.size() >= 4 && parts[1] == "iiif" && parts[2] == "3") return Iiif(parts, query, host);
-    return Static(*path);
+    Result<Reply> reply = Error(StatusCode::kNotFound, "no such path");
+    if (parts.size() >= 2 && parts[1] == "api") reply = Api(parts, *query);
+    else if (parts.size() >= 4 && parts[1] == "iiif" && parts[2] == "3") reply = Iiif(parts, *query, host);
+    else if (parts.size() >= 4 && parts[1] == "precomputed") reply = Precomputed(parts);
+    else reply = Static(*path);
+    return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
   }
 
  private:
-  Reply Api(const std::vector<std::string_view>& parts) {
+  static Reply Json(std::string body) { return {http::status::ok, "application/json", std::move(body), {}, false, {}}; }
+
+  Result<Reply> Api(const std::vector<std::string_view>& parts, const Query& query) {
     if (parts.size() == 3 && parts[2] == "slides") {
-      auto slides = client_.List();
-      if (!slides.ok()) return ErrorReply(slides.status());
+      TESSERA_ASSIGN_OR_RETURN(auto slides, client_.List());
       std::string body = "[";
-      for (size_t i = 0; i < slides->size(); ++i) body += (i ? ",\n" : "\n") + SummaryToJson((*slides)[i]);
-      return {http::status::ok, "application/json", body + "\n]\n", {}, false};
+      for (size_t i = 0; i < slides.size(); ++i) body += (i ? ",\n" : "\n") + SummaryToJson(slides[i]);
+      return Json(body + "\n]\n");
     }
     if (parts.size() == 4 && parts[2] == "slides") {
-      auto info = client_.Info(std::string(parts[3]));
-      if (!info.ok()) return ErrorReply(info.status());
-      return {http::status::ok, "application/json", SummaryToJson(*info) + "\n", {}, false};
+      TESSERA_ASSIGN_OR_RETURN(auto info, client_.Info(std::string(parts[3])));
+      return Json(SummaryToJson(info) + "\n");
     }
-    return ErrorReply(Error(StatusCode::kNotFound, "no such API path: see docs/protocol.md for the gateway's"));
+    if (parts.size() == 5 && parts[2] == "slides") {
+      const std::string id(parts[3]);
+      if (parts[4] == "display") return Display(id);
+      if (parts[4] == "pixel") return Pixel(id, query);
+      if (parts[4] == "region.npy" || parts[4] == "region.tiff") return RawRegion(id, query, parts[4] == "region.npy");
+    }
+    return Error(StatusCode::kNotFound, "no such API path: see docs/protocol.md for the gateway's");
   }
 
   Result<SlideGeometry> Geometry(const std::string& id) {
@@ -182,20 +169,22 @@ class Handler {
       }
     }
     TESSERA_ASSIGN_OR_RETURN(SlideView view, client_.Describe(id));
-    const ScanPlan& plan = view.summary.plan;
     SlideGeometry g;
+    g.plan = view.summary.plan;
+    g.state = view.summary.state;
     g.levels = view.level_count;
     for (const auto& p : view.positions) {
-      g.width = std::max(g.width, static_cast<int64_t>(std::floor(p[0] + 0.5)) + plan.width);
-      g.height = std::max(g.height, static_cast<int64_t>(std::floor(p[1] + 0.5)) + plan.height);
+      g.width = std::max(g.width, static_cast<int64_t>(std::floor(p[0] + 0.5)) + g.plan.width);
+      g.height = std::max(g.height, static_cast<int64_t>(std::floor(p[1] + 0.5)) + g.plan.height);
     }
     g.fetched = Clock::now();
     {
       std::lock_guard lock(mu_);
       if (auto it = geometry_.find(id); it != geometry_.end()) g.styles = it->second.styles;
     }
-    if (g.styles.empty() || g.styles.size() != plan.channels.size()) {
-      TESSERA_ASSIGN_OR_RETURN(g.styles, DefaultStyles(id, plan, g));
+    // Defaults once the slide's first tiles are there; while it is acquiring, again each time.
+    if (g.styles.size() != g.plan.channels.size() || g.state == "acquiring") {
+      TESSERA_ASSIGN_OR_RETURN(g.styles, DefaultStyles(id, g));
     }
     std::lock_guard lock(mu_);
     geometry_[id] = g;
@@ -203,7 +192,7 @@ class Handler {
   }
 
   // Windows from the whole slide at its coarsest level (a few hundred pixels a side).
-  Result<std::vector<ChannelStyle>> DefaultStyles(const std::string& id, const ScanPlan& plan, const SlideGeometry& g) {
+  Result<std::vector<ChannelStyle>> DefaultStyles(const std::string& id, const SlideGeometry& g) {
     const uint32_t level = g.levels - 1;
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = level, .x = 0, .y = 0,
                                                            .width = std::max<int64_t>(1, g.width >> level),
@@ -217,65 +206,272 @@ class Handler {
         const size_t at = a.index(c, 0, 0, 0) + i;
         values[i] = a.dtype == Dtype::kUint16 ? a.values<uint16_t>()[at] : a.values<uint8_t>()[at];
       }
-      styles.push_back(DefaultStyle(values, c, static_cast<uint32_t>(a.shape[0]), plan.channels[c]));
+      styles.push_back(DefaultStyle(values, c, static_cast<uint32_t>(a.shape[0]), g.plan.channels[c]));
     }
     return styles;
   }
 
-  Reply Iiif(const std::vector<std::string_view>& parts, std::string_view query, std::string_view host) {
-    const std::string id(parts[3]);
-    auto g = Geometry(id);
-    if (!g.ok()) return ErrorReply(g.status());
-    const IiifLimits limits{.max_width = 8192, .max_height = 8192, .max_area = options_.max_output_pixels};
-    const std::string base = fmt::format("http://{}/iiif/3/{}", host, id);
-    if (parts.size() == 4) return {http::status::see_other, "text/plain", "", base + "/info.json", false};
-    if (parts.size() == 5 && parts[4] == "info.json") {
-      return {http::status::ok, "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\"",
-              InfoJson(base, g->width, g->height, static_cast<int>(g->levels), 512, limits), {}, false};
+  // What the viewer page needs to draw a slide: its extent, levels, scale and default rendering.
+  Result<Reply> Display(const std::string& id) {
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    nlohmann::json j;
+    j["id"] = id;
+    j["state"] = g.state;
+    j["width"] = g.width;
+    j["height"] = g.height;
+    j["levels"] = g.levels;
+    j["tile"] = kIiifTile;
+    j["pixel_size_um"] = g.plan.pixel_size_um;
+    j["dtype"] = DtypeName(g.plan.dtype);
+    j["views"] = {"raw"};
+    auto& channels = j["channels"] = nlohmann::json::array();
+    for (size_t c = 0; c < g.styles.size(); ++c) {
+      const ChannelStyle& s = g.styles[c];
+      channels.push_back({{"index", c}, {"name", s.name}, {"on", s.on}, {"min", s.min}, {"max", s.max},
+                          {"color", fmt::format("{:02x}{:02x}{:02x}", s.r, s.g, s.b)}});
     }
-    if (parts.size() != 8) {
-      return ErrorReply(Error(StatusCode::kInvalidArgument,
-                              "an IIIF image URL is /iiif/3/{{id}}/{{region}}/{{size}}/{{rotation}}/{{quality}}.{{format}}"));
-    }
-    const std::string spec = fmt::format("{}/{}/{}/{}", parts[4], parts[5], parts[6], parts[7]);
-    auto req = ParseImageRequest(spec, g->width, g->height, limits);
-    if (!req.ok()) return ErrorReply(req.status());
-    auto styles = ApplyStyleQuery(g->styles, query);
-    if (!styles.ok()) return ErrorReply(styles.status());
-    const int level = ChooseLevel(*req, static_cast<int>(g->levels));
-    // The region at that level: whole level pixels covering the asked box.
-    const int64_t x0 = req->x >> level, y0 = req->y >> level;
-    const int64_t x1 = std::max(x0 + 1, (req->x + req->w + (int64_t{1} << level) - 1) >> level);
-    const int64_t y1 = std::max(y0 + 1, (req->y + req->h + (int64_t{1} << level) - 1) >> level);
-    std::vector<uint32_t> channels;
-    for (uint32_t c = 0; c < styles->size(); ++c) {
-      if ((*styles)[c].on) channels.push_back(c);
-    }
-    if (channels.empty()) channels.push_back(0);  // all off: black, but of the right size
-    auto a = client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0, .y = y0,
-                                 .width = x1 - x0, .height = y1 - y0, .channels = channels, .z_begin = 0, .z_end = 1});
-    if (!a.ok()) return ErrorReply(a.status());
-    std::vector<ChannelStyle> used;
-    for (uint32_t c : channels) used.push_back((*styles)[c]);
-    if (channels.size() == 1 && !(*styles)[channels[0]].on) used[0].on = false;
-    auto image = Render(a->data, static_cast<int>(DtypeSize(a->dtype)), static_cast<int>(a->shape[0]),
-                        a->shape[3], a->shape[2], used, *req);
-    if (!image.ok()) return ErrorReply(image.status());
-    const bool png = req->format == IiifImageRequest::Format::kPng;
-    auto encoded = png ? EncodePng(*image) : EncodeJpeg(*image);
-    if (!encoded.ok()) return ErrorReply(encoded.status());
-    return {http::status::ok, png ? "image/png" : "image/jpeg", std::move(*encoded), {}, !a->missing_chunks};
+    return Json(j.dump(2) + "\n");
   }
 
-  Reply Static(const std::string& path) {
+  // A query parameter that is a whole number; `fallback` when absent (nullopt: required).
+  static Result<int64_t> Count(const Query& query, const std::string& key, std::optional<int64_t> fallback) {
+    auto it = query.find(key);
+    if (it == query.end()) {
+      if (fallback) return *fallback;
+      return Error(StatusCode::kInvalidArgument, "the query needs {}= (a whole number)", key);
+    }
+    auto v = ParseCount(it->second);
+    if (!v) return Error(StatusCode::kInvalidArgument, "{}={} is not a whole number", key, it->second);
+    return *v;
+  }
+
+  // The values of every channel at one level-0 pixel: the viewer's cursor readout.
+  Result<Reply> Pixel(const std::string& id, const Query& query) {
+    TESSERA_ASSIGN_OR_RETURN(int64_t x, Count(query, "x", std::nullopt));
+    TESSERA_ASSIGN_OR_RETURN(int64_t y, Count(query, "y", std::nullopt));
+    TESSERA_ASSIGN_OR_RETURN(int64_t z, Count(query, "z", 0));
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    if (x >= g.width || y >= g.height || z >= g.plan.z_planes) {
+      return Error(StatusCode::kInvalidArgument, "pixel ({}, {}, {}) lies outside the {} x {} x {} slide", x, y, z,
+                   g.width, g.height, g.plan.z_planes);
+    }
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = 0, .x = x, .y = y, .width = 1,
+                                                           .height = 1, .z_begin = static_cast<uint32_t>(z),
+                                                           .z_end = static_cast<uint32_t>(z + 1)}));
+    std::vector<uint32_t> values;
+    for (int64_t c = 0; c < a.shape[0]; ++c) {
+      const size_t at = a.index(c, 0, 0, 0);
+      values.push_back(a.dtype == Dtype::kUint16 ? a.values<uint16_t>()[at] : a.values<uint8_t>()[at]);
+    }
+    nlohmann::json j = {{"x", x}, {"y", y}, {"z", z}, {"values", values}, {"missing", a.missing_chunks > 0}};
+    return Json(j.dump() + "\n");
+  }
+
+  // Raw pixels of a box at one level, for scripts: .npy (C x Z x Y x X) or a TIFF page per plane.
+  Result<Reply> RawRegion(const std::string& id, const Query& query, bool npy) {
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    TESSERA_ASSIGN_OR_RETURN(int64_t level, Count(query, "level", 0));
+    if (level >= g.levels) {
+      return Error(StatusCode::kNotFound, "level={}: the slide has levels 0 to {}", level, g.levels - 1);
+    }
+    TESSERA_ASSIGN_OR_RETURN(int64_t x, Count(query, "x", 0));
+    TESSERA_ASSIGN_OR_RETURN(int64_t y, Count(query, "y", 0));
+    TESSERA_ASSIGN_OR_RETURN(int64_t w, Count(query, "width", std::nullopt));
+    TESSERA_ASSIGN_OR_RETURN(int64_t h, Count(query, "height", std::nullopt));
+    RegionRequest r{.slide = id, .level = static_cast<uint32_t>(level), .x = x, .y = y, .width = w, .height = h};
+    if (auto it = query.find("channels"); it != query.end()) {
+      for (std::string_view c : Split(it->second, ',')) {
+        auto v = ParseCount(c);
+        if (!v || *v >= static_cast<int64_t>(g.plan.channels.size())) {
+          return Error(StatusCode::kInvalidArgument, "channels={}: the slide has channels 0 to {}", it->second,
+                       g.plan.channels.size() - 1);
+        }
+        r.channels.push_back(static_cast<uint32_t>(*v));
+      }
+    }
+    if (auto it = query.find("z"); it != query.end()) {  // "3" or "2:5"
+      const auto range = ParseRange(it->second, ':');
+      if (!range || range->second > g.plan.z_planes) {
+        return Error(StatusCode::kInvalidArgument, "z={}: give a plane or begin:end within 0:{}", it->second,
+                     g.plan.z_planes);
+      }
+      r.z_begin = static_cast<uint32_t>(range->first);
+      r.z_end = static_cast<uint32_t>(range->second);
+    }
+    const uint64_t planes = (r.channels.empty() ? g.plan.channels.size() : r.channels.size()) *
+                            ((r.z_end ? r.z_end : g.plan.z_planes) - r.z_begin);
+    const uint64_t bytes = static_cast<uint64_t>(w) * static_cast<uint64_t>(h) * planes * DtypeSize(g.plan.dtype);
+    if (bytes > options_.max_raw_bytes) {
+      return Error(StatusCode::kResourceExhausted,
+                   "the region is {} MB, over this gateway's {} MB a request: ask for it in parts (or use the C++ "
+                   "client library, which streams)",
+                   bytes >> 20, options_.max_raw_bytes >> 20);
+    }
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion(r));
+    const std::string name = fmt::format("{}_L{}_x{}_y{}_{}x{}", id, level, a.x, a.y, a.shape[3], a.shape[2]);
+    if (npy) return Reply{http::status::ok, "application/octet-stream", NpyBytes(a), {}, false, name + ".npy"};
+    imageio::Image image{static_cast<uint32_t>(a.shape[3]), static_cast<uint32_t>(a.shape[2]),
+                         static_cast<uint32_t>(a.shape[0] * a.shape[1]), a.dtype, std::move(a.data)};
+    TESSERA_ASSIGN_OR_RETURN(std::string tiff, imageio::EncodeTiff(image));
+    return Reply{http::status::ok, "image/tiff", std::move(tiff), {}, false, name + ".tif"};
+  }
+
+  // NumPy's .npy format 1.0: magic, header length, a Python dict literal, the C-order data.
+  static std::string NpyBytes(const Array& a) {
+    std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}, {}, {}, {}), }}",
+                                     a.dtype == Dtype::kUint16 ? "<u2" : "|u1", a.shape[0], a.shape[1], a.shape[2],
+                                     a.shape[3]);
+    header.append(63 - (10 + header.size()) % 64, ' ');
+    header += '\n';  // magic (6) + version (2) + length (2) + header: a multiple of 64
+    std::string out = "\x93NUMPY\x01";
+    out += '\0';
+    out += static_cast<char>(header.size() & 0xff);
+    out += static_cast<char>(header.size() >> 8);
+    out += header;
+    out.append(reinterpret_cast<const char*>(a.data.data()), a.data.size());
+    return out;
+  }
+
+  Result<Reply> Iiif(const std::vector<std::string_view>& parts, const Query& query, std::string_view host) {
+    const std::string id(parts[3]);
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    const IiifLimits limits{.max_width = options_.max_output_edge, .max_height = options_.max_output_edge,
+                            .max_area = options_.max_output_pixels};
+    const std::string base = fmt::format("http://{}/iiif/3/{}", host, id);
+    if (parts.size() == 4) return Reply{http::status::see_other, "text/plain", "", base + "/info.json", false, {}};
+    if (parts.size() == 5 && parts[4] == "info.json") {
+      return Reply{http::status::ok, "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\"",
+                   InfoJson(base, g.width, g.height, static_cast<int>(g.levels), kIiifTile, limits), {}, false, {}};
+    }
+    if (parts.size() != 8) {
+      return Error(StatusCode::kInvalidArgument,
+                   "an IIIF image URL is /iiif/3/{{id}}/{{region}}/{{size}}/{{rotation}}/{{quality}}.{{format}}");
+    }
+    TESSERA_ASSIGN_OR_RETURN(auto req, ParseImageRequest(fmt::format("{}/{}/{}/{}", parts[4], parts[5], parts[6], parts[7]),
+                                                         g.width, g.height, limits));
+    TESSERA_ASSIGN_OR_RETURN(auto styles, ApplyStyleQuery(g.styles, query));
+    const int level = ChooseLevel(req, static_cast<int>(g.levels));
+    // Whole pixels of that level covering the asked box.
+    const int64_t f = int64_t{1} << level;
+    const int64_t x0 = req.x / f, y0 = req.y / f;
+    const int64_t x1 = (req.x + req.w + f - 1) / f, y1 = (req.y + req.h + f - 1) / f;
+    std::vector<uint32_t> channels;
+    std::vector<ChannelStyle> used;
+    for (uint32_t c = 0; c < styles.size(); ++c) {
+      if (styles[c].on) {
+        channels.push_back(c);
+        used.push_back(styles[c]);
+      }
+    }
+    if (channels.empty()) {  // all off: black, but of the right size
+      channels.push_back(0);
+      used.push_back(styles[0]);
+      used[0].on = false;
+    }
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
+                                                           .y = y0, .width = x1 - x0, .height = y1 - y0,
+                                                           .channels = channels, .z_begin = 0, .z_end = 1}));
+    const double fd = static_cast<double>(f);
+    const SourceBox box{static_cast<double>(req.x) / fd - static_cast<double>(a.x),
+                        static_cast<double>(req.y) / fd - static_cast<double>(a.y), static_cast<double>(req.w) / fd,
+                        static_cast<double>(req.h) / fd};
+    const Planes planes{a.data, static_cast<int>(DtypeSize(a.dtype)), static_cast<int>(a.shape[0]), a.shape[3],
+                        a.shape[2]};
+    TESSERA_ASSIGN_OR_RETURN(Image8 image, Render(planes, box, used, req));
+    const bool png = req.format == IiifImageRequest::Format::kPng;
+    TESSERA_ASSIGN_OR_RETURN(std::string encoded, png ? EncodePng(image) : EncodeJpeg(image));
+    // A finished slide's tiles do not change; an acquiring one's fill in as frames land.
+    const bool cacheable = a.missing_chunks == 0 && g.state != "acquiring";
+    return Reply{http::status::ok, png ? "image/png" : "image/jpeg", std::move(encoded), {}, cacheable, {}};
+  }
+
+  // Neuroglancer's "precomputed" volume: /precomputed/{id}/info and raw chunks
+  // /precomputed/{id}/{level}/{x0}-{x1}_{y0}-{y1}_{z0}-{z1} (x fastest, then y, z, channel).
+  Result<Reply> Precomputed(const std::vector<std::string_view>& parts) {
+    const std::string id(parts[2]);
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    auto level_size = [&](int64_t level) {
+      const int64_t f = int64_t{1} << level;
+      return std::array<int64_t, 3>{(g.width + f - 1) / f, (g.height + f - 1) / f, g.plan.z_planes};
+    };
+    if (parts.size() == 4 && parts[3] == "info") {
+      nlohmann::json j;
+      j["@type"] = "neuroglancer_multiscale_volume";
+      j["type"] = "image";
+      j["data_type"] = DtypeName(g.plan.dtype);
+      j["num_channels"] = g.plan.channels.size();
+      auto& scales = j["scales"] = nlohmann::json::array();
+      for (uint32_t l = 0; l < g.levels; ++l) {
+        const double f = static_cast<double>(int64_t{1} << l);
+        const auto& um = g.plan.pixel_size_um;
+        scales.push_back({{"key", std::to_string(l)},
+                          {"size", level_size(l)},
+                          {"resolution", {um[0] * 1000 * f, um[1] * 1000 * f, um[2] * 1000}},  // nanometres
+                          {"voxel_offset", {0, 0, 0}},
+                          {"chunk_sizes", {{g.plan.chunk_x, g.plan.chunk_y, 1}}},
+                          {"encoding", "raw"}});
+      }
+      return Json(j.dump(2) + "\n");
+    }
+    if (parts.size() != 5) {
+      return Error(StatusCode::kNotFound,
+                   "a precomputed URL is /precomputed/{{id}}/info or /precomputed/{{id}}/{{level}}/x0-x1_y0-y1_z0-z1");
+    }
+    const auto level = ParseCount(parts[3]);
+    if (!level || *level >= g.levels) return Error(StatusCode::kNotFound, "no level '{}' in slide {}", parts[3], id);
+    int64_t box[6];
+    const auto axes = Split(parts[4], '_');
+    for (size_t a = 0; a < 3 && axes.size() == 3; ++a) {
+      const auto range = ParseRange(axes[a], '-');
+      if (!range || range->second > level_size(*level)[a]) {
+        return Error(StatusCode::kInvalidArgument, "chunk '{}' is not x0-x1_y0-y1_z0-z1 inside the level", parts[4]);
+      }
+      box[2 * a] = range->first;
+      box[2 * a + 1] = range->second;
+    }
+    if (axes.size() != 3) return Error(StatusCode::kInvalidArgument, "chunk '{}' is not x0-x1_y0-y1_z0-z1", parts[4]);
+    const uint64_t bytes = static_cast<uint64_t>((box[1] - box[0]) * (box[3] - box[2]) * (box[5] - box[4])) *
+                           g.plan.channels.size() * DtypeSize(g.plan.dtype);
+    if (bytes > options_.max_raw_bytes) {
+      return Error(StatusCode::kResourceExhausted, "chunk '{}' is {} MB, over this gateway's {} MB", parts[4],
+                   bytes >> 20, options_.max_raw_bytes >> 20);
+    }
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(*level),
+                                                           .x = box[0], .y = box[2], .width = box[1] - box[0],
+                                                           .height = box[3] - box[2],
+                                                           .z_begin = static_cast<uint32_t>(box[4]),
+                                                           .z_end = static_cast<uint32_t>(box[5])}));
+    // C x Z x Y x X row-major is the layout precomputed's raw encoding wants (little-endian).
+    std::string body = PadTo(a, box[0], box[2], box[1] - box[0], box[3] - box[2]);
+    return Reply{http::status::ok, "application/octet-stream", std::move(body), {}, a.missing_chunks == 0, {}};
+  }
+
+  // `a` placed at its own position in a zero block of width x height per plane from (x, y):
+  // a region clipped at the mosaic's edge.
+  static std::string PadTo(const Array& a, int64_t x, int64_t y, int64_t width, int64_t height) {
+    if (a.x == x && a.y == y && a.shape[3] == width && a.shape[2] == height) {
+      return std::string(a.data.begin(), a.data.end());
+    }
+    const size_t elem = DtypeSize(a.dtype);
+    std::string out(static_cast<size_t>(a.shape[0] * a.shape[1] * width * height) * elem, '\0');
+    for (int64_t p = 0; p < a.shape[0] * a.shape[1]; ++p) {
+      for (int64_t row = 0; row < a.shape[2]; ++row) {
+        const int64_t at = (p * height + (a.y - y) + row) * width + (a.x - x);
+        std::memcpy(out.data() + static_cast<size_t>(at) * elem,
+                    a.data.data() + static_cast<size_t>((p * a.shape[2] + row) * a.shape[3]) * elem,
+                    static_cast<size_t>(a.shape[3]) * elem);
+      }
+    }
+    return out;
+  }
+
+  Result<Reply> Static(const std::string& path) {
     if (options_.web_root.empty()) {
-      return ErrorReply(Error(StatusCode::kNotFound, "this gateway serves no viewer page (no --web root)"));
+      return Error(StatusCode::kNotFound, "this gateway serves no viewer page (no --web root)");
     }
     // No way out of the web root: no "..", no hidden files, the resolved path inside it.
     for (std::string_view part : Split(path, '/')) {
-      if (part == ".." || (part.size() > 1 && part[0] == '.')) {
-        return ErrorReply(Error(StatusCode::kNotFound, "no such file"));
-      }
+      if (part == ".." || (part.size() > 1 && part[0] == '.')) return Error(StatusCode::kNotFound, "no such file");
     }
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -284,11 +480,11 @@ class Handler {
     if (!ec && fs::is_directory(file, ec)) file /= "index.html";
     const auto rel = file.lexically_relative(root);
     if (ec || rel.empty() || *rel.begin() == ".." || !fs::is_regular_file(file, ec)) {
-      return ErrorReply(Error(StatusCode::kNotFound, "no such file: {}", path));
+      return Error(StatusCode::kNotFound, "no such file: {}", path);
     }
     std::ifstream in(file, std::ios::binary);
     std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return {http::status::ok, std::string(ContentType(file)), std::move(body), {}, false};
+    return Reply{http::status::ok, std::string(ContentType(file)), std::move(body), {}, false, {}};
   }
 
   const GatewayOptions& options_;
@@ -344,7 +540,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const std::string target(req.target());
     if (auto slide = Handler::EventsSlide(target.substr(0, target.find('?')))) return StartEvents(*slide);
-    const std::string host(req[http::field::host].empty() ? std::string_view("localhost") : req[http::field::host]);
+    std::string host(req[http::field::host]);
+    if (host.empty()) host = "localhost";
     net::post(workers_, [self = shared_from_this(), target, host] {
       Reply r = self->handler_.Handle(target, host);
       net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
@@ -360,6 +557,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::access_control_allow_headers, "*");
     res->set(http::field::cache_control, r.cacheable ? "public, max-age=3600" : "no-cache");
     if (!r.location.empty()) res->set(http::field::location, r.location);
+    if (!r.filename.empty()) res->set(http::field::content_disposition, "attachment; filename=\"" + r.filename + "\"");
     res->keep_alive(keep_alive_);
     res->content_length(r.body.size());
     if (!head_) res->body() = std::move(r.body);

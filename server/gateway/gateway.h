@@ -6,6 +6,10 @@
 //   GET /api/slides                         every slide, as `tessera ls --json` (a JSON array)
 //   GET /api/slides/{id}                    one slide, as `tessera info ID --json`
 //   GET /api/slides/{id}/events             "tiles landed" events (Server-Sent Events)
+//   GET /api/slides/{id}/display            extent, levels, pixel size, default channel rendering
+//   GET /api/slides/{id}/pixel?x=&y=        every channel's value at a level-0 pixel
+//   GET /api/slides/{id}/region.npy?...     raw pixels of a box (also region.tiff)
+//   GET /precomputed/{id}/info              Neuroglancer "precomputed" (raw chunks)
 //   GET /iiif/3/{id}/info.json              IIIF Image API 3.0 (docs/protocol.md)
 //   GET /iiif/3/{id}/{region}/{size}/{rotation}/{quality}.{format}   jpg or png, rendered
 //                                           from the zoom levels with per-channel windows
@@ -36,7 +40,9 @@ struct GatewayOptions {
   int timeout_s = 30;                    ///< per request read and response write
   uint32_t max_header_bytes = 8 << 10;   ///< request line and headers
   uint32_t max_body_bytes = 64 << 10;    ///< request bodies (nothing here takes one)
-  int64_t max_output_pixels = 8192 * 8192;  ///< per IIIF image
+  int64_t max_output_edge = 8192;           ///< per IIIF image: width and height
+  int64_t max_output_pixels = 8192 * 8192;  ///< per IIIF image: width x height
+  uint64_t max_raw_bytes = 256 << 20;       ///< per raw region (.npy, .tiff, precomputed chunk)
 };
 
 class Gateway {

@@ -1,0 +1,73 @@
+#include "server/gateway/url.h"
+
+#include <cctype>
+
+namespace tessera::gateway {
+
+Result<std::string> PercentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  auto hex = [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
+  };
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      return Error(StatusCode::kInvalidArgument, "the URL has a broken percent escape at character {}", i);
+    }
+    const char c = static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+    if (c == '\0') return Error(StatusCode::kInvalidArgument, "the URL holds a NUL character");
+    out += c;
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<int64_t> ParseCount(std::string_view s) {
+  if (s.empty() || s.size() > 12) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+std::optional<std::pair<int64_t, int64_t>> ParseRange(std::string_view s, char sep) {
+  const size_t at = s.find(sep);
+  const int64_t a = ParseCount(s.substr(0, at)).value_or(-1);
+  const int64_t b = at == std::string_view::npos ? a + 1 : ParseCount(s.substr(at + 1)).value_or(-1);
+  if (a < 0 || b <= a) return std::nullopt;
+  return std::make_pair(a, b);
+}
+
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = s.find(sep, start);
+    parts.push_back(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+Result<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> params;
+  if (query.empty()) return params;
+  for (std::string_view pair : Split(query, '&')) {
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    TESSERA_ASSIGN_OR_RETURN(std::string key, PercentDecode(pair.substr(0, eq)));
+    TESSERA_ASSIGN_OR_RETURN(std::string value,
+                             PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1)));
+    params[std::move(key)] = std::move(value);
+  }
+  return params;
+}
+
+}  // namespace tessera::gateway

@@ -1,0 +1,35 @@
+// URL pieces: percent escapes, path segments, query parameters.
+//
+//   auto path = PercentDecode("/iiif/3/s1/full/max/0/default.jpg");
+//   auto query = ParseQuery("channels=0,1&window0=100%2C4000");  // {"channels": "0,1", ...}
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status/status.h"
+
+namespace tessera::gateway {
+
+/// Decodes %XX escapes; INVALID_ARGUMENT for a broken one or a NUL.
+Result<std::string> PercentDecode(std::string_view in);
+
+/// A whole number written with digits only (no sign, no exponent), at most 12 of them.
+std::optional<int64_t> ParseCount(std::string_view s);
+
+/// "a{sep}b" -> [a, b) with b > a; "a" alone -> [a, a + 1).
+std::optional<std::pair<int64_t, int64_t>> ParseRange(std::string_view s, char sep);
+
+/// "a/b/c" -> {"a", "b", "c"}; views into `s`.
+std::vector<std::string_view> Split(std::string_view s, char sep);
+
+/// "k=v&k2=v2" -> {k: v, k2: v2}, values decoded; a key without "=" has an empty value,
+/// a repeated key its last value.
+Result<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+
+}  // namespace tessera::gateway
