@@ -6,8 +6,17 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
+#include "client/client.h"
+#include "client/scanner.h"
+#include "common/imageio/tiff.h"
+#include "common/synth/synthetic_mosaic.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
@@ -163,6 +172,188 @@ TEST(GatewayTest, BadRequestsGetTheStatusTheSpecNames) {
   EXPECT_EQ(conn.Get("/%2e%2e/%2e%2e/etc/passwd").status, 404);
   EXPECT_EQ(conn.Get("/%zz").status, 400);
   EXPECT_EQ(conn.Get(base + "/info.json").status, 200);  // still serving, same connection
+}
+
+// The pixels of a .npy body: its header parsed just enough to check dtype and shape.
+std::vector<uint8_t> NpyData(const std::string& body, std::array<int64_t, 4> shape) {
+  EXPECT_EQ(body.substr(0, 6), "\x93NUMPY");
+  const size_t header_len = static_cast<unsigned char>(body[8]) | (static_cast<unsigned char>(body[9]) << 8);
+  EXPECT_EQ((10 + header_len) % 64, 0u);
+  const std::string header = body.substr(10, header_len);
+  EXPECT_NE(header.find("'descr': '<u2'"), std::string::npos) << header;
+  EXPECT_NE(header.find(fmt::format("'shape': ({}, {}, {}, {})", shape[0], shape[1], shape[2], shape[3])),
+            std::string::npos)
+      << header;
+  return {body.begin() + static_cast<std::ptrdiff_t>(10 + header_len), body.end()};
+}
+
+TEST(GatewayTest, RawRegionsAsNpyAndTiffEqualTheClientLibrarys) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  HttpConnection conn(stack.endpoint("http"));
+  Client client(stack.manager());
+  auto want = client.ReadRegion({.slide = id, .level = 1, .x = 100, .y = 50, .width = 300, .height = 200});
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+
+  auto npy = conn.Get("/api/slides/" + id + "/region.npy?level=1&x=100&y=50&width=300&height=200");
+  ASSERT_EQ(npy.status, 200) << npy.body;
+  EXPECT_EQ(npy.headers["Content-Disposition"], "attachment; filename=\"" + id + "_L1_x100_y50_300x200.npy\"");
+  EXPECT_EQ(NpyData(npy.body, {1, 1, 200, 300}), want->data);
+
+  auto tiff = conn.Get("/api/slides/" + id + "/region.tiff?level=1&x=100&y=50&width=300&height=200&channels=0&z=0");
+  ASSERT_EQ(tiff.status, 200) << tiff.body;
+  EXPECT_EQ(tiff.headers["Content-Type"], "image/tiff");
+  const auto path = std::filesystem::path(stack.data_dir()) / "region.tif";
+  std::ofstream(path, std::ios::binary) << tiff.body;
+  auto image = imageio::ReadTiff(path.string());
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  EXPECT_EQ(image->width, 300u);
+  EXPECT_EQ(image->height, 200u);
+  EXPECT_EQ(image->pixels, want->data);
+
+  // Wrong input: a clear 4xx, and the connection keeps serving.
+  const std::string base = "/api/slides/" + id + "/region.npy?";
+  EXPECT_EQ(conn.Get(base + "x=0&y=0&width=10").status, 400);                  // no height
+  EXPECT_EQ(conn.Get(base + "x=-1&y=0&width=10&height=10").status, 400);       // not a count
+  EXPECT_EQ(conn.Get(base + "width=10&height=10&level=40").status, 404);       // no such level
+  EXPECT_EQ(conn.Get(base + "width=10&height=10&channels=3").status, 400);     // no such channel
+  EXPECT_EQ(conn.Get(base + "width=10&height=10&z=1:1").status, 400);          // empty planes
+  EXPECT_EQ(conn.Get(base + "x=99999&y=0&width=10&height=10").status, 400);    // outside the mosaic
+  EXPECT_EQ(conn.Get(base + "width=100000&height=100000").status, 413);        // over the limit
+  EXPECT_EQ(conn.Get("/api/slides/s999999/region.npy?width=1&height=1").status, 404);
+  EXPECT_EQ(conn.Get(base + "width=1&height=1").status, 200);
+}
+
+TEST(GatewayTest, DisplayAndPixelGiveWhatTheViewerShows) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  HttpConnection conn(stack.endpoint("http"));
+  auto display = conn.Get("/api/slides/" + id + "/display");
+  ASSERT_EQ(display.status, 200) << display.body;
+  auto d = nlohmann::json::parse(display.body);
+  auto info = nlohmann::json::parse(conn.Get("/iiif/3/" + id + "/info.json").body);
+  EXPECT_EQ(d["width"], info["width"]);
+  EXPECT_EQ(d["height"], info["height"]);
+  EXPECT_EQ(d["levels"], info["tiles"][0]["scaleFactors"].size());
+  ASSERT_EQ(d["channels"].size(), 1u);
+  const auto& c = d["channels"][0];
+  EXPECT_EQ(c["color"], "ffffff");  // the only channel
+  EXPECT_LT(c["min"].get<int>(), c["max"].get<int>());
+  EXPECT_EQ(d["views"], nlohmann::json({"raw"}));
+
+  Client client(stack.manager());
+  auto want = client.ReadRegion({.slide = id, .x = 300, .y = 200, .width = 1, .height = 1});
+  ASSERT_TRUE(want.ok());
+  auto pixel = conn.Get("/api/slides/" + id + "/pixel?x=300&y=200");
+  ASSERT_EQ(pixel.status, 200) << pixel.body;
+  EXPECT_EQ(nlohmann::json::parse(pixel.body)["values"], nlohmann::json({want->values<uint16_t>()[0]}));
+  EXPECT_EQ(conn.Get("/api/slides/" + id + "/pixel?x=300").status, 400);
+  EXPECT_EQ(conn.Get("/api/slides/" + id + "/pixel?x=300&y=99999").status, 400);
+
+  // The window decides the picture: everything above max is white, everything below min black.
+  auto white = conn.Get("/iiif/3/" + id + "/full/64,/0/gray.png?window0=0,1");
+  auto black = conn.Get("/iiif/3/" + id + "/full/64,/0/gray.png?channels=");
+  ASSERT_EQ(white.status, 200);
+  ASSERT_EQ(black.status, 200);
+  EXPECT_NE(white.body, black.body);
+  EXPECT_EQ(conn.Get("/iiif/3/" + id + "/full/64,/0/gray.png?window0=9,1").status, 400);
+  EXPECT_EQ(conn.Get("/iiif/3/" + id + "/full/64,/0/gray.png?color5=ffffff").status, 400);
+}
+
+TEST(GatewayTest, NeuroglancerPrecomputedChunksAreTheLevelsRawPixels) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  HttpConnection conn(stack.endpoint("http"));
+  auto info_reply = conn.Get("/precomputed/" + id + "/info");
+  ASSERT_EQ(info_reply.status, 200) << info_reply.body;
+  auto info = nlohmann::json::parse(info_reply.body);
+  EXPECT_EQ(info["@type"], "neuroglancer_multiscale_volume");
+  EXPECT_EQ(info["data_type"], "uint16");
+  EXPECT_EQ(info["num_channels"], 1);
+  ASSERT_GE(info["scales"].size(), 2u);
+  const auto& s1 = info["scales"][1];
+  EXPECT_EQ(s1["encoding"], "raw");
+  EXPECT_DOUBLE_EQ(s1["resolution"][0].get<double>(), 2 * info["scales"][0]["resolution"][0].get<double>());
+  const int64_t w1 = s1["size"][0], h1 = s1["size"][1];
+
+  Client client(stack.manager());
+  auto want = client.ReadRegion({.slide = id, .level = 1, .x = 0, .y = 0, .width = 128, .height = 64});
+  ASSERT_TRUE(want.ok());
+  auto chunk = conn.Get("/precomputed/" + id + "/1/0-128_0-64_0-1");
+  ASSERT_EQ(chunk.status, 200);
+  EXPECT_EQ(std::vector<uint8_t>(chunk.body.begin(), chunk.body.end()), want->data);
+  // The last chunk of a level reaches its edge exactly; one pixel past it is an error.
+  auto edge = conn.Get(fmt::format("/precomputed/{}/1/{}-{}_{}-{}_0-1", id, w1 - 10, w1, h1 - 5, h1));
+  ASSERT_EQ(edge.status, 200) << edge.body;
+  EXPECT_EQ(edge.body.size(), 10u * 5u * 2u);
+  EXPECT_EQ(conn.Get(fmt::format("/precomputed/{}/1/0-{}_0-5_0-1", id, w1 + 1)).status, 400);
+  EXPECT_EQ(conn.Get("/precomputed/" + id + "/1/0-0_0-5_0-1").status, 400);
+  EXPECT_EQ(conn.Get("/precomputed/" + id + "/9/0-1_0-1_0-1").status, 404);
+}
+
+TEST(GatewayTest, AnAcquiringSlidesTilesLandAsEventsAndAreNotCached) {
+  Stack stack;
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 2, o.width = 300, o.height = 200, o.channels = 1;
+  synth::SyntheticMosaic mosaic(o);
+  auto scanner = Scanner::Open(stack.manager(), mosaic.plan());
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string id = (*scanner)->slide_id();
+  const ScanPlan& plan = (*scanner)->plan();
+  const std::string url = stack.endpoint("http");
+
+  // The event stream, read on its own thread: every "data:" line's landed frames.
+  const auto hostport = url.substr(url.find("//") + 2);
+  net::io_context io;
+  tcp::socket events(io);
+  tcp::resolver resolver(io);
+  net::connect(events, resolver.resolve(hostport.substr(0, hostport.rfind(':')), hostport.substr(hostport.rfind(':') + 1)));
+  net::write(events, net::buffer("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<uint64_t> landed;
+  std::string head, received;
+  std::thread reader([&] {
+    std::string text;
+    char buf[4096];
+    boost::system::error_code ec;
+    for (size_t n; (n = events.read_some(net::buffer(buf), ec)) > 0 && !ec;) {
+      text.append(buf, n);
+      std::lock_guard lock(mu);
+      received.append(buf, n);
+      if (head.empty() && text.find("\r\n\r\n") != std::string::npos) head = text.substr(0, text.find("\r\n\r\n"));
+      for (size_t at; (at = text.find("\n\n")) != std::string::npos; text.erase(0, at + 2)) {
+        const std::string event = text.substr(0, at);
+        if (!event.starts_with("data: ")) continue;
+        const auto j = nlohmann::json::parse(event.substr(6));
+        for (uint64_t f : j["landed"]) landed.insert(f);
+      }
+      cv.notify_all();
+    }
+  });
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  for (uint64_t f = 0; f < plan.frame_count(); ++f) {  // one by one: the subscription takes hold meanwhile
+    mosaic.RenderFrame(plan.KeyOf(f), pixels);
+    ASSERT_TRUE((*scanner)->Push(plan.KeyOf(f), pixels).ok());
+    ASSERT_TRUE((*scanner)->Flush().ok());
+    std::unique_lock lock(mu);
+    const bool seen = cv.wait_for(lock, std::chrono::seconds(f + 1 == plan.frame_count() ? 20 : 1),
+                                  [&] { return landed.contains(f); });
+    if (f + 1 == plan.frame_count()) {
+      EXPECT_TRUE(seen) << "no event for the last frame; the stream was:\n" << received;
+    }
+  }
+  {
+    std::lock_guard lock(mu);
+    EXPECT_NE(head.find("text/event-stream"), std::string::npos) << head;
+  }
+  auto tile = Get(url, "/iiif/3/" + id + "/0,0,256,256/256,/0/default.jpg");
+  ASSERT_EQ(tile.status, 200) << tile.body;
+  EXPECT_EQ(tile.headers["Cache-Control"], "no-cache");  // an acquiring slide's tiles change
+  ASSERT_TRUE((*scanner)->Close().ok());
+  events.shutdown(tcp::socket::shutdown_both);
+  reader.join();
+  EXPECT_EQ(Get(url, "/api/slides/s999999/events").status, 404);
 }
 
 TEST(GatewayTest, ThousandsOfMalformedRequestsAllGetAnAnswer) {
