@@ -539,6 +539,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(std::move(r));
     }
     const std::string target(req.target());
+    target_ = target;
+    started_ = Clock::now();
     if (auto slide = Handler::EventsSlide(target.substr(0, target.find('?')))) return StartEvents(*slide);
     std::string host(req[http::field::host]);
     if (host.empty()) host = "localhost";
@@ -549,6 +551,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(Reply r) {
+    if (log_->should_log(spdlog::level::debug)) {
+      log_->debug("request target={} status={} bytes={} ms={:.1f}", target_, static_cast<int>(r.status), r.body.size(),
+                  std::chrono::duration<double, std::milli>(Clock::now() - started_).count());
+    }
     auto res = std::make_shared<http::response<http::string_body>>(r.status, 11);
     res->set(http::field::server, "tessera");
     res->set(http::field::content_type, r.content_type);
@@ -644,6 +650,9 @@ class Session : public std::enable_shared_from_this<Session> {
   net::thread_pool& workers_;
   const GatewayOptions& options_;
   bool keep_alive_ = false, head_ = false, closed_ = false, writing_ = false;
+  std::string target_;  // the request being answered, for the log
+  Clock::time_point started_;
+  std::shared_ptr<spdlog::logger> log_ = log::Get("gateway");
   std::optional<Subscription> subscription_;
   std::deque<std::string> outbox_;
   size_t queued_bytes_ = 0;
