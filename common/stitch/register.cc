@@ -1,0 +1,289 @@
+#include "common/stitch/register.h"
+
+#include <fftw3.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <numbers>
+#include <vector>
+
+namespace tessera::stitch {
+namespace {
+
+// The smallest n' >= n whose only prime factors are 2, 3, 5 and 7: sizes FFTW is fast at.
+int64_t GoodFftSize(int64_t n) {
+  for (int64_t m = std::max<int64_t>(n, 1);; ++m) {
+    int64_t r = m;
+    for (int64_t p : {2, 3, 5, 7}) {
+      while (r % p == 0) r /= p;
+    }
+    if (r == 1) return m;
+  }
+}
+
+template <typename T>
+struct FftwFree {
+  void operator()(T* p) const { fftwf_free(p); }
+};
+using RealBuffer = std::unique_ptr<float[], FftwFree<float>>;
+using ComplexBuffer = std::unique_ptr<fftwf_complex[], FftwFree<fftwf_complex>>;
+
+RealBuffer Reals(size_t n) { return RealBuffer(fftwf_alloc_real(n)); }
+ComplexBuffer Complexes(size_t n) { return ComplexBuffer(fftwf_alloc_complex(n)); }
+
+// Forward and inverse plans per size, made once (FFTW's planner is not thread-safe; executing
+// a plan on other arrays of the same alignment is).
+struct Plans {
+  fftwf_plan forward, inverse;
+};
+
+Plans PlansFor(int64_t ny, int64_t nx) {
+  static std::mutex mu;
+  static std::map<std::pair<int64_t, int64_t>, Plans> plans;
+  std::lock_guard lock(mu);
+  auto it = plans.find({ny, nx});
+  if (it != plans.end()) return it->second;
+  const size_t real_n = static_cast<size_t>(ny * nx), complex_n = static_cast<size_t>(ny * (nx / 2 + 1));
+  RealBuffer r = Reals(real_n);
+  ComplexBuffer c = Complexes(complex_n);
+  Plans p{fftwf_plan_dft_r2c_2d(static_cast<int>(ny), static_cast<int>(nx), r.get(), c.get(), FFTW_MEASURE),
+          fftwf_plan_dft_c2r_2d(static_cast<int>(ny), static_cast<int>(nx), c.get(), r.get(), FFTW_MEASURE)};
+  plans.emplace(std::make_pair(ny, nx), p);
+  return p;
+}
+
+struct Rect {
+  int64_t x0, y0, x1, y1;
+  int64_t width() const { return x1 - x0; }
+  int64_t height() const { return y1 - y0; }
+  bool empty() const { return x1 <= x0 || y1 <= y0; }
+};
+
+Rect Intersect(Rect a, Rect b) {
+  return {std::max(a.x0, b.x0), std::max(a.y0, b.y0), std::min(a.x1, b.x1), std::min(a.y1, b.y1)};
+}
+
+// `r` of `img` (in img's pixels), minus its mean, times a Hann window, into the top-left of an
+// ny x nx zero buffer.
+void LoadWindowed(const ImageView& img, Rect r, int64_t ny, int64_t nx, float* out) {
+  std::fill(out, out + ny * nx, 0.0f);
+  double sum = 0;
+  for (int64_t y = r.y0; y < r.y1; ++y) {
+    for (int64_t x = r.x0; x < r.x1; ++x) sum += img.at(x, y);
+  }
+  const double mean = sum / static_cast<double>(r.width() * r.height());
+  // Tukey window: flat inside, a cosine taper over the outer 2 pixels of each side. The overlap
+  // two tiles truly share may lie at the very edge of the widened crops (on mist-5x5 a 13-pixel
+  // overlap with 7 pixels of stage error): a Hann window, or a taper of 4 or more, hides it
+  // (mist-5x5 pairs found: taper 0-2 all 40, 4: 38, 8: 36, Hann: 29).
+  auto tukey = [](int64_t n) {
+    const int64_t taper = std::min<int64_t>(2, n / 4);
+    std::vector<float> w(static_cast<size_t>(n), 1.0f);
+    for (int64_t i = 0; i < taper; ++i) {
+      const float v = static_cast<float>(0.5 - 0.5 * std::cos(std::numbers::pi * (static_cast<double>(i) + 0.5) / static_cast<double>(taper)));
+      w[static_cast<size_t>(i)] = w[static_cast<size_t>(n - 1 - i)] = v;
+    }
+    return w;
+  };
+  const auto wx = tukey(r.width()), wy = tukey(r.height());
+  for (int64_t y = 0; y < r.height(); ++y) {
+    for (int64_t x = 0; x < r.width(); ++x) {
+      out[y * nx + x] = static_cast<float>(img.at(r.x0 + x, r.y0 + y) - mean) * wx[static_cast<size_t>(x)] *
+                        wy[static_cast<size_t>(y)];
+    }
+  }
+}
+
+struct Peak {
+  int64_t y, x;
+  float value;
+};
+
+// The `count` highest local maxima (3 x 3, circular) of an ny x nx surface among the
+// positions `feasible` accepts.
+template <typename Feasible>
+std::vector<Peak> TopPeaks(const float* s, int64_t ny, int64_t nx, int count, Feasible feasible) {
+  std::vector<Peak> peaks;
+  for (int64_t y = 0; y < ny; ++y) {
+    for (int64_t x = 0; x < nx; ++x) {
+      if (!feasible(y, x)) continue;
+      const float v = s[y * nx + x];
+      bool highest = true;
+      for (int64_t dy = -1; dy <= 1 && highest; ++dy) {
+        for (int64_t dx = -1; dx <= 1; ++dx) {
+          if ((dx || dy) && s[((y + dy + ny) % ny) * nx + (x + dx + nx) % nx] > v) {
+            highest = false;
+            break;
+          }
+        }
+      }
+      if (highest) peaks.push_back({y, x, v});
+    }
+  }
+  const auto keep = std::min(peaks.size(), static_cast<size_t>(count));
+  std::partial_sort(peaks.begin(), peaks.begin() + static_cast<std::ptrdiff_t>(keep), peaks.end(),
+                    [](const Peak& a, const Peak& b) { return a.value > b.value; });
+  peaks.resize(keep);
+  return peaks;
+}
+
+// The vertex of the parabola through (-1, m), (0, c), (1, p), within half a pixel.
+double ParabolaVertex(double m, double c, double p) {
+  const double denom = m - 2 * c + p;
+  if (!(denom < 0)) return 0;  // not a maximum (flat or NaN)
+  return std::clamp(0.5 * (m - p) / denom, -0.5, 0.5);
+}
+
+}  // namespace
+
+double Ncc(const ImageView& a, const ImageView& b, int64_t dx, int64_t dy, int64_t min_pixels) {
+  const Rect r = Intersect({0, 0, a.width, a.height}, {dx, dy, dx + b.width, dy + b.height});
+  if (r.empty() || r.width() * r.height() < std::max<int64_t>(min_pixels, 2)) return -1;
+  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+  for (int64_t y = r.y0; y < r.y1; ++y) {
+    for (int64_t x = r.x0; x < r.x1; ++x) {
+      const double va = a.at(x, y), vb = b.at(x - dx, y - dy);
+      sa += va;
+      sb += vb;
+      saa += va * va;
+      sbb += vb * vb;
+      sab += va * vb;
+    }
+  }
+  const double n = static_cast<double>(r.width() * r.height());
+  const double cov = sab - sa * sb / n, var_a = saa - sa * sa / n, var_b = sbb - sb * sb / n;
+  if (var_a <= 0 || var_b <= 0) return var_a == var_b && sa == sb ? 1 : 0;  // flat: identical or not
+  return cov / std::sqrt(var_a * var_b);
+}
+
+Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal_dx, double nominal_dy,
+                          const RegisterOptions& o) {
+  Link link;
+  link.nominal_dx = nominal_dx;
+  link.nominal_dy = nominal_dy;
+  const int64_t ndx = std::llround(nominal_dx), ndy = std::llround(nominal_dy), m = o.max_shift;
+  // The overlap the stage predicts, widened by its error, in a's pixels; then each tile's part of it.
+  const Rect overlap = Intersect({0, 0, a.width, a.height}, {ndx, ndy, ndx + b.width, ndy + b.height});
+  const Rect wide{overlap.x0 - m, overlap.y0 - m, overlap.x1 + m, overlap.y1 + m};
+  const Rect ra = Intersect(wide, {0, 0, a.width, a.height});
+  const Rect rb = Intersect(wide, {ndx, ndy, ndx + b.width, ndy + b.height});  // in a's pixels
+  if (ra.empty() || rb.empty() || Intersect(ra, rb).empty()) {
+    return Error(StatusCode::kInvalidArgument, "tiles at offset ({}, {}) do not overlap within {} px", nominal_dx,
+                 nominal_dy, m);
+  }
+  const int64_t ny = GoodFftSize(std::max(ra.height(), rb.height()));
+  const int64_t nx = GoodFftSize(std::max(ra.width(), rb.width()));
+  const Plans plans = PlansFor(ny, nx);
+  const size_t real_n = static_cast<size_t>(ny * nx), complex_n = static_cast<size_t>(ny * (nx / 2 + 1));
+  RealBuffer sa = Reals(real_n), sb = Reals(real_n);
+  ComplexBuffer fa = Complexes(complex_n), fb = Complexes(complex_n);
+  LoadWindowed(a, ra, ny, nx, sa.get());
+  LoadWindowed(b, {rb.x0 - ndx, rb.y0 - ndy, rb.x1 - ndx, rb.y1 - ndy}, ny, nx, sb.get());
+  fftwf_execute_dft_r2c(plans.forward, sa.get(), fa.get());
+  fftwf_execute_dft_r2c(plans.forward, sb.get(), fb.get());
+  // Whitened cross-power spectrum: only the phase difference is left.
+  for (size_t i = 0; i < complex_n; ++i) {
+    const std::complex<float> pa(fa[i][0], fa[i][1]), pb(fb[i][0], fb[i][1]);
+    const std::complex<float> cross = pa * std::conj(pb);
+    const float mag = std::abs(cross);
+    const std::complex<float> w = mag > 1e-12f ? cross / mag : std::complex<float>(0, 0);
+    fa[i][0] = w.real();
+    fa[i][1] = w.imag();
+  }
+  fftwf_execute_dft_c2r(plans.inverse, fa.get(), sa.get());
+
+  // Each peak read as a shift s of b's crop against a's, both ways round the circle; b's
+  // origin is then s + ra's origin - rb's origin + the nominal offset.
+  struct Reading {
+    int64_t dx, dy;
+    double ncc;
+  };
+  std::vector<Reading> readings;
+  // Offsets from the nominal one of a shift read either way round: within the stage's error?
+  auto within = [&](int64_t s, int64_t n, int64_t origin_gap) {
+    return std::abs(s + origin_gap) <= m || std::abs(s - n + origin_gap) <= m;
+  };
+  const int64_t gap_x = ra.x0 - rb.x0, gap_y = ra.y0 - rb.y0;
+  auto feasible = [&](int64_t y, int64_t x) { return within(x, nx, gap_x) && within(y, ny, gap_y); };
+  for (const Peak& p : TopPeaks(sa.get(), ny, nx, o.peaks, feasible)) {
+    for (int64_t sy : {p.y, p.y - ny}) {
+      for (int64_t sx : {p.x, p.x - nx}) {
+        const int64_t dx = sx + gap_x + ndx, dy = sy + gap_y + ndy;
+        if (std::abs(dx - ndx) > m || std::abs(dy - ndy) > m) continue;
+        if (std::any_of(readings.begin(), readings.end(), [&](const Reading& r) { return r.dx == dx && r.dy == dy; })) {
+          continue;
+        }
+        readings.push_back({dx, dy, Ncc(a, b, dx, dy, o.min_overlap_px)});
+      }
+    }
+  }
+  // Texture: a's pixels in the predicted overlap.
+  double s = 0, ss = 0;
+  for (int64_t y = overlap.y0; y < overlap.y1; ++y) {
+    for (int64_t x = overlap.x0; x < overlap.x1; ++x) {
+      s += a.at(x, y);
+      ss += static_cast<double>(a.at(x, y)) * a.at(x, y);
+    }
+  }
+  const double n = std::max<double>(1, static_cast<double>(overlap.width() * overlap.height()));
+  link.texture = std::sqrt(std::max(0.0, ss / n - (s / n) * (s / n)));
+  if (readings.empty()) {
+    link.dx = nominal_dx;
+    link.dy = nominal_dy;
+    link.reason = "no correlation peak within the stage's error";
+    return link;
+  }
+  std::sort(readings.begin(), readings.end(), [](const Reading& x, const Reading& y) { return x.ncc > y.ncc; });
+  // From the best reading, uphill in NCC to its local maximum (a peak of a smooth image may sit
+  // a pixel or two off).
+  Reading best = readings[0];
+  for (bool moved = true; moved;) {
+    moved = false;
+    Reading next = best;
+    for (int64_t ey = -1; ey <= 1; ++ey) {
+      for (int64_t ex = -1; ex <= 1; ++ex) {
+        const int64_t dx = best.dx + ex, dy = best.dy + ey;
+        if ((ex || ey) && std::abs(dx - ndx) <= m && std::abs(dy - ndy) <= m) {
+          const double v = Ncc(a, b, dx, dy, o.min_overlap_px);
+          if (v > next.ncc) next = {dx, dy, v};
+        }
+      }
+    }
+    moved = next.dx != best.dx || next.dy != best.dy;
+    best = next;
+  }
+  link.ncc = best.ncc;
+  link.margin = 1;
+  const Reading* rival = nullptr;
+  for (const Reading& r : readings) {  // the best reading not next to the best one
+    if (std::max(std::abs(r.dx - best.dx), std::abs(r.dy - best.dy)) > 1) {
+      rival = &r;
+      link.margin = best.ncc - r.ncc;
+      break;
+    }
+  }
+  // Sub-pixel: parabolas through the NCC of the neighbours.
+  const double c = best.ncc;
+  link.dx = static_cast<double>(best.dx) + ParabolaVertex(Ncc(a, b, best.dx - 1, best.dy, o.min_overlap_px), c,
+                                                          Ncc(a, b, best.dx + 1, best.dy, o.min_overlap_px));
+  link.dy = static_cast<double>(best.dy) + ParabolaVertex(Ncc(a, b, best.dx, best.dy - 1, o.min_overlap_px), c,
+                                                          Ncc(a, b, best.dx, best.dy + 1, o.min_overlap_px));
+  if (link.texture < o.min_texture) {
+    link.reason = fmt::format("low texture (overlap standard deviation {:.2f})", link.texture);
+  } else if (link.ncc < o.min_ncc) {
+    link.reason = fmt::format("weak match (NCC {:.3f})", link.ncc);
+  } else if (link.margin < o.min_margin) {
+    link.reason = fmt::format("ambiguous: ({}, {}) matches almost as well (NCC {:.3f} vs {:.3f}); periodic pattern?",
+                              rival->dx, rival->dy, rival->ncc, link.ncc);
+  } else {
+    link.reliable = true;
+  }
+  return link;
+}
+
+}  // namespace tessera::stitch

@@ -1,0 +1,125 @@
+#include "common/stitch/register.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "common/imageio/tiff.h"
+#include "common/imageio/tile_config.h"
+
+namespace tessera::stitch {
+namespace {
+
+struct Tile {
+  std::vector<uint16_t> pixels;
+  int64_t width = 0, height = 0;
+  double x = 0, y = 0;  // stage position
+  ImageView view() const { return {pixels.data(), width, height, 0}; }
+};
+
+std::vector<Tile> LoadMist() {
+  auto config = imageio::ReadTileConfig("../shared/data/mist-5x5/TileConfiguration.txt");
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  std::vector<Tile> tiles;
+  for (const auto& e : config->entries) {
+    auto img = imageio::ReadTiff(e.path);
+    EXPECT_TRUE(img.ok());
+    Tile t{std::vector<uint16_t>(img->width * img->height), img->width, img->height, e.x, e.y};
+    std::memcpy(t.pixels.data(), img->pixels.data(), img->pixels.size());
+    tiles.push_back(std::move(t));
+  }
+  return tiles;
+}
+
+// The exact offset: the tiles are crops of one image, so their true overlap is identical.
+std::optional<std::pair<int64_t, int64_t>> ExactOffset(const Tile& a, const Tile& b, int64_t ndx, int64_t ndy) {
+  for (int64_t dy = ndy - 20; dy <= ndy + 20; ++dy) {
+    for (int64_t dx = ndx - 20; dx <= ndx + 20; ++dx) {
+      if (Ncc(a.view(), b.view(), dx, dy, 400) > 0.999999) return std::make_pair(dx, dy);
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(Register, MistNeighboursAreFoundExactlyOrFlagged) {
+  const auto tiles = LoadMist();
+  ASSERT_EQ(tiles.size(), 25u);
+  int pairs = 0, reliable = 0, exact = 0;
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    for (size_t j = 0; j < tiles.size(); ++j) {
+      const double ndx = tiles[j].x - tiles[i].x, ndy = tiles[j].y - tiles[i].y;
+      const bool right = ndx > 0 && ndx < 240 && ndy == 0, below = ndy > 0 && ndy < 180 && ndx == 0;
+      if (!right && !below) continue;
+      ++pairs;
+      auto link = RegisterPair(tiles[i].view(), tiles[j].view(), ndx, ndy, {.max_shift = 15});
+      ASSERT_TRUE(link.ok()) << link.status().ToString();
+      auto truth = ExactOffset(tiles[i], tiles[j], std::llround(ndx), std::llround(ndy));
+      if (!truth) continue;
+      ++exact;
+      if (link->reliable) {
+        ++reliable;
+        EXPECT_NEAR(link->dx, static_cast<double>(truth->first), 0.5) << i << "-" << j;
+        EXPECT_NEAR(link->dy, static_cast<double>(truth->second), 0.5) << i << "-" << j;
+      } else {
+        ADD_FAILURE() << i << "-" << j << " flagged: " << link->reason << " ncc " << link->ncc;
+      }
+    }
+  }
+  EXPECT_EQ(pairs, 40);
+  EXPECT_GE(exact, 35);
+  EXPECT_EQ(reliable, exact);
+}
+
+// A synthetic textured image and crops of it at known offsets, with noise.
+TEST(Register, SubPixelFreeCropsWithNoiseAndAPeriodicPatternIsFlagged) {
+  std::mt19937 rng(3);
+  const int64_t W = 600, H = 400;
+  std::vector<uint16_t> big(static_cast<size_t>(W * H));
+  std::normal_distribution<double> blob(0, 1);
+  for (int64_t y = 0; y < H; ++y) {
+    for (int64_t x = 0; x < W; ++x) {
+      big[static_cast<size_t>(y * W + x)] = static_cast<uint16_t>(
+          1000 + 400 * std::sin(static_cast<double>(x) * 0.07 + std::sin(static_cast<double>(y) * 0.05) * 3) *
+                     std::cos(static_cast<double>(y) * 0.045 + static_cast<double>(x * x) * 1e-4));
+    }
+  }
+  auto crop = [&](int64_t x0, int64_t y0, int64_t w, int64_t h, double noise) {
+    std::vector<uint16_t> out(static_cast<size_t>(w * h));
+    std::normal_distribution<double> n(0, noise);
+    for (int64_t y = 0; y < h; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        out[static_cast<size_t>(y * w + x)] = static_cast<uint16_t>(big[static_cast<size_t>((y0 + y) * W + x0 + x)] + n(rng));
+      }
+    }
+    return out;
+  };
+  const auto a = crop(10, 10, 300, 300, 20), b = crop(10 + 263, 10 + 7, 300, 300, 20);
+  auto link = RegisterPair({a.data(), 300, 300}, {b.data(), 300, 300}, 270, 0, {.max_shift = 12});
+  ASSERT_TRUE(link.ok());
+  EXPECT_TRUE(link->reliable) << link->reason;
+  EXPECT_NEAR(link->dx, 263, 0.5);
+  EXPECT_NEAR(link->dy, 7, 0.5);
+
+  // A ruled grid with a 9-pixel period: shifts of 9 look alike.
+  std::vector<uint16_t> stripes(300 * 300);
+  for (int64_t y = 0; y < 300; ++y) {
+    for (int64_t x = 0; x < 300; ++x) stripes[static_cast<size_t>(y * 300 + x)] = x % 9 < 2 || y % 9 < 2 ? 3000 : 500;
+  }
+  auto periodic = RegisterPair({stripes.data(), 300, 300}, {stripes.data(), 300, 300}, 270, 0, {.max_shift = 12});
+  ASSERT_TRUE(periodic.ok());
+  EXPECT_FALSE(periodic->reliable);
+  EXPECT_NE(periodic->reason.find("ambiguous"), std::string::npos) << periodic->reason;
+
+  // Flat: nothing to see.
+  std::vector<uint16_t> flat(300 * 300, 700);
+  auto blank = RegisterPair({flat.data(), 300, 300}, {flat.data(), 300, 300}, 270, 0, {});
+  ASSERT_TRUE(blank.ok());
+  EXPECT_FALSE(blank->reliable);
+  EXPECT_NE(blank->reason.find("texture"), std::string::npos) << blank->reason;
+
+  EXPECT_FALSE(RegisterPair({flat.data(), 300, 300}, {flat.data(), 300, 300}, 400, 0, {.max_shift = 20}).ok());
+}
+
+}  // namespace
+}  // namespace tessera::stitch
