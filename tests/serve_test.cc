@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "client/client.h"
 #include "common/codec/codec.h"
@@ -241,6 +242,44 @@ TEST(ServeTest, TilesOfAnAcquiringSlideAreServedAsTheyLandAtEveryLevel) {
   pyramid::Downsample2x(pixels, plan.Level(0), plan.dtype, mean);
   EXPECT_EQ(half->data, mean);
   ASSERT_TRUE((*scanner)->Close().ok());
+}
+
+// The dealer reads a live slide in SWMR mode; once its writer closes the file it reopens it.
+// The frames that landed between its last look and the close must be served too.
+TEST(ServeTest, FramesThatLandJustBeforeTheCloseAreServedAfterIt) {
+  Stack stack;
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 2, o.width = 300, o.height = 200, o.channels = 2;
+  synth::SyntheticMosaic mosaic(o);
+  auto scanner = Scanner::Open(stack.manager(), mosaic.plan());
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string id = (*scanner)->slide_id();
+  const ScanPlan& plan = (*scanner)->plan();
+  Client client(stack.manager());
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  const uint64_t frames = plan.frame_count();
+  for (uint64_t f = 0; f + 1 < frames; ++f) {
+    mosaic.RenderFrame(plan.KeyOf(f), pixels);
+    ASSERT_TRUE((*scanner)->Push(plan.KeyOf(f), pixels).ok());
+  }
+  ASSERT_TRUE((*scanner)->Flush().ok());
+  ASSERT_TRUE(client.ReadTile({.slide = id, .tile = 0}).ok());  // the dealer opens the live file
+  mosaic.RenderFrame(plan.KeyOf(frames - 1), pixels);
+  ASSERT_TRUE((*scanner)->Push(plan.KeyOf(frames - 1), pixels).ok());
+  ASSERT_TRUE((*scanner)->Close().ok());
+  // Closed: the next requests see the closed file. Every chunk of every level is there.
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    auto view = client.Describe(id);
+    ASSERT_TRUE(view.ok());
+    if (!view->live) break;
+    std::this_thread::yield();
+  }
+  for (uint32_t t = 0; t < plan.tiles.size(); ++t) {
+    for (uint32_t level = 0; level < plan.level_count(); ++level) {
+      auto tile = client.ReadTile({.slide = id, .tile = t, .level = level});
+      EXPECT_TRUE(tile.ok()) << "tile " << t << " level " << level << ": " << tile.status().ToString();
+    }
+  }
 }
 
 TEST(ServeTest, ATileWindowReadsOnlyTheChunksUnderIt) {

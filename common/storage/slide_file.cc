@@ -489,15 +489,20 @@ Status SlideFile::Sync(bool fsync) {
 Status SlideFile::Refresh() {
   Impl& m = *impl_;
   if (!m.swmr_read) return OkStatus();
+  // The written-maps first, then the chunk indexes: the writer stores (and flushes) a frame's
+  // chunks before marking it written, so every frame the maps read now promise is in the
+  // indexes refreshed after. The other order races: a frame marked written between the two
+  // refreshes would be promised with a stale index that lacks it.
   for (const Handle& ds : {std::cref(m.written_ds), std::cref(m.levels_written_ds)}) {
     if (H5Drefresh(ds.get()) < 0) return LastError(StatusCode::kDataLoss, "cannot refresh " + m.path);
   }
+  TESSERA_RETURN_IF_ERROR(m.ReadMaps());
   for (auto& l : m.levels) {
     if (H5Drefresh(l.tiles.get()) < 0 || H5Drefresh(l.checksum_ds.get()) < 0) {
       return LastError(StatusCode::kDataLoss, "cannot refresh " + m.path);
     }
   }
-  return m.ReadMaps();
+  return OkStatus();
 }
 
 Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {

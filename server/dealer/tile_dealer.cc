@@ -83,6 +83,7 @@ struct TileDealer::Impl {
     uint64_t expected = 0;
     {
       std::lock_guard lock(registry->hdf5_mutex());
+      if (!slide.file) return Error(StatusCode::kUnavailable, "slide {}'s file is being reopened: try again", slide.id);
       TESSERA_ASSIGN_OR_RETURN(bytes, slide.file->ReadChunk(key));
       expected = slide.file->StoredChecksum(key);
     }
@@ -164,6 +165,7 @@ struct TileDealer::Impl {
     }
     std::string landed(plan.frame_count(), '\0');
     std::lock_guard lock(registry->hdf5_mutex());
+    if (!slide->file) return Error(StatusCode::kUnavailable, "slide {}'s file is being reopened: try again", slide->id);
     *info->mutable_summary() = slide->summary;
     for (uint64_t f = 0; f < landed.size(); ++f) {
       landed[f] = static_cast<char>(slide->file->LevelsWritten(f) ? 2 : slide->file->IsWritten(f) ? 1 : 0);

@@ -47,17 +47,25 @@ Result<std::shared_ptr<OpenSlide>> SlideRegistry::Open(const std::string& id) {
 
 Status SlideRegistry::Refresh(OpenSlide& slide) {
   if (slide.closed.exchange(false)) {
-    // The writer is gone: reopen without SWMR, and learn the slide's new state.
+    // The writer is gone: reopen without SWMR, and learn the slide's new state. The old handle
+    // is closed first: HDF5 would hand a second open of the same file the first one's
+    // (SWMR, now stale) metadata, and never refresh it again.
     TESSERA_ASSIGN_OR_RETURN(proto::SlideSummary summary, AskManager(manager_, slide.id));
     std::lock_guard lock(hdf5_);
-    TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::OpenForRead(summary.path()));
-    slide.file = std::move(file);
+    slide.file.reset();
+    auto file = storage::SlideFile::OpenForRead(summary.path());
+    if (!file.ok()) {
+      slide.closed = true;  // try again on the next request
+      return file.status();
+    }
+    slide.file = std::move(*file);
     slide.summary = std::move(summary);
     slide.refreshed_ms = wire::NowMs();
     slide.dirty = false;
     return OkStatus();
   }
   std::lock_guard lock(hdf5_);
+  if (!slide.file) return Error(StatusCode::kUnavailable, "slide {}'s file could not be reopened", slide.id);
   const int64_t age = wire::NowMs() - slide.refreshed_ms;
   if (!slide.file->live() || age < kMinRefreshMs || (!slide.dirty && age < kMaxStaleMs)) {
     return OkStatus();
