@@ -9,6 +9,7 @@ find_package(SQLite3 REQUIRED)
 find_package(TIFF REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(nlohmann_json REQUIRED)
+find_package(Eigen3 REQUIRED NO_MODULE)  # sparse Cholesky for the stitching solve
 find_package(Boost REQUIRED)  # Asio and Beast, header-only
 include(GoogleTest)
 
