@@ -727,6 +727,10 @@ Status Gateway::Run(const std::atomic<bool>& stop) {
   m.log->info("gateway serving url={}", m.url);
   m.io.run();
   threads.clear();
+  // Requests queued for the workers are dropped (their connections close with the process);
+  // the ones being read finish.
+  m.workers->stop();
+  m.workers->join();
   return OkStatus();
 }
 

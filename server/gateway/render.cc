@@ -86,16 +86,41 @@ Spans MakeSpans(double origin, double extent, int64_t out, int64_t source) {
   return s;
 }
 
-// Adds one channel, windowed through `lut` and coloured with `colour`, into `out`.
-template <typename T>
-void AddChannel(const T* plane, int64_t src_w, const Spans& cols, const Spans& rows,
-                const std::vector<uint8_t>& lut, const std::array<std::array<uint8_t, 256>, 3>& colour, Image8& out) {
+bool AllSingle(const Spans& s) {
+  return std::all_of(s.count.begin(), s.count.end(), [](int64_t n) { return n == 1; });
+}
+
+// Adds `level`, coloured, into the K interleaved components at `dst` (clamped at 255).
+template <int K>
+inline void Blend(uint8_t* dst, uint8_t level, const std::array<std::array<uint8_t, 256>, 3>& colour) {
+  for (int c = 0; c < K; ++c) {
+    dst[c] = static_cast<uint8_t>(std::min(255, dst[c] + colour[static_cast<size_t>(c)][level]));
+  }
+}
+
+// Adds one channel, windowed through `lut` and coloured with `colour`, into `out` (K
+// components). When every output pixel is one source pixel (a tile 1:1 with a stored
+// level, the usual case) it is a table look-up per pixel; otherwise an area average.
+template <int K, typename T>
+void AddChannel(const T* plane, int64_t src_w, const Spans& cols, const Spans& rows, const std::vector<uint8_t>& lut,
+                const std::array<std::array<uint8_t, 256>, 3>& colour, Image8& out) {
   const int64_t ow = out.width, oh = out.height;
-  const int k = out.channels;
+  const bool unit = AllSingle(cols) && AllSingle(rows);
   for (int64_t j = 0; j < oh; ++j) {
     const auto jr = static_cast<size_t>(j);
-    uint8_t* dst = out.pixels.data() + static_cast<size_t>(j * ow * k);
-    for (int64_t i = 0; i < ow; ++i, dst += k) {
+    uint8_t* dst = out.pixels.data() + static_cast<size_t>(j * ow * K);
+    if (unit) {
+      if (rows.end[jr] == rows.begin[jr]) continue;  // outside the source: black
+      const T* row = plane + rows.begin[jr] * src_w;
+      for (int64_t i = 0; i < ow; ++i, dst += K) {
+        const auto ic = static_cast<size_t>(i);
+        if (cols.end[ic] == cols.begin[ic]) continue;
+        const uint8_t level = lut[row[cols.begin[ic]]];
+        if (level != 0) Blend<K>(dst, level, colour);
+      }
+      continue;
+    }
+    for (int64_t i = 0; i < ow; ++i, dst += K) {
       const auto ic = static_cast<size_t>(i);
       uint64_t sum = 0;
       for (int64_t y = rows.begin[jr]; y < rows.end[jr]; ++y) {
@@ -104,12 +129,19 @@ void AddChannel(const T* plane, int64_t src_w, const Spans& cols, const Spans& r
       }
       const uint64_t n = static_cast<uint64_t>(rows.count[jr] * cols.count[ic]);
       const uint8_t level = lut[static_cast<size_t>((sum + n / 2) / n)];
-      if (level == 0) continue;
-      for (int c = 0; c < k; ++c) {
-        dst[c] = static_cast<uint8_t>(std::min(255, dst[c] + colour[static_cast<size_t>(c)][level]));
-      }
+      if (level != 0) Blend<K>(dst, level, colour);
     }
   }
+}
+
+// The window as a table from raw value to 0..255: linear from min to max, rounded, clamped.
+void FillWindowTable(const ChannelStyle& s, std::vector<uint8_t>& lut) {
+  const auto size = static_cast<uint32_t>(lut.size());
+  const uint32_t lo = std::min(s.min + 1, size), hi = std::min(s.max, size);  // [lo, hi): the ramp
+  std::fill(lut.begin(), lut.begin() + lo, uint8_t{0});
+  const uint64_t span = s.max - s.min;
+  for (uint32_t v = lo; v < hi; ++v) lut[v] = static_cast<uint8_t>(((v - s.min) * 510ull + span) / (2 * span));
+  if (hi >= lo) std::fill(lut.begin() + hi, lut.end(), uint8_t{255});
 }
 
 // Mirrors left-right, then rotates clockwise by 90, 180 or 270 degrees.
@@ -225,32 +257,35 @@ Result<Image8> Render(const Planes& src, const SourceBox& box, const std::vector
     return Error(StatusCode::kInternal, "{} bytes for {} planes of {} x {}", src.data.size(), src.channels, src.width,
                  src.height);
   }
+  // One component when the picture has no colour: asked for gray, or every channel that is
+  // on is a shade of grey (a single channel shown white). A third of the JPEG's work.
+  const bool colourless = std::all_of(styles.begin(), styles.end(),
+                                      [](const ChannelStyle& s) { return !s.on || (s.r == s.g && s.g == s.b); });
   const bool gray = req.quality == IiifImageRequest::Quality::kGray;
-  Image8 out{req.out_w, req.out_h, gray ? 1 : 3, {}};
+  Image8 out{req.out_w, req.out_h, gray || colourless ? 1 : 3, {}};
   out.pixels.assign(static_cast<size_t>(out.width * out.height * out.channels), 0);
   const Spans cols = MakeSpans(box.x, box.w, out.width, src.width);
   const Spans rows = MakeSpans(box.y, box.h, out.height, src.height);
-  const uint32_t top = src.bytes_per_sample == 1 ? 255 : 65535;
-  std::vector<uint8_t> lut(top + 1);
+  std::vector<uint8_t> lut(src.bytes_per_sample == 1 ? 256 : 65536);
   for (int c = 0; c < src.channels; ++c) {
     const ChannelStyle& s = styles[static_cast<size_t>(c)];
     if (!s.on) continue;
-    const double span = static_cast<double>(s.max) - static_cast<double>(s.min);
-    for (uint32_t v = 0; v <= top; ++v) {
-      const double t = (static_cast<double>(v) - static_cast<double>(s.min)) / span;
-      lut[v] = static_cast<uint8_t>(std::lround(std::clamp(t, 0.0, 1.0) * 255));
-    }
+    FillWindowTable(s, lut);
     std::array<std::array<uint8_t, 256>, 3> colour{};
-    const uint8_t rgb[3] = {s.r, s.g, s.b};
+    const int rgb[3] = {s.r, s.g, s.b};
+    // Gray: the sum of the windowed intensities, whatever the colours.
     for (int k = 0; k < out.channels; ++k) {
-      const int weight = gray ? 255 : rgb[k];
+      const int weight = gray ? 255 : out.channels == 1 ? s.r : rgb[k];
       for (int l = 0; l < 256; ++l) colour[static_cast<size_t>(k)][static_cast<size_t>(l)] = static_cast<uint8_t>((l * weight + 127) / 255);
     }
     const uint8_t* plane = src.data.data() + plane_bytes * static_cast<size_t>(c);
-    if (src.bytes_per_sample == 2) {
-      AddChannel(reinterpret_cast<const uint16_t*>(plane), src.width, cols, rows, lut, colour, out);
+    const auto* plane16 = reinterpret_cast<const uint16_t*>(plane);
+    if (out.channels == 1) {
+      src.bytes_per_sample == 2 ? AddChannel<1>(plane16, src.width, cols, rows, lut, colour, out)
+                                : AddChannel<1>(plane, src.width, cols, rows, lut, colour, out);
     } else {
-      AddChannel(plane, src.width, cols, rows, lut, colour, out);
+      src.bytes_per_sample == 2 ? AddChannel<3>(plane16, src.width, cols, rows, lut, colour, out)
+                                : AddChannel<3>(plane, src.width, cols, rows, lut, colour, out);
     }
   }
   return Orient(out, req.mirror, req.rotation);

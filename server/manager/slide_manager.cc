@@ -330,8 +330,9 @@ SlideManager::~SlideManager() {
   std::vector<std::string> ids;
   for (const auto& [id, run] : impl_->running) ids.push_back(id);
   for (const auto& id : ids) impl_->StopChildren(id);
-  for (auto& svc : impl_->services) {
-    if (svc.child.pid > 0) internal::Stop(svc.child.pid, kStopGraceMs);
+  // The last started first: the gateway, a client of the dealer, goes before the dealer.
+  for (auto it = impl_->services.rbegin(); it != impl_->services.rend(); ++it) {
+    if (it->child.pid > 0) internal::Stop(it->child.pid, kStopGraceMs);
   }
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
