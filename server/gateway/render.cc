@@ -86,40 +86,25 @@ Spans MakeSpans(double origin, double extent, int64_t out, int64_t source) {
   return s;
 }
 
-bool AllSingle(const Spans& s) {
-  return std::all_of(s.count.begin(), s.count.end(), [](int64_t n) { return n == 1; });
-}
+using ColourTable = std::array<std::array<uint8_t, 256>, 3>;  // level -> each component
 
 // Adds `level`, coloured, into the K interleaved components at `dst` (clamped at 255).
 template <int K>
-inline void Blend(uint8_t* dst, uint8_t level, const std::array<std::array<uint8_t, 256>, 3>& colour) {
+inline void Blend(uint8_t* dst, uint8_t level, const ColourTable& colour) {
   for (int c = 0; c < K; ++c) {
     dst[c] = static_cast<uint8_t>(std::min(255, dst[c] + colour[static_cast<size_t>(c)][level]));
   }
 }
 
 // Adds one channel, windowed through `lut` and coloured with `colour`, into `out` (K
-// components). When every output pixel is one source pixel (a tile 1:1 with a stored
-// level, the usual case) it is a table look-up per pixel; otherwise an area average.
+// components): each output pixel the area average of the source pixels under it.
 template <int K, typename T>
 void AddChannel(const T* plane, int64_t src_w, const Spans& cols, const Spans& rows, const std::vector<uint8_t>& lut,
-                const std::array<std::array<uint8_t, 256>, 3>& colour, Image8& out) {
+                const ColourTable& colour, Image8& out) {
   const int64_t ow = out.width, oh = out.height;
-  const bool unit = AllSingle(cols) && AllSingle(rows);
   for (int64_t j = 0; j < oh; ++j) {
     const auto jr = static_cast<size_t>(j);
     uint8_t* dst = out.pixels.data() + static_cast<size_t>(j * ow * K);
-    if (unit) {
-      if (rows.end[jr] == rows.begin[jr]) continue;  // outside the source: black
-      const T* row = plane + rows.begin[jr] * src_w;
-      for (int64_t i = 0; i < ow; ++i, dst += K) {
-        const auto ic = static_cast<size_t>(i);
-        if (cols.end[ic] == cols.begin[ic]) continue;
-        const uint8_t level = lut[row[cols.begin[ic]]];
-        if (level != 0) Blend<K>(dst, level, colour);
-      }
-      continue;
-    }
     for (int64_t i = 0; i < ow; ++i, dst += K) {
       const auto ic = static_cast<size_t>(i);
       uint64_t sum = 0;
@@ -134,14 +119,53 @@ void AddChannel(const T* plane, int64_t src_w, const Spans& cols, const Spans& r
   }
 }
 
-// The window as a table from raw value to 0..255: linear from min to max, rounded, clamped.
-void FillWindowTable(const ChannelStyle& s, std::vector<uint8_t>& lut) {
+// The same when every output pixel is one source pixel (a tile 1:1 with a stored level,
+// the usual case): a table look-up per pixel over the run of columns inside the source.
+// `first`: nothing was drawn yet, so the components are set rather than added to.
+template <int K, typename T>
+void AddChannelOneToOne(const T* plane, int64_t src_w, const Spans& cols, const Spans& rows,
+                        const std::vector<uint8_t>& lut, const ColourTable& colour, bool first, Image8& out) {
+  int64_t i0 = 0, i1 = out.width;  // output columns over the source (contiguous at 1:1)
+  while (i0 < i1 && cols.end[static_cast<size_t>(i0)] == cols.begin[static_cast<size_t>(i0)]) ++i0;
+  while (i1 > i0 && cols.end[static_cast<size_t>(i1 - 1)] == cols.begin[static_cast<size_t>(i1 - 1)]) --i1;
+  if (i0 == i1) return;
+  const int64_t x0 = cols.begin[static_cast<size_t>(i0)];
+  for (int64_t j = 0; j < out.height; ++j) {
+    const auto jr = static_cast<size_t>(j);
+    if (rows.end[jr] == rows.begin[jr]) continue;  // outside the source: black
+    const T* src = plane + rows.begin[jr] * src_w + x0;
+    uint8_t* dst = out.pixels.data() + static_cast<size_t>((j * out.width + i0) * K);
+    const int64_t n = i1 - i0;
+    if constexpr (K == 1) {  // `lut` has the colour in it (see Render)
+      if (first) {
+        for (int64_t i = 0; i < n; ++i) dst[i] = lut[src[i]];
+      } else {
+        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(std::min(255, dst[i] + lut[src[i]]));
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i, dst += K) {
+        const uint8_t level = lut[src[i]];
+        for (int c = 0; c < K; ++c) {
+          const uint8_t v = colour[static_cast<size_t>(c)][level];
+          dst[c] = first ? v : static_cast<uint8_t>(std::min(255, dst[c] + v));
+        }
+      }
+    }
+  }
+}
+
+// The window as a table from raw value to 0..`weight`: linear from min to max, rounded,
+// clamped; the ramp is computed, the rest filled.
+void FillWindowTable(const ChannelStyle& s, int weight, std::vector<uint8_t>& lut) {
   const auto size = static_cast<uint32_t>(lut.size());
   const uint32_t lo = std::min(s.min + 1, size), hi = std::min(s.max, size);  // [lo, hi): the ramp
   std::fill(lut.begin(), lut.begin() + lo, uint8_t{0});
   const uint64_t span = s.max - s.min;
-  for (uint32_t v = lo; v < hi; ++v) lut[v] = static_cast<uint8_t>(((v - s.min) * 510ull + span) / (2 * span));
-  if (hi >= lo) std::fill(lut.begin() + hi, lut.end(), uint8_t{255});
+  for (uint32_t v = lo; v < hi; ++v) {
+    const uint64_t level = ((v - s.min) * 510ull + span) / (2 * span);
+    lut[v] = static_cast<uint8_t>((level * static_cast<uint64_t>(weight) + 127) / 255);
+  }
+  if (hi >= lo) std::fill(lut.begin() + hi, lut.end(), static_cast<uint8_t>(weight));
 }
 
 // Mirrors left-right, then rotates clockwise by 90, 180 or 270 degrees.
@@ -266,27 +290,38 @@ Result<Image8> Render(const Planes& src, const SourceBox& box, const std::vector
   out.pixels.assign(static_cast<size_t>(out.width * out.height * out.channels), 0);
   const Spans cols = MakeSpans(box.x, box.w, out.width, src.width);
   const Spans rows = MakeSpans(box.y, box.h, out.height, src.height);
+  // 1:1: one source pixel per output pixel, consecutive (enlarging repeats them).
+  const bool unit = box.w == static_cast<double>(out.width) && box.h == static_cast<double>(out.height);
   std::vector<uint8_t> lut(src.bytes_per_sample == 1 ? 256 : 65536);
+  bool first = true;
   for (int c = 0; c < src.channels; ++c) {
     const ChannelStyle& s = styles[static_cast<size_t>(c)];
     if (!s.on) continue;
-    FillWindowTable(s, lut);
-    std::array<std::array<uint8_t, 256>, 3> colour{};
+    // One component: the colour's weight goes into the window table (gray: the sum of
+    // the windowed intensities, whatever the colours) and the colour table is the identity.
+    const int weight = gray ? 255 : s.r;
+    FillWindowTable(s, out.channels == 1 ? weight : 255, lut);
+    ColourTable colour{};
     const int rgb[3] = {s.r, s.g, s.b};
-    // Gray: the sum of the windowed intensities, whatever the colours.
     for (int k = 0; k < out.channels; ++k) {
-      const int weight = gray ? 255 : out.channels == 1 ? s.r : rgb[k];
-      for (int l = 0; l < 256; ++l) colour[static_cast<size_t>(k)][static_cast<size_t>(l)] = static_cast<uint8_t>((l * weight + 127) / 255);
+      for (int l = 0; l < 256; ++l) {
+        colour[static_cast<size_t>(k)][static_cast<size_t>(l)] =
+            static_cast<uint8_t>(out.channels == 1 ? l : (l * rgb[k] + 127) / 255);
+      }
     }
     const uint8_t* plane = src.data.data() + plane_bytes * static_cast<size_t>(c);
     const auto* plane16 = reinterpret_cast<const uint16_t*>(plane);
-    if (out.channels == 1) {
-      src.bytes_per_sample == 2 ? AddChannel<1>(plane16, src.width, cols, rows, lut, colour, out)
-                                : AddChannel<1>(plane, src.width, cols, rows, lut, colour, out);
-    } else {
-      src.bytes_per_sample == 2 ? AddChannel<3>(plane16, src.width, cols, rows, lut, colour, out)
-                                : AddChannel<3>(plane, src.width, cols, rows, lut, colour, out);
-    }
+    auto add = [&]<int K>() {
+      if (unit) {
+        src.bytes_per_sample == 2 ? AddChannelOneToOne<K>(plane16, src.width, cols, rows, lut, colour, first, out)
+                                  : AddChannelOneToOne<K>(plane, src.width, cols, rows, lut, colour, first, out);
+      } else {
+        src.bytes_per_sample == 2 ? AddChannel<K>(plane16, src.width, cols, rows, lut, colour, out)
+                                  : AddChannel<K>(plane, src.width, cols, rows, lut, colour, out);
+      }
+    };
+    out.channels == 1 ? add.template operator()<1>() : add.template operator()<3>();
+    first = false;
   }
   return Orient(out, req.mirror, req.rotation);
 }
