@@ -10,10 +10,12 @@
 #include <fmt/format.h>
 
 #include "client/cli/commands.h"
+#include "server/broker/broker.h"
 #include "server/dealer/tile_dealer.h"
 #include "server/gateway/gateway.h"
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
+#include "server/worker/worker.h"
 #include "server/writer/slide_writer.h"
 
 namespace tessera::cli {
@@ -78,6 +80,9 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
                        ->capture_default_str();
   static std::string up_web = DefaultWebRoot();
   up->add_option("--web", up_web, "The viewer page's folder (served at /)")->capture_default_str();
+  static int up_workers = 2;
+  up->add_option("--workers", up_workers, "Stitching workers (register, fuse, pyramid) on this machine")
+      ->capture_default_str();
   up->callback([&, http_opt] {
     up_opts.bind = fmt::format("tcp://{}:{}", up_opts.child_host, port);
     const std::string at = "tcp://" + up_opts.child_host + ":{port}";
@@ -85,6 +90,13 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
         {"dealer",
          {"serve", "dealer", "--manager", "{manager}", "--bind", at, "--events-bind", at,
           "--publish-bind", at, "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
+    up_opts.services.push_back({"broker", {"serve", "broker", "--bind", at, "--die-with-parent"}});
+    for (int i = 0; i < up_workers; ++i) {
+      up_opts.services.push_back({fmt::format("worker{}", i),
+                                  {"serve", "worker", "--broker", "{broker}", "--manager", "{manager}",
+                                   "--services", fmt::format("{}", fmt::join(worker::KnownServices(), ",")),
+                                   "--die-with-parent"}});
+    }
     if (port == 0 && http_opt->count() == 0) http_port = 0;  // a throwaway stack: nothing fixed
     up_opts.services.push_back({"gateway",
                                 {"serve", "gateway", "--manager", "{manager}", "--host", up_opts.child_host, "--port",
@@ -212,6 +224,54 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     Ready("http=" + (*g)->url());
     if (Status s = (*g)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static broker::BrokerOptions broker_opts;
+  static bool broker_die = false;
+  auto* bk = serve->add_subcommand("broker", "The task broker: hands stitching tasks to workers");
+  bk->add_option("--bind", broker_opts.bind, "Endpoint for workers and clients")->capture_default_str();
+  bk->add_option("--heartbeat-ms", broker_opts.heartbeat_ms, "Heartbeat interval, both ways")->capture_default_str();
+  bk->add_option("--task-timeout-ms", broker_opts.task_timeout_ms,
+                 "A worker on one task longer is dropped and the task goes to another")
+      ->capture_default_str();
+  bk->add_option("--max-attempts", broker_opts.max_attempts, "Tries of one task before it fails for good")
+      ->capture_default_str();
+  bk->add_option("--max-queued-bytes", broker_opts.max_queued_bytes, "Bound of the task queues, in bytes")
+      ->capture_default_str();
+  bk->add_flag("--die-with-parent", broker_die, "Exit when the parent process ends");
+  bk->callback([&] {
+    DieWithParent(broker_die);
+    auto b = broker::Broker::Open(broker_opts);
+    if (!b.ok()) {
+      exit_code = Fail(b.status().ToString());
+      return;
+    }
+    Ready("broker=" + (*b)->endpoint());
+    if (Status s = (*b)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static worker::WorkerOptions worker_opts;
+  static bool worker_die = false;
+  auto* wk = serve->add_subcommand("worker", "A stitching worker: takes tasks from the broker");
+  wk->add_option("--broker", worker_opts.broker, "The broker's endpoint")->required();
+  wk->add_option("--manager", worker_opts.manager, "The slide manager's endpoint (finds the tile dealer)")->required();
+  wk->add_option("--services", worker_opts.services,
+                 fmt::format("Services to offer, comma-separated ({})", fmt::join(worker::KnownServices(), ", ")))
+      ->delimiter(',')
+      ->capture_default_str();
+  wk->add_option("--name", worker_opts.name, "Name in `tessera ps` (default host:pid)");
+  wk->add_option("--heartbeat-ms", worker_opts.heartbeat_ms, "Heartbeat interval (as the broker's)")
+      ->capture_default_str();
+  wk->add_flag("--die-with-parent", worker_die, "Exit when the parent process ends");
+  wk->callback([&] {
+    DieWithParent(worker_die);
+    auto w = worker::Worker::Open(worker_opts);
+    if (!w.ok()) {
+      exit_code = Fail(w.status().ToString());
+      return;
+    }
+    Ready("worker " + (*w)->name());
+    if (Status s = (*w)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 
   static writer::WriterOptions writer_opts;

@@ -57,13 +57,6 @@ Plans PlansFor(int64_t ny, int64_t nx) {
   return p;
 }
 
-struct Rect {
-  int64_t x0, y0, x1, y1;
-  int64_t width() const { return x1 - x0; }
-  int64_t height() const { return y1 - y0; }
-  bool empty() const { return x1 <= x0 || y1 <= y0; }
-};
-
 Rect Intersect(Rect a, Rect b) {
   return {std::max(a.x0, b.x0), std::max(a.y0, b.y0), std::min(a.x1, b.x1), std::min(a.y1, b.y1)};
 }
@@ -161,20 +154,29 @@ double Ncc(const ImageView& a, const ImageView& b, int64_t dx, int64_t dy, int64
   return cov / std::sqrt(var_a * var_b);
 }
 
+std::pair<Rect, Rect> OverlapWindows(int64_t aw, int64_t ah, int64_t bw, int64_t bh, double nominal_dx,
+                                     double nominal_dy, int max_shift) {
+  const int64_t ndx = std::llround(nominal_dx), ndy = std::llround(nominal_dy), m = max_shift;
+  // The overlap the stage predicts, widened by its error, in a's pixels; then each tile's part of it.
+  const Rect overlap = Intersect({0, 0, aw, ah}, {ndx, ndy, ndx + bw, ndy + bh});
+  const Rect wide{overlap.x0 - m, overlap.y0 - m, overlap.x1 + m, overlap.y1 + m};
+  const Rect ra = Intersect(wide, {0, 0, aw, ah});
+  const Rect rb = Intersect(wide, {ndx, ndy, ndx + bw, ndy + bh});
+  return {ra, {rb.x0 - ndx, rb.y0 - ndy, rb.x1 - ndx, rb.y1 - ndy}};
+}
+
 Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal_dx, double nominal_dy,
                           const RegisterOptions& o) {
   Link link;
   link.nominal_dx = nominal_dx;
   link.nominal_dy = nominal_dy;
   const int64_t ndx = std::llround(nominal_dx), ndy = std::llround(nominal_dy), m = o.max_shift;
-  // The overlap the stage predicts, widened by its error, in a's pixels; then each tile's part of it.
   const Rect overlap = Intersect({0, 0, a.width, a.height}, {ndx, ndy, ndx + b.width, ndy + b.height});
-  const Rect wide{overlap.x0 - m, overlap.y0 - m, overlap.x1 + m, overlap.y1 + m};
-  const Rect ra = Intersect(wide, {0, 0, a.width, a.height});
-  const Rect rb = Intersect(wide, {ndx, ndy, ndx + b.width, ndy + b.height});  // in a's pixels
+  const auto [ra, rb_own] = OverlapWindows(a.width, a.height, b.width, b.height, nominal_dx, nominal_dy, o.max_shift);
+  const Rect rb{rb_own.x0 + ndx, rb_own.y0 + ndy, rb_own.x1 + ndx, rb_own.y1 + ndy};  // in a's pixels
   if (ra.empty() || rb.empty() || Intersect(ra, rb).empty()) {
     return Error(StatusCode::kInvalidArgument, "tiles at offset ({}, {}) do not overlap within {} px", nominal_dx,
-                 nominal_dy, m);
+                 nominal_dy, o.max_shift);
   }
   const int64_t ny = GoodFftSize(std::max(ra.height(), rb.height()));
   const int64_t nx = GoodFftSize(std::max(ra.width(), rb.width()));

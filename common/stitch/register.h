@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "common/status/status.h"
 
@@ -47,6 +48,20 @@ struct Link {
   bool reliable = false;
   std::string reason;            ///< why not reliable ("low texture", "ambiguous: ...", ...)
 };
+
+/// [x0, x1) x [y0, y1) in an image's pixels.
+struct Rect {
+  int64_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+  int64_t width() const { return x1 - x0; }
+  int64_t height() const { return y1 - y0; }
+  bool empty() const { return x1 <= x0 || y1 <= y0; }
+};
+
+/// The parts of a (aw x ah) and b (bw x bh), each in its own pixels, that can overlap when
+/// b's origin lies within max_shift of (nominal_dx, nominal_dy) in a's pixels: all that
+/// RegisterPair reads (a worker fetches only these). Empty when they cannot overlap.
+std::pair<Rect, Rect> OverlapWindows(int64_t aw, int64_t ah, int64_t bw, int64_t bh, double nominal_dx,
+                                     double nominal_dy, int max_shift);
 
 /// Registers b against a. INVALID_ARGUMENT when the tiles cannot overlap at any offset within
 /// max_shift of the nominal one.

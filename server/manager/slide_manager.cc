@@ -132,6 +132,10 @@ struct SlideManager::Impl {
     for (Service s : options.services) {
       for (auto& a : s.args) {
         if (a.find("{manager}") != std::string::npos) a.replace(a.find("{manager}"), 9, endpoint);
+        for (const auto& [name, ep] : options.endpoints) {  // announced by a service started before
+          const std::string placeholder = "{" + name + "}";
+          if (const auto at = a.find(placeholder); at != std::string::npos) a.replace(at, placeholder.size(), ep);
+        }
         if (const auto at = a.find("{port}"); at != std::string::npos) {
           TESSERA_ASSIGN_OR_RETURN(int port, FreePort(options.child_host));
           a.replace(at, 6, std::to_string(port));

@@ -25,7 +25,8 @@ namespace tessera::manager {
 /// A role the manager runs and restarts beside the slides' proxies and writers (in
 /// `tessera up`: the tile dealer). `args` are `tessera` arguments in which "{manager}"
 /// becomes the manager's endpoint and each "{port}" a free TCP port, chosen once so that
-/// a restarted service listens where the first one did. Its ready line lists
+/// a restarted service listens where the first one did; "{NAME}" becomes the endpoint NAME
+/// that a service started before announced (e.g. "{broker}"). Its ready line lists
 /// `name=endpoint` pairs, which join the stack's endpoints.
 struct Service {
   std::string name;
