@@ -64,6 +64,23 @@ std::string FreshDir(const std::string& tag) {
   return dir.string();
 }
 
+namespace {
+
+// The first line `fd` gives within 30 s ("" if none).
+std::string ReadLine(int fd) {
+  std::string line;
+  pollfd p{fd, POLLIN, 0};
+  while (line.find('\n') == std::string::npos && ::poll(&p, 1, 30000) > 0) {
+    char buf[512];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  return line.substr(0, line.find('\n'));
+}
+
+}  // namespace
+
 Stack::Stack(std::vector<std::string> extra, std::string data_dir)
     : data_dir_(data_dir.empty() ? FreshDir("stack") : std::move(data_dir)) {
   std::vector<std::string> argv{TesseraBin(), "up", "--data", data_dir_, "--port", "0"};
@@ -72,14 +89,7 @@ Stack::Stack(std::vector<std::string> extra, std::string data_dir)
   // The stack's log (quiet unless TESSERA_LOG is set) goes to a file beside its data.
   pid_ = SpawnWithPipes(argv, &out, &err, data_dir_ + "/tessera.log");
   // Wait for "ready manager=... data=..." (an event, with a generous deadline).
-  std::string line;
-  pollfd p{out, POLLIN, 0};
-  while (line.find('\n') == std::string::npos && ::poll(&p, 1, 30000) > 0) {
-    char buf[512];
-    const ssize_t n = ::read(out, buf, sizeof buf);
-    if (n <= 0) break;
-    line.append(buf, static_cast<size_t>(n));
-  }
+  const std::string line = ReadLine(out);
   ::close(out);
   const auto pos = line.find("manager=");
   if (line.rfind("ready ", 0) != 0 || pos == std::string::npos) {
@@ -90,6 +100,34 @@ Stack::Stack(std::vector<std::string> extra, std::string data_dir)
   std::istringstream words(line.substr(6));
   for (std::string w; words >> w;) {
     if (const auto eq = w.find('='); eq != std::string::npos) endpoints_[w.substr(0, eq)] = w.substr(eq + 1);
+  }
+}
+
+Process::Process(const std::vector<std::string>& args, const std::string& log_file) {
+  std::vector<std::string> argv{TesseraBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  int err = -1;
+  pid_ = SpawnWithPipes(argv, &out_, &err, log_file);
+  ready_ = ReadLine(out_);
+  EXPECT_EQ(ready_.rfind("ready", 0), 0u) << "tessera " << args[0] << " did not become ready";
+}
+
+Process::~Process() {
+  if (out_ >= 0) ::close(out_);
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGCONT);
+  ::kill(pid_, SIGTERM);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+}
+
+void Process::Signal(int sig) {
+  if (pid_ <= 0) return;
+  ::kill(pid_, sig);
+  if (sig == SIGKILL) {
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
   }
 }
 

@@ -37,6 +37,23 @@ class Stack {
   std::map<std::string, std::string> endpoints_;
 };
 
+/// A `tessera` role run in the background (e.g. `serve worker ...`), its stderr appended
+/// to `log_file`; the constructor waits for its ready line. SIGTERM and wait when destroyed.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const std::string& log_file);
+  ~Process();
+  pid_t pid() const { return pid_; }
+  const std::string& ready_line() const { return ready_; }
+  /// Sends `sig`; SIGKILL also reaps the process.
+  void Signal(int sig);
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  std::string ready_;
+};
+
 struct RunResult {
   int exit_code = -1;
   std::string out;  ///< stdout

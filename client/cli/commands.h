@@ -20,6 +20,9 @@ void AddScanCommand(CLI::App& app, int& exit_code);
 /// ls, info, close, get
 void AddSlideCommands(CLI::App& app, int& exit_code);
 
+/// stitch, ps
+void AddStitchCommands(CLI::App& app, int& exit_code);
+
 /// Prints "error: <status>" to stderr and returns the exit code for it.
 int Fail(const std::string& what);
 

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   cli::AddServerCommands(app, exit_code);
   cli::AddScanCommand(app, exit_code);
   cli::AddSlideCommands(app, exit_code);
+  cli::AddStitchCommands(app, exit_code);
   app.parse_complete_callback([&] {
     log::Init(verbosity >= 2 ? log::Level::kDebug : verbosity == 1 ? log::Level::kInfo : log::Level::kWarn);
   });

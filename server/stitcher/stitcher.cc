@@ -1,0 +1,188 @@
+#include "server/stitcher/stitcher.h"
+
+#include <chrono>
+#include <deque>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "client/client.h"
+#include "common/wire/wire.h"
+
+namespace tessera::stitcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+proto::BrokerMessage Message() {
+  proto::BrokerMessage m;
+  m.set_version(wire::kProtocolVersion);
+  return m;
+}
+
+Result<std::string> BrokerOf(Client& client, const std::string& manager) {
+  TESSERA_ASSIGN_OR_RETURN(auto endpoints, client.Endpoints());
+  const auto broker = endpoints.find("broker");
+  if (broker == endpoints.end()) {
+    return Error(StatusCode::kUnavailable, "the stack at {} has no broker: start one (tessera serve broker) and name it "
+                                           "to the manager (--endpoint broker=...)", manager);
+  }
+  return broker->second;
+}
+
+Result<BrokerState> Query(const std::string& broker) {
+  proto::BrokerMessage ask = Message();
+  ask.mutable_status_request();
+  auto reply = wire::Call(broker, ask, 5000);
+  if (!reply.ok()) return Error(StatusCode::kUnavailable, "the broker at {} does not answer: is the stack up?", broker);
+  proto::BrokerMessage m;
+  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*reply, &m));
+  BrokerState state;
+  state.broker = broker;
+  for (const auto& w : m.status().workers()) {
+    state.workers.push_back({w.name(), fmt::format("{}", fmt::join(w.services(), ",")), w.task(), w.done(), w.busy_ms()});
+  }
+  for (const auto& q : m.status().services()) {
+    state.queues.push_back(
+        {q.service(), q.workers(), q.queued(), q.running(), q.done(), q.failed(), q.retried(), q.queued_bytes()});
+  }
+  return state;
+}
+
+// Whether a worker offers `service`, by asking the broker.
+Status CheckWorkers(const std::string& broker, const std::string& service) {
+  TESSERA_ASSIGN_OR_RETURN(BrokerState state, Query(broker));
+  for (const auto& q : state.queues) {
+    if (q.service == service && q.workers > 0) return OkStatus();
+  }
+  return Error(StatusCode::kUnavailable,
+               "no worker offers '{}': start one (tessera serve worker --broker {} --manager ...), or run "
+               "tessera up --workers N",
+               service, broker);
+}
+
+}  // namespace
+
+Result<BrokerState> QueryBroker(const std::string& manager) {
+  Client client(manager);
+  TESSERA_ASSIGN_OR_RETURN(const std::string broker, BrokerOf(client, manager));
+  return Query(broker);
+}
+
+Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(const StitchProgress&)>& progress,
+                            const std::atomic<bool>& stop) {
+  Client client(o.manager);
+  TESSERA_ASSIGN_OR_RETURN(SlideSummary summary, client.Info(o.slide));
+  TESSERA_ASSIGN_OR_RETURN(const std::string broker, BrokerOf(client, o.manager));
+  const ScanPlan& plan = summary.plan;
+  if (o.channel >= plan.channels.size()) {
+    return Error(StatusCode::kInvalidArgument, "channel {}: slide {} has channels 0 to {}", o.channel, o.slide,
+                 plan.channels.size() - 1);
+  }
+  const uint32_t z = o.z < 0 ? plan.z_planes / 2 : static_cast<uint32_t>(o.z);
+  if (z >= plan.z_planes) {
+    return Error(StatusCode::kInvalidArgument, "z {}: slide {} has planes 0 to {}", z, o.slide, plan.z_planes - 1);
+  }
+  std::vector<std::array<double, 2>> stage;
+  std::vector<std::string> names;
+  for (const auto& t : plan.tiles) {
+    stage.push_back({t.x, t.y});
+    names.push_back(t.name);
+  }
+  StitchResult r;
+  r.pairs = stitch::OverlappingPairs(stage, plan.width, plan.height);
+  r.links.resize(r.pairs.size());
+
+  // Registration: every pair a task, a window of them in flight.
+  const auto started = Clock::now();
+  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
+  socket.connect(broker);
+  std::deque<size_t> todo;
+  for (size_t i = 0; i < r.pairs.size(); ++i) todo.push_back(i);
+  size_t in_flight = 0, done = 0;
+  int64_t last_answer = wire::NowMs();
+  while (done < r.pairs.size()) {
+    if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
+    while (in_flight < static_cast<size_t>(o.in_flight) && !todo.empty()) {
+      const size_t i = todo.front();
+      todo.pop_front();
+      const stitch::TilePair& p = r.pairs[i];
+      proto::BrokerMessage m = Message();
+      proto::TaskRequest* t = m.mutable_request();
+      t->set_task_id(i);
+      t->set_service("register");
+      proto::RegisterTask* reg = t->mutable_register_pair();
+      reg->set_slide(o.slide);
+      reg->set_a(p.a);
+      reg->set_b(p.b);
+      reg->set_channel(o.channel);
+      reg->set_z(z);
+      reg->set_nominal_dx(p.dx);
+      reg->set_nominal_dy(p.dy);
+      reg->set_max_shift(static_cast<uint32_t>(o.max_shift));
+      wire::Send(socket, nullptr, m);
+      ++in_flight;
+    }
+    auto in = wire::Receive(socket, 200);
+    if (!in) {
+      if (wire::NowMs() - last_answer > o.stall_ms) {
+        TESSERA_RETURN_IF_ERROR(CheckWorkers(broker, "register"));
+        last_answer = wire::NowMs();
+      }
+      continue;
+    }
+    proto::BrokerMessage m;
+    TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*in, &m));
+    if (!m.has_result() || m.result().task_id() >= r.pairs.size()) continue;
+    last_answer = wire::NowMs();
+    const proto::TaskResult& res = m.result();
+    const size_t i = res.task_id();
+    --in_flight;
+    const Status s = wire::FromProto(res.status());
+    stitch::Link& link = r.links[i];
+    link.nominal_dx = r.pairs[i].dx;
+    link.nominal_dy = r.pairs[i].dy;
+    if (s.code() == StatusCode::kResourceExhausted) {  // the broker is full: later
+      todo.push_back(i);
+      continue;
+    }
+    if (s.code() == StatusCode::kInvalidArgument) {  // e.g. no overlap within the stage's error
+      link.dx = link.nominal_dx;
+      link.dy = link.nominal_dy;
+      link.reason = s.message();
+    } else if (!s.ok()) {
+      return Error(s.code(), "registering tiles {} and {} of {} failed: {}", r.pairs[i].a, r.pairs[i].b, o.slide,
+                   s.message());
+    } else {
+      const proto::LinkResult& l = res.link();
+      link.dx = l.dx();
+      link.dy = l.dy();
+      link.ncc = l.ncc();
+      link.margin = l.margin();
+      link.texture = l.texture();
+      link.reliable = l.reliable();
+      link.reason = l.reason();
+    }
+    ++done;
+    if (progress) progress({"register", done, r.pairs.size()});
+  }
+  r.register_s = Seconds(started);
+
+  // The solve, on this side: it is small (a sparse system of two unknowns per tile).
+  const auto solve_started = Clock::now();
+  if (progress) progress({"solve", 0, 1});
+  std::vector<stitch::TileLink> links;
+  for (size_t i = 0; i < r.pairs.size(); ++i) {
+    links.push_back({r.pairs[i].a, r.pairs[i].b, r.links[i].dx, r.links[i].dy, std::max(0.01, r.links[i].ncc),
+                     r.links[i].reliable});
+  }
+  TESSERA_ASSIGN_OR_RETURN(r.solution, stitch::SolvePositions(stage, links, {}));
+  r.solve_s = Seconds(solve_started);
+  if (progress) progress({"solve", 1, 1});
+  r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift);
+  return r;
+}
+
+}  // namespace tessera::stitcher

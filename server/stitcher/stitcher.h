@@ -1,0 +1,73 @@
+// Stitcher: registers every overlapping pair of fields of view of a slide through the
+// broker's workers, then solves the tile positions and reports on them (QC).
+//
+// Pairs come from the stage positions (common/stitch/report.h); each is a "register" task
+// (proto RegisterTask) for any worker, at most `in_flight` at a time, sent again when the
+// broker's queue is full. A task that fails for good stops the stitch with its error; a
+// pair that cannot be registered (no texture, no peak within the stage's error) is an
+// unreliable link in the report, not a failure. When nothing comes back for `stall_ms`,
+// the broker is asked whether any worker offers the service, and the stitch ends with
+// what to do if none does.
+//
+//   auto r = Stitch({.manager = "tcp://127.0.0.1:7400", .slide = "s000001"},
+//                   [](const StitchProgress& p) { bar.Update(p.done); }, stop_flag);
+//   std::cout << stitch::ReportTable(r->report);
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status/status.h"
+#include "common/stitch/report.h"
+
+namespace tessera::stitcher {
+
+struct StitchOptions {
+  std::string manager;       ///< the stack's manager (finds the broker and the dealer)
+  std::string slide;
+  uint32_t channel = 0;      ///< registered on this channel
+  int z = -1;                ///< ... and this plane (-1: the middle one)
+  int max_shift = 20;        ///< px: the stage's error
+  int in_flight = 32;        ///< tasks sent and not answered yet
+  int stall_ms = 30000;      ///< no answer this long: check that a worker offers the service
+};
+
+struct StitchProgress {
+  std::string stage;         ///< "register", "solve"
+  uint64_t done = 0, total = 0;
+};
+
+struct StitchResult {
+  std::vector<stitch::TilePair> pairs;
+  std::vector<stitch::Link> links;        ///< per pair
+  stitch::Solution solution;
+  stitch::QcReport report;
+  double register_s = 0, solve_s = 0;
+};
+
+/// What the broker is doing: `tessera ps`.
+struct WorkerRow {
+  std::string name, services, task;  ///< task: the service of the one it is on, "" when idle
+  uint64_t done = 0;
+  int64_t busy_ms = 0;
+};
+struct QueueRow {
+  std::string service;
+  uint32_t workers = 0, queued = 0, running = 0;
+  uint64_t done = 0, failed = 0, retried = 0, queued_bytes = 0;
+};
+struct BrokerState {
+  std::string broker;  ///< its endpoint
+  std::vector<WorkerRow> workers;
+  std::vector<QueueRow> queues;
+};
+/// UNAVAILABLE when the stack has no broker or it does not answer.
+Result<BrokerState> QueryBroker(const std::string& manager);
+
+Result<StitchResult> Stitch(const StitchOptions& options, const std::function<void(const StitchProgress&)>& progress,
+                            const std::atomic<bool>& stop);
+
+}  // namespace tessera::stitcher

@@ -1,0 +1,99 @@
+// Stitching on the real stack: the broker, workers in their own processes over TCP, and
+// `tessera stitch` on a slide scanned from ../shared/data/mist-5x5.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "tests/stack.h"
+
+namespace tessera::testing {
+namespace {
+
+constexpr const char* kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
+
+nlohmann::json Stitch(const Stack& stack, const std::string& slide) {
+  auto r = RunTessera({"stitch", slide, "--json", "--server", stack.manager()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
+}
+
+class StitchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    stack_ = std::make_unique<Stack>(std::vector<std::string>{"--workers", "0"});
+    for (const char* name : {"w1", "w2"}) {
+      workers_.push_back(std::make_unique<Process>(
+          std::vector<std::string>{"serve", "worker", "--broker", stack_->endpoint("broker"), "--manager",
+                                   stack_->manager(), "--name", name},
+          stack_->data_dir() + "/" + name + ".log"));
+    }
+    auto scan = RunTessera({"scan", "--tile-config", kMist, "--server", stack_->manager()});
+    ASSERT_EQ(scan.exit_code, 0) << scan.err;
+    slide_ = scan.LastLine();
+  }
+
+  std::unique_ptr<Stack> stack_;
+  std::vector<std::unique_ptr<Process>> workers_;
+  std::string slide_;
+};
+
+TEST_F(StitchTest, MistRegistersExactlyOnWorkersInOtherProcesses) {
+  const auto qc = Stitch(*stack_, slide_);
+  ASSERT_FALSE(qc.is_null());
+  EXPECT_EQ(qc["summary"]["tiles"], 25);
+  EXPECT_EQ(qc["summary"]["links"], 40);  // the side neighbours of a 5 x 5 grid
+  EXPECT_EQ(qc["summary"]["reliable"], 40);
+  EXPECT_EQ(qc["summary"]["suspicious"], 0);
+  // The tiles are crops of one image: where they truly overlap their pixels are equal, so a
+  // right link has NCC 1 at a whole-pixel offset, and the solve agrees with every link.
+  for (const auto& l : qc["links"]) {
+    EXPECT_GT(l["ncc"].get<double>(), 0.9999) << l.dump();
+    EXPECT_NEAR(l["dx"].get<double>(), std::round(l["dx"].get<double>()), 0.1) << l.dump();
+    EXPECT_NEAR(l["dy"].get<double>(), std::round(l["dy"].get<double>()), 0.1) << l.dump();
+    EXPECT_LT(l["residual_px"].get<double>(), 0.1) << l.dump();
+  }
+  // Both workers took tasks: they were offered to each.
+  auto ps = RunTessera({"ps", "--server", stack_->manager()});
+  ASSERT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_NE(ps.out.find("w1"), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find("w2"), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find("register"), std::string::npos) << ps.out;
+}
+
+TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
+  const auto before = Stitch(*stack_, slide_);
+  ASSERT_FALSE(before.is_null());
+  // w1 freezes: the broker still offers it tasks until it misses its heartbeats, then gives
+  // the one it holds to w2.
+  workers_[0]->Signal(SIGSTOP);
+  const auto after = Stitch(*stack_, slide_);
+  workers_[0]->Signal(SIGKILL);
+  ASSERT_FALSE(after.is_null());
+  ASSERT_EQ(before["tiles"].size(), after["tiles"].size());
+  for (size_t i = 0; i < before["tiles"].size(); ++i) {
+    EXPECT_EQ(before["tiles"][i]["x"], after["tiles"][i]["x"]) << i;
+    EXPECT_EQ(before["tiles"][i]["y"], after["tiles"][i]["y"]) << i;
+  }
+  auto ps = RunTessera({"ps", "--server", stack_->manager()});
+  ASSERT_EQ(ps.exit_code, 0) << ps.err;
+  // w1 is gone and a task was retried (the one it held).
+  EXPECT_EQ(ps.out.find("w1"), std::string::npos) << ps.out;
+  std::istringstream lines(ps.out);
+  bool retried = false;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string service;
+    uint64_t workers = 0, queued = 0, running = 0, done = 0, failed = 0, retries = 0;
+    if (words >> service >> workers >> queued >> running >> done >> failed >> retries && service == "register") {
+      retried = retries >= 1;
+      EXPECT_EQ(failed, 0u);
+    }
+  }
+  EXPECT_TRUE(retried) << ps.out;
+}
+
+}  // namespace
+}  // namespace tessera::testing
