@@ -3,6 +3,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -51,11 +52,12 @@ Result<BrokerState> Query(const std::string& broker) {
   return state;
 }
 
-// Whether a worker offers `service`, by asking the broker.
-Status CheckWorkers(const std::string& broker, const std::string& service) {
+// After a long silence: an error when no worker offers `service`; whether the broker has
+// none of its tasks queued or running (it lost them, e.g. it was restarted).
+Result<bool> BrokerLostTasks(const std::string& broker, const std::string& service) {
   TESSERA_ASSIGN_OR_RETURN(BrokerState state, Query(broker));
   for (const auto& q : state.queues) {
-    if (q.service == service && q.workers > 0) return OkStatus();
+    if (q.service == service && q.workers > 0) return q.queued == 0 && q.running == 0;
   }
   return Error(StatusCode::kUnavailable,
                "no worker offers '{}': start one (tessera serve worker --broker {} --manager ...), or run "
@@ -101,11 +103,13 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   socket.connect(broker);
   std::deque<size_t> todo;
   for (size_t i = 0; i < r.pairs.size(); ++i) todo.push_back(i);
-  size_t in_flight = 0, done = 0;
+  std::set<size_t> sent;  // and not answered yet
+  std::vector<bool> answered(r.pairs.size());
+  size_t done = 0;
   int64_t last_answer = wire::NowMs();
   while (done < r.pairs.size()) {
     if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
-    while (in_flight < static_cast<size_t>(o.in_flight) && !todo.empty()) {
+    while (sent.size() < static_cast<size_t>(o.in_flight) && !todo.empty()) {
       const size_t i = todo.front();
       todo.pop_front();
       const stitch::TilePair& p = r.pairs[i];
@@ -123,23 +127,27 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
       reg->set_nominal_dy(p.dy);
       reg->set_max_shift(static_cast<uint32_t>(o.max_shift));
       wire::Send(socket, nullptr, m);
-      ++in_flight;
+      sent.insert(i);
     }
     auto in = wire::Receive(socket, 200);
     if (!in) {
       if (wire::NowMs() - last_answer > o.stall_ms) {
-        TESSERA_RETURN_IF_ERROR(CheckWorkers(broker, "register"));
+        TESSERA_ASSIGN_OR_RETURN(const bool lost, BrokerLostTasks(broker, "register"));
+        if (lost) {  // send them again; an answer that still comes for one is ignored
+          todo.insert(todo.begin(), sent.begin(), sent.end());
+          sent.clear();
+        }
         last_answer = wire::NowMs();
       }
       continue;
     }
     proto::BrokerMessage m;
     TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*in, &m));
-    if (!m.has_result() || m.result().task_id() >= r.pairs.size()) continue;
+    if (!m.has_result() || m.result().task_id() >= r.pairs.size() || answered[m.result().task_id()]) continue;
     last_answer = wire::NowMs();
     const proto::TaskResult& res = m.result();
     const size_t i = res.task_id();
-    --in_flight;
+    sent.erase(i);
     const Status s = wire::FromProto(res.status());
     stitch::Link& link = r.links[i];
     link.nominal_dx = r.pairs[i].dx;
@@ -165,6 +173,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
       link.reliable = l.reliable();
       link.reason = l.reason();
     }
+    answered[i] = true;
     ++done;
     if (progress) progress({"register", done, r.pairs.size()});
   }

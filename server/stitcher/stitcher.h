@@ -6,8 +6,9 @@
 // broker's queue is full. A task that fails for good stops the stitch with its error; a
 // pair that cannot be registered (no texture, no peak within the stage's error) is an
 // unreliable link in the report, not a failure. When nothing comes back for `stall_ms`,
-// the broker is asked whether any worker offers the service, and the stitch ends with
-// what to do if none does.
+// the broker is asked: with no worker offering the service the stitch ends saying what to
+// start; with none of its tasks queued or running (a restarted broker lost them) the
+// unanswered tasks are sent again.
 //
 //   auto r = Stitch({.manager = "tcp://127.0.0.1:7400", .slide = "s000001"},
 //                   [](const StitchProgress& p) { bar.Update(p.done); }, stop_flag);
