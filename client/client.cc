@@ -29,6 +29,8 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   s.writer_pid = p.writer_pid();
   s.error = p.error();
   if (auto plan = PlanFromJson(p.plan_json()); plan.ok()) s.plan = *std::move(plan);
+  for (int i = 0; i + 1 < p.positions_size(); i += 2) s.positions.push_back({p.positions(i), p.positions(i + 1)});
+  s.stitched_unix_ms = p.stitched_unix_ms();
   return s;
 }
 
@@ -78,10 +80,13 @@ std::string SummaryToJson(const SlideSummary& s) {
   j["codec"] = codec::CompressorName(p.codec.compressor);
   j["header"] = nlohmann::json::parse(p.header_json, nullptr, false);
   auto& tiles = j["tiles"] = nlohmann::json::array();
+  const bool stitched = s.positions.size() == p.tiles.size();
+  if (stitched) j["stitched_unix_ms"] = s.stitched_unix_ms;
   for (size_t i = 0; i < p.tiles.size(); ++i) {
     const auto& t = p.tiles[i];
-    tiles.push_back({{"index", i}, {"name", t.name}, {"x", t.x}, {"y", t.y}, {"z", t.z},
-                     {"width", p.width}, {"height", p.height}});
+    const double x = stitched ? s.positions[i][0] : t.x, y = stitched ? s.positions[i][1] : t.y;
+    tiles.push_back({{"index", i}, {"name", t.name}, {"x", x}, {"y", y}, {"z", t.z}, {"stage_x", t.x},
+                     {"stage_y", t.y}, {"width", p.width}, {"height", p.height}});
   }
   return j.dump(2);
 }
@@ -92,6 +97,20 @@ Result<SlideSummary> Client::OpenSlide(const ScanPlan& plan) {
   req.mutable_open_slide()->set_plan_json(PlanToJson(plan));
   // Opening starts two processes: allow for a loaded machine.
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 30000), req));
+  return internal::SummaryFromProto(reply.slide());
+}
+
+Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
+                                         const std::string& report_json) {
+  proto::ManagerRequest req;
+  auto* st = req.mutable_store_stitch();
+  st->set_slide_id(id);
+  for (const auto& p : positions) {
+    st->add_positions(p[0]);
+    st->add_positions(p[1]);
+  }
+  st->set_report_json(report_json);
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
   return internal::SummaryFromProto(reply.slide());
 }
 

@@ -17,6 +17,7 @@
 // Thread-safe: one Client may serve many threads.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -51,10 +52,15 @@ struct SlideSummary {
   int proxy_pid = 0, writer_pid = 0;
   std::string error;
   ScanPlan plan;
+  /// After a stitch (`Info` only): each tile's solved x, y in level-0 pixels, sub-pixel;
+  /// empty before, when the plan's stage positions hold.
+  std::vector<std::array<double, 2>> positions;
+  int64_t stitched_unix_ms = 0;
 };
 
 /// `tessera info --json`: id, name, state, path, counts, and `tiles`
-/// [{index, name, x, y, z, width, height}] in level-0 pixels.
+/// [{index, name, x, y, z, stage_x, stage_y, width, height}] in level-0 pixels: x, y solved
+/// once the slide is stitched, the stage's before.
 std::string SummaryToJson(const SlideSummary& s);
 
 /// What the dealer knows of a slide: its summary, levels, current tile positions and
@@ -114,6 +120,10 @@ class Client {
   Result<SlideSummary> CloseSlide(const std::string& id);
   /// NOT_FOUND for an id the catalog does not have.
   Result<SlideSummary> Info(const std::string& id);
+  /// Stores a stitch's solved positions (one x, y per tile) and QC report beside the slide;
+  /// the dealer places the tiles there from then on.
+  Result<SlideSummary> StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
+                                   const std::string& report_json);
   Result<std::vector<SlideSummary>> List();
   /// Every role of the stack and its endpoint ("manager", ...).
   Result<std::map<std::string, std::string>> Endpoints();

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "client/client.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
@@ -71,6 +72,49 @@ TEST_F(StitchTest, MistRegistersExactlyOnWorkersInOtherProcesses) {
   EXPECT_GT(done["w1"], 0u) << ps.out;
   EXPECT_GT(done["w2"], 0u) << ps.out;
   EXPECT_EQ(done["w1"] + done["w2"], 40u) << ps.out;
+}
+
+// Where the tile dealer composes the mosaic over `tile`'s footprint (its neighbours drawn
+// over it where they overlap), how many pixels differ from the tile's own.
+int64_t SeamErrors(Client& client, const std::string& slide, uint32_t t = 6) {
+  auto info = client.Describe(slide);
+  auto tile = client.ReadTile({.slide = slide, .tile = t});
+  EXPECT_TRUE(info.ok() && tile.ok());
+  if (!info.ok() || !tile.ok()) return -1;
+  const auto x = static_cast<int64_t>(std::floor(info->positions[t][0] + 0.5));
+  const auto y = static_cast<int64_t>(std::floor(info->positions[t][1] + 0.5));
+  auto region = client.ReadRegion({.slide = slide, .level = 0, .x = x, .y = y, .width = tile->shape[3],
+                                   .height = tile->shape[2]});
+  EXPECT_TRUE(region.ok());
+  if (!region.ok()) return -1;
+  const auto a = tile->values<uint16_t>(), b = region->values<uint16_t>();
+  int64_t errors = 0;
+  for (size_t i = 0; i < a.size(); ++i) errors += a[i] != b[i];
+  return errors;
+}
+
+TEST_F(StitchTest, TheSolvedPositionsAreStoredAndTheMosaicIsServedAtThem) {
+  Client client(stack_->manager());
+  // At the stage positions the neighbours drawn over tile 6 are misplaced by pixels.
+  EXPECT_GT(SeamErrors(client, slide_), 100);
+  const auto qc = Stitch(*stack_, slide_);
+  ASSERT_FALSE(qc.is_null());
+  auto info = RunTessera({"info", slide_, "--json", "--server", stack_->manager()});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  ASSERT_EQ(j["tiles"].size(), 25u);
+  for (size_t i = 0; i < 25; ++i) {
+    EXPECT_EQ(j["tiles"][i]["x"], qc["tiles"][i]["x"]) << i;  // sub-pixel, as solved
+    EXPECT_EQ(j["tiles"][i]["y"], qc["tiles"][i]["y"]) << i;
+    EXPECT_EQ(j["tiles"][i]["stage_x"], qc["tiles"][i]["stage_x"]) << i;
+  }
+  // The tiles are crops of one image: at the solved positions the mosaic over every tile is
+  // that tile, pixel for pixel (every tile placed to the nearest pixel of the truth).
+  for (uint32_t t = 0; t < 25; ++t) EXPECT_EQ(SeamErrors(client, slide_, t), 0) << "tile " << t;
+  // A stitch with --no-store reports and leaves them.
+  auto dry = RunTessera({"stitch", slide_, "--no-store", "--max-shift", "1", "--server", stack_->manager()});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_EQ(SeamErrors(client, slide_), 0);
 }
 
 TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {

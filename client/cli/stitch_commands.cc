@@ -24,6 +24,9 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
   st->add_option("--z", opts.z, "Plane to register on (-1: the middle one)")->capture_default_str();
   st->add_option("--max-shift", opts.max_shift, "Pixels: the stage's error; no link moves a tile further")
       ->capture_default_str();
+  st->add_flag("!--no-store", opts.store,
+               "Only print the report: keep the slide's positions as they are (by default the solved positions "
+               "are stored with the slide and the mosaic is served at them)");
   st->add_flag("--json", json, "The QC report as JSON: summary, links[], tiles[] (x, y solved, sub-pixel)");
   st->callback([&] {
     std::optional<ProgressBar> bar;

@@ -17,41 +17,12 @@ namespace tessera::storage {
 
 using internal::Handle;
 using internal::LastError;
+using internal::ReadStringAttr;
+using internal::StringType;
+using internal::WriteSmallDataset;
+using internal::WriteStringAttr;
 
 namespace {
-
-Handle StringType() {
-  Handle t(H5Tcopy(H5T_C_S1));
-  H5Tset_size(t.get(), H5T_VARIABLE);
-  H5Tset_cset(t.get(), H5T_CSET_UTF8);
-  return t;
-}
-
-Status WriteStringAttr(hid_t obj, const char* name, const std::string& value) {
-  Handle type = StringType();
-  Handle space(H5Screate(H5S_SCALAR));
-  Handle attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
-  const char* ptr = value.c_str();
-  if (!attr.valid() || H5Awrite(attr.get(), type.get(), &ptr) < 0) {
-    return LastError(StatusCode::kInternal, std::string("cannot write attribute ") + name);
-  }
-  return OkStatus();
-}
-
-Result<std::string> ReadStringAttr(hid_t obj, const char* name) {
-  Handle attr(H5Aopen(obj, name, H5P_DEFAULT));
-  if (!attr.valid()) {
-    return LastError(StatusCode::kDataLoss, std::string("missing attribute ") + name);
-  }
-  Handle type = StringType();
-  char* ptr = nullptr;
-  if (H5Aread(attr.get(), type.get(), &ptr) < 0 || ptr == nullptr) {
-    return LastError(StatusCode::kDataLoss, std::string("cannot read attribute ") + name);
-  }
-  std::string out(ptr);
-  H5free_memory(ptr);
-  return out;
-}
 
 Status WriteStringArrayAttr(hid_t obj, const char* name, const std::vector<std::string>& values) {
   Handle type = StringType();
@@ -72,17 +43,6 @@ Status WriteDoublesAttr(hid_t obj, const char* name, const std::vector<double>& 
   Handle attr(H5Acreate2(obj, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
   if (!attr.valid() || H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, values.data()) < 0) {
     return LastError(StatusCode::kInternal, std::string("cannot write attribute ") + name);
-  }
-  return OkStatus();
-}
-
-// A dataset written whole at creation (positions, grid, names).
-Status WriteSmallDataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type,
-                         std::vector<hsize_t> dims, const void* data) {
-  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-  Handle ds(H5Dcreate2(group, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  if (!ds.valid() || H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-    return LastError(StatusCode::kInternal, std::string("cannot write /raw/") + name);
   }
   return OkStatus();
 }

@@ -158,10 +158,11 @@ struct TileDealer::Impl {
     auto* info = out.reply.mutable_slide_info();
     const ScanPlan& plan = slide->plan;
     info->set_level_count(plan.level_count());
-    for (const auto& t : plan.tiles) {
-      info->add_positions(t.x);
-      info->add_positions(t.y);
-      info->add_positions(t.z);
+    const auto placement = slide->placement.load();
+    for (size_t i = 0; i < plan.tiles.size(); ++i) {
+      info->add_positions(placement->positions[i][0]);
+      info->add_positions(placement->positions[i][1]);
+      info->add_positions(plan.tiles[i].z);
     }
     std::string landed(plan.frame_count(), '\0');
     std::lock_guard lock(registry->hdf5_mutex());
@@ -203,7 +204,8 @@ struct TileDealer::Impl {
     }
     const int level = static_cast<int>(req.level());
     const mosaic::Box asked{b.x(), b.y(), b.w(), b.h()};
-    const mosaic::Box bounds = slide->index->Bounds(level);
+    const auto placement = slide->placement.load();  // this request's, even if a stitch lands meanwhile
+    const mosaic::Box bounds = placement->index.Bounds(level);
     const mosaic::Box box = mosaic::Intersect(asked, bounds);
     if (box.empty()) {
       return Error(StatusCode::kOutOfRange,
@@ -222,7 +224,7 @@ struct TileDealer::Impl {
     }
     mosaic::Box part{box.x, box.y + page * band, box.w, std::min(band, box.h - page * band)};
     const LevelShape shape = plan.Level(req.level());
-    for (const auto& c : mosaic::PlanRegion(*slide->index, level, part, shape.chunk_y, shape.chunk_x)) {
+    for (const auto& c : mosaic::PlanRegion(placement->index, level, part, shape.chunk_y, shape.chunk_x)) {
       plan_out->add_tile(c.tile);
       plan_out->add_cy(c.cy);
       plan_out->add_cx(c.cx);
@@ -332,7 +334,7 @@ struct TileDealer::Impl {
       log->warn("status=INVALID_ARGUMENT malformed slide event ignored");
       return;
     }
-    registry->MarkChanged(e.slide_id(), e.closed());
+    registry->MarkChanged(e.slide_id(), e.closed(), e.positions());
     publish.send(in.header, zmq::send_flags::sndmore);
     publish.send(in.payload[0], zmq::send_flags::dontwait);
   }

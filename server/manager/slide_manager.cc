@@ -7,12 +7,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "common/catalog/catalog.h"
 #include "common/log/log.h"
 #include "common/plan/scan_plan.h"
 #include "common/storage/slide_file.h"
+#include "common/storage/stitch_file.h"
 #include "common/wire/wire.h"
 #include "server/manager/internal/child_process.h"
 
@@ -62,6 +64,7 @@ struct SlideManager::Impl {
   std::map<std::string, Running> running;  // acquiring slides
   std::vector<RunningService> services;
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
+  std::optional<zmq::socket_t> events;  // to the dealer: positions changed (connected at start)
 
   std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
   std::string PlanPath(const std::string& id) const { return SlidesDir() + "/" + id + ".plan.json"; }
@@ -285,6 +288,51 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
+  // The solved positions of a stitched slide, from its stitch file.
+  void AddPositions(const SlideRecord& r, proto::SlideSummary* out) {
+    auto stitch = storage::ReadStitchFile(storage::StitchPathOf(r.path));
+    if (!stitch.ok()) {
+      if (stitch.status().code() != StatusCode::kNotFound) {
+        log->warn("slide={} status={} stitch file unreadable, stage positions used: {}", r.id,
+                  StatusCodeName(stitch.status().code()), stitch.status().message());
+      }
+      return;
+    }
+    for (const auto& p : stitch->positions) {
+      out->add_positions(p[0]);
+      out->add_positions(p[1]);
+    }
+    out->set_stitched_unix_ms(stitch->created_unix_ms);
+  }
+
+  // A stitch's positions and report, stored beside the slide; the dealer is told.
+  Status StoreStitch(const proto::StoreStitch& req, proto::ManagerReply* reply) {
+    TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(req.slide_id()));
+    TESSERA_ASSIGN_OR_RETURN(ScanPlan plan, PlanFromJson(r.plan_json));
+    if (static_cast<size_t>(req.positions_size()) != 2 * plan.tiles.size()) {
+      return Error(StatusCode::kInvalidArgument, "{} position values for slide {} of {} tiles: give x, y per tile",
+                   req.positions_size(), r.id, plan.tiles.size());
+    }
+    storage::StitchRecord stitch{.slide_id = r.id, .report_json = req.report_json()};
+    for (size_t i = 0; i < plan.tiles.size(); ++i) {
+      stitch.positions.push_back({req.positions(static_cast<int>(2 * i)), req.positions(static_cast<int>(2 * i + 1))});
+      stitch.stage.push_back({plan.tiles[i].x, plan.tiles[i].y});
+    }
+    TESSERA_RETURN_IF_ERROR(storage::WriteStitchFile(storage::StitchPathOf(r.path), stitch));
+    log->info("slide={} stitch stored: {} positions", r.id, plan.tiles.size());
+    if (events) {
+      proto::SlideEvent e;
+      e.set_version(wire::kProtocolVersion);
+      e.set_slide_id(r.id);
+      e.set_positions(true);
+      events->send(zmq::buffer(r.id), zmq::send_flags::sndmore);
+      wire::Send(*events, nullptr, e);
+    }
+    Summarize(r, reply->mutable_slide());
+    AddPositions(r, reply->mutable_slide());
+    return OkStatus();
+  }
+
   void Handle(wire::Message& in) {
     proto::ManagerRequest req;
     proto::ManagerReply reply;
@@ -299,9 +347,13 @@ struct SlideManager::Impl {
         case proto::ManagerRequest::kGetSlide: {
           auto r = catalog->Get(req.get_slide().slide_id());
           s = r.status();
-          if (r.ok()) Summarize(*r, reply.mutable_slide());
+          if (r.ok()) {
+            Summarize(*r, reply.mutable_slide());
+            AddPositions(*r, reply.mutable_slide());
+          }
           break;
         }
+        case proto::ManagerRequest::kStoreStitch: s = StoreStitch(req.store_stitch(), &reply); break;
         case proto::ManagerRequest::kListSlides: {
           auto all = catalog->List();
           s = all.status();
@@ -361,6 +413,10 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   impl->socket = wire::MakeSocket(zmq::socket_type::router);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
   TESSERA_RETURN_IF_ERROR(impl->StartServices());
+  if (!impl->options.events.empty()) {  // connected now, so that no event is lost to the connect
+    impl->events.emplace(wire::MakeSocket(zmq::socket_type::pub));
+    impl->events->connect(impl->options.events);
+  }
   TESSERA_ASSIGN_OR_RETURN(auto all, impl->catalog->List());
   for (auto& r : all) {
     if (r.state != "acquiring") continue;

@@ -191,6 +191,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   r.solve_s = Seconds(solve_started);
   if (progress) progress({"solve", 1, 1});
   r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift);
+  if (o.store) TESSERA_RETURN_IF_ERROR(client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report)).status());
   return r;
 }
 

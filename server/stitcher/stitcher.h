@@ -1,5 +1,6 @@
 // Stitcher: registers every overlapping pair of fields of view of a slide through the
-// broker's workers, then solves the tile positions and reports on them (QC).
+// broker's workers, then solves the tile positions, reports on them (QC) and stores both
+// with the slide (through the manager), so that the mosaic is served at the solved positions.
 //
 // Pairs come from the stage positions (common/stitch/report.h); each is a "register" task
 // (proto RegisterTask) for any worker, at most `in_flight` at a time, sent again when the
@@ -34,6 +35,8 @@ struct StitchOptions {
   int max_shift = 20;        ///< px: the stage's error
   int in_flight = 32;        ///< tasks sent and not answered yet
   int stall_ms = 30000;      ///< no answer this long: check that a worker offers the service
+  bool store = true;         ///< store the positions and report with the slide (the manager
+                             ///< writes them; the dealer places the tiles there from then on)
 };
 
 struct StitchProgress {

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/status/status.h"
 
@@ -40,5 +41,14 @@ void InitHdf5();
 /// A Status for the HDF5 call that just failed: `what` plus the innermost messages
 /// of HDF5's error stack. RESOURCE_EXHAUSTED when the cause is a full disk.
 Status LastError(StatusCode code, const std::string& what);
+
+/// A variable-length UTF-8 string type.
+Handle StringType();
+Status WriteStringAttr(hid_t obj, const char* name, const std::string& value);
+/// DATA_LOSS when missing or unreadable.
+Result<std::string> ReadStringAttr(hid_t obj, const char* name);
+/// A dataset written whole at creation.
+Status WriteSmallDataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type, std::vector<hsize_t> dims,
+                         const void* data);
 
 }  // namespace tessera::storage::internal

@@ -20,12 +20,18 @@ Result<proto::SlideSummary> AskManager(const std::string& manager, const std::st
   return reply.slide();
 }
 
-std::unique_ptr<mosaic::MosaicIndex> IndexOf(const ScanPlan& plan) {
+// The summary's solved positions when the slide is stitched, else the plan's stage positions.
+std::shared_ptr<const Placement> PlacementOf(const ScanPlan& plan, const proto::SlideSummary& summary) {
   std::vector<std::array<double, 2>> positions;
   positions.reserve(plan.tiles.size());
-  for (const auto& t : plan.tiles) positions.push_back({t.x, t.y});
-  return std::make_unique<mosaic::MosaicIndex>(std::move(positions),
-                                               mosaic::TileGeometry{plan.width, plan.height});
+  const bool stitched = static_cast<size_t>(summary.positions_size()) == 2 * plan.tiles.size();
+  for (size_t i = 0; i < plan.tiles.size(); ++i) {
+    const int k = static_cast<int>(2 * i);
+    positions.push_back(stitched ? std::array<double, 2>{summary.positions(k), summary.positions(k + 1)}
+                                 : std::array<double, 2>{plan.tiles[i].x, plan.tiles[i].y});
+  }
+  mosaic::MosaicIndex index(positions, mosaic::TileGeometry{plan.width, plan.height});
+  return std::make_shared<const Placement>(Placement{std::move(positions), std::move(index), stitched});
 }
 
 }  // namespace
@@ -41,11 +47,19 @@ Result<std::shared_ptr<OpenSlide>> SlideRegistry::Open(const std::string& id) {
     slide->refreshed_ms = wire::NowMs();
   }
   slide->plan = slide->file->plan();
-  slide->index = IndexOf(slide->plan);
+  slide->placement = PlacementOf(slide->plan, slide->summary);
   return slide;
 }
 
 Status SlideRegistry::Refresh(OpenSlide& slide) {
+  if (slide.moved.exchange(false)) {
+    auto summary = AskManager(manager_, slide.id);
+    if (!summary.ok()) {
+      slide.moved = true;  // try again on the next request
+      return summary.status();
+    }
+    slide.placement = PlacementOf(slide.plan, *summary);
+  }
   if (slide.closed.exchange(false)) {
     // The writer is gone: reopen without SWMR, and learn the slide's new state. The old handle
     // is closed first: HDF5 would hand a second open of the same file the first one's
@@ -90,12 +104,13 @@ Result<std::shared_ptr<OpenSlide>> SlideRegistry::Get(const std::string& id) {
   return slide;
 }
 
-void SlideRegistry::MarkChanged(const std::string& id, bool closed) {
+void SlideRegistry::MarkChanged(const std::string& id, bool closed, bool moved) {
   std::lock_guard lock(mu_);
   auto it = slides_.find(id);
   if (it == slides_.end()) return;  // opened fresh on first use
   it->second->dirty = true;
   if (closed) it->second->closed = true;
+  if (moved) it->second->moved = true;
 }
 
 }  // namespace tessera::dealer::internal

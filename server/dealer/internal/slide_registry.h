@@ -25,14 +25,23 @@
 
 namespace tessera::dealer::internal {
 
+/// Where the tiles lie: the plan's stage positions, or a stitch's solved ones.
+struct Placement {
+  std::vector<std::array<double, 2>> positions;
+  mosaic::MosaicIndex index;
+  bool stitched = false;
+};
+
 struct OpenSlide {
   std::string id;
   proto::SlideSummary summary;
   ScanPlan plan;
   std::unique_ptr<storage::SlideFile> file;  ///< under hdf5_mutex()
-  std::unique_ptr<mosaic::MosaicIndex> index;
+  /// Replaced whole when a stitch moves the tiles; a request keeps the one it started with.
+  std::atomic<std::shared_ptr<const Placement>> placement;
   std::atomic<bool> dirty{false};   ///< the writer reported frames since the last refresh
   std::atomic<bool> closed{false};  ///< the writer closed the file: reopen it
+  std::atomic<bool> moved{false};   ///< a stitch was stored: ask the manager for the positions
   int64_t refreshed_ms = 0;         ///< under hdf5_mutex()
 };
 
@@ -44,8 +53,8 @@ class SlideRegistry {
   /// reported frames (at most every 50 ms) or a second has passed. NOT_FOUND for an id the
   /// manager does not know, UNAVAILABLE when the manager does not answer.
   Result<std::shared_ptr<OpenSlide>> Get(const std::string& id);
-  /// A SlideEvent arrived for `id`.
-  void MarkChanged(const std::string& id, bool closed);
+  /// A SlideEvent arrived for `id`: frames landed, the file `closed`, or the tiles `moved`.
+  void MarkChanged(const std::string& id, bool closed, bool moved);
 
   std::mutex& hdf5_mutex() { return hdf5_; }
 

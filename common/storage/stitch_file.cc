@@ -1,0 +1,123 @@
+#include "common/storage/stitch_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "common/storage/internal/hdf5_util.h"
+
+namespace tessera::storage {
+
+using internal::Handle;
+using internal::LastError;
+
+namespace {
+
+Status SyncPath(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return Error(StatusCode::kInternal, "cannot open {} to sync it: {}", path, std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return Error(err == ENOSPC ? StatusCode::kResourceExhausted : StatusCode::kInternal, "fsync of {} failed: {}",
+                 path, std::strerror(err));
+  }
+  return OkStatus();
+}
+
+Status WritePairs(hid_t group, const char* name, const std::vector<std::array<double, 2>>& v) {
+  return internal::WriteSmallDataset(group, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {v.size(), 2}, v.data());
+}
+
+Result<std::vector<std::array<double, 2>>> ReadPairs(hid_t group, const char* name) {
+  Handle ds(H5Dopen2(group, name, H5P_DEFAULT));
+  if (!ds.valid()) return LastError(StatusCode::kDataLoss, std::string("missing /stitch/") + name);
+  Handle space(H5Dget_space(ds.get()));
+  hsize_t dims[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(space.get()) != 2 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) < 0 ||
+      dims[1] != 2) {
+    return Error(StatusCode::kDataLoss, "/stitch/{} is not a (T, 2) array", name);
+  }
+  std::vector<std::array<double, 2>> v(dims[0]);
+  if (dims[0] > 0 && H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0) {
+    return LastError(StatusCode::kDataLoss, std::string("cannot read /stitch/") + name);
+  }
+  return v;
+}
+
+Status Write(const std::string& path, const StitchRecord& r) {
+  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  if (!file.valid()) return LastError(StatusCode::kInternal, "cannot create " + path);
+  TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "format", "tessera-stitch"));
+  TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "format_version", std::to_string(kStitchFormatVersion)));
+  TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "slide_id", r.slide_id));
+  TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "created_unix_ms", std::to_string(r.created_unix_ms)));
+  TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "report", r.report_json));
+  Handle group(H5Gcreate2(file.get(), "stitch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (!group.valid()) return LastError(StatusCode::kInternal, "cannot create /stitch in " + path);
+  TESSERA_RETURN_IF_ERROR(WritePairs(group.get(), "positions", r.positions));
+  TESSERA_RETURN_IF_ERROR(WritePairs(group.get(), "stage", r.stage));
+  if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return LastError(StatusCode::kInternal, "cannot flush " + path);
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string StitchPathOf(const std::string& slide_path) {
+  std::filesystem::path p(slide_path);
+  return (p.parent_path() / (p.stem().string() + ".stitch.h5")).string();
+}
+
+Status WriteStitchFile(const std::string& path, const StitchRecord& record) {
+  if (record.positions.size() != record.stage.size()) {
+    return Error(StatusCode::kInvalidArgument, "{} solved positions for {} stage positions", record.positions.size(),
+                 record.stage.size());
+  }
+  internal::InitHdf5();
+  StitchRecord r = record;
+  if (r.created_unix_ms == 0) {
+    r.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  }
+  const std::string tmp = path + ".tmp";
+  Status s = Write(tmp, r);
+  if (s.ok()) s = SyncPath(tmp, O_RDONLY);
+  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = Error(StatusCode::kInternal, "cannot rename {} to {}: {}", tmp, path, std::strerror(errno));
+  }
+  if (!s.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    return s;
+  }
+  const auto dir = std::filesystem::path(path).parent_path();
+  return SyncPath(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
+}
+
+Result<StitchRecord> ReadStitchFile(const std::string& path) {
+  internal::InitHdf5();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Error(StatusCode::kNotFound, "{} does not exist", path);
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!file.valid()) return LastError(StatusCode::kDataLoss, "cannot open " + path);
+  TESSERA_ASSIGN_OR_RETURN(std::string format, internal::ReadStringAttr(file.get(), "format"));
+  if (format != "tessera-stitch") return Error(StatusCode::kDataLoss, "{} is not a Tessera stitch file", path);
+  StitchRecord r;
+  TESSERA_ASSIGN_OR_RETURN(r.slide_id, internal::ReadStringAttr(file.get(), "slide_id"));
+  TESSERA_ASSIGN_OR_RETURN(r.report_json, internal::ReadStringAttr(file.get(), "report"));
+  TESSERA_ASSIGN_OR_RETURN(std::string created, internal::ReadStringAttr(file.get(), "created_unix_ms"));
+  r.created_unix_ms = std::atoll(created.c_str());
+  Handle group(H5Gopen2(file.get(), "stitch", H5P_DEFAULT));
+  if (!group.valid()) return LastError(StatusCode::kDataLoss, "missing /stitch in " + path);
+  TESSERA_ASSIGN_OR_RETURN(r.positions, ReadPairs(group.get(), "positions"));
+  TESSERA_ASSIGN_OR_RETURN(r.stage, ReadPairs(group.get(), "stage"));
+  return r;
+}
+
+}  // namespace tessera::storage
