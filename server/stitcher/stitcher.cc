@@ -1,5 +1,7 @@
 #include "server/stitcher/stitcher.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <deque>
 #include <map>
@@ -193,6 +195,35 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift);
   if (o.store) TESSERA_RETURN_IF_ERROR(client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report)).status());
   return r;
+}
+
+Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
+  int64_t last_report = 0;
+  auto report = [&](const std::string& state, const StitchProgress& p, const std::string& error) {
+    proto::ManagerRequest req;
+    req.set_version(wire::kProtocolVersion);
+    proto::StitchState* st = req.mutable_stitch_progress();
+    st->set_slide_id(o.slide);
+    st->set_state(state);
+    st->set_stage(p.stage);
+    st->set_done(p.done);
+    st->set_total(p.total);
+    st->set_error(error);
+    st->set_pid(static_cast<int32_t>(::getpid()));
+    last_report = wire::NowMs();
+    return wire::Call(o.manager, req, 5000).status();
+  };
+  auto r = Stitch(
+      o,
+      [&](const StitchProgress& p) {
+        if (p.done == 0 || p.done == p.total || wire::NowMs() - last_report > 200) (void)report("running", p, "");
+      },
+      stop);
+  if (!r.ok()) {
+    (void)report("failed", {}, r.status().ToString());
+    return r.status();
+  }
+  return report("done", {"store", 1, 1}, "");
 }
 
 }  // namespace tessera::stitcher

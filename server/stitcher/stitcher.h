@@ -74,4 +74,8 @@ Result<BrokerState> QueryBroker(const std::string& manager);
 Result<StitchResult> Stitch(const StitchOptions& options, const std::function<void(const StitchProgress&)>& progress,
                             const std::atomic<bool>& stop);
 
+/// `tessera serve stitcher` (started by the manager): runs Stitch and reports its progress
+/// (a few times a second) and its end, done or failed with the reason, to the manager.
+Status RunAndReport(const StitchOptions& options, const std::atomic<bool>& stop);
+
 }  // namespace tessera::stitcher
