@@ -114,6 +114,33 @@ Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vecto
   return internal::SummaryFromProto(reply.slide());
 }
 
+namespace {
+
+StitchState StitchFromProto(const proto::StitchState& p) {
+  return {p.slide_id(), p.state(), p.stage(), p.done(), p.total(), p.error(), p.report_json()};
+}
+
+}  // namespace
+
+Result<StitchState> Client::StartStitch(const StitchRequest& r) {
+  proto::ManagerRequest req;
+  auto* st = req.mutable_stitch_slide();
+  st->set_slide_id(r.slide);
+  st->set_channel(r.channel);
+  st->set_z(r.z);
+  st->set_max_shift(r.max_shift);
+  st->set_no_store(!r.store);
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 30000), req));
+  return StitchFromProto(reply.stitch());
+}
+
+Result<StitchState> Client::GetStitch(const std::string& id) {
+  proto::ManagerRequest req;
+  req.mutable_get_stitch()->set_slide_id(id);
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  return StitchFromProto(reply.stitch());
+}
+
 Result<SlideSummary> Client::CloseSlide(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_close_slide()->set_slide_id(id);

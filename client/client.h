@@ -58,6 +58,25 @@ struct SlideSummary {
   int64_t stitched_unix_ms = 0;
 };
 
+/// A stitch the manager runs (tessera serve stitcher): its progress and, once done, its QC
+/// report (JSON, as `tessera stitch ID --json` prints it).
+struct StitchState {
+  std::string slide;
+  std::string state;  ///< running, done, failed; "" never stitched
+  std::string stage;  ///< register, solve, store
+  uint64_t done = 0, total = 0;
+  std::string error;
+  std::string report_json;  ///< GetStitch, when done
+};
+
+struct StitchRequest {
+  std::string slide;
+  uint32_t channel = 0;
+  int z = -1;              ///< -1: the middle plane
+  uint32_t max_shift = 0;  ///< px; 0: the default
+  bool store = true;       ///< false: report only
+};
+
 /// `tessera info --json`: id, name, state, path, counts, and `tiles`
 /// [{index, name, x, y, z, stage_x, stage_y, width, height}] in level-0 pixels: x, y solved
 /// once the slide is stitched, the stage's before.
@@ -124,6 +143,10 @@ class Client {
   /// the dealer places the tiles there from then on.
   Result<SlideSummary> StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
                                    const std::string& report_json);
+  /// Starts stitching a closed slide on the stack's workers (or returns the stitch under way).
+  Result<StitchState> StartStitch(const StitchRequest& request);
+  /// The slide's last stitch, with its report once done.
+  Result<StitchState> GetStitch(const std::string& id);
   Result<std::vector<SlideSummary>> List();
   /// Every role of the stack and its endpoint ("manager", ...).
   Result<std::map<std::string, std::string>> Endpoints();

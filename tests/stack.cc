@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <sstream>
@@ -84,6 +85,9 @@ std::string ReadLine(int fd) {
 Stack::Stack(std::vector<std::string> extra, std::string data_dir)
     : data_dir_(data_dir.empty() ? FreshDir("stack") : std::move(data_dir)) {
   std::vector<std::string> argv{TesseraBin(), "up", "--data", data_dir_, "--port", "0"};
+  if (std::find(extra.begin(), extra.end(), "--auto-stitch") == extra.end()) {
+    argv.insert(argv.end(), {"--auto-stitch", "false"});
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   int out = -1, err = -1;
   // The stack's log (quiet unless TESSERA_LOG is set) goes to a file beside its data.

@@ -21,7 +21,9 @@ std::string FreshDir(const std::string& tag);
 
 class Stack {
  public:
-  /// Starts `tessera up --data DIR --port 0 <extra>` and waits for its ready line.
+  /// Starts `tessera up --data DIR --port 0 <extra>` and waits for its ready line. The
+  /// stack does not stitch slides as they close (the tests of other things read them at
+  /// their stage positions) unless `extra` has "--auto-stitch", "true".
   explicit Stack(std::vector<std::string> extra = {}, std::string data_dir = "");
   ~Stack();  // SIGTERM, wait
   const std::string& manager() const { return manager_; }

@@ -26,16 +26,22 @@ nlohmann::json Stitch(const Stack& stack, const std::string& slide) {
 class StitchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    stack_ = std::make_unique<Stack>(std::vector<std::string>{"--workers", "0"});
+    stack_ = std::make_unique<Stack>(std::vector<std::string>{"--workers", "0", "--auto-stitch", "true"});
     for (const char* name : {"w1", "w2"}) {
       workers_.push_back(std::make_unique<Process>(
           std::vector<std::string>{"serve", "worker", "--broker", stack_->endpoint("broker"), "--manager",
                                    stack_->manager(), "--name", name},
           stack_->data_dir() + "/" + name + ".log"));
     }
-    auto scan = RunTessera({"scan", "--tile-config", kMist, "--server", stack_->manager()});
-    ASSERT_EQ(scan.exit_code, 0) << scan.err;
-    slide_ = scan.LastLine();
+    slide_ = Scan({"--no-stitch"});
+  }
+
+  std::string Scan(std::vector<std::string> extra) {
+    std::vector<std::string> args{"scan", "--tile-config", kMist, "--server", stack_->manager()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto scan = RunTessera(args);
+    EXPECT_EQ(scan.exit_code, 0) << scan.err;
+    return scan.LastLine();
   }
 
   std::unique_ptr<Stack> stack_;
@@ -115,6 +121,23 @@ TEST_F(StitchTest, TheSolvedPositionsAreStoredAndTheMosaicIsServedAtThem) {
   auto dry = RunTessera({"stitch", slide_, "--no-store", "--max-shift", "1", "--server", stack_->manager()});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_EQ(SeamErrors(client, slide_), 0);
+}
+
+TEST_F(StitchTest, AScanStitchesByItselfWhenItCloses) {
+  const std::string slide = Scan({});
+  auto waited = RunTessera({"stitch", slide, "--wait", "--json", "--server", stack_->manager()});
+  ASSERT_EQ(waited.exit_code, 0) << waited.err;
+  const auto qc = nlohmann::json::parse(waited.out);
+  EXPECT_EQ(qc["summary"]["reliable"], 40);
+  auto info = RunTessera({"info", slide, "--json", "--server", stack_->manager()});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_TRUE(j.contains("stitched_unix_ms")) << info.out;
+  EXPECT_EQ(j["tiles"][7]["x"], qc["tiles"][7]["x"]);
+  // A slide scanned with --no-stitch has not been stitched, and says so.
+  auto none = RunTessera({"stitch", slide_, "--wait", "--server", stack_->manager()});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("has not been stitched"), std::string::npos) << none.err;
 }
 
 TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {

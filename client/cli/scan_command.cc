@@ -21,6 +21,7 @@ struct ScanArgs {
   std::string server = DefaultServer();
   std::string tile_config;
   bool synthetic = false;
+  bool stitch = true;
   std::string name;
   synth::SyntheticOptions synth;
   std::string dtype = "uint16";
@@ -102,6 +103,7 @@ int RunScan(const ScanArgs& a) {
   plan.chunk_y = plan.chunk_x = a.chunk;
   if (a.pixel_size_um > 0) plan.pixel_size_um = {a.pixel_size_um, a.pixel_size_um, plan.pixel_size_um[2]};
   if (a.header != "{}") plan.header_json = a.header;
+  plan.stitch = a.stitch;
 
   ScannerOptions so;
   so.timeout_ms = a.timeout_s * 1000;
@@ -173,6 +175,8 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
   scan->add_option("--chunk", a.chunk, "Chunk edge in pixels (fitted to the tile)")->capture_default_str();
   scan->add_option("--pixel-size", a.pixel_size_um, "Pixel size in micrometres (x and y)");
   scan->add_option("--header", a.header, "Free-form slide header, as JSON")->capture_default_str();
+  scan->add_flag("!--no-stitch", a.stitch,
+                 "Do not stitch when the scan closes (by default the stack's workers register and solve it)");
   scan->add_option("--timeout", a.timeout_s, "Fail after this many seconds without progress")
       ->capture_default_str();
   scan->callback([&] { exit_code = RunScan(a); });

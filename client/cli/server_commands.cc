@@ -15,6 +15,7 @@
 #include "server/gateway/gateway.h"
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
+#include "server/stitcher/stitcher.h"
 #include "server/worker/worker.h"
 #include "server/writer/slide_writer.h"
 
@@ -47,6 +48,9 @@ void AddManagerOptions(CLI::App* cmd, manager::ManagerOptions& o) {
   cmd->add_flag("!--no-fsync", o.fsync,
                 "Acknowledge after an HDF5 flush without fsync: survives a killed process, "
                 "not a power cut");
+  cmd->add_option("--auto-stitch", o.auto_stitch,
+                  "Stitch each slide on the workers when its scan closes (unless scanned with --no-stitch)")
+      ->capture_default_str();
 }
 
 // The viewer page's folder: web/ beside the source tree this binary was built from, found
@@ -272,6 +276,22 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     Ready("worker " + (*w)->name());
     if (Status s = (*w)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static stitcher::StitchOptions stitcher_opts;
+  static bool stitcher_die = false;
+  auto* sr = serve->add_subcommand("stitcher", "Stitch one slide and report to the manager (started by the manager)");
+  sr->add_option("--slide", stitcher_opts.slide, "Slide id")->required();
+  sr->add_option("--manager", stitcher_opts.manager, "The slide manager's endpoint")->required();
+  sr->add_option("--channel", stitcher_opts.channel, "Channel to register on")->capture_default_str();
+  sr->add_option("--z", stitcher_opts.z, "Plane to register on (-1: the middle one)")->capture_default_str();
+  sr->add_option("--max-shift", stitcher_opts.max_shift, "Pixels: the stage's error")->capture_default_str();
+  sr->add_flag("!--no-store", stitcher_opts.store, "Report only: keep the slide's positions");
+  sr->add_flag("--die-with-parent", stitcher_die, "Exit when the parent process ends");
+  sr->callback([&] {
+    DieWithParent(stitcher_die);
+    Ready("stitcher " + stitcher_opts.slide);
+    if (Status s = stitcher::RunAndReport(stitcher_opts, StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 
   static writer::WriterOptions writer_opts;

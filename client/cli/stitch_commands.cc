@@ -2,7 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <optional>
+#include <thread>
 
 #include "client/cli/commands.h"
 #include "client/cli/progress.h"
@@ -11,49 +13,85 @@
 
 namespace tessera::cli {
 
+namespace {
+
+// The stitch's progress until it ends: a bar per stage on a terminal.
+Result<StitchState> Follow(Client& client, const std::string& slide) {
+  std::optional<ProgressBar> bar;
+  std::string stage;
+  while (true) {
+    TESSERA_ASSIGN_OR_RETURN(StitchState s, client.GetStitch(slide));
+    if (!s.stage.empty() && s.stage != stage) {
+      if (bar) bar->Finish();
+      stage = s.stage;
+      bar.emplace(s.stage, std::max<uint64_t>(1, s.total));
+    }
+    if (bar) bar->Update(s.done);
+    if (s.state != "running") {
+      if (bar) bar->Finish();
+      return s;
+    }
+    if (StopFlag()) {
+      return Error(StatusCode::kUnavailable, "stopped watching; the stitch of {} goes on (tessera stitch {} --wait "
+                   "follows it again)", slide, slide);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // progress polling
+  }
+}
+
+}  // namespace
+
 void AddStitchCommands(CLI::App& app, int& exit_code) {
-  static stitcher::StitchOptions opts;
-  static bool json = false;
-  opts.manager = DefaultServer();
+  static StitchRequest req;
+  static std::string server = DefaultServer();
+  static bool json = false, wait_only = false;
   auto* st = app.add_subcommand(
-      "stitch", "Register every overlapping pair of a slide's fields of view on the stack's workers, solve their "
-                "positions and print the QC report (shifts, reliability, residuals, suspicious tiles)");
-  st->add_option("ID", opts.slide, "Slide id (see `tessera ls`)")->required();
-  st->add_option("--server", opts.manager, "The manager's endpoint (env TESSERA_SERVER)")->capture_default_str();
-  st->add_option("--channel", opts.channel, "Channel to register on")->capture_default_str();
-  st->add_option("--z", opts.z, "Plane to register on (-1: the middle one)")->capture_default_str();
-  st->add_option("--max-shift", opts.max_shift, "Pixels: the stage's error; no link moves a tile further")
+      "stitch", "Stitch a slide on the stack's workers: register every overlapping pair, solve the positions, "
+                "store them with the slide, and print the QC report (shifts, reliability, residuals, suspicious "
+                "tiles); returns when done");
+  st->add_option("ID", req.slide, "Slide id (see `tessera ls`)")->required();
+  st->add_option("--server", server, "The manager's endpoint (env TESSERA_SERVER)")->capture_default_str();
+  st->add_option("--channel", req.channel, "Channel to register on")->capture_default_str();
+  st->add_option("--z", req.z, "Plane to register on (-1: the middle one)")->capture_default_str();
+  st->add_option("--max-shift", req.max_shift, "Pixels: the stage's error; no link moves a tile further (0: 20)")
       ->capture_default_str();
-  st->add_flag("!--no-store", opts.store,
+  st->add_flag("!--no-store", req.store,
                "Only print the report: keep the slide's positions as they are (by default the solved positions "
                "are stored with the slide and the mosaic is served at them)");
+  st->add_flag("--wait", wait_only, "Start nothing: follow the stitch under way (or show the last one)");
   st->add_flag("--json", json, "The QC report as JSON: summary, links[], tiles[] (x, y solved, sub-pixel)");
   st->callback([&] {
-    std::optional<ProgressBar> bar;
-    std::string stage;
-    auto r = stitcher::Stitch(
-        opts,
-        [&](const stitcher::StitchProgress& p) {
-          if (p.stage != stage) {
-            if (bar) bar->Finish();
-            stage = p.stage;
-            bar.emplace(p.stage, p.total);
-          }
-          bar->Update(p.done);
-        },
-        StopFlag());
-    if (bar) bar->Finish();
-    if (!r.ok()) {
-      exit_code = Fail(r.status().ToString());
+    Client client(server);
+    if (!wait_only) {
+      auto started = client.StartStitch(req);
+      if (!started.ok()) {
+        exit_code = Fail(started.status().ToString());
+        return;
+      }
+    }
+    auto s = Follow(client, req.slide);
+    if (!s.ok()) {
+      exit_code = Fail(s.status().ToString());
+      return;
+    }
+    if (s->state == "failed") {
+      exit_code = Fail(fmt::format("the stitch of {} failed: {}", req.slide, s->error));
+      return;
+    }
+    if (s->state != "done") {
+      exit_code = Fail(fmt::format("slide {} has not been stitched", req.slide));
       return;
     }
     if (json) {
-      fmt::print("{}\n", stitch::ReportJson(r->report));
-    } else {
-      fmt::print("{}", stitch::ReportTable(r->report));
-      fmt::print("registered {} pairs in {:.2f} s ({:.0f} pairs/s), solved in {:.3f} s\n", r->pairs.size(),
-                 r->register_s, static_cast<double>(r->pairs.size()) / std::max(1e-9, r->register_s), r->solve_s);
+      fmt::print("{}\n", s->report_json);
+      return;
     }
+    auto report = stitch::ReportFromJson(s->report_json);
+    if (!report.ok()) {
+      exit_code = Fail(report.status().ToString());
+      return;
+    }
+    fmt::print("{}", stitch::ReportTable(*report));
   });
 
   static std::string ps_server = DefaultServer();

@@ -95,6 +95,7 @@ std::string PlanToJson(const ScanPlan& p) {
                 {"level", p.codec.level},
                 {"shuffle", p.codec.shuffle}};
   j["header"] = nlohmann::json::parse(p.header_json, nullptr, /*allow_exceptions=*/false);
+  j["stitch"] = p.stitch;
   auto& tiles = j["tiles"] = nlohmann::json::array();
   for (const auto& t : p.tiles) {
     tiles.push_back({{"name", t.name}, {"x", t.x}, {"y", t.y}, {"z", t.z}, {"row", t.row},
@@ -128,6 +129,7 @@ Result<ScanPlan> PlanFromJson(std::string_view text) {
       p.codec.shuffle = c.value("shuffle", true);
     }
     p.header_json = j.contains("header") && !j["header"].is_null() ? j["header"].dump() : "{}";
+    p.stitch = j.value("stitch", true);
     for (const auto& t : j.at("tiles")) {
       p.tiles.push_back({t.value("name", ""), t.value("x", 0.0), t.value("y", 0.0), t.value("z", 0.0),
                          t.value("row", -1), t.value("col", -1)});

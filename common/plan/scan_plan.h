@@ -73,6 +73,7 @@ struct ScanPlan {
   std::string header_json = "{}";                          ///< free-form, must parse as JSON
   uint32_t chunk_y = 512, chunk_x = 512;
   codec::BloscParams codec;
+  bool stitch = true;  ///< stitch by itself once the scan closes (when the stack has workers)
 
   /// INVALID_ARGUMENT naming the first thing wrong.
   Status Validate() const;

@@ -125,6 +125,53 @@ std::string ReportJson(const QcReport& r) {
   return j.dump(2);
 }
 
+Result<QcReport> ReportFromJson(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("summary") || !j.contains("links") || !j.contains("tiles")) {
+    return Error(StatusCode::kDataLoss, "not a stitch QC report (summary, links, tiles)");
+  }
+  try {
+    QcReport r;
+    const auto& s = j["summary"];
+    r.reliable = s.at("reliable").get<int>();
+    r.used = s.at("used").get<int>();
+    r.suspicious = s.at("suspicious").get<int>();
+    r.max_residual = s.at("max_residual_px").get<double>();
+    for (const auto& l : j["links"]) {
+      LinkReport lr;
+      lr.a = l.at("a").get<uint32_t>();
+      lr.b = l.at("b").get<uint32_t>();
+      lr.link.dx = l.at("dx").get<double>();
+      lr.link.dy = l.at("dy").get<double>();
+      lr.link.nominal_dx = lr.link.dx - l.at("shift_x").get<double>();
+      lr.link.nominal_dy = lr.link.dy - l.at("shift_y").get<double>();
+      lr.link.ncc = l.at("ncc").get<double>();
+      lr.link.margin = l.at("margin").get<double>();
+      lr.link.texture = l.at("texture").get<double>();
+      lr.link.reliable = l.at("reliable").get<bool>();
+      lr.used = l.at("used").get<bool>();
+      lr.residual = l.at("residual_px").get<double>();
+      lr.note = l.at("note").get<std::string>();
+      r.links.push_back(std::move(lr));
+    }
+    for (const auto& t : j["tiles"]) {
+      TileReport tr;
+      tr.tile = t.at("tile").get<uint32_t>();
+      tr.name = t.at("name").get<std::string>();
+      tr.solved = {t.at("x").get<double>(), t.at("y").get<double>()};
+      tr.stage = {t.at("stage_x").get<double>(), t.at("stage_y").get<double>()};
+      tr.links = t.at("links").get<int>();
+      tr.used = t.at("links_used").get<int>();
+      tr.suspicious = t.at("suspicious").get<bool>();
+      tr.why = t.at("why").get<std::string>();
+      r.tiles.push_back(std::move(tr));
+    }
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return Error(StatusCode::kDataLoss, "stitch QC report: {}", e.what());
+  }
+}
+
 std::string ReportTable(const QcReport& r) {
   std::string out = fmt::format("{:>5} {:>5} {:>8} {:>8} {:>6} {:>6} {:>9} {:>5}  {}\n", "a", "b", "shift_x", "shift_y",
                                 "ncc", "margin", "resid_px", "used", "note");

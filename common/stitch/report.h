@@ -65,6 +65,8 @@ QcReport MakeReport(const std::vector<std::string>& names, const std::vector<std
                     double max_shift);
 
 std::string ReportJson(const QcReport& report);
+/// The report back from ReportJson's text; DATA_LOSS when it is not one.
+Result<QcReport> ReportFromJson(const std::string& json);
 std::string ReportTable(const QcReport& report);
 
 }  // namespace tessera::stitch

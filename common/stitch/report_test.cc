@@ -51,6 +51,10 @@ TEST(QcReport, NamesTilesWithoutAUsedLinkAndTilesWithABadResidual) {
   EXPECT_EQ(j["summary"]["suspicious"], 3);
   EXPECT_EQ(j["tiles"][1]["x"], 91.0);
   EXPECT_EQ(j["links"][0]["shift_x"], 1.0);
+  auto back = ReportFromJson(ReportJson(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ReportJson(*back), ReportJson(r));
+  EXPECT_EQ(ReportFromJson("{}").status().code(), StatusCode::kDataLoss);
   const std::string table = ReportTable(r);
   EXPECT_NE(table.find("3 suspicious tile(s)"), std::string::npos) << table;
   EXPECT_NE(table.find("tile 3 (d)"), std::string::npos) << table;

@@ -65,6 +65,7 @@ struct SlideManager::Impl {
   std::vector<RunningService> services;
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
   std::optional<zmq::socket_t> events;  // to the dealer: positions changed (connected at start)
+  std::map<std::string, proto::StitchState> stitches;  // the last stitch of each slide, by id
 
   std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
   std::string PlanPath(const std::string& id) const { return SlidesDir() + "/" + id + ".plan.json"; }
@@ -188,11 +189,76 @@ struct SlideManager::Impl {
   }
 
   // A child ended on its own: restart it, unless it keeps dying.
+  // A stitcher ended: if it did not say how, it failed.
+  bool ReapStitcher(pid_t pid, int st) {
+    for (auto& [id, state] : stitches) {
+      if (state.pid() != pid) continue;
+      state.set_pid(0);
+      if (state.state() == "running") {
+        state.set_state("failed");
+        state.set_error(fmt::format("the stitcher {}", internal::DescribeExit(st)));
+        log->warn("slide={} stitcher pid={} {}", id, pid, internal::DescribeExit(st));
+      }
+      return true;
+    }
+    return false;
+  }
+
+  // Starts `tessera serve stitcher` for a slide unless one runs for it.
+  Status StartStitch(const proto::StitchRequest& req, proto::ManagerReply* reply) {
+    TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(req.slide_id()));
+    if (r.state == "acquiring") {
+      return Error(StatusCode::kFailedPrecondition,
+                   "slide {} is still acquiring: close it first (its stitch starts by itself when it closes, "
+                   "unless it was scanned with --no-stitch)",
+                   r.id);
+    }
+    if (!options.endpoints.contains("broker")) {
+      return Error(StatusCode::kUnavailable, "this stack has no broker: run tessera up, or name one with "
+                                             "--endpoint broker=...");
+    }
+    proto::StitchState& state = stitches[r.id];
+    if (state.state() != "running") {
+      std::vector<std::string> args{"serve", "stitcher", "--slide", r.id, "--manager", endpoint,
+                                    "--channel", std::to_string(req.channel()), "--z", std::to_string(req.z()),
+                                    "--die-with-parent"};
+      if (req.max_shift() > 0) args.insert(args.end(), {"--max-shift", std::to_string(req.max_shift())});
+      if (req.no_store()) args.push_back("--no-store");
+      state = proto::StitchState();
+      state.set_slide_id(r.id);
+      TESSERA_ASSIGN_OR_RETURN(internal::Child child, internal::Spawn(options.exe, args, kReadyTimeoutMs));
+      state.set_state("running");
+      state.set_pid(child.pid);
+      log->info("slide={} stitcher pid={} started", r.id, child.pid);
+    }
+    *reply->mutable_stitch() = state;
+    return OkStatus();
+  }
+
+  // The last stitch of a slide, with its QC report once done.
+  Status GetStitch(const std::string& id, proto::ManagerReply* reply) {
+    TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(id));
+    proto::StitchState state;
+    if (auto it = stitches.find(id); it != stitches.end()) state = it->second;
+    state.set_slide_id(id);
+    if (state.state() != "running" && state.state() != "failed" && state.report_json().empty()) {
+      auto stitch = storage::ReadStitchFile(storage::StitchPathOf(r.path));
+      if (stitch.ok()) {
+        state.set_state("done");
+        state.set_report_json(stitch->report_json);
+      } else if (stitch.status().code() != StatusCode::kNotFound || state.state() == "done") {
+        return stitch.status();
+      }
+    }
+    *reply->mutable_stitch() = state;
+    return OkStatus();
+  }
+
   void Reap() {
     int st = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &st, WNOHANG)) > 0) {
-      if (ReapService(pid, st)) continue;
+      if (ReapService(pid, st) || ReapStitcher(pid, st)) continue;
       for (auto& [id, run] : running) {
         internal::Child* dead = run.writer.pid == pid ? &run.writer
                                 : run.proxy.pid == pid ? &run.proxy
@@ -225,6 +291,10 @@ struct SlideManager::Impl {
     out->set_created_unix_ms(r.created_unix_ms);
     out->set_plan_json(r.plan_json);
     out->set_error(r.error);
+    if (auto st = stitches.find(r.id); st != stitches.end()) {
+      *out->mutable_stitch() = st->second;
+      out->mutable_stitch()->clear_report_json();
+    }
     auto it = running.find(r.id);
     if (it == running.end()) return;
     out->set_proxy_endpoint(r.proxy_endpoint);
@@ -284,6 +354,16 @@ struct SlideManager::Impl {
     TESSERA_RETURN_IF_ERROR(catalog->Update(r));
     log->info("slide={} closed frames_written={}/{} bytes={}", id, r.frames_written,
               r.frames_total, r.bytes_stored);
+    if (auto plan = PlanFromJson(r.plan_json); plan.ok() && plan->stitch && plan->tiles.size() > 1 &&
+                                               options.auto_stitch && options.endpoints.contains("broker")) {
+      proto::StitchRequest req;
+      req.set_slide_id(id);
+      req.set_z(-1);
+      proto::ManagerReply started;
+      if (Status s = StartStitch(req, &started); !s.ok()) {
+        log->warn("slide={} status={} stitch not started: {}", id, StatusCodeName(s.code()), s.message());
+      }
+    }
     Summarize(r, reply->mutable_slide());
     return OkStatus();
   }
@@ -354,6 +434,13 @@ struct SlideManager::Impl {
           break;
         }
         case proto::ManagerRequest::kStoreStitch: s = StoreStitch(req.store_stitch(), &reply); break;
+        case proto::ManagerRequest::kStitchSlide: s = StartStitch(req.stitch_slide(), &reply); break;
+        case proto::ManagerRequest::kGetStitch: s = GetStitch(req.get_stitch().slide_id(), &reply); break;
+        case proto::ManagerRequest::kStitchProgress: {
+          proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
+          if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
+          break;
+        }
         case proto::ManagerRequest::kListSlides: {
           auto all = catalog->List();
           s = all.status();

@@ -42,6 +42,8 @@ struct ManagerOptions {
   int sync_interval_ms = 1000;
   bool fsync = true;
   int max_restarts = 20;                  ///< per child, before the slide is marked failed
+  bool auto_stitch = true;                ///< stitch a slide when it closes (if its plan asks, and
+                                          ///< the stack has a broker)
   std::string events;                     ///< where writers publish SlideEvents (default: the
                                           ///< "dealer_events" endpoint of a service)
   std::vector<Service> services;

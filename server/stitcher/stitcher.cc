@@ -199,7 +199,8 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
 
 Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
   int64_t last_report = 0;
-  auto report = [&](const std::string& state, const StitchProgress& p, const std::string& error) {
+  auto report = [&](const std::string& state, const StitchProgress& p, const std::string& error,
+                    const std::string& report_json = "") {
     proto::ManagerRequest req;
     req.set_version(wire::kProtocolVersion);
     proto::StitchState* st = req.mutable_stitch_progress();
@@ -210,6 +211,7 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
     st->set_total(p.total);
     st->set_error(error);
     st->set_pid(static_cast<int32_t>(::getpid()));
+    st->set_report_json(report_json);
     last_report = wire::NowMs();
     return wire::Call(o.manager, req, 5000).status();
   };
@@ -220,10 +222,11 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
       },
       stop);
   if (!r.ok()) {
-    (void)report("failed", {}, r.status().ToString());
+    if (!stop.load()) (void)report("failed", {}, r.status().ToString());  // stopped: the manager is going
     return r.status();
   }
-  return report("done", {"store", 1, 1}, "");
+  // A stored report is read from the stitch file; one not stored travels with the end.
+  return report("done", {"store", 1, 1}, "", o.store ? "" : stitch::ReportJson(r->report));
 }
 
 }  // namespace tessera::stitcher
