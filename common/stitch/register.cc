@@ -61,32 +61,41 @@ Rect Intersect(Rect a, Rect b) {
   return {std::max(a.x0, b.x0), std::max(a.y0, b.y0), std::min(a.x1, b.x1), std::min(a.y1, b.y1)};
 }
 
-// `r` of `img` (in img's pixels), minus its mean, times a Hann window, into the top-left of an
-// ny x nx zero buffer.
-void LoadWindowed(const ImageView& img, Rect r, int64_t ny, int64_t nx, float* out) {
+// `r` of `img` (in img's pixels), averaged over bin x bin blocks, minus its mean, times a
+// Tukey window, into the top-left of an ny x nx zero buffer.
+void LoadWindowed(const ImageView& img, Rect r, int64_t bin, int64_t ny, int64_t nx, float* out) {
   std::fill(out, out + ny * nx, 0.0f);
-  double sum = 0;
-  for (int64_t y = r.y0; y < r.y1; ++y) {
-    for (int64_t x = r.x0; x < r.x1; ++x) sum += img.at(x, y);
+  const int64_t h = r.height() / bin, w = r.width() / bin, stride = img.stride ? img.stride : img.width;
+  std::vector<float> block(static_cast<size_t>(h * w), 0.0f);
+  for (int64_t y = 0; y < h * bin; ++y) {
+    float* row = block.data() + (y / bin) * w;
+    const uint16_t* src = img.data + (r.y0 + y) * stride + r.x0;
+    if (bin == 2) {
+      for (int64_t x = 0; x < w; ++x) row[x] += static_cast<float>(src[2 * x] + src[2 * x + 1]);
+    } else {
+      for (int64_t x = 0; x < w; ++x) row[x] += static_cast<float>(src[x]);
+    }
   }
-  const double mean = sum / static_cast<double>(r.width() * r.height());
+  double sum = 0;
+  for (float v : block) sum += v;
+  const double mean = sum / static_cast<double>(std::max<int64_t>(1, h * w));
   // Tukey window: flat inside, a cosine taper over the outer 2 pixels of each side. The overlap
   // two tiles truly share may lie at the very edge of the widened crops (on mist-5x5 a 13-pixel
   // overlap with 7 pixels of stage error): a Hann window, or a taper of 4 or more, hides it
   // (mist-5x5 pairs found: taper 0-2 all 40, 4: 38, 8: 36, Hann: 29).
   auto tukey = [](int64_t n) {
     const int64_t taper = std::min<int64_t>(2, n / 4);
-    std::vector<float> w(static_cast<size_t>(n), 1.0f);
+    std::vector<float> wt(static_cast<size_t>(n), 1.0f);
     for (int64_t i = 0; i < taper; ++i) {
       const float v = static_cast<float>(0.5 - 0.5 * std::cos(std::numbers::pi * (static_cast<double>(i) + 0.5) / static_cast<double>(taper)));
-      w[static_cast<size_t>(i)] = w[static_cast<size_t>(n - 1 - i)] = v;
+      wt[static_cast<size_t>(i)] = wt[static_cast<size_t>(n - 1 - i)] = v;
     }
-    return w;
+    return wt;
   };
-  const auto wx = tukey(r.width()), wy = tukey(r.height());
-  for (int64_t y = 0; y < r.height(); ++y) {
-    for (int64_t x = 0; x < r.width(); ++x) {
-      out[y * nx + x] = static_cast<float>(img.at(r.x0 + x, r.y0 + y) - mean) * wx[static_cast<size_t>(x)] *
+  const auto wx = tukey(w), wy = tukey(h);
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      out[y * nx + x] = static_cast<float>(block[static_cast<size_t>(y * w + x)] - mean) * wx[static_cast<size_t>(x)] *
                         wy[static_cast<size_t>(y)];
     }
   }
@@ -124,6 +133,118 @@ std::vector<Peak> TopPeaks(const float* s, int64_t ny, int64_t nx, int count, Fe
   peaks.resize(keep);
   return peaks;
 }
+
+// Sum of a[i] * b[i] in float, sixteen lanes at a time (vectorised; AVX2 or AVX-512 where
+// the CPU has it, chosen at run time), then in double.
+__attribute__((target_clones("avx512f", "avx2", "default"))) double Dot(const float* a, const float* b, int64_t n) {
+  float lanes[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 16; ++k) lanes[k] += a[i + k] * b[i + k];
+  }
+  double sum = 0;
+  for (float l : lanes) sum += l;
+  for (; i < n; ++i) sum += static_cast<double>(a[i]) * b[i];
+  return sum;
+}
+
+// NCC of a and b at any offset within the stage's error, each for one dot product: both
+// windows RegisterPair reads (every overlap within the error lies inside them) as floats
+// less a constant near their mean (for the dot product's precision), with exact integer
+// summed-area tables of the values and of their squares. Offsets asked again are answered
+// from memory. Equal to Ncc() up to float rounding.
+__extension__ using Int128 = __int128;  // n * sum of squares: exact past 64 bits
+
+class NccField {
+ public:
+  NccField(const ImageView& a, Rect ra, const ImageView& b, Rect rb, int64_t min_pixels)
+      : a_(a), b_(b), wa_(a, ra), wb_(b, rb), min_pixels_(min_pixels) {}
+
+  double operator()(int64_t dx, int64_t dy) {
+    if (auto it = memo_.find({dx, dy}); it != memo_.end()) return it->second;
+    const Rect r = Intersect({0, 0, a_.width, a_.height}, {dx, dy, dx + b_.width, dy + b_.height});
+    const Rect rb{r.x0 - dx, r.y0 - dy, r.x1 - dx, r.y1 - dy};
+    double v;
+    if (r.empty() || r.width() * r.height() < std::max<int64_t>(min_pixels_, 2)) {
+      v = -1;
+    } else if (!wa_.Holds(r) || !wb_.Holds(rb)) {
+      v = Ncc(a_, b_, dx, dy, min_pixels_);  // outside the windows: the plain way
+    } else {
+      double dot = 0;  // of the values less the offsets
+      for (int64_t y = 0; y < r.height(); ++y) {
+        dot += Dot(wa_.Row(r.y0 + y) + (r.x0 - wa_.r.x0), wb_.Row(rb.y0 + y) + (rb.x0 - wb_.r.x0), r.width());
+      }
+      const int64_t n = r.width() * r.height();
+      const auto [sa, saa] = wa_.Sums(r);
+      const auto [sb, sbb] = wb_.Sums(rb);
+      // n^2 variances, exactly; the covariance from the offset dot product.
+      const auto var_a = static_cast<double>(static_cast<Int128>(n) * saa - static_cast<Int128>(sa) * sa);
+      const auto var_b = static_cast<double>(static_cast<Int128>(n) * sbb - static_cast<Int128>(sb) * sb);
+      const double nd = static_cast<double>(n);
+      const double da = static_cast<double>(sa) - nd * wa_.offset, db = static_cast<double>(sb) - nd * wb_.offset;
+      const double cov = nd * dot - da * db;  // n^2 covariance
+      if (var_a <= 0 || var_b <= 0) {
+        v = var_a == var_b && sa == sb ? 1 : 0;  // flat: identical or not
+      } else {
+        v = std::clamp(cov / std::sqrt(var_a * var_b), -1.0, 1.0);
+      }
+    }
+    memo_[{dx, dy}] = v;
+    return v;
+  }
+
+ private:
+  struct Window {
+    Rect r;
+    int64_t w, h;
+    double offset = 0;              // about the mean: subtracted from the floats
+    std::vector<float> v;           // h x w
+    std::vector<uint64_t> s, ss;    // (h + 1) x (w + 1) summed-area tables of values and squares
+
+    Window(const ImageView& img, Rect rect) : r(rect), w(rect.width()), h(rect.height()) {
+      uint64_t sample = 0, count = 0;  // every 8th row is enough to centre the floats
+      for (int64_t y = 0; y < h; y += 8) {
+        for (int64_t x = 0; x < w; ++x, ++count) sample += img.at(r.x0 + x, r.y0 + y);
+      }
+      offset = count ? static_cast<double>(sample) / static_cast<double>(count) : 0;
+      const auto off = static_cast<float>(offset);
+      v.resize(static_cast<size_t>(w * h));
+      s.assign(static_cast<size_t>((w + 1) * (h + 1)), 0);
+      ss = s;
+      for (int64_t y = 0; y < h; ++y) {
+        const uint16_t* src = img.data + (r.y0 + y) * (img.stride ? img.stride : img.width) + r.x0;
+        float* dst = v.data() + y * w;
+        uint64_t row = 0, row2 = 0;
+        const uint64_t* up = s.data() + y * (w + 1) + 1;
+        const uint64_t* up2 = ss.data() + y * (w + 1) + 1;
+        uint64_t* at = s.data() + (y + 1) * (w + 1) + 1;
+        uint64_t* at2 = ss.data() + (y + 1) * (w + 1) + 1;
+        for (int64_t x = 0; x < w; ++x) {
+          const uint64_t val = src[x];
+          dst[x] = static_cast<float>(src[x]) - off;
+          row += val;
+          row2 += val * val;
+          at[x] = up[x] + row;
+          at2[x] = up2[x] + row2;
+        }
+      }
+    }
+    bool Holds(const Rect& q) const { return q.x0 >= r.x0 && q.y0 >= r.y0 && q.x1 <= r.x1 && q.y1 <= r.y1; }
+    const float* Row(int64_t y) const { return v.data() + (y - r.y0) * w; }
+    std::pair<uint64_t, uint64_t> Sums(const Rect& q) const {  // q in the image's pixels
+      const auto i = [&](int64_t y, int64_t x) { return static_cast<size_t>((y - r.y0) * (w + 1) + (x - r.x0)); };
+      auto sum = [&](const std::vector<uint64_t>& t) {
+        return t[i(q.y1, q.x1)] - t[i(q.y0, q.x1)] - t[i(q.y1, q.x0)] + t[i(q.y0, q.x0)];
+      };
+      return {sum(s), sum(ss)};
+    }
+  };
+  const ImageView& a_;
+  const ImageView& b_;
+  Window wa_, wb_;
+  int64_t min_pixels_;
+  std::map<std::pair<int64_t, int64_t>, double> memo_;
+};
 
 // The vertex of the parabola through (-1, m), (0, c), (1, p), within half a pixel.
 double ParabolaVertex(double m, double c, double p) {
@@ -178,21 +299,25 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
     return Error(StatusCode::kInvalidArgument, "tiles at offset ({}, {}) do not overlap within {} px", nominal_dx,
                  nominal_dy, o.max_shift);
   }
-  const int64_t ny = GoodFftSize(std::max(ra.height(), rb.height()));
-  const int64_t nx = GoodFftSize(std::max(ra.width(), rb.width()));
+  // Large windows are correlated at half resolution (2 x 2 blocks: a quarter of the FFT's
+  // work); the readings are then placed to the pixel by the NCC climb at full resolution.
+  const int64_t bin = std::min(ra.width(), ra.height()) >= 96 && ra.width() * ra.height() >= (int64_t{1} << 17) ? 2 : 1;
+  const int64_t ny = GoodFftSize(std::max(ra.height(), rb.height()) / bin);
+  const int64_t nx = GoodFftSize(std::max(ra.width(), rb.width()) / bin);
   const Plans plans = PlansFor(ny, nx);
+  NccField ncc(a, ra, b, rb_own, o.min_overlap_px);
   const size_t real_n = static_cast<size_t>(ny * nx), complex_n = static_cast<size_t>(ny * (nx / 2 + 1));
   RealBuffer sa = Reals(real_n), sb = Reals(real_n);
   ComplexBuffer fa = Complexes(complex_n), fb = Complexes(complex_n);
-  LoadWindowed(a, ra, ny, nx, sa.get());
-  LoadWindowed(b, {rb.x0 - ndx, rb.y0 - ndy, rb.x1 - ndx, rb.y1 - ndy}, ny, nx, sb.get());
+  LoadWindowed(a, ra, bin, ny, nx, sa.get());
+  LoadWindowed(b, {rb.x0 - ndx, rb.y0 - ndy, rb.x1 - ndx, rb.y1 - ndy}, bin, ny, nx, sb.get());
   fftwf_execute_dft_r2c(plans.forward, sa.get(), fa.get());
   fftwf_execute_dft_r2c(plans.forward, sb.get(), fb.get());
   // Whitened cross-power spectrum: only the phase difference is left.
   for (size_t i = 0; i < complex_n; ++i) {
     const std::complex<float> pa(fa[i][0], fa[i][1]), pb(fb[i][0], fb[i][1]);
     const std::complex<float> cross = pa * std::conj(pb);
-    const float mag = std::abs(cross);
+    const float mag = std::sqrt(cross.real() * cross.real() + cross.imag() * cross.imag());
     const std::complex<float> w = mag > 1e-12f ? cross / mag : std::complex<float>(0, 0);
     fa[i][0] = w.real();
     fa[i][1] = w.imag();
@@ -208,19 +333,20 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   std::vector<Reading> readings;
   // Offsets from the nominal one of a shift read either way round: within the stage's error?
   auto within = [&](int64_t s, int64_t n, int64_t origin_gap) {
-    return std::abs(s + origin_gap) <= m || std::abs(s - n + origin_gap) <= m;
+    return std::abs(s * bin + origin_gap) <= m + bin || std::abs((s - n) * bin + origin_gap) <= m + bin;
   };
   const int64_t gap_x = ra.x0 - rb.x0, gap_y = ra.y0 - rb.y0;
   auto feasible = [&](int64_t y, int64_t x) { return within(x, nx, gap_x) && within(y, ny, gap_y); };
   for (const Peak& p : TopPeaks(sa.get(), ny, nx, o.peaks, feasible)) {
     for (int64_t sy : {p.y, p.y - ny}) {
       for (int64_t sx : {p.x, p.x - nx}) {
-        const int64_t dx = sx + gap_x + ndx, dy = sy + gap_y + ndy;
-        if (std::abs(dx - ndx) > m || std::abs(dy - ndy) > m) continue;
+        const int64_t ex = sx * bin + gap_x, ey = sy * bin + gap_y;  // from the nominal offset
+        if (std::abs(ex) > m + bin || std::abs(ey) > m + bin) continue;
+        const int64_t dx = ndx + std::clamp(ex, -m, m), dy = ndy + std::clamp(ey, -m, m);
         if (std::any_of(readings.begin(), readings.end(), [&](const Reading& r) { return r.dx == dx && r.dy == dy; })) {
           continue;
         }
-        readings.push_back({dx, dy, Ncc(a, b, dx, dy, o.min_overlap_px)});
+        readings.push_back({dx, dy, ncc(dx, dy)});
       }
     }
   }
@@ -251,7 +377,7 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
       for (int64_t ex = -1; ex <= 1; ++ex) {
         const int64_t dx = best.dx + ex, dy = best.dy + ey;
         if ((ex || ey) && std::abs(dx - ndx) <= m && std::abs(dy - ndy) <= m) {
-          const double v = Ncc(a, b, dx, dy, o.min_overlap_px);
+          const double v = ncc(dx, dy);
           if (v > next.ncc) next = {dx, dy, v};
         }
       }
@@ -261,9 +387,25 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   }
   link.ncc = best.ncc;
   link.margin = 1;
+  // The rival: the best reading that is a peak of its own, a local maximum of the NCC apart
+  // from the best one (periodic patterns have several); a reading on the best peak's flank (a
+  // smooth image's peak is wide) is not one. The neighbour towards the best is looked at first.
+  auto is_peak = [&](const Reading& r) {
+    const int64_t sx = (best.dx > r.dx) - (best.dx < r.dx), sy = (best.dy > r.dy) - (best.dy < r.dy);
+    if (ncc(r.dx + sx, r.dy + sy) > r.ncc) return false;
+    for (int64_t ey = -1; ey <= 1; ++ey) {
+      for (int64_t ex = -1; ex <= 1; ++ex) {
+        if ((ex || ey) && std::abs(r.dx + ex - ndx) <= m && std::abs(r.dy + ey - ndy) <= m &&
+            ncc(r.dx + ex, r.dy + ey) > r.ncc) {
+          return false;
+        }
+      }
+    }
+    return true;
+  };
   const Reading* rival = nullptr;
-  for (const Reading& r : readings) {  // the best reading not next to the best one
-    if (std::max(std::abs(r.dx - best.dx), std::abs(r.dy - best.dy)) > 1) {
+  for (const Reading& r : readings) {
+    if (std::max(std::abs(r.dx - best.dx), std::abs(r.dy - best.dy)) > 1 && is_peak(r)) {
       rival = &r;
       link.margin = best.ncc - r.ncc;
       break;
@@ -271,10 +413,8 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   }
   // Sub-pixel: parabolas through the NCC of the neighbours.
   const double c = best.ncc;
-  link.dx = static_cast<double>(best.dx) + ParabolaVertex(Ncc(a, b, best.dx - 1, best.dy, o.min_overlap_px), c,
-                                                          Ncc(a, b, best.dx + 1, best.dy, o.min_overlap_px));
-  link.dy = static_cast<double>(best.dy) + ParabolaVertex(Ncc(a, b, best.dx, best.dy - 1, o.min_overlap_px), c,
-                                                          Ncc(a, b, best.dx, best.dy + 1, o.min_overlap_px));
+  link.dx = static_cast<double>(best.dx) + ParabolaVertex(ncc(best.dx - 1, best.dy), c, ncc(best.dx + 1, best.dy));
+  link.dy = static_cast<double>(best.dy) + ParabolaVertex(ncc(best.dx, best.dy - 1), c, ncc(best.dx, best.dy + 1));
   if (link.texture < o.min_texture) {
     link.reason = fmt::format("low texture (overlap standard deviation {:.2f})", link.texture);
   } else if (link.ncc < o.min_ncc) {
