@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <numbers>
+#include <optional>
 #include <vector>
 
 namespace tessera::stitch {
@@ -157,31 +158,55 @@ __extension__ using Int128 = __int128;  // n * sum of squares: exact past 64 bit
 
 class NccField {
  public:
-  NccField(const ImageView& a, Rect ra, const ImageView& b, Rect rb, int64_t min_pixels)
-      : a_(a), b_(b), wa_(a, ra), wb_(b, rb), min_pixels_(min_pixels) {}
+  /// Offsets within `max_shift` (and one more pixel) of (ndx, ndy) are served from the
+  /// windows; others the plain way.
+  NccField(const ImageView& a, Rect ra, const ImageView& b, Rect rb, int64_t ndx, int64_t ndy, int64_t max_shift,
+           int64_t min_pixels)
+      : a_(a), b_(b), min_pixels_(min_pixels) {
+    // Where the overlap's edges can fall, in each tile's pixels.
+    std::vector<int64_t> ax, ay, bx, by;
+    for (int64_t e = -max_shift - 1; e <= max_shift + 1; ++e) {
+      const int64_t dx = ndx + e, dy = ndy + e;
+      for (int64_t x : {std::clamp<int64_t>(dx, 0, a.width), std::clamp<int64_t>(dx + b.width, 0, a.width)}) {
+        ax.push_back(x);
+        bx.push_back(x - dx);
+      }
+      for (int64_t y : {std::clamp<int64_t>(dy, 0, a.height), std::clamp<int64_t>(dy + b.height, 0, a.height)}) {
+        ay.push_back(y);
+        by.push_back(y - dy);
+      }
+    }
+    wa_.emplace(a, ra, ax, ay);
+    wb_.emplace(b, rb, bx, by);
+  }
 
   double operator()(int64_t dx, int64_t dy) {
     if (auto it = memo_.find({dx, dy}); it != memo_.end()) return it->second;
     const Rect r = Intersect({0, 0, a_.width, a_.height}, {dx, dy, dx + b_.width, dy + b_.height});
     const Rect rb{r.x0 - dx, r.y0 - dy, r.x1 - dx, r.y1 - dy};
     double v;
+    std::optional<std::pair<uint64_t, uint64_t>> sums_a, sums_b;
+    if (!r.empty()) {
+      sums_a = wa_->Sums(r);
+      sums_b = wb_->Sums(rb);
+    }
     if (r.empty() || r.width() * r.height() < std::max<int64_t>(min_pixels_, 2)) {
       v = -1;
-    } else if (!wa_.Holds(r) || !wb_.Holds(rb)) {
+    } else if (!sums_a || !sums_b) {
       v = Ncc(a_, b_, dx, dy, min_pixels_);  // outside the windows: the plain way
     } else {
       double dot = 0;  // of the values less the offsets
       for (int64_t y = 0; y < r.height(); ++y) {
-        dot += Dot(wa_.Row(r.y0 + y) + (r.x0 - wa_.r.x0), wb_.Row(rb.y0 + y) + (rb.x0 - wb_.r.x0), r.width());
+        dot += Dot(wa_->Row(r.y0 + y) + (r.x0 - wa_->r.x0), wb_->Row(rb.y0 + y) + (rb.x0 - wb_->r.x0), r.width());
       }
       const int64_t n = r.width() * r.height();
-      const auto [sa, saa] = wa_.Sums(r);
-      const auto [sb, sbb] = wb_.Sums(rb);
+      const auto [sa, saa] = *sums_a;
+      const auto [sb, sbb] = *sums_b;
       // n^2 variances, exactly; the covariance from the offset dot product.
       const auto var_a = static_cast<double>(static_cast<Int128>(n) * saa - static_cast<Int128>(sa) * sa);
       const auto var_b = static_cast<double>(static_cast<Int128>(n) * sbb - static_cast<Int128>(sb) * sb);
       const double nd = static_cast<double>(n);
-      const double da = static_cast<double>(sa) - nd * wa_.offset, db = static_cast<double>(sb) - nd * wb_.offset;
+      const double da = static_cast<double>(sa) - nd * wa_->offset, db = static_cast<double>(sb) - nd * wb_->offset;
       const double cov = nd * dot - da * db;  // n^2 covariance
       if (var_a <= 0 || var_b <= 0) {
         v = var_a == var_b && sa == sb ? 1 : 0;  // flat: identical or not
@@ -194,54 +219,89 @@ class NccField {
   }
 
  private:
+  // A window of one tile: its pixels as floats, and the sums of values and of squares over
+  // every rectangle whose edges are among the given columns and rows (a summed-area table
+  // kept at those lines only: one pass over the pixels, a few kilobytes).
   struct Window {
     Rect r;
     int64_t w, h;
-    double offset = 0;              // about the mean: subtracted from the floats
-    std::vector<float> v;           // h x w
-    std::vector<uint64_t> s, ss;    // (h + 1) x (w + 1) summed-area tables of values and squares
+    double offset = 0;                  // about the mean: subtracted from the floats
+    std::vector<float> v;               // h x w
+    std::vector<int64_t> xs, ys;        // the lines kept, ascending, in the image's pixels
+    std::vector<uint64_t> s, ss;        // ys.size() x xs.size()
 
-    Window(const ImageView& img, Rect rect) : r(rect), w(rect.width()), h(rect.height()) {
+    Window(const ImageView& img, Rect rect, std::vector<int64_t> cols, std::vector<int64_t> rows)
+        : r(rect), w(rect.width()), h(rect.height()) {
+      auto lines = [](std::vector<int64_t>& l, int64_t lo, int64_t hi) {
+        std::erase_if(l, [&](int64_t x) { return x < lo || x > hi; });
+        std::sort(l.begin(), l.end());
+        l.erase(std::unique(l.begin(), l.end()), l.end());
+      };
+      lines(cols, r.x0, r.x1);
+      lines(rows, r.y0, r.y1);
+      xs = std::move(cols);
+      ys = std::move(rows);
+      const int64_t stride = img.stride ? img.stride : img.width;
       uint64_t sample = 0, count = 0;  // every 8th row is enough to centre the floats
       for (int64_t y = 0; y < h; y += 8) {
-        for (int64_t x = 0; x < w; ++x, ++count) sample += img.at(r.x0 + x, r.y0 + y);
+        const uint16_t* src = img.data + (r.y0 + y) * stride + r.x0;
+        for (int64_t x = 0; x < w; ++x, ++count) sample += src[x];
       }
       offset = count ? static_cast<double>(sample) / static_cast<double>(count) : 0;
       const auto off = static_cast<float>(offset);
       v.resize(static_cast<size_t>(w * h));
-      s.assign(static_cast<size_t>((w + 1) * (h + 1)), 0);
+      s.assign(xs.size() * ys.size(), 0);
       ss = s;
+      // Running column sums at the kept columns, recorded at the kept rows.
+      std::vector<uint64_t> col(xs.size(), 0), col2(xs.size(), 0);
+      size_t next_row = 0;
+      auto record = [&](int64_t y) {  // the sums of rows [r.y0, y)
+        while (next_row < ys.size() && ys[next_row] == y) {
+          std::copy(col.begin(), col.end(), s.begin() + static_cast<std::ptrdiff_t>(next_row * xs.size()));
+          std::copy(col2.begin(), col2.end(), ss.begin() + static_cast<std::ptrdiff_t>(next_row * xs.size()));
+          ++next_row;
+        }
+      };
       for (int64_t y = 0; y < h; ++y) {
-        const uint16_t* src = img.data + (r.y0 + y) * (img.stride ? img.stride : img.width) + r.x0;
+        record(r.y0 + y);
+        const uint16_t* src = img.data + (r.y0 + y) * stride + r.x0;
         float* dst = v.data() + y * w;
         uint64_t row = 0, row2 = 0;
-        const uint64_t* up = s.data() + y * (w + 1) + 1;
-        const uint64_t* up2 = ss.data() + y * (w + 1) + 1;
-        uint64_t* at = s.data() + (y + 1) * (w + 1) + 1;
-        uint64_t* at2 = ss.data() + (y + 1) * (w + 1) + 1;
-        for (int64_t x = 0; x < w; ++x) {
-          const uint64_t val = src[x];
-          dst[x] = static_cast<float>(src[x]) - off;
-          row += val;
-          row2 += val * val;
-          at[x] = up[x] + row;
-          at2[x] = up2[x] + row2;
+        int64_t x = 0;
+        for (size_t k = 0; k < xs.size(); ++k) {  // the row's prefix sums, up to each kept column
+          for (const int64_t end = xs[k] - r.x0; x < end; ++x) {
+            const uint64_t val = src[x];
+            dst[x] = static_cast<float>(src[x]) - off;
+            row += val;
+            row2 += val * val;
+          }
+          col[k] += row;
+          col2[k] += row2;
         }
+        for (; x < w; ++x) dst[x] = static_cast<float>(src[x]) - off;
       }
+      record(r.y1);
     }
-    bool Holds(const Rect& q) const { return q.x0 >= r.x0 && q.y0 >= r.y0 && q.x1 <= r.x1 && q.y1 <= r.y1; }
     const float* Row(int64_t y) const { return v.data() + (y - r.y0) * w; }
-    std::pair<uint64_t, uint64_t> Sums(const Rect& q) const {  // q in the image's pixels
-      const auto i = [&](int64_t y, int64_t x) { return static_cast<size_t>((y - r.y0) * (w + 1) + (x - r.x0)); };
-      auto sum = [&](const std::vector<uint64_t>& t) {
-        return t[i(q.y1, q.x1)] - t[i(q.y0, q.x1)] - t[i(q.y1, q.x0)] + t[i(q.y0, q.x0)];
+    // Sums over q (in the image's pixels); nothing when q's edges are not kept lines.
+    std::optional<std::pair<uint64_t, uint64_t>> Sums(const Rect& q) const {
+      auto find = [](const std::vector<int64_t>& l, int64_t x) -> std::optional<size_t> {
+        const auto it = std::lower_bound(l.begin(), l.end(), x);
+        if (it == l.end() || *it != x) return std::nullopt;
+        return static_cast<size_t>(it - l.begin());
       };
-      return {sum(s), sum(ss)};
+      const auto x0 = find(xs, q.x0), x1 = find(xs, q.x1), y0 = find(ys, q.y0), y1 = find(ys, q.y1);
+      if (!x0 || !x1 || !y0 || !y1) return std::nullopt;
+      auto sum = [&](const std::vector<uint64_t>& t) {
+        const size_t n = xs.size();
+        return t[*y1 * n + *x1] - t[*y0 * n + *x1] - t[*y1 * n + *x0] + t[*y0 * n + *x0];
+      };
+      return std::pair{sum(s), sum(ss)};
     }
   };
   const ImageView& a_;
   const ImageView& b_;
-  Window wa_, wb_;
+  std::optional<Window> wa_, wb_;
   int64_t min_pixels_;
   std::map<std::pair<int64_t, int64_t>, double> memo_;
 };
@@ -305,7 +365,7 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   const int64_t ny = GoodFftSize(std::max(ra.height(), rb.height()) / bin);
   const int64_t nx = GoodFftSize(std::max(ra.width(), rb.width()) / bin);
   const Plans plans = PlansFor(ny, nx);
-  NccField ncc(a, ra, b, rb_own, o.min_overlap_px);
+  NccField ncc(a, ra, b, rb_own, ndx, ndy, m, o.min_overlap_px);
   const size_t real_n = static_cast<size_t>(ny * nx), complex_n = static_cast<size_t>(ny * (nx / 2 + 1));
   RealBuffer sa = Reals(real_n), sb = Reals(real_n);
   ComplexBuffer fa = Complexes(complex_n), fb = Complexes(complex_n);
@@ -367,50 +427,59 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
     return link;
   }
   std::sort(readings.begin(), readings.end(), [](const Reading& x, const Reading& y) { return x.ncc > y.ncc; });
-  // From the best reading, uphill in NCC to its local maximum (a peak of a smooth image may sit
-  // a pixel or two off).
-  Reading best = readings[0];
-  for (bool moved = true; moved;) {
-    moved = false;
-    Reading next = best;
-    for (int64_t ey = -1; ey <= 1; ++ey) {
-      for (int64_t ex = -1; ex <= 1; ++ex) {
-        const int64_t dx = best.dx + ex, dy = best.dy + ey;
-        if ((ex || ey) && std::abs(dx - ndx) <= m && std::abs(dy - ndy) <= m) {
-          const double v = ncc(dx, dy);
-          if (v > next.ncc) next = {dx, dy, v};
+  // Uphill in NCC from a reading to its local maximum (a correlation peak of a smooth image,
+  // or of half-resolution windows, may sit a pixel or two off).
+  auto within_error = [&](int64_t dx, int64_t dy) { return std::abs(dx - ndx) <= m && std::abs(dy - ndy) <= m; };
+  // `towards`: a known local maximum; a climb that comes next to it ends there, and the step
+  // towards it is tried first (on a flank it is the way up: one NCC a step).
+  auto climb = [&](Reading at, const Reading* towards) {
+    for (bool moved = true; moved;) {
+      if (towards && std::max(std::abs(at.dx - towards->dx), std::abs(at.dy - towards->dy)) <= 1) return *towards;
+      if (towards) {
+        const int64_t dx = at.dx + (towards->dx > at.dx) - (towards->dx < at.dx);
+        const int64_t dy = at.dy + (towards->dy > at.dy) - (towards->dy < at.dy);
+        if (within_error(dx, dy)) {
+          if (const double v = ncc(dx, dy); v > at.ncc) {
+            at = {dx, dy, v};
+            continue;
+          }
         }
       }
-    }
-    moved = next.dx != best.dx || next.dy != best.dy;
-    best = next;
-  }
-  link.ncc = best.ncc;
-  link.margin = 1;
-  // The rival: the best reading that is a peak of its own, a local maximum of the NCC apart
-  // from the best one (periodic patterns have several); a reading on the best peak's flank (a
-  // smooth image's peak is wide) is not one. The neighbour towards the best is looked at first.
-  auto is_peak = [&](const Reading& r) {
-    const int64_t sx = (best.dx > r.dx) - (best.dx < r.dx), sy = (best.dy > r.dy) - (best.dy < r.dy);
-    if (ncc(r.dx + sx, r.dy + sy) > r.ncc) return false;
-    for (int64_t ey = -1; ey <= 1; ++ey) {
-      for (int64_t ex = -1; ex <= 1; ++ex) {
-        if ((ex || ey) && std::abs(r.dx + ex - ndx) <= m && std::abs(r.dy + ey - ndy) <= m &&
-            ncc(r.dx + ex, r.dy + ey) > r.ncc) {
-          return false;
+      Reading next = at;
+      for (int64_t ey = -1; ey <= 1; ++ey) {
+        for (int64_t ex = -1; ex <= 1; ++ex) {
+          const int64_t dx = at.dx + ex, dy = at.dy + ey;
+          if ((ex || ey) && within_error(dx, dy)) {
+            const double v = ncc(dx, dy);
+            if (v > next.ncc) next = {dx, dy, v};
+          }
         }
       }
+      moved = next.dx != at.dx || next.dy != at.dy;
+      at = next;
     }
-    return true;
+    return at;
   };
-  const Reading* rival = nullptr;
+  Reading best = climb(readings[0], nullptr);
+  // The rival: the best other local maximum of the NCC that a reading climbs to (periodic
+  // patterns have several); a reading on the best peak's flank (a smooth image's peak is
+  // wide) climbs to the best one and is no rival. The strongest few readings are tried.
+  std::optional<Reading> rival;
+  int tried = 0;
   for (const Reading& r : readings) {
-    if (std::max(std::abs(r.dx - best.dx), std::abs(r.dy - best.dy)) > 1 && is_peak(r)) {
-      rival = &r;
-      link.margin = best.ncc - r.ncc;
+    if (std::max(std::abs(r.dx - best.dx), std::abs(r.dy - best.dy)) <= 1) continue;
+    if (++tried > 4) break;
+    const Reading peak = climb(r, &best);
+    if (peak.dx != best.dx || peak.dy != best.dy) {
+      rival = peak;
+      if (rival->ncc > best.ncc) std::swap(*rival, best);  // the strongest reading was not on the best peak
       break;
     }
   }
+  link.ncc = best.ncc;
+  link.margin = rival ? best.ncc - rival->ncc : 1;
+  // A best match on the edge of the search may be the slope of a peak beyond it.
+  const bool at_edge = std::abs(best.dx - ndx) == m || std::abs(best.dy - ndy) == m;
   // Sub-pixel: parabolas through the NCC of the neighbours.
   const double c = best.ncc;
   link.dx = static_cast<double>(best.dx) + ParabolaVertex(ncc(best.dx - 1, best.dy), c, ncc(best.dx + 1, best.dy));
@@ -419,6 +488,10 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
     link.reason = fmt::format("low texture (overlap standard deviation {:.2f})", link.texture);
   } else if (link.ncc < o.min_ncc) {
     link.reason = fmt::format("weak match (NCC {:.3f})", link.ncc);
+  } else if (at_edge) {
+    link.reason = fmt::format("best match at the edge of the search ({} px from the stage's offset): the stage's "
+                              "error may be larger than the maximum shift",
+                              std::max(std::abs(best.dx - ndx), std::abs(best.dy - ndy)));
   } else if (link.margin < o.min_margin) {
     link.reason = fmt::format("ambiguous: ({}, {}) matches almost as well (NCC {:.3f} vs {:.3f}); periodic pattern?",
                               rival->dx, rival->dy, rival->ncc, link.ncc);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <cmath>
 #include <random>
 
@@ -132,6 +134,13 @@ TEST(Register, SubPixelFreeCropsWithNoiseAndAPeriodicPatternIsFlagged) {
   EXPECT_NEAR(link->dx, 263, 0.5);
   EXPECT_NEAR(link->dy, 7, 0.5);
 
+  // The true offset beyond the maximum shift: the best match lies on the search's edge and
+  // is not trusted (it would be the slope of the peak outside).
+  auto beyond = RegisterPair({a.data(), 300, 300}, {b.data(), 300, 300}, 280, 0, {.max_shift = 12});
+  ASSERT_TRUE(beyond.ok());
+  EXPECT_FALSE(beyond->reliable);
+  EXPECT_NE(beyond->reason.find("edge of the search"), std::string::npos) << beyond->reason;
+
   // A ruled grid with a 9-pixel period: shifts of 9 look alike.
   std::vector<uint16_t> stripes(300 * 300);
   for (int64_t y = 0; y < 300; ++y) {
@@ -150,6 +159,42 @@ TEST(Register, SubPixelFreeCropsWithNoiseAndAPeriodicPatternIsFlagged) {
   EXPECT_NE(blank->reason.find("texture"), std::string::npos) << blank->reason;
 
   EXPECT_FALSE(RegisterPair({flat.data(), 300, 300}, {flat.data(), 300, 300}, 400, 0, {.max_shift = 20}).ok());
+}
+
+// Smooth content (wide blobs) has a wide NCC peak: the readings on its flanks are not rivals,
+// and a link is found reliable and sub-pixel; large windows go through the half-resolution
+// correlation.
+TEST(Register, SmoothContentIsNotAmbiguousAndLargeWindowsAreExact) {
+  const int64_t W = 1400, H = 900;
+  std::vector<uint16_t> big(static_cast<size_t>(W * H));
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<std::array<double, 3>> blobs;
+  for (int i = 0; i < 60; ++i) blobs.push_back({u(rng) * W, u(rng) * H, 8 + 20 * u(rng)});
+  for (int64_t y = 0; y < H; ++y) {
+    for (int64_t x = 0; x < W; ++x) {
+      double v = 200;
+      for (const auto& [bx, by, r] : blobs) {
+        const double d2 = (static_cast<double>(x) - bx) * (static_cast<double>(x) - bx) +
+                          (static_cast<double>(y) - by) * (static_cast<double>(y) - by);
+        if (d2 < 16 * r * r) v += 3000 * std::exp(-d2 / (2 * r * r));
+      }
+      big[static_cast<size_t>(y * W + x)] = static_cast<uint16_t>(std::min(v, 65535.0));
+    }
+  }
+  auto crop = [&](int64_t x0, int64_t y0) {
+    std::vector<uint16_t> out(800 * 800);
+    for (int64_t y = 0; y < 800; ++y)
+      for (int64_t x = 0; x < 800; ++x) out[static_cast<size_t>(y * 800 + x)] = big[static_cast<size_t>((y0 + y) * W + x0 + x)];
+    return out;
+  };
+  const auto a = crop(20, 30), b = crop(20 + 583, 30 + 9);  // nominal 600, 0: off by (-17, 9)
+  auto link = RegisterPair({a.data(), 800, 800}, {b.data(), 800, 800}, 600, 0, {.max_shift = 20});
+  ASSERT_TRUE(link.ok());
+  EXPECT_TRUE(link->reliable) << link->reason;
+  EXPECT_NEAR(link->dx, 583, 0.25);
+  EXPECT_NEAR(link->dy, 9, 0.25);
+  EXPECT_GT(link->ncc, 0.999);
 }
 
 }  // namespace
