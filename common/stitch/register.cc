@@ -367,8 +367,19 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   const Plans plans = PlansFor(ny, nx);
   NccField ncc(a, ra, b, rb_own, ndx, ndy, m, o.min_overlap_px);
   const size_t real_n = static_cast<size_t>(ny * nx), complex_n = static_cast<size_t>(ny * (nx / 2 + 1));
-  RealBuffer sa = Reals(real_n), sb = Reals(real_n);
-  ComplexBuffer fa = Complexes(complex_n), fb = Complexes(complex_n);
+  // This thread's buffers, kept for the next pair of the same size (no allocation, no page faults).
+  thread_local struct {
+    size_t real_n = 0, complex_n = 0;
+    RealBuffer sa, sb;
+    ComplexBuffer fa, fb;
+  } buffers;
+  if (buffers.real_n != real_n || buffers.complex_n != complex_n) {
+    buffers = {real_n, complex_n, Reals(real_n), Reals(real_n), Complexes(complex_n), Complexes(complex_n)};
+  }
+  RealBuffer& sa = buffers.sa;
+  RealBuffer& sb = buffers.sb;
+  ComplexBuffer& fa = buffers.fa;
+  ComplexBuffer& fb = buffers.fb;
   LoadWindowed(a, ra, bin, ny, nx, sa.get());
   LoadWindowed(b, {rb.x0 - ndx, rb.y0 - ndy, rb.x1 - ndx, rb.y1 - ndy}, bin, ny, nx, sb.get());
   fftwf_execute_dft_r2c(plans.forward, sa.get(), fa.get());
@@ -430,11 +441,17 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   // Uphill in NCC from a reading to its local maximum (a correlation peak of a smooth image,
   // or of half-resolution windows, may sit a pixel or two off).
   auto within_error = [&](int64_t dx, int64_t dy) { return std::abs(dx - ndx) <= m && std::abs(dy - ndy) <= m; };
-  // `towards`: a known local maximum; a climb that comes next to it ends there, and the step
-  // towards it is tried first (on a flank it is the way up: one NCC a step).
+  // `towards`: a known local maximum; a climb that comes next to it ends there, the step
+  // towards it is tried first (on a flank it is the way up: one NCC a step), and a climb
+  // still going after a few steps is on its flank too (a reading lies within a pixel or two of
+  // the correlation peak it came from).
   auto climb = [&](Reading at, const Reading* towards) {
-    for (bool moved = true; moved;) {
-      if (towards && std::max(std::abs(at.dx - towards->dx), std::abs(at.dy - towards->dy)) <= 1) return *towards;
+    constexpr int kFlankSteps = 4;
+    for (int steps = 0;; ++steps) {
+      if (towards && (steps >= kFlankSteps ||
+                      std::max(std::abs(at.dx - towards->dx), std::abs(at.dy - towards->dy)) <= 1)) {
+        return *towards;
+      }
       if (towards) {
         const int64_t dx = at.dx + (towards->dx > at.dx) - (towards->dx < at.dx);
         const int64_t dy = at.dy + (towards->dy > at.dy) - (towards->dy < at.dy);
@@ -455,10 +472,9 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
           }
         }
       }
-      moved = next.dx != at.dx || next.dy != at.dy;
+      if (next.dx == at.dx && next.dy == at.dy) return at;  // a local maximum
       at = next;
     }
-    return at;
   };
   Reading best = climb(readings[0], nullptr);
   // The rival: the best other local maximum of the NCC that a reading climbs to (periodic
