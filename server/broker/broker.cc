@@ -71,7 +71,8 @@ struct Broker::Impl {
     return m;
   }
 
-  void Answer(const Task& t, const Status& status, const proto::TaskResult* result = nullptr) {
+  void Answer(const Task& t, const Status& status, const proto::TaskResult* result = nullptr,
+              std::vector<zmq::message_t> payload = {}) {
     BrokerMessage m = Message();
     proto::TaskResult* r = m.mutable_result();
     if (result != nullptr) *r = *result;
@@ -84,7 +85,7 @@ struct Broker::Impl {
       log->warn("task={} service={} failed attempts={}: {}", t.request.task_id(), t.request.service(), t.attempts,
                 status.ToString());
     }
-    Send(t.client, m);
+    Send(t.client, m, std::move(payload));
   }
 
   // A task back to the head of its queue after `reason`, or failed for good.
@@ -155,7 +156,7 @@ struct Broker::Impl {
     workers[identity] = std::move(w);
   }
 
-  void OnResult(const std::string& identity, const proto::TaskResult& result) {
+  void OnResult(const std::string& identity, const proto::TaskResult& result, std::vector<zmq::message_t>& payload) {
     auto it = workers.find(identity);
     if (it == workers.end() || !it->second.task || it->second.task->seq != result.task_id()) {
       log->info("result of task {} from a worker no longer on it: ignored", result.task_id());
@@ -173,7 +174,7 @@ struct Broker::Impl {
     }
     proto::TaskResult out = result;
     out.set_worker(w.name);
-    Answer(t, status, &out);
+    Answer(t, status, &out, std::move(payload));  // e.g. a fused chunk
   }
 
   void OnRequest(const std::string& client, const proto::TaskRequest& request, std::vector<zmq::message_t>& payload) {
@@ -263,7 +264,7 @@ struct Broker::Impl {
           Send(identity, bye);
         }
         break;
-      case BrokerMessage::kResult: OnResult(identity, m.result()); break;
+      case BrokerMessage::kResult: OnResult(identity, m.result(), in.payload); break;
       case BrokerMessage::kRequest: OnRequest(identity, m.request(), in.payload); break;
       case BrokerMessage::kDisconnect: DropWorker(identity, "disconnected: " + m.disconnect().reason()); break;
       case BrokerMessage::kStatusRequest: OnStatus(identity); break;

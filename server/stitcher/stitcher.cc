@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -67,6 +68,66 @@ Result<bool> BrokerLostTasks(const std::string& broker, const std::string& servi
                service, broker);
 }
 
+// Runs tasks 0..n-1 of `service` through the broker, at most o.in_flight unanswered: `make`
+// fills task i, `take` takes its answer (and payload). An answer of RESOURCE_EXHAUSTED (the
+// broker's queue is full) sends the task again later; after o.stall_ms of silence the broker
+// is asked, and tasks it lost are sent again (a late answer to one is ignored).
+Status RunTasks(const std::string& broker, const std::string& service, size_t n, const StitchOptions& o,
+                const std::function<void(size_t, proto::TaskRequest&)>& make,
+                const std::function<Status(size_t, const proto::TaskResult&, std::vector<zmq::message_t>&)>& take,
+                const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop) {
+  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
+  socket.connect(broker);
+  std::deque<size_t> todo;
+  for (size_t i = 0; i < n; ++i) todo.push_back(i);
+  std::set<size_t> sent;  // and not answered yet
+  std::vector<bool> answered(n);
+  size_t done = 0;
+  int64_t last_answer = wire::NowMs();
+  if (progress) progress({service, 0, n});
+  while (done < n) {
+    if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
+    while (sent.size() < static_cast<size_t>(o.in_flight) && !todo.empty()) {
+      const size_t i = todo.front();
+      todo.pop_front();
+      proto::BrokerMessage m = Message();
+      proto::TaskRequest* t = m.mutable_request();
+      t->set_task_id(i);
+      t->set_service(service);
+      make(i, *t);
+      wire::Send(socket, nullptr, m);
+      sent.insert(i);
+    }
+    auto in = wire::Receive(socket, 200);
+    if (!in) {
+      if (wire::NowMs() - last_answer > o.stall_ms) {
+        TESSERA_ASSIGN_OR_RETURN(const bool lost, BrokerLostTasks(broker, service));
+        if (lost) {
+          todo.insert(todo.begin(), sent.begin(), sent.end());
+          sent.clear();
+        }
+        last_answer = wire::NowMs();
+      }
+      continue;
+    }
+    proto::BrokerMessage m;
+    TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*in, &m));
+    if (!m.has_result() || m.result().task_id() >= n || answered[m.result().task_id()]) continue;
+    last_answer = wire::NowMs();
+    const size_t i = m.result().task_id();
+    sent.erase(i);
+    if (m.result().status().code() == proto::RESOURCE_EXHAUSTED) {  // the broker is full: later
+      todo.push_back(i);
+      continue;
+    }
+    TESSERA_RETURN_IF_ERROR(take(i, m.result(), in->payload));
+    answered[i] = true;
+    ++done;
+    if (progress) progress({service, done, n});
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<BrokerState> QueryBroker(const std::string& manager) {
@@ -101,84 +162,46 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
 
   // Registration: every pair a task, a window of them in flight.
   const auto started = Clock::now();
-  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
-  socket.connect(broker);
-  std::deque<size_t> todo;
-  for (size_t i = 0; i < r.pairs.size(); ++i) todo.push_back(i);
-  std::set<size_t> sent;  // and not answered yet
-  std::vector<bool> answered(r.pairs.size());
-  size_t done = 0;
-  int64_t last_answer = wire::NowMs();
-  while (done < r.pairs.size()) {
-    if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
-    while (sent.size() < static_cast<size_t>(o.in_flight) && !todo.empty()) {
-      const size_t i = todo.front();
-      todo.pop_front();
-      const stitch::TilePair& p = r.pairs[i];
-      proto::BrokerMessage m = Message();
-      proto::TaskRequest* t = m.mutable_request();
-      t->set_task_id(i);
-      t->set_service("register");
-      proto::RegisterTask* reg = t->mutable_register_pair();
-      reg->set_slide(o.slide);
-      reg->set_a(p.a);
-      reg->set_b(p.b);
-      reg->set_channel(o.channel);
-      reg->set_z(z);
-      reg->set_nominal_dx(p.dx);
-      reg->set_nominal_dy(p.dy);
-      reg->set_max_shift(static_cast<uint32_t>(o.max_shift));
-      wire::Send(socket, nullptr, m);
-      sent.insert(i);
-    }
-    auto in = wire::Receive(socket, 200);
-    if (!in) {
-      if (wire::NowMs() - last_answer > o.stall_ms) {
-        TESSERA_ASSIGN_OR_RETURN(const bool lost, BrokerLostTasks(broker, "register"));
-        if (lost) {  // send them again; an answer that still comes for one is ignored
-          todo.insert(todo.begin(), sent.begin(), sent.end());
-          sent.clear();
+  TESSERA_RETURN_IF_ERROR(RunTasks(
+      broker, "register", r.pairs.size(), o,
+      [&](size_t i, proto::TaskRequest& t) {
+        const stitch::TilePair& p = r.pairs[i];
+        proto::RegisterTask* reg = t.mutable_register_pair();
+        reg->set_slide(o.slide);
+        reg->set_a(p.a);
+        reg->set_b(p.b);
+        reg->set_channel(o.channel);
+        reg->set_z(z);
+        reg->set_nominal_dx(p.dx);
+        reg->set_nominal_dy(p.dy);
+        reg->set_max_shift(static_cast<uint32_t>(o.max_shift));
+      },
+      [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>&) -> Status {
+        const Status s = wire::FromProto(res.status());
+        stitch::Link& link = r.links[i];
+        link.nominal_dx = r.pairs[i].dx;
+        link.nominal_dy = r.pairs[i].dy;
+        if (s.code() == StatusCode::kInvalidArgument) {  // e.g. no overlap within the stage's error
+          link.dx = link.nominal_dx;
+          link.dy = link.nominal_dy;
+          link.reason = s.message();
+          return OkStatus();
         }
-        last_answer = wire::NowMs();
-      }
-      continue;
-    }
-    proto::BrokerMessage m;
-    TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*in, &m));
-    if (!m.has_result() || m.result().task_id() >= r.pairs.size() || answered[m.result().task_id()]) continue;
-    last_answer = wire::NowMs();
-    const proto::TaskResult& res = m.result();
-    const size_t i = res.task_id();
-    sent.erase(i);
-    const Status s = wire::FromProto(res.status());
-    stitch::Link& link = r.links[i];
-    link.nominal_dx = r.pairs[i].dx;
-    link.nominal_dy = r.pairs[i].dy;
-    if (s.code() == StatusCode::kResourceExhausted) {  // the broker is full: later
-      todo.push_back(i);
-      continue;
-    }
-    if (s.code() == StatusCode::kInvalidArgument) {  // e.g. no overlap within the stage's error
-      link.dx = link.nominal_dx;
-      link.dy = link.nominal_dy;
-      link.reason = s.message();
-    } else if (!s.ok()) {
-      return Error(s.code(), "registering tiles {} and {} of {} failed: {}", r.pairs[i].a, r.pairs[i].b, o.slide,
-                   s.message());
-    } else {
-      const proto::LinkResult& l = res.link();
-      link.dx = l.dx();
-      link.dy = l.dy();
-      link.ncc = l.ncc();
-      link.margin = l.margin();
-      link.texture = l.texture();
-      link.reliable = l.reliable();
-      link.reason = l.reason();
-    }
-    answered[i] = true;
-    ++done;
-    if (progress) progress({"register", done, r.pairs.size()});
-  }
+        if (!s.ok()) {
+          return Error(s.code(), "registering tiles {} and {} of {} failed: {}", r.pairs[i].a, r.pairs[i].b, o.slide,
+                       s.message());
+        }
+        const proto::LinkResult& l = res.link();
+        link.dx = l.dx();
+        link.dy = l.dy();
+        link.ncc = l.ncc();
+        link.margin = l.margin();
+        link.texture = l.texture();
+        link.reliable = l.reliable();
+        link.reason = l.reason();
+        return OkStatus();
+      },
+      progress, stop));
   r.register_s = Seconds(started);
 
   // The solve, on this side: it is small (a sparse system of two unknowns per tile).

@@ -17,7 +17,7 @@
 namespace tessera::worker {
 
 const std::vector<std::string>& KnownServices() {
-  static const std::vector<std::string> services = {"register"};
+  static const std::vector<std::string> services = {"register", "fuse"};
   return services;
 }
 
@@ -30,7 +30,7 @@ struct Worker::Impl {
   int64_t last_heard = 0, next_heartbeat = 0;
   // The task being worked on, on its own thread so that heartbeats go on.
   std::optional<std::jthread> thread;
-  std::future<Result<proto::TaskResult>> result;
+  std::future<Result<internal::TaskOutput>> result;
   uint64_t task_id = 0;
   bool abandoned = false;  // the broker gave it to another worker: its answer is dropped
 
@@ -58,7 +58,7 @@ struct Worker::Impl {
   void Start(const proto::TaskRequest& request) {
     task_id = request.task_id();
     abandoned = false;
-    std::promise<Result<proto::TaskResult>> promise;
+    std::promise<Result<internal::TaskOutput>> promise;
     result = promise.get_future();
     log->debug("task={} service={} started", task_id, request.service());
     thread.emplace([this, request, promise = std::move(promise)]() mutable {
@@ -70,17 +70,21 @@ struct Worker::Impl {
   void FinishTask(int wait_ms) {
     if (!Busy() || result.wait_for(std::chrono::milliseconds(wait_ms)) != std::future_status::ready) return;
     thread.reset();  // joins: the thread has ended
-    Result<proto::TaskResult> r = result.get();
+    Result<internal::TaskOutput> r = result.get();
     if (abandoned) {
       log->info("task={} done after the broker gave it to another worker: answer dropped", task_id);
       return;
     }
     proto::BrokerMessage m = Message();
-    if (r.ok()) *m.mutable_result() = std::move(*r);
+    std::vector<zmq::message_t> payload;
+    if (r.ok()) {
+      *m.mutable_result() = std::move(r->result);
+      for (const auto& p : r->payload) payload.emplace_back(p.data(), p.size());
+    }
     m.mutable_result()->set_task_id(task_id);
     wire::ToProto(r.ok() ? OkStatus() : r.status(), m.mutable_result()->mutable_status());
     if (!r.ok()) log->warn("task={} failed: {}", task_id, r.status().ToString());
-    wire::Send(*socket, nullptr, m);
+    wire::Send(*socket, nullptr, m, std::move(payload));
   }
 
   void Handle(const wire::Message& in, const std::atomic<bool>& stop) {

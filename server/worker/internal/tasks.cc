@@ -1,8 +1,11 @@
 #include "server/worker/internal/tasks.h"
 
+#include <algorithm>
 #include <future>
 #include <vector>
 
+#include "common/codec/codec.h"
+#include "common/stitch/fuse.h"
 #include "common/stitch/register.h"
 
 namespace tessera::worker::internal {
@@ -27,7 +30,7 @@ Result<Plane> ToPlane(const Array& a) {
   return p;
 }
 
-Result<proto::TaskResult> Register(TaskContext& context, const proto::RegisterTask& t) {
+Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
   const auto tiles = static_cast<uint32_t>(plan->tiles.size());
   if (t.a() >= tiles || t.b() >= tiles || t.a() == t.b()) {
@@ -63,8 +66,8 @@ Result<proto::TaskResult> Register(TaskContext& context, const proto::RegisterTa
   o.max_shift = static_cast<int>(t.max_shift());
   TESSERA_ASSIGN_OR_RETURN(stitch::Link link,
                            stitch::RegisterPair(pa.view, pb.view, t.nominal_dx() + gx, t.nominal_dy() + gy, o));
-  proto::TaskResult result;
-  proto::LinkResult* l = result.mutable_link();
+  TaskOutput out;
+  proto::LinkResult* l = out.result.mutable_link();
   l->set_a(t.a());
   l->set_b(t.b());
   l->set_dx(link.dx - gx);
@@ -74,7 +77,66 @@ Result<proto::TaskResult> Register(TaskContext& context, const proto::RegisterTa
   l->set_texture(link.texture);
   l->set_reliable(link.reliable);
   l->set_reason(link.reason);
-  return result;
+  return out;
+}
+
+// One chunk of the fused image: the windows of the tiles over its box, feathered together,
+// then compressed with the slide's codec.
+Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
+  TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
+  if (t.channel() >= plan->channels.size() || t.z() >= plan->z_planes || t.width() == 0 || t.height() == 0 ||
+      t.width() > 8192 || t.height() > 8192) {
+    return Error(StatusCode::kInvalidArgument, "fuse channel {} z {} box {}x{}: outside slide {}", t.channel(), t.z(),
+                 t.width(), t.height(), t.slide());
+  }
+  const stitch::Rect box{t.x(), t.y(), t.x() + t.width(), t.y() + t.height()};
+  const int64_t w = plan->width, h = plan->height;
+  struct Part {
+    stitch::Rect window;  // in the tile's pixels
+    const proto::FuseTile* tile;
+    std::future<Result<Array>> pixels;
+  };
+  std::vector<Part> parts;
+  for (const auto& ft : t.tiles()) {
+    if (ft.tile() >= plan->tiles.size()) {
+      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {}", t.slide(), ft.tile());
+    }
+    const stitch::Rect window{std::max<int64_t>(0, box.x0 - ft.x()), std::max<int64_t>(0, box.y0 - ft.y()),
+                              std::min<int64_t>(w, box.x1 - ft.x()), std::min<int64_t>(h, box.y1 - ft.y())};
+    if (window.empty()) continue;
+    parts.push_back({window, &ft,
+                     context.client().ReadTileAsync({.slide = t.slide(), .tile = ft.tile(), .level = 0,
+                                                     .channels = {t.channel()}, .z_begin = t.z(), .z_end = t.z() + 1,
+                                                     .x = window.x0, .y = window.y0, .width = window.width(),
+                                                     .height = window.height()})});
+  }
+  std::vector<Plane> planes;
+  planes.reserve(parts.size());
+  std::vector<stitch::FuseInput> inputs;
+  for (auto& p : parts) {
+    TESSERA_ASSIGN_OR_RETURN(Array a, p.pixels.get());
+    if (a.missing_chunks > 0) {
+      return Error(StatusCode::kUnavailable, "tile {} of slide {} has not landed yet", p.tile->tile(), t.slide());
+    }
+    TESSERA_ASSIGN_OR_RETURN(Plane plane, ToPlane(a));
+    planes.push_back(std::move(plane));
+    planes.back().view = {planes.back().pixels.data(), a.shape[3], a.shape[2], 0};
+    inputs.push_back({planes.back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
+  }
+  const std::vector<uint16_t> fused = stitch::FuseBox(box, inputs, t.blend());
+  TaskOutput out;
+  Result<std::vector<uint8_t>> packed = Error(StatusCode::kInternal, "no codec");
+  if (plan->dtype == Dtype::kUint8) {
+    std::vector<uint8_t> narrow(fused.size());
+    std::transform(fused.begin(), fused.end(), narrow.begin(), [](uint16_t v) { return static_cast<uint8_t>(std::min<uint16_t>(v, 255)); });
+    packed = codec::Compress(narrow, 1, plan->codec);
+  } else {
+    packed = codec::Compress({reinterpret_cast<const uint8_t*>(fused.data()), fused.size() * 2}, 2, plan->codec);
+  }
+  if (!packed.ok()) return packed.status();
+  out.result.mutable_chunk()->set_checksum(codec::Checksum(*packed));
+  out.payload.push_back(std::move(*packed));
+  return out;
 }
 
 }  // namespace
@@ -85,9 +147,10 @@ Result<const ScanPlan*> TaskContext::Plan(const std::string& slide) {
   return &plans_.emplace(slide, std::move(s.plan)).first->second;
 }
 
-Result<proto::TaskResult> RunTask(TaskContext& context, const proto::TaskRequest& request) {
+Result<TaskOutput> RunTask(TaskContext& context, const proto::TaskRequest& request) {
   switch (request.body_case()) {
     case proto::TaskRequest::kRegisterPair: return Register(context, request.register_pair());
+    case proto::TaskRequest::kFuse: return Fuse(context, request.fuse());
     default:
       return Error(StatusCode::kInvalidArgument, "service {}: this worker has no task of that kind", request.service());
   }

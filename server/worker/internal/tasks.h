@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "client/client.h"
 #include "common/plan/scan_plan.h"
@@ -24,7 +25,13 @@ class TaskContext {
   std::map<std::string, ScanPlan> plans_;
 };
 
-/// Runs `request`; the result's body is set, its status and ids are the caller's.
-Result<proto::TaskResult> RunTask(TaskContext& context, const proto::TaskRequest& request);
+/// What a task answers: the result's body (its status and ids are the caller's) and the
+/// payload frames that go with it (a fused chunk).
+struct TaskOutput {
+  proto::TaskResult result;
+  std::vector<std::vector<uint8_t>> payload;
+};
+
+Result<TaskOutput> RunTask(TaskContext& context, const proto::TaskRequest& request);
 
 }  // namespace tessera::worker::internal
