@@ -475,6 +475,12 @@ Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {
                  key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z,
                  key.level > 0 && IsWritten(frame) ? " yet (its levels are being computed)" : "");
   }
+  return ReadOwnChunk(key);
+}
+
+Result<std::vector<uint8_t>> SlideFile::ReadOwnChunk(const ChunkKey& key) const {
+  const Impl& m = *impl_;
+  TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
   const auto offset = m.Offset(key);
   const hid_t ds = m.levels[key.level].tiles.get();
   hsize_t size = 0;

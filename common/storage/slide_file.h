@@ -80,6 +80,9 @@ class SlideFile {
   /// One stored chunk, as stored. NOT_FOUND if it was never written, OUT_OF_RANGE for a
   /// key outside the plan or its levels.
   Result<std::vector<uint8_t>> ReadChunk(const ChunkKey& key) const;
+  /// For the file's writer: a chunk it wrote, before the written-maps promise it to readers
+  /// (e.g. to compute the next zoom level from it). DATA_LOSS if it was never written.
+  Result<std::vector<uint8_t>> ReadOwnChunk(const ChunkKey& key) const;
   /// A whole frame at `level`, decompressed: height x width elements of that level,
   /// native byte order. NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its
   /// checksum or Blosc check.

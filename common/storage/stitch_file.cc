@@ -73,6 +73,11 @@ std::string StitchPathOf(const std::string& slide_path) {
   return (p.parent_path() / (p.stem().string() + ".stitch.h5")).string();
 }
 
+std::string FusedPathOf(const std::string& slide_path) {
+  std::filesystem::path p(slide_path);
+  return (p.parent_path() / (p.stem().string() + ".fused.h5")).string();
+}
+
 Status WriteStitchFile(const std::string& path, const StitchRecord& record) {
   if (record.positions.size() != record.stage.size()) {
     return Error(StatusCode::kInvalidArgument, "{} solved positions for {} stage positions", record.positions.size(),

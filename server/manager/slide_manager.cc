@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <sstream>
@@ -25,6 +26,7 @@ namespace fs = std::filesystem;
 using catalog::SlideRecord;
 
 constexpr int kReadyTimeoutMs = 20000;
+constexpr const char* kFusedSuffix = ":fused";  // the fused view of a slide, as a slide id
 constexpr int kStopGraceMs = 30000;
 // A writer finishes the zoom levels of what it stored, syncs and closes its file on SIGTERM.
 constexpr int kWriterStopGraceMs = 300000;
@@ -368,6 +370,42 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
+  // "s000001:fused": the fused image of a stitched slide, a slide file of its own beside it.
+  Status FusedSummary(const std::string& id, proto::SlideSummary* out) {
+    const std::string base = id.substr(0, id.size() - std::strlen(kFusedSuffix));
+    TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(base));
+    const std::string path = storage::FusedPathOf(r.path);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      return Error(StatusCode::kNotFound, "slide {} has no fused image yet (tessera stitch {} makes it)", base, base);
+    }
+    TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::OpenForRead(path));
+    const ScanPlan& plan = file->plan();
+    out->set_slide_id(id);
+    out->set_name(plan.name);
+    out->set_state("acquired");
+    out->set_path(path);
+    out->set_frames_total(plan.frame_count());
+    out->set_frames_written(file->frames_written());
+    out->set_bytes_stored(file->bytes_stored());
+    out->set_created_unix_ms(r.created_unix_ms);
+    out->set_plan_json(PlanToJson(plan));
+    return OkStatus();
+  }
+
+  // Tells the dealer that a slide's file changed under it: positions moved, or a new fused
+  // image replaced the old one (closed: open it again).
+  void Publish(const std::string& id, bool positions, bool closed) {
+    if (!events) return;
+    proto::SlideEvent e;
+    e.set_version(wire::kProtocolVersion);
+    e.set_slide_id(id);
+    e.set_positions(positions);
+    e.set_closed(closed);
+    events->send(zmq::buffer(id), zmq::send_flags::sndmore);
+    wire::Send(*events, nullptr, e);
+  }
+
   // The solved positions of a stitched slide, from its stitch file.
   void AddPositions(const SlideRecord& r, proto::SlideSummary* out) {
     auto stitch = storage::ReadStitchFile(storage::StitchPathOf(r.path));
@@ -400,14 +438,7 @@ struct SlideManager::Impl {
     }
     TESSERA_RETURN_IF_ERROR(storage::WriteStitchFile(storage::StitchPathOf(r.path), stitch));
     log->info("slide={} stitch stored: {} positions", r.id, plan.tiles.size());
-    if (events) {
-      proto::SlideEvent e;
-      e.set_version(wire::kProtocolVersion);
-      e.set_slide_id(r.id);
-      e.set_positions(true);
-      events->send(zmq::buffer(r.id), zmq::send_flags::sndmore);
-      wire::Send(*events, nullptr, e);
-    }
+    Publish(r.id, /*positions=*/true, /*closed=*/false);
     Summarize(r, reply->mutable_slide());
     AddPositions(r, reply->mutable_slide());
     return OkStatus();
@@ -425,6 +456,10 @@ struct SlideManager::Impl {
           s = CloseSlide(req.close_slide().slide_id(), &reply);
           break;
         case proto::ManagerRequest::kGetSlide: {
+          if (req.get_slide().slide_id().ends_with(kFusedSuffix)) {
+            s = FusedSummary(req.get_slide().slide_id(), reply.mutable_slide());
+            break;
+          }
           auto r = catalog->Get(req.get_slide().slide_id());
           s = r.status();
           if (r.ok()) {
@@ -439,6 +474,7 @@ struct SlideManager::Impl {
         case proto::ManagerRequest::kStitchProgress: {
           proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
           if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
+          if (state.state() == "done") Publish(state.slide_id() + kFusedSuffix, false, /*closed=*/true);
           break;
         }
         case proto::ManagerRequest::kListSlides: {

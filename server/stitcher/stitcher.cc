@@ -2,7 +2,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <deque>
 #include <functional>
 #include <map>
@@ -11,6 +16,11 @@
 #include <fmt/format.h>
 
 #include "client/client.h"
+#include "common/codec/codec.h"
+#include "common/mosaic/mosaic.h"
+#include "common/pyramid/pyramid.h"
+#include "common/storage/slide_file.h"
+#include "common/storage/stitch_file.h"
 #include "common/wire/wire.h"
 
 namespace tessera::stitcher {
@@ -128,6 +138,137 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
   return OkStatus();
 }
 
+// The fused image of a stitched slide: a slide file of one field of view, the whole mosaic
+// with the tiles at their solved positions rounded to the pixel (where the dealer places them),
+// every level-0 chunk a "fuse" task, then its zoom levels here, chunk by chunk (four chunks of
+// the level below make one: memory stays a few chunks). Written under a temporary name and
+// renamed when complete, so the fused view is the last whole one.
+Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std::vector<std::array<double, 2>>& solved,
+                 const std::string& broker, const std::function<void(const StitchProgress&)>& progress,
+                 const std::atomic<bool>& stop, StitchResult& r) {
+  const ScanPlan& plan = summary.plan;
+  std::vector<std::array<int64_t, 2>> at;
+  int64_t x0 = INT64_MAX, y0 = INT64_MAX, x1 = INT64_MIN, y1 = INT64_MIN;
+  for (const auto& p : solved) {
+    at.push_back({static_cast<int64_t>(std::floor(p[0] + 0.5)), static_cast<int64_t>(std::floor(p[1] + 0.5))});
+    x0 = std::min(x0, at.back()[0]);
+    y0 = std::min(y0, at.back()[1]);
+    x1 = std::max(x1, at.back()[0] + plan.width);
+    y1 = std::max(y1, at.back()[1] + plan.height);
+  }
+  ScanPlan fused = plan;
+  fused.name = plan.name + " (fused)";
+  fused.tiles = {{.name = "fused", .x = static_cast<double>(x0), .y = static_cast<double>(y0)}};
+  fused.width = static_cast<uint32_t>(x1 - x0);
+  fused.height = static_cast<uint32_t>(y1 - y0);
+  fused.stitch = false;
+  fused.ClampChunks();
+  TESSERA_RETURN_IF_ERROR(fused.Validate());
+  const mosaic::MosaicIndex index(solved, {plan.width, plan.height});
+  const std::string path = storage::FusedPathOf(summary.path), partial = path + ".partial";
+  std::error_code ec;
+  std::filesystem::remove(partial, ec);
+  TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::Create(partial, fused, o.slide + ":fused"));
+  const LevelShape l0 = fused.Level(0);
+  const size_t per_plane = l0.chunks_per_frame(), planes = fused.channels.size() * fused.z_planes;
+  std::vector<size_t> plane_done(planes, 0);
+  struct Chunk {
+    uint32_t c, z, cy, cx;
+  };
+  auto chunk_of = [&](size_t i) {
+    const size_t k = i % per_plane, plane = i / per_plane;
+    return Chunk{static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes),
+                 static_cast<uint32_t>(k / l0.chunks_x()), static_cast<uint32_t>(k % l0.chunks_x())};
+  };
+  const auto started = Clock::now();
+  TESSERA_RETURN_IF_ERROR(RunTasks(
+      broker, "fuse", planes * per_plane, o,
+      [&](size_t i, proto::TaskRequest& t) {
+        const Chunk ch = chunk_of(i);
+        proto::FuseTask* f = t.mutable_fuse();
+        f->set_slide(o.slide);
+        f->set_channel(ch.c);
+        f->set_z(ch.z);
+        const mosaic::Box box{x0 + int64_t{ch.cx} * l0.chunk_x, y0 + int64_t{ch.cy} * l0.chunk_y, l0.chunk_x, l0.chunk_y};
+        f->set_x(box.x);
+        f->set_y(box.y);
+        f->set_width(l0.chunk_x);
+        f->set_height(l0.chunk_y);
+        f->set_blend(static_cast<uint32_t>(o.blend));
+        for (uint32_t tile : index.Query(0, box)) {
+          proto::FuseTile* ft = f->add_tiles();
+          ft->set_tile(tile);
+          ft->set_x(at[tile][0]);
+          ft->set_y(at[tile][1]);
+        }
+      },
+      [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
+        const Chunk ch = chunk_of(i);
+        if (Status s = wire::FromProto(res.status()); !s.ok()) {
+          return Error(s.code(), "fusing chunk ({}, {}) of channel {} z {} of {} failed: {}", ch.cy, ch.cx, ch.c, ch.z,
+                       o.slide, s.message());
+        }
+        if (payload.size() != 1 || codec::Checksum(wire::Bytes(payload[0])) != res.chunk().checksum()) {
+          return Error(StatusCode::kDataLoss, "the fused chunk ({}, {}) of {} came back damaged", ch.cy, ch.cx, o.slide);
+        }
+        TESSERA_RETURN_IF_ERROR(file->WriteChunk({{0, ch.c, ch.z}, 0, ch.cy, ch.cx}, wire::Bytes(payload[0]),
+                                                 res.chunk().checksum()));
+        if (++plane_done[i / per_plane] == per_plane) file->MarkWritten(fused.FrameIndex({0, ch.c, ch.z}));
+        return OkStatus();
+      },
+      progress, stop));
+  r.fuse_s = Seconds(started);
+  r.fused_bytes = uint64_t{fused.width} * fused.height * planes * DtypeSize(fused.dtype);
+
+  // The zoom levels, each chunk from the 2 x 2 chunks below it.
+  const size_t elem = DtypeSize(fused.dtype);
+  uint64_t level_chunks = 0, made = 0;
+  for (uint32_t l = 1; l < fused.level_count(); ++l) level_chunks += fused.Level(l).chunks_per_frame() * planes;
+  std::vector<uint8_t> below, region, half, chunk;
+  for (uint32_t l = 1; l < fused.level_count(); ++l) {
+    const LevelShape src = fused.Level(l - 1), dst = fused.Level(l);  // chunks shrink with small levels
+    below.resize(src.chunk_pixels() * elem);
+    chunk.resize(dst.chunk_pixels() * elem);
+    for (size_t plane = 0; plane < planes; ++plane) {
+      const FrameKey frame{0, static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes)};
+      for (uint32_t cy = 0; cy < dst.chunks_y(); ++cy) {
+        for (uint32_t cx = 0; cx < dst.chunks_x(); ++cx) {
+          if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
+          // The source region: up to 2 x 2 chunks of the level below, cut at its edge.
+          const uint32_t rx = 2 * cx * src.chunk_x, ry = 2 * cy * src.chunk_y;
+          LevelShape rs{std::min(2 * src.chunk_x, src.width - rx), std::min(2 * src.chunk_y, src.height - ry),
+                        src.chunk_y, src.chunk_x};
+          region.assign(rs.pixels() * elem, 0);
+          for (uint32_t sy = 0; sy < 2 && 2 * cy + sy < src.chunks_y(); ++sy) {
+            for (uint32_t sx = 0; sx < 2 && 2 * cx + sx < src.chunks_x(); ++sx) {
+              TESSERA_ASSIGN_OR_RETURN(auto stored, file->ReadOwnChunk({frame, l - 1, 2 * cy + sy, 2 * cx + sx}));
+              TESSERA_RETURN_IF_ERROR(codec::Decompress(stored, below));
+              pyramid::InsertChunk(below, rs, elem, sy, sx, region);
+            }
+          }
+          const LevelShape hs{(rs.width + 1) / 2, (rs.height + 1) / 2, dst.chunk_y, dst.chunk_x};
+          half.assign(hs.pixels() * elem, 0);
+          pyramid::Downsample2x(region, rs, fused.dtype, half);
+          std::fill(chunk.begin(), chunk.end(), uint8_t{0});
+          pyramid::ExtractChunk(half, hs, elem, 0, 0, chunk);
+          TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, fused.codec));
+          TESSERA_RETURN_IF_ERROR(file->WriteChunk({frame, l, cy, cx}, packed, codec::Checksum(packed)));
+          if (progress && (++made % 64 == 0 || made == level_chunks)) progress({"pyramid", made, level_chunks});
+        }
+      }
+    }
+  }
+  for (size_t plane = 0; plane < planes; ++plane) {
+    file->MarkLevelsWritten(fused.FrameIndex({0, static_cast<uint32_t>(plane / fused.z_planes),
+                                              static_cast<uint32_t>(plane % fused.z_planes)}));
+  }
+  TESSERA_RETURN_IF_ERROR(file->Close());
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    return Error(StatusCode::kInternal, "cannot rename {} to {}: {}", partial, path, std::strerror(errno));
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<BrokerState> QueryBroker(const std::string& manager) {
@@ -217,6 +358,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   if (progress) progress({"solve", 1, 1});
   r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift);
   if (o.store) TESSERA_RETURN_IF_ERROR(client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report)).status());
+  if (o.store && o.fuse) TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, r.solution.positions, broker, progress, stop, r));
   return r;
 }
 

@@ -37,6 +37,8 @@ struct StitchOptions {
   int stall_ms = 30000;      ///< no answer this long: check that a worker offers the service
   bool store = true;         ///< store the positions and report with the slide (the manager
                              ///< writes them; the dealer places the tiles there from then on)
+  bool fuse = true;          ///< then fuse: the blended image and its levels (with store only)
+  int blend = 64;            ///< feather width, px
 };
 
 struct StitchProgress {
@@ -49,7 +51,8 @@ struct StitchResult {
   std::vector<stitch::Link> links;        ///< per pair
   stitch::Solution solution;
   stitch::QcReport report;
-  double register_s = 0, solve_s = 0;
+  double register_s = 0, solve_s = 0, fuse_s = 0;
+  uint64_t fused_bytes = 0;  ///< level 0, uncompressed
 };
 
 /// What the broker is doing: `tessera ps`.

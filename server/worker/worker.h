@@ -4,6 +4,8 @@
 // Services:
 //   register   register two overlapping fields of view (common/stitch/register.h): reads
 //              only the windows of both that can overlap, from the tile dealer
+//   fuse       one chunk of the fused image (common/stitch/fuse.h): the windows of the tiles
+//              over it, feathered, compressed with the slide's codec; the chunk is the answer
 //
 // A worker reads pixels through the client library (the stack's manager names the
 // dealer), so it runs on any host that reaches the broker and the dealer. It heartbeats to
@@ -29,7 +31,7 @@ const std::vector<std::string>& KnownServices();
 struct WorkerOptions {
   std::string broker;                              ///< the broker's endpoint
   std::string manager;                             ///< the stack's manager (finds the dealer)
-  std::vector<std::string> services = {"register"};
+  std::vector<std::string> services = {"register", "fuse"};
   std::string name;                                ///< in `tessera ps`; default host:pid
   int heartbeat_ms = 1000;                         ///< as the broker's
   int heartbeat_misses = 3;                        ///< the broker silent this long: connect again
