@@ -17,6 +17,41 @@ namespace {
 
 constexpr const char* kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
 
+// `tessera ps`, read back: tasks done per worker, and the queue of each service.
+struct Ps {
+  struct Queue {
+    uint64_t workers = 0, queued = 0, running = 0, done = 0, failed = 0, retried = 0;
+  };
+  std::map<std::string, uint64_t> worker_done;
+  std::map<std::string, Queue> services;
+  std::string text;
+};
+
+Ps ReadPs(const Stack& stack) {
+  auto r = RunTessera({"ps", "--server", stack.manager()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  Ps ps;
+  ps.text = r.out;
+  std::istringstream lines(r.out);
+  bool queues = false;  // the second table
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string first;
+    if (!(words >> first)) continue;
+    if (first == "SERVICE") queues = true;
+    if (first == "WORKER" || first == "SERVICE" || first == "broker") continue;
+    if (queues) {
+      Ps::Queue q;
+      if (words >> q.workers >> q.queued >> q.running >> q.done >> q.failed >> q.retried) ps.services[first] = q;
+    } else {
+      std::string services, task;
+      uint64_t done = 0;
+      if (words >> services >> task >> done) ps.worker_done[first] = done;
+    }
+  }
+  return ps;
+}
+
 nlohmann::json Stitch(const Stack& stack, const std::string& slide) {
   auto r = RunTessera({"stitch", slide, "--json", "--server", stack.manager()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -64,20 +99,14 @@ TEST_F(StitchTest, MistRegistersExactlyOnWorkersInOtherProcesses) {
     EXPECT_NEAR(l["dy"].get<double>(), std::round(l["dy"].get<double>()), 0.1) << l.dump();
     EXPECT_LT(l["residual_px"].get<double>(), 0.1) << l.dump();
   }
-  // Both workers did some of the 40 tasks (the broker hands them to the longest idle).
-  auto ps = RunTessera({"ps", "--server", stack_->manager()});
-  ASSERT_EQ(ps.exit_code, 0) << ps.err;
-  std::map<std::string, uint64_t> done;
-  std::istringstream lines(ps.out);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream words(line);
-    std::string name, services, task;
-    uint64_t n = 0;
-    if (words >> name >> services >> task >> n && (name == "w1" || name == "w2")) done[name] = n;
-  }
-  EXPECT_GT(done["w1"], 0u) << ps.out;
-  EXPECT_GT(done["w2"], 0u) << ps.out;
-  EXPECT_EQ(done["w1"] + done["w2"], 40u) << ps.out;
+  // Both workers did some of the tasks (the broker hands them to the longest idle): the 40
+  // registrations and the fused image's chunks.
+  const Ps ps = ReadPs(*stack_);
+  EXPECT_GT(ps.worker_done.at("w1"), 0u) << ps.text;
+  EXPECT_GT(ps.worker_done.at("w2"), 0u) << ps.text;
+  EXPECT_EQ(ps.services.at("register").done, 40u) << ps.text;
+  EXPECT_GT(ps.services.at("fuse").done, 0u) << ps.text;
+  EXPECT_EQ(ps.worker_done.at("w1") + ps.worker_done.at("w2"), 40u + ps.services.at("fuse").done) << ps.text;
 }
 
 // Where the tile dealer composes the mosaic over `tile`'s footprint (its neighbours drawn
@@ -117,6 +146,23 @@ TEST_F(StitchTest, TheSolvedPositionsAreStoredAndTheMosaicIsServedAtThem) {
   // The tiles are crops of one image: at the solved positions the mosaic over every tile is
   // that tile, pixel for pixel (every tile placed to the nearest pixel of the truth).
   for (uint32_t t = 0; t < 25; ++t) EXPECT_EQ(SeamErrors(client, slide_, t), 0) << "tile " << t;
+  // The fused view: a slide of its own, "<id>:fused", at every level. The overlaps of these
+  // crops are identical, so blending changes nothing: it is the mosaic at the solved positions.
+  auto fused_info = client.Describe(slide_ + ":fused");
+  ASSERT_TRUE(fused_info.ok()) << fused_info.status().ToString();
+  const auto origin = fused_info->positions[0];
+  for (uint32_t level = 0; level < fused_info->level_count; ++level) {
+    auto f = client.ReadTile({.slide = slide_ + ":fused", .tile = 0, .level = level});
+    ASSERT_TRUE(f.ok()) << "level " << level << ": " << f.status().ToString();
+    EXPECT_EQ(f->missing_chunks, 0u) << "level " << level;
+  }
+  auto fused = client.ReadTile({.slide = slide_ + ":fused", .tile = 0});
+  ASSERT_TRUE(fused.ok());
+  auto mosaic = client.ReadRegion({.slide = slide_, .level = 0, .x = static_cast<int64_t>(origin[0]),
+                                   .y = static_cast<int64_t>(origin[1]), .width = fused->shape[3],
+                                   .height = fused->shape[2]});
+  ASSERT_TRUE(mosaic.ok()) << mosaic.status().ToString();
+  EXPECT_EQ(fused->data, mosaic->data);
   // A stitch with --no-store reports and leaves them.
   auto dry = RunTessera({"stitch", slide_, "--no-store", "--max-shift", "1", "--server", stack_->manager()});
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
@@ -143,6 +189,9 @@ TEST_F(StitchTest, AScanStitchesByItselfWhenItCloses) {
 TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
   const auto before = Stitch(*stack_, slide_);
   ASSERT_FALSE(before.is_null());
+  Client client(stack_->manager());
+  auto fused_before = client.ReadTile({.slide = slide_ + ":fused", .tile = 0});
+  ASSERT_TRUE(fused_before.ok()) << fused_before.status().ToString();
   // w1 freezes: the broker still offers it tasks until it misses its heartbeats, then gives
   // the one it holds to w2.
   workers_[0]->Signal(SIGSTOP);
@@ -154,22 +203,14 @@ TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
     EXPECT_EQ(before["tiles"][i]["x"], after["tiles"][i]["x"]) << i;
     EXPECT_EQ(before["tiles"][i]["y"], after["tiles"][i]["y"]) << i;
   }
-  auto ps = RunTessera({"ps", "--server", stack_->manager()});
-  ASSERT_EQ(ps.exit_code, 0) << ps.err;
-  // w1 is gone and a task was retried (the one it held).
-  EXPECT_EQ(ps.out.find("w1"), std::string::npos) << ps.out;
-  std::istringstream lines(ps.out);
-  bool retried = false;
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream words(line);
-    std::string service;
-    uint64_t workers = 0, queued = 0, running = 0, done = 0, failed = 0, retries = 0;
-    if (words >> service >> workers >> queued >> running >> done >> failed >> retries && service == "register") {
-      retried = retries >= 1;
-      EXPECT_EQ(failed, 0u);
-    }
-  }
-  EXPECT_TRUE(retried) << ps.out;
+  auto fused_after = client.ReadTile({.slide = slide_ + ":fused", .tile = 0});
+  ASSERT_TRUE(fused_after.ok()) << fused_after.status().ToString();
+  EXPECT_EQ(fused_after->data, fused_before->data);
+  // w1 is gone and a task was retried (the one it held); none failed.
+  const Ps ps = ReadPs(*stack_);
+  EXPECT_FALSE(ps.worker_done.contains("w1")) << ps.text;
+  EXPECT_GE(ps.services.at("register").retried + ps.services.at("fuse").retried, 1u) << ps.text;
+  EXPECT_EQ(ps.services.at("register").failed + ps.services.at("fuse").failed, 0u) << ps.text;
 }
 
 }  // namespace
