@@ -390,3 +390,40 @@ TEST(GatewayTest, ThousandsOfMalformedRequestsAllGetAnAnswer) {
 
 }  // namespace
 }  // namespace tessera::testing
+
+namespace tessera::testing {
+namespace {
+
+TEST(GatewayTest, AStitchedSlideOffersItsFusedViewToViewers) {
+  Stack stack({"--auto-stitch", "true"});
+  const std::string id = ScanMist(stack);  // stitched by itself as it closes
+  auto waited = RunTessera({"stitch", id, "--wait", "--server", stack.manager()});
+  ASSERT_EQ(waited.exit_code, 0) << waited.err;
+  const std::string url = stack.endpoint("http");
+  auto display = Get(url, "/api/slides/" + id + "/display");
+  ASSERT_EQ(display.status, 200) << display.body;
+  EXPECT_EQ(nlohmann::json::parse(display.body)["views"], (nlohmann::json{"raw", "fused"})) << display.body;
+  // The same tile of both views, in the same window (each view's default comes from its own
+  // histogram): the crops' overlaps are identical, so the pictures are too.
+  HttpConnection conn(url);
+  const std::string tile = "/iiif/3/" + id + "/0,0,512,512/512,/0/default.png?window0=0,40000";
+  auto raw = conn.Get(tile);
+  auto fused = conn.Get(tile + "&view=fused");
+  ASSERT_EQ(raw.status, 200) << raw.body;
+  ASSERT_EQ(fused.status, 200) << fused.body;
+  EXPECT_EQ(fused.headers["Content-Type"], "image/png");
+  EXPECT_TRUE(fused.body == raw.body) << "the fused tile differs from the raw one";
+  auto region = conn.Get("/api/slides/" + id + "/region.npy?width=64&height=64&view=fused");
+  EXPECT_EQ(region.status, 200) << region.body;
+  EXPECT_EQ(conn.Get(tile + "&view=sideways").status, 400);
+  // A slide scanned with --no-stitch has no fused view.
+  auto plain = RunTessera({"scan", "--no-stitch", "--tile-config", kMist + "/TileConfiguration.txt", "--server",
+                           stack.manager()});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  auto plain_display = conn.Get("/api/slides/" + plain.LastLine() + "/display");
+  EXPECT_EQ(nlohmann::json::parse(plain_display.body)["views"], (nlohmann::json{"raw"}));
+  EXPECT_EQ(conn.Get("/iiif/3/" + plain.LastLine() + "/info.json?view=fused").status, 404);
+}
+
+}  // namespace
+}  // namespace tessera::testing

@@ -153,12 +153,21 @@ class Handler {
       return Json(SummaryToJson(info) + "\n");
     }
     if (parts.size() == 5 && parts[2] == "slides") {
-      const std::string id(parts[3]);
-      if (parts[4] == "display") return Display(id);
+      if (parts[4] == "display") return Display(std::string(parts[3]));
+      TESSERA_ASSIGN_OR_RETURN(const std::string id, ViewOf(parts[3], query));
       if (parts[4] == "pixel") return Pixel(id, query);
       if (parts[4] == "region.npy" || parts[4] == "region.tiff") return RawRegion(id, query, parts[4] == "region.npy");
     }
     return Error(StatusCode::kNotFound, "no such API path: see docs/protocol.md for the gateway's");
+  }
+
+  // The slide id a request reads: `view=fused` is the stitched slide's fused image (the
+  // slide "<id>:fused"), `view=raw` (the default) the fields of view as acquired.
+  static Result<std::string> ViewOf(std::string_view id, const Query& query) {
+    auto it = query.find("view");
+    if (it == query.end() || it->second == "raw") return std::string(id);
+    if (it->second == "fused") return std::string(id) + ":fused";
+    return Error(StatusCode::kInvalidArgument, "view={}: give raw or fused", it->second);
   }
 
   Result<SlideGeometry> Geometry(const std::string& id) {
@@ -224,6 +233,7 @@ class Handler {
     j["pixel_size_um"] = g.plan.pixel_size_um;
     j["dtype"] = DtypeName(g.plan.dtype);
     j["views"] = {"raw"};
+    if (Geometry(id + ":fused").ok()) j["views"].push_back("fused");  // stitched and fused
     auto& channels = j["channels"] = nlohmann::json::array();
     for (size_t c = 0; c < g.styles.size(); ++c) {
       const ChannelStyle& s = g.styles[c];
@@ -333,7 +343,7 @@ class Handler {
   }
 
   Result<Reply> Iiif(const std::vector<std::string_view>& parts, const Query& query, std::string_view host) {
-    const std::string id(parts[3]);
+    TESSERA_ASSIGN_OR_RETURN(const std::string id, ViewOf(parts[3], query));
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
     const IiifLimits limits{.max_width = options_.max_output_edge, .max_height = options_.max_output_edge,
                             .max_area = options_.max_output_pixels};
