@@ -67,6 +67,9 @@ struct StitchState {
   uint64_t done = 0, total = 0;
   std::string error;
   std::string report_json;  ///< GetStitch, when done
+  double register_s = 0, solve_s = 0, fuse_s = 0;  ///< when done
+  uint64_t fused_bytes = 0;     ///< the fused image, level 0, raw
+  uint64_t peak_rss_bytes = 0;  ///< the stitcher's peak resident memory
 };
 
 struct StitchRequest {

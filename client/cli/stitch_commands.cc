@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <optional>
 #include <thread>
@@ -82,16 +84,29 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
       exit_code = Fail(fmt::format("slide {} has not been stitched", req.slide));
       return;
     }
-    if (json) {
-      fmt::print("{}\n", s->report_json);
-      return;
-    }
     auto report = stitch::ReportFromJson(s->report_json);
     if (!report.ok()) {
       exit_code = Fail(report.status().ToString());
       return;
     }
+    const double fused_mb = static_cast<double>(s->fused_bytes) / 1e6;
+    if (json) {  // the report, and how the run went when this command saw it end
+      auto j = nlohmann::json::parse(s->report_json);
+      if (s->register_s > 0) {
+        j["run"] = {{"register_s", s->register_s}, {"solve_s", s->solve_s},        {"fuse_s", s->fuse_s},
+                    {"fused_mb", fused_mb},         {"stitcher_peak_rss_mb", static_cast<double>(s->peak_rss_bytes) / 1e6}};
+      }
+      fmt::print("{}\n", j.dump(2));
+      return;
+    }
     fmt::print("{}", stitch::ReportTable(*report));
+    if (s->register_s > 0) {
+      fmt::print("registered {} pairs in {:.2f} s, solved in {:.3f} s", report->links.size(), s->register_s, s->solve_s);
+      if (s->fuse_s > 0) {
+        fmt::print(", fused {:.0f} MB in {:.2f} s ({:.0f} MB/s)", fused_mb, s->fuse_s, fused_mb / s->fuse_s);
+      }
+      fmt::print("\n");
+    }
   });
 
   static std::string ps_server = DefaultServer();

@@ -1,7 +1,9 @@
 #include "server/stitcher/stitcher.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -11,6 +13,8 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <set>
 
 #include <fmt/format.h>
@@ -217,46 +221,76 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
         return OkStatus();
       },
       progress, stop));
-  r.fuse_s = Seconds(started);
   r.fused_bytes = uint64_t{fused.width} * fused.height * planes * DtypeSize(fused.dtype);
 
-  // The zoom levels, each chunk from the 2 x 2 chunks below it.
+  // The zoom levels, each chunk from the 2 x 2 chunks below it, on two threads (the file's
+  // reads and writes one at a time: HDF5 is not thread-safe; decoding, averaging, encoding
+  // in parallel).
   const size_t elem = DtypeSize(fused.dtype);
-  uint64_t level_chunks = 0, made = 0;
+  uint64_t level_chunks = 0;
   for (uint32_t l = 1; l < fused.level_count(); ++l) level_chunks += fused.Level(l).chunks_per_frame() * planes;
-  std::vector<uint8_t> below, region, half, chunk;
+  std::atomic<uint64_t> made{0};
+  std::mutex file_mu;
   for (uint32_t l = 1; l < fused.level_count(); ++l) {
     const LevelShape src = fused.Level(l - 1), dst = fused.Level(l);  // chunks shrink with small levels
-    below.resize(src.chunk_pixels() * elem);
-    chunk.resize(dst.chunk_pixels() * elem);
-    for (size_t plane = 0; plane < planes; ++plane) {
-      const FrameKey frame{0, static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes)};
-      for (uint32_t cy = 0; cy < dst.chunks_y(); ++cy) {
-        for (uint32_t cx = 0; cx < dst.chunks_x(); ++cx) {
-          if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
-          // The source region: up to 2 x 2 chunks of the level below, cut at its edge.
-          const uint32_t rx = 2 * cx * src.chunk_x, ry = 2 * cy * src.chunk_y;
-          LevelShape rs{std::min(2 * src.chunk_x, src.width - rx), std::min(2 * src.chunk_y, src.height - ry),
-                        src.chunk_y, src.chunk_x};
-          region.assign(rs.pixels() * elem, 0);
-          for (uint32_t sy = 0; sy < 2 && 2 * cy + sy < src.chunks_y(); ++sy) {
-            for (uint32_t sx = 0; sx < 2 && 2 * cx + sx < src.chunks_x(); ++sx) {
-              TESSERA_ASSIGN_OR_RETURN(auto stored, file->ReadOwnChunk({frame, l - 1, 2 * cy + sy, 2 * cx + sx}));
-              TESSERA_RETURN_IF_ERROR(codec::Decompress(stored, below));
-              pyramid::InsertChunk(below, rs, elem, sy, sx, region);
+    const size_t jobs = planes * dst.chunks_per_frame();
+    std::atomic<size_t> next{0};
+    std::mutex error_mu;
+    Status error;
+    auto work = [&] {
+      std::vector<uint8_t> below(src.chunk_pixels() * elem), region, half, chunk(dst.chunk_pixels() * elem);
+      for (size_t j; (j = next++) < jobs;) {
+        const size_t plane = j / dst.chunks_per_frame(), k = j % dst.chunks_per_frame();
+        const FrameKey frame{0, static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes)};
+        const auto cy = static_cast<uint32_t>(k / dst.chunks_x()), cx = static_cast<uint32_t>(k % dst.chunks_x());
+        // The source region: up to 2 x 2 chunks of the level below, cut at its edge.
+        const uint32_t rx = 2 * cx * src.chunk_x, ry = 2 * cy * src.chunk_y;
+        const LevelShape rs{std::min(2 * src.chunk_x, src.width - rx), std::min(2 * src.chunk_y, src.height - ry),
+                            src.chunk_y, src.chunk_x};
+        region.assign(rs.pixels() * elem, 0);
+        Status s;
+        for (uint32_t sy = 0; sy < 2 && 2 * cy + sy < src.chunks_y() && s.ok(); ++sy) {
+          for (uint32_t sx = 0; sx < 2 && 2 * cx + sx < src.chunks_x() && s.ok(); ++sx) {
+            Result<std::vector<uint8_t>> stored = Error(StatusCode::kInternal, "not read");
+            {
+              std::lock_guard lock(file_mu);
+              stored = file->ReadOwnChunk({frame, l - 1, 2 * cy + sy, 2 * cx + sx});
             }
+            s = stored.ok() ? codec::Decompress(*stored, below) : stored.status();
+            if (s.ok()) pyramid::InsertChunk(below, rs, elem, sy, sx, region);
           }
+        }
+        if (s.ok()) {
           const LevelShape hs{(rs.width + 1) / 2, (rs.height + 1) / 2, dst.chunk_y, dst.chunk_x};
           half.assign(hs.pixels() * elem, 0);
           pyramid::Downsample2x(region, rs, fused.dtype, half);
           std::fill(chunk.begin(), chunk.end(), uint8_t{0});
           pyramid::ExtractChunk(half, hs, elem, 0, 0, chunk);
-          TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, fused.codec));
-          TESSERA_RETURN_IF_ERROR(file->WriteChunk({frame, l, cy, cx}, packed, codec::Checksum(packed)));
-          if (progress && (++made % 64 == 0 || made == level_chunks)) progress({"pyramid", made, level_chunks});
+          auto packed = codec::Compress(chunk, elem, fused.codec);
+          if (packed.ok()) {
+            std::lock_guard lock(file_mu);
+            s = file->WriteChunk({frame, l, cy, cx}, *packed, codec::Checksum(*packed));
+          } else {
+            s = packed.status();
+          }
+        }
+        if (!s.ok() || stop.load()) {
+          std::lock_guard lock(error_mu);
+          if (error.ok()) error = s.ok() ? Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide) : s;
+          next = jobs;
+          return;
+        }
+        if (const uint64_t n = ++made; progress && (n % 64 == 0 || n == level_chunks)) {
+          std::lock_guard lock(file_mu);  // one progress report at a time
+          progress({"pyramid", n, level_chunks});
         }
       }
+    };
+    {
+      std::jthread helper(work);
+      work();
     }
+    TESSERA_RETURN_IF_ERROR(error);
   }
   for (size_t plane = 0; plane < planes; ++plane) {
     file->MarkLevelsWritten(fused.FrameIndex({0, static_cast<uint32_t>(plane / fused.z_planes),
@@ -266,6 +300,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
   if (std::rename(partial.c_str(), path.c_str()) != 0) {
     return Error(StatusCode::kInternal, "cannot rename {} to {}: {}", partial, path, std::strerror(errno));
   }
+  r.fuse_s = Seconds(started);  // level 0 and its zoom levels
   return OkStatus();
 }
 
@@ -365,7 +400,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
 Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
   int64_t last_report = 0;
   auto report = [&](const std::string& state, const StitchProgress& p, const std::string& error,
-                    const std::string& report_json = "") {
+                    const std::string& report_json = "", const StitchResult* done = nullptr) {
     proto::ManagerRequest req;
     req.set_version(wire::kProtocolVersion);
     proto::StitchState* st = req.mutable_stitch_progress();
@@ -377,6 +412,15 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
     st->set_error(error);
     st->set_pid(static_cast<int32_t>(::getpid()));
     st->set_report_json(report_json);
+    if (done != nullptr) {
+      rusage usage{};
+      ::getrusage(RUSAGE_SELF, &usage);
+      st->set_register_s(done->register_s);
+      st->set_solve_s(done->solve_s);
+      st->set_fuse_s(done->fuse_s);
+      st->set_fused_bytes(done->fused_bytes);
+      st->set_peak_rss_bytes(static_cast<uint64_t>(usage.ru_maxrss) * 1024);
+    }
     last_report = wire::NowMs();
     return wire::Call(o.manager, req, 5000).status();
   };
@@ -391,7 +435,7 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
     return r.status();
   }
   // A stored report is read from the stitch file; one not stored travels with the end.
-  return report("done", {"store", 1, 1}, "", o.store ? "" : stitch::ReportJson(r->report));
+  return report("done", {"store", 1, 1}, "", o.store ? "" : stitch::ReportJson(r->report), &*r);
 }
 
 }  // namespace tessera::stitcher
