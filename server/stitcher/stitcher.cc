@@ -18,9 +18,11 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "client/client.h"
 #include "common/codec/codec.h"
+#include "common/log/log.h"
 #include "common/mosaic/mosaic.h"
 #include "common/pyramid/pyramid.h"
 #include "common/storage/slide_file.h"
@@ -173,31 +175,39 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
   std::error_code ec;
   std::filesystem::remove(partial, ec);
   TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::Create(partial, fused, o.slide + ":fused"));
+  // Tasks of up to 2 x 2 chunks: the tiles' stored chunks under a task are read and decoded
+  // once for all of them (a chunk-sized task would decode most of them four times).
   const LevelShape l0 = fused.Level(0);
-  const size_t per_plane = l0.chunks_per_frame(), planes = fused.channels.size() * fused.z_planes;
-  std::vector<size_t> plane_done(planes, 0);
-  struct Chunk {
-    uint32_t c, z, cy, cx;
+  constexpr uint32_t kGroup = 2;
+  const uint32_t groups_x = (l0.chunks_x() + kGroup - 1) / kGroup, groups_y = (l0.chunks_y() + kGroup - 1) / kGroup;
+  const size_t per_plane = size_t{groups_x} * groups_y, planes = fused.channels.size() * fused.z_planes;
+  std::vector<size_t> plane_done(planes, 0);  // chunks
+  struct Group {
+    uint32_t c, z, cy, cx, ny, nx;  // the first chunk and how many down and across
   };
-  auto chunk_of = [&](size_t i) {
+  auto group_of = [&](size_t i) {
     const size_t k = i % per_plane, plane = i / per_plane;
-    return Chunk{static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes),
-                 static_cast<uint32_t>(k / l0.chunks_x()), static_cast<uint32_t>(k % l0.chunks_x())};
+    const auto cy = static_cast<uint32_t>(k / groups_x * kGroup), cx = static_cast<uint32_t>(k % groups_x * kGroup);
+    return Group{static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes), cy, cx,
+                 std::min(kGroup, l0.chunks_y() - cy), std::min(kGroup, l0.chunks_x() - cx)};
   };
   const auto started = Clock::now();
   TESSERA_RETURN_IF_ERROR(RunTasks(
       broker, "fuse", planes * per_plane, o,
       [&](size_t i, proto::TaskRequest& t) {
-        const Chunk ch = chunk_of(i);
+        const Group g = group_of(i);
         proto::FuseTask* f = t.mutable_fuse();
         f->set_slide(o.slide);
-        f->set_channel(ch.c);
-        f->set_z(ch.z);
-        const mosaic::Box box{x0 + int64_t{ch.cx} * l0.chunk_x, y0 + int64_t{ch.cy} * l0.chunk_y, l0.chunk_x, l0.chunk_y};
+        f->set_channel(g.c);
+        f->set_z(g.z);
+        const mosaic::Box box{x0 + int64_t{g.cx} * l0.chunk_x, y0 + int64_t{g.cy} * l0.chunk_y, g.nx * l0.chunk_x,
+                              g.ny * l0.chunk_y};
         f->set_x(box.x);
         f->set_y(box.y);
-        f->set_width(l0.chunk_x);
-        f->set_height(l0.chunk_y);
+        f->set_width(static_cast<uint32_t>(box.w));
+        f->set_height(static_cast<uint32_t>(box.h));
+        f->set_chunk_width(l0.chunk_x);
+        f->set_chunk_height(l0.chunk_y);
         f->set_blend(static_cast<uint32_t>(o.blend));
         for (uint32_t tile : index.Query(0, box)) {
           proto::FuseTile* ft = f->add_tiles();
@@ -207,22 +217,31 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
         }
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
-        const Chunk ch = chunk_of(i);
+        const Group g = group_of(i);
         if (Status s = wire::FromProto(res.status()); !s.ok()) {
-          return Error(s.code(), "fusing chunk ({}, {}) of channel {} z {} of {} failed: {}", ch.cy, ch.cx, ch.c, ch.z,
+          return Error(s.code(), "fusing chunks ({}, {}) of channel {} z {} of {} failed: {}", g.cy, g.cx, g.c, g.z,
                        o.slide, s.message());
         }
-        if (payload.size() != 1 || codec::Checksum(wire::Bytes(payload[0])) != res.chunk().checksum()) {
-          return Error(StatusCode::kDataLoss, "the fused chunk ({}, {}) of {} came back damaged", ch.cy, ch.cx, o.slide);
+        const auto n = static_cast<size_t>(g.ny * g.nx);
+        if (payload.size() != n || static_cast<size_t>(res.chunk().checksums_size()) != n) {
+          return Error(StatusCode::kDataLoss, "the fused chunks ({}, {}) of {} came back {} instead of {}", g.cy, g.cx,
+                       o.slide, payload.size(), n);
         }
-        TESSERA_RETURN_IF_ERROR(file->WriteChunk({{0, ch.c, ch.z}, 0, ch.cy, ch.cx}, wire::Bytes(payload[0]),
-                                                 res.chunk().checksum()));
-        if (++plane_done[i / per_plane] == per_plane) file->MarkWritten(fused.FrameIndex({0, ch.c, ch.z}));
+        for (uint32_t k = 0; k < n; ++k) {
+          const auto bytes = wire::Bytes(payload[k]);
+          const uint64_t sum = res.chunk().checksums(static_cast<int>(k));
+          if (codec::Checksum(bytes) != sum) {
+            return Error(StatusCode::kDataLoss, "a fused chunk of {} came back damaged", o.slide);
+          }
+          TESSERA_RETURN_IF_ERROR(file->WriteChunk({{0, g.c, g.z}, 0, g.cy + k / g.nx, g.cx + k % g.nx}, bytes, sum));
+        }
+        if ((plane_done[i / per_plane] += n) == l0.chunks_per_frame()) file->MarkWritten(fused.FrameIndex({0, g.c, g.z}));
         return OkStatus();
       },
       progress, stop));
   r.fused_bytes = uint64_t{fused.width} * fused.height * planes * DtypeSize(fused.dtype);
 
+  const double level0_s = Seconds(started);
   // The zoom levels, each chunk from the 2 x 2 chunks below it, on two threads (the file's
   // reads and writes one at a time: HDF5 is not thread-safe; decoding, averaging, encoding
   // in parallel).
@@ -301,6 +320,8 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
     return Error(StatusCode::kInternal, "cannot rename {} to {}: {}", partial, path, std::strerror(errno));
   }
   r.fuse_s = Seconds(started);  // level 0 and its zoom levels
+  log::Get("stitcher")->info("slide={} fused {}x{} level0_s={:.2f} levels_s={:.2f} path={}", o.slide, fused.width,
+                             fused.height, level0_s, r.fuse_s - level0_s, path);
   return OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #include "server/worker/internal/tasks.h"
 
 #include <algorithm>
+#include <cstring>
 #include <future>
 #include <vector>
 
@@ -85,9 +86,10 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
 Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
   if (t.channel() >= plan->channels.size() || t.z() >= plan->z_planes || t.width() == 0 || t.height() == 0 ||
-      t.width() > 8192 || t.height() > 8192) {
-    return Error(StatusCode::kInvalidArgument, "fuse channel {} z {} box {}x{}: outside slide {}", t.channel(), t.z(),
-                 t.width(), t.height(), t.slide());
+      t.width() > 8192 || t.height() > 8192 || t.chunk_width() == 0 || t.chunk_height() == 0 ||
+      t.width() % t.chunk_width() != 0 || t.height() % t.chunk_height() != 0) {
+    return Error(StatusCode::kInvalidArgument, "fuse channel {} z {} box {}x{} in chunks of {}x{}: not a fusable box of slide {}",
+                 t.channel(), t.z(), t.width(), t.height(), t.chunk_width(), t.chunk_height(), t.slide());
   }
   const stitch::Rect box{t.x(), t.y(), t.x() + t.width(), t.y() + t.height()};
   const int64_t w = plan->width, h = plan->height;
@@ -124,18 +126,26 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
     inputs.push_back({planes.back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
   }
   const std::vector<uint16_t> fused = stitch::FuseBox(box, inputs, t.blend());
+  // Cut into chunks, row-major, each in the slide's sample type and codec.
   TaskOutput out;
-  Result<std::vector<uint8_t>> packed = Error(StatusCode::kInternal, "no codec");
-  if (plan->dtype == Dtype::kUint8) {
-    std::vector<uint8_t> narrow(fused.size());
-    std::transform(fused.begin(), fused.end(), narrow.begin(), [](uint16_t v) { return static_cast<uint8_t>(std::min<uint16_t>(v, 255)); });
-    packed = codec::Compress(narrow, 1, plan->codec);
-  } else {
-    packed = codec::Compress({reinterpret_cast<const uint8_t*>(fused.data()), fused.size() * 2}, 2, plan->codec);
+  const int64_t cw = t.chunk_width(), ch = t.chunk_height(), bw = t.width();
+  const size_t elem = DtypeSize(plan->dtype);
+  std::vector<uint8_t> raw(static_cast<size_t>(cw * ch) * elem);
+  for (int64_t y0 = 0; y0 < box.height(); y0 += ch) {
+    for (int64_t x0 = 0; x0 < bw; x0 += cw) {
+      for (int64_t y = 0; y < ch; ++y) {
+        const uint16_t* src = fused.data() + (y0 + y) * bw + x0;
+        if (elem == 1) {
+          for (int64_t x = 0; x < cw; ++x) raw[static_cast<size_t>(y * cw + x)] = static_cast<uint8_t>(std::min<uint16_t>(src[x], 255));
+        } else {
+          std::memcpy(raw.data() + static_cast<size_t>(y * cw) * 2, src, static_cast<size_t>(cw) * 2);
+        }
+      }
+      TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(raw, elem, plan->codec));
+      out.result.mutable_chunk()->add_checksums(codec::Checksum(packed));
+      out.payload.push_back(std::move(packed));
+    }
   }
-  if (!packed.ok()) return packed.status();
-  out.result.mutable_chunk()->set_checksum(codec::Checksum(*packed));
-  out.payload.push_back(std::move(*packed));
   return out;
 }
 
