@@ -100,10 +100,12 @@ struct Broker::Impl {
     queues[t.request.service()].push_front(std::move(t));
   }
 
-  void DropWorker(const std::string& identity, const std::string& reason) {
+  // `expected`: the worker said it is going (no warning unless it held a task).
+  void DropWorker(const std::string& identity, const std::string& reason, bool expected = false) {
     auto it = workers.find(identity);
     if (it == workers.end()) return;
-    log->warn("worker={} dropped: {}", it->second.name, reason);
+    log->log(expected && !it->second.task ? spdlog::level::info : spdlog::level::warn, "worker={} dropped: {}",
+             it->second.name, reason);
     if (it->second.task) {
       Task t = std::move(*it->second.task);
       t.tried.insert(it->second.name);
@@ -266,7 +268,9 @@ struct Broker::Impl {
         break;
       case BrokerMessage::kResult: OnResult(identity, m.result(), in.payload); break;
       case BrokerMessage::kRequest: OnRequest(identity, m.request(), in.payload); break;
-      case BrokerMessage::kDisconnect: DropWorker(identity, "disconnected: " + m.disconnect().reason()); break;
+      case BrokerMessage::kDisconnect:
+        DropWorker(identity, "disconnected: " + m.disconnect().reason(), /*expected=*/true);
+        break;
       case BrokerMessage::kStatusRequest: OnStatus(identity); break;
       default: {
         BrokerMessage reply = Message();
