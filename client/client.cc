@@ -118,7 +118,8 @@ namespace {
 
 StitchState StitchFromProto(const proto::StitchState& p) {
   return {p.slide_id(), p.state(),     p.stage(),  p.done(),        p.total(),          p.error(),
-          p.report_json(), p.register_s(), p.solve_s(), p.fuse_s(), p.fused_bytes(), p.peak_rss_bytes()};
+          p.report_json(), p.register_s(), p.solve_s(), p.fuse_s(), p.fused_bytes(), p.peak_rss_bytes(),
+          p.registered_while_acquiring()};
 }
 
 }  // namespace

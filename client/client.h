@@ -70,6 +70,7 @@ struct StitchState {
   double register_s = 0, solve_s = 0, fuse_s = 0;  ///< when done
   uint64_t fused_bytes = 0;     ///< the fused image, level 0, raw
   uint64_t peak_rss_bytes = 0;  ///< the stitcher's peak resident memory
+  uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
 };
 
 struct StitchRequest {

@@ -186,6 +186,18 @@ TEST_F(StitchTest, AScanStitchesByItselfWhenItCloses) {
   EXPECT_NE(none.err.find("has not been stitched"), std::string::npos) << none.err;
 }
 
+TEST_F(StitchTest, TilesAreRegisteredWhileTheScanLands) {
+  // 25 frames at 10 a second: 2.5 s of scan, each pair registered as its second tile lands.
+  const std::string slide = Scan({"--rate", "10"});
+  auto waited = RunTessera({"stitch", slide, "--wait", "--json", "--server", stack_->manager()});
+  ASSERT_EQ(waited.exit_code, 0) << waited.err;
+  const auto qc = nlohmann::json::parse(waited.out);
+  EXPECT_EQ(qc["summary"]["reliable"], 40);
+  EXPECT_EQ(qc["summary"]["suspicious"], 0);
+  // Pairs were registered before the scan closed (a stitch started at the close has none).
+  EXPECT_GT(qc["run"]["registered_while_acquiring"].get<int>(), 0) << qc["run"].dump();
+}
+
 TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
   const auto before = Stitch(*stack_, slide_);
   ASSERT_FALSE(before.is_null());

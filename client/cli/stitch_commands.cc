@@ -93,8 +93,12 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
     if (json) {  // the report, and how the run went when this command saw it end
       auto j = nlohmann::json::parse(s->report_json);
       if (s->register_s > 0) {
-        j["run"] = {{"register_s", s->register_s}, {"solve_s", s->solve_s},        {"fuse_s", s->fuse_s},
-                    {"fused_mb", fused_mb},         {"stitcher_peak_rss_mb", static_cast<double>(s->peak_rss_bytes) / 1e6}};
+        j["run"] = {{"register_s", s->register_s},
+                    {"solve_s", s->solve_s},
+                    {"fuse_s", s->fuse_s},
+                    {"fused_mb", fused_mb},
+                    {"stitcher_peak_rss_mb", static_cast<double>(s->peak_rss_bytes) / 1e6},
+                    {"registered_while_acquiring", s->registered_while_acquiring}};
       }
       fmt::print("{}\n", j.dump(2));
       return;

@@ -209,16 +209,38 @@ struct SlideManager::Impl {
   // Starts `tessera serve stitcher` for a slide unless one runs for it.
   Status StartStitch(const proto::StitchRequest& req, proto::ManagerReply* reply) {
     TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(req.slide_id()));
-    if (r.state == "acquiring") {
+    if (r.state == "acquiring" && stitches[r.id].state() != "running") {
       return Error(StatusCode::kFailedPrecondition,
-                   "slide {} is still acquiring: close it first (its stitch starts by itself when it closes, "
-                   "unless it was scanned with --no-stitch)",
+                   "slide {} is still acquiring: close it first (scans stitch by themselves as they land, "
+                   "unless scanned with --no-stitch)",
                    r.id);
     }
     if (!options.endpoints.contains("broker")) {
       return Error(StatusCode::kUnavailable, "this stack has no broker: run tessera up, or name one with "
                                              "--endpoint broker=...");
     }
+    TESSERA_RETURN_IF_ERROR(SpawnStitcher(r, req));
+    *reply->mutable_stitch() = stitches[r.id];
+    return OkStatus();
+  }
+
+  // A scan stitches by itself, from when it opens (registering pairs as their tiles land)
+  // to its fused image after it closes, when its plan asks and the stack has workers.
+  void AutoStitch(const SlideRecord& r) {
+    auto plan = PlanFromJson(r.plan_json);
+    if (!plan.ok() || !plan->stitch || plan->tiles.size() < 2 || !options.auto_stitch ||
+        !options.endpoints.contains("broker")) {
+      return;
+    }
+    proto::StitchRequest req;
+    req.set_slide_id(r.id);
+    req.set_z(-1);
+    if (Status s = SpawnStitcher(r, req); !s.ok()) {
+      log->warn("slide={} status={} stitch not started: {}", r.id, StatusCodeName(s.code()), s.message());
+    }
+  }
+
+  Status SpawnStitcher(const SlideRecord& r, const proto::StitchRequest& req) {
     proto::StitchState& state = stitches[r.id];
     if (state.state() != "running") {
       std::vector<std::string> args{"serve", "stitcher", "--slide", r.id, "--manager", endpoint,
@@ -233,7 +255,6 @@ struct SlideManager::Impl {
       state.set_pid(child.pid);
       log->info("slide={} stitcher pid={} started", r.id, child.pid);
     }
-    *reply->mutable_stitch() = state;
     return OkStatus();
   }
 
@@ -335,6 +356,7 @@ struct SlideManager::Impl {
       return s;
     }
     log->info("slide={} name={} opened frames={} path={}", r.id, r.name, r.frames_total, r.path);
+    AutoStitch(r);
     Summarize(r, reply->mutable_slide());
     return OkStatus();
   }
@@ -356,16 +378,7 @@ struct SlideManager::Impl {
     TESSERA_RETURN_IF_ERROR(catalog->Update(r));
     log->info("slide={} closed frames_written={}/{} bytes={}", id, r.frames_written,
               r.frames_total, r.bytes_stored);
-    if (auto plan = PlanFromJson(r.plan_json); plan.ok() && plan->stitch && plan->tiles.size() > 1 &&
-                                               options.auto_stitch && options.endpoints.contains("broker")) {
-      proto::StitchRequest req;
-      req.set_slide_id(id);
-      req.set_z(-1);
-      proto::ManagerReply started;
-      if (Status s = StartStitch(req, &started); !s.ok()) {
-        log->warn("slide={} status={} stitch not started: {}", id, StatusCodeName(s.code()), s.message());
-      }
-    }
+    AutoStitch(r);  // started when the slide opened; again if that one is gone (a restarted manager)
     Summarize(r, reply->mutable_slide());
     return OkStatus();
   }

@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 #include <set>
@@ -88,21 +89,41 @@ Result<bool> BrokerLostTasks(const std::string& broker, const std::string& servi
 // fills task i, `take` takes its answer (and payload). An answer of RESOURCE_EXHAUSTED (the
 // broker's queue is full) sends the task again later; after o.stall_ms of silence the broker
 // is asked, and tasks it lost are sent again (a late answer to one is ignored).
+// `feed`, when given, hands over the tasks as they become ready (e.g. as tiles land) instead
+// of all at once: it appends their indices to `ready` and counts in `settled` the tasks that
+// will never run (settled elsewhere); it is called about five times a second.
+using Feed = std::function<void(std::vector<size_t>& ready, size_t& settled)>;
+
 Status RunTasks(const std::string& broker, const std::string& service, size_t n, const StitchOptions& o,
                 const std::function<void(size_t, proto::TaskRequest&)>& make,
                 const std::function<Status(size_t, const proto::TaskResult&, std::vector<zmq::message_t>&)>& take,
-                const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop) {
+                const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
+                const Feed& feed = nullptr) {
   zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
   socket.connect(broker);
   std::deque<size_t> todo;
-  for (size_t i = 0; i < n; ++i) todo.push_back(i);
+  if (!feed) {
+    for (size_t i = 0; i < n; ++i) todo.push_back(i);
+  }
   std::set<size_t> sent;  // and not answered yet
   std::vector<bool> answered(n);
   size_t done = 0;
   int64_t last_answer = wire::NowMs();
   if (progress) progress({service, 0, n});
+  std::vector<size_t> ready;
   while (done < n) {
     if (stop.load()) return Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide);
+    if (feed) {
+      ready.clear();
+      size_t settled = 0;
+      feed(ready, settled);
+      todo.insert(todo.end(), ready.begin(), ready.end());
+      if (settled > 0) {
+        done += settled;
+        if (progress) progress({service, done, n});
+        continue;
+      }
+    }
     while (sent.size() < static_cast<size_t>(o.in_flight) && !todo.empty()) {
       const size_t i = todo.front();
       todo.pop_front();
@@ -116,6 +137,7 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
     }
     auto in = wire::Receive(socket, 200);
     if (!in) {
+      if (progress) progress({service, done, n});  // the latest, even after a burst the reporter thinned
       if (wire::NowMs() - last_answer > o.stall_ms) {
         TESSERA_ASSIGN_OR_RETURN(const bool lost, BrokerLostTasks(broker, service));
         if (lost) {
@@ -357,6 +379,71 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   r.pairs = stitch::OverlappingPairs(stage, plan.width, plan.height);
   r.links.resize(r.pairs.size());
 
+  // A slide still acquiring: each pair goes out as soon as both its tiles have landed (the
+  // dealer's events), and registration ends once the scan has closed and every pair is in; a
+  // pair whose tile never landed is an unreliable link.
+  struct Landing {
+    std::mutex mu;
+    std::vector<bool> tile;           // landed, on the channel and plane registered
+    std::vector<uint32_t> fresh;      // landed since the feed last looked
+    bool closed = false;
+  } landing;
+  std::vector<std::vector<size_t>> pairs_of(plan.tiles.size());
+  for (size_t i = 0; i < r.pairs.size(); ++i) {
+    pairs_of[r.pairs[i].a].push_back(i);
+    pairs_of[r.pairs[i].b].push_back(i);
+  }
+  std::vector<bool> queued(r.pairs.size());
+  auto mark = [&](uint64_t frame) {  // under landing.mu
+    const FrameKey k = plan.KeyOf(frame);
+    if (k.c == o.channel && k.z == z && k.t < landing.tile.size() && !landing.tile[k.t]) {
+      landing.tile[k.t] = true;
+      landing.fresh.push_back(k.t);
+    }
+  };
+  Feed feed;
+  std::optional<Subscription> subscription;  // declared after `landing`: it ends first
+  if (summary.state == "acquiring") {
+    landing.tile.assign(plan.tiles.size(), false);
+    // Subscribed first, then the state read: nothing lands unseen in between.
+    TESSERA_ASSIGN_OR_RETURN(auto sub, client.Subscribe(o.slide, [&](const LandedEvent& e) {
+      std::lock_guard lock(landing.mu);
+      for (uint64_t f : e.landed) mark(f);
+      landing.closed = landing.closed || e.closed;
+    }));
+    subscription.emplace(std::move(sub));
+    TESSERA_ASSIGN_OR_RETURN(SlideView view, client.Describe(o.slide));
+    {
+      std::lock_guard lock(landing.mu);
+      for (size_t f = 0; f < view.landed.size(); ++f) {
+        if (view.landed[f] >= 1) mark(f);
+      }
+      landing.closed = landing.closed || !view.live;
+    }
+    feed = [&](std::vector<size_t>& ready, size_t& settled) {
+      std::lock_guard lock(landing.mu);
+      for (uint32_t t : landing.fresh) {
+        for (size_t i : pairs_of[t]) {
+          if (!queued[i] && landing.tile[r.pairs[i].a] && landing.tile[r.pairs[i].b]) {
+            queued[i] = true;
+            ready.push_back(i);
+          }
+        }
+      }
+      landing.fresh.clear();
+      if (!landing.closed) return;
+      for (size_t i = 0; i < r.pairs.size(); ++i) {  // the scan is over: what has not landed never will
+        if (queued[i]) continue;
+        queued[i] = true;
+        stitch::Link& link = r.links[i];
+        link.dx = link.nominal_dx = r.pairs[i].dx;
+        link.dy = link.nominal_dy = r.pairs[i].dy;
+        link.reason = fmt::format("tile {} never landed", landing.tile[r.pairs[i].a] ? r.pairs[i].b : r.pairs[i].a);
+        ++settled;
+      }
+    };
+  }
+
   // Registration: every pair a task, a window of them in flight.
   const auto started = Clock::now();
   TESSERA_RETURN_IF_ERROR(RunTasks(
@@ -388,6 +475,10 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
           return Error(s.code(), "registering tiles {} and {} of {} failed: {}", r.pairs[i].a, r.pairs[i].b, o.slide,
                        s.message());
         }
+        if (feed) {
+          std::lock_guard lock(landing.mu);
+          r.registered_while_acquiring += !landing.closed;
+        }
         const proto::LinkResult& l = res.link();
         link.dx = l.dx();
         link.dy = l.dy();
@@ -398,7 +489,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
         link.reason = l.reason();
         return OkStatus();
       },
-      progress, stop));
+      progress, stop, feed));
   r.register_s = Seconds(started);
 
   // The solve, on this side: it is small (a sparse system of two unknowns per tile).
@@ -441,6 +532,7 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
       st->set_fuse_s(done->fuse_s);
       st->set_fused_bytes(done->fused_bytes);
       st->set_peak_rss_bytes(static_cast<uint64_t>(usage.ru_maxrss) * 1024);
+      st->set_registered_while_acquiring(done->registered_while_acquiring);
     }
     last_report = wire::NowMs();
     return wire::Call(o.manager, req, 5000).status();

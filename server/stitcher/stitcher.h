@@ -53,6 +53,7 @@ struct StitchResult {
   stitch::QcReport report;
   double register_s = 0, solve_s = 0, fuse_s = 0;
   uint64_t fused_bytes = 0;  ///< level 0, uncompressed
+  uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
 };
 
 /// What the broker is doing: `tessera ps`.
