@@ -76,7 +76,7 @@ struct StitchState {
 struct StitchRequest {
   std::string slide;
   uint32_t channel = 0;
-  int z = -1;              ///< -1: the middle plane
+  int z = -1;              ///< -1: a z-stack's maximum projection
   uint32_t max_shift = 0;  ///< px; 0: the default
   bool store = true;       ///< false: report only
 };

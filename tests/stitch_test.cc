@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "common/synth/synthetic_mosaic.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
@@ -196,6 +197,38 @@ TEST_F(StitchTest, TilesAreRegisteredWhileTheScanLands) {
   EXPECT_EQ(qc["summary"]["suspicious"], 0);
   // Pairs were registered before the scan closed (a stitch started at the close has none).
   EXPECT_GT(qc["run"]["registered_while_acquiring"].get<int>(), 0) << qc["run"].dump();
+}
+
+// Synthetic mosaics with a known stage error and noise, 2-D and z-stacks (registered on their
+// maximum projection over z): every tile within half a pixel of the truth.
+TEST_F(StitchTest, SyntheticMosaicsTwoDAndZStacksLandWithinHalfAPixel) {
+  for (uint32_t z_planes : {1u, 5u}) {
+    synth::SyntheticOptions o;
+    o.cols = 3;
+    o.rows = 3;
+    o.width = o.height = 512;
+    o.channels = 1;
+    o.z_planes = z_planes;
+    o.position_error_px = 6;
+    auto scan = RunTessera({"scan", "--synthetic", "--no-stitch", "--cols", "3", "--rows", "3", "--width", "512",
+                            "--height", "512", "--channels", "1", "--z", std::to_string(z_planes),
+                            "--position-error", "6", "--server", stack_->manager()});
+    ASSERT_EQ(scan.exit_code, 0) << scan.err;
+    const auto qc = Stitch(*stack_, scan.LastLine());
+    ASSERT_FALSE(qc.is_null());
+    EXPECT_EQ(qc["summary"]["suspicious"], 0) << z_planes << " planes";
+    const synth::SyntheticMosaic truth(o);
+    // The solve keeps the stage's mean: compare after removing the mean offset.
+    double mx = 0, my = 0;
+    for (uint32_t t = 0; t < 9; ++t) {
+      mx += qc["tiles"][t]["x"].get<double>() - truth.TruePosition(t)[0];
+      my += qc["tiles"][t]["y"].get<double>() - truth.TruePosition(t)[1];
+    }
+    for (uint32_t t = 0; t < 9; ++t) {
+      EXPECT_NEAR(qc["tiles"][t]["x"].get<double>() - mx / 9, truth.TruePosition(t)[0], 0.5) << z_planes << " planes, tile " << t;
+      EXPECT_NEAR(qc["tiles"][t]["y"].get<double>() - my / 9, truth.TruePosition(t)[1], 0.5) << z_planes << " planes, tile " << t;
+    }
+  }
 }
 
 TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {

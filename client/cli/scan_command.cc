@@ -4,6 +4,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <fmt/format.h>
 
 #include "client/cli/commands.h"
@@ -86,6 +87,13 @@ int RunScan(const ScanArgs& a) {
     auto mosaic = std::make_shared<synth::SyntheticMosaic>(o);
     plan = mosaic->plan();
     if (!a.name.empty()) plan.name = a.name;
+    // The truth a stitch can be judged against: where each tile really is.
+    nlohmann::json truth = nlohmann::json::array();
+    for (uint32_t t = 0; t < plan.tiles.size(); ++t) truth.push_back(mosaic->TruePosition(t));
+    nlohmann::json header = nlohmann::json::parse(a.header, nullptr, /*allow_exceptions=*/false);
+    if (!header.is_object()) return Fail("--header must be a JSON object");
+    header["synthetic"] = {{"seed", o.seed}, {"position_error_px", o.position_error_px}, {"true_positions", truth}};
+    plan.header_json = header.dump();
     source = [mosaic](uint64_t index, std::vector<uint8_t>& out) {
       out.resize(mosaic->plan().frame_bytes());
       mosaic->RenderFrame(mosaic->plan().KeyOf(index), out);
@@ -102,7 +110,7 @@ int RunScan(const ScanArgs& a) {
   plan.codec.level = a.level;
   plan.chunk_y = plan.chunk_x = a.chunk;
   if (a.pixel_size_um > 0) plan.pixel_size_um = {a.pixel_size_um, a.pixel_size_um, plan.pixel_size_um[2]};
-  if (a.header != "{}") plan.header_json = a.header;
+  if (!a.synthetic && a.header != "{}") plan.header_json = a.header;
   plan.stitch = a.stitch;
 
   ScannerOptions so;

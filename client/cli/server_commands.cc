@@ -284,7 +284,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   sr->add_option("--slide", stitcher_opts.slide, "Slide id")->required();
   sr->add_option("--manager", stitcher_opts.manager, "The slide manager's endpoint")->required();
   sr->add_option("--channel", stitcher_opts.channel, "Channel to register on")->capture_default_str();
-  sr->add_option("--z", stitcher_opts.z, "Plane to register on (-1: the middle one)")->capture_default_str();
+  sr->add_option("--z", stitcher_opts.z, "Plane to register on (-1: a z-stack's maximum projection over its planes)")->capture_default_str();
   sr->add_option("--max-shift", stitcher_opts.max_shift, "Pixels: the stage's error")->capture_default_str();
   sr->add_flag("!--no-store", stitcher_opts.store, "Report only: keep the slide's positions");
   sr->add_flag("--die-with-parent", stitcher_die, "Exit when the parent process ends");

@@ -54,7 +54,7 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
   st->add_option("ID", req.slide, "Slide id (see `tessera ls`)")->required();
   st->add_option("--server", server, "The manager's endpoint (env TESSERA_SERVER)")->capture_default_str();
   st->add_option("--channel", req.channel, "Channel to register on")->capture_default_str();
-  st->add_option("--z", req.z, "Plane to register on (-1: the middle one)")->capture_default_str();
+  st->add_option("--z", req.z, "Plane to register on (-1: a z-stack's maximum projection over its planes)")->capture_default_str();
   st->add_option("--max-shift", req.max_shift, "Pixels: the stage's error; no link moves a tile further (0: 20)")
       ->capture_default_str();
   st->add_flag("!--no-store", req.store,

@@ -365,7 +365,9 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
     return Error(StatusCode::kInvalidArgument, "channel {}: slide {} has channels 0 to {}", o.channel, o.slide,
                  plan.channels.size() - 1);
   }
-  const uint32_t z = o.z < 0 ? plan.z_planes / 2 : static_cast<uint32_t>(o.z);
+  // A z-stack is registered on its maximum projection over z unless a plane is named.
+  const bool project_z = o.z < 0 && plan.z_planes > 1;
+  const uint32_t z = o.z < 0 ? 0 : static_cast<uint32_t>(o.z);
   if (z >= plan.z_planes) {
     return Error(StatusCode::kInvalidArgument, "z {}: slide {} has planes 0 to {}", z, o.slide, plan.z_planes - 1);
   }
@@ -396,7 +398,9 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   std::vector<bool> queued(r.pairs.size());
   auto mark = [&](uint64_t frame) {  // under landing.mu
     const FrameKey k = plan.KeyOf(frame);
-    if (k.c == o.channel && k.z == z && k.t < landing.tile.size() && !landing.tile[k.t]) {
+    // Registered on a projection, a tile is in once its last plane is (frames land in scan order).
+    const uint32_t needed = project_z ? plan.z_planes - 1 : z;
+    if (k.c == o.channel && k.z == needed && k.t < landing.tile.size() && !landing.tile[k.t]) {
       landing.tile[k.t] = true;
       landing.fresh.push_back(k.t);
     }
@@ -459,6 +463,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
         reg->set_nominal_dx(p.dx);
         reg->set_nominal_dy(p.dy);
         reg->set_max_shift(static_cast<uint32_t>(o.max_shift));
+        reg->set_project_z(project_z);
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>&) -> Status {
         const Status s = wire::FromProto(res.status());

@@ -31,7 +31,7 @@ struct StitchOptions {
   std::string manager;       ///< the stack's manager (finds the broker and the dealer)
   std::string slide;
   uint32_t channel = 0;      ///< registered on this channel
-  int z = -1;                ///< ... and this plane (-1: the middle one)
+  int z = -1;                ///< ... and this plane (-1: a z-stack's maximum projection)
   int max_shift = 20;        ///< px: the stage's error
   int in_flight = 32;        ///< tasks sent and not answered yet
   int stall_ms = 30000;      ///< no answer this long: check that a worker offers the service

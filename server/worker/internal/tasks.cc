@@ -18,14 +18,20 @@ struct Plane {
   stitch::ImageView view;
 };
 
+// The array's planes (one channel) as one: the plane itself, or the maximum over its z planes.
 Result<Plane> ToPlane(const Array& a) {
   Plane p;
+  const auto n = static_cast<size_t>(a.shape[2] * a.shape[3]);
+  p.pixels.assign(n, 0);
+  auto project = [&](auto values) {
+    for (int64_t z = 0; z < a.shape[1]; ++z) {
+      for (size_t i = 0; i < n; ++i) p.pixels[i] = std::max<uint16_t>(p.pixels[i], values[static_cast<size_t>(z) * n + i]);
+    }
+  };
   if (a.dtype == Dtype::kUint16) {
-    const auto v = a.values<uint16_t>();
-    p.pixels.assign(v.begin(), v.end());
+    project(a.values<uint16_t>());
   } else {
-    const auto v = a.values<uint8_t>();
-    p.pixels.assign(v.begin(), v.end());
+    project(a.values<uint8_t>());
   }
   p.view = {p.pixels.data(), a.shape[3], a.shape[2], 0};
   return p;
@@ -48,9 +54,10 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
     return Error(StatusCode::kInvalidArgument, "tiles {} and {} at ({}, {}) cannot overlap within {} px", t.a(), t.b(),
                  t.nominal_dx(), t.nominal_dy(), t.max_shift());
   }
+  const uint32_t z0 = t.project_z() ? 0 : t.z(), z1 = t.project_z() ? plan->z_planes : t.z() + 1;
   auto read = [&](uint32_t tile, const stitch::Rect& r) {
     return context.client().ReadTileAsync({.slide = t.slide(), .tile = tile, .level = 0, .channels = {t.channel()},
-                                           .z_begin = t.z(), .z_end = t.z() + 1, .x = r.x0, .y = r.y0,
+                                           .z_begin = z0, .z_end = z1, .x = r.x0, .y = r.y0,
                                            .width = r.width(), .height = r.height()});
   };
   auto fa = read(t.a(), wa), fb = read(t.b(), wb);
