@@ -14,6 +14,13 @@ namespace {
 
 namespace internal {
 
+StitchState StitchFromProto(const proto::StitchState& p) {
+  return {p.slide_id(), p.state(),     p.stage(),  p.done(),        p.total(),          p.error(),
+          p.report_json(), p.register_s(), p.solve_s(), p.fuse_s(), p.fused_bytes(), p.peak_rss_bytes(),
+          p.registered_while_acquiring()};
+}
+
+
 SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   SlideSummary s;
   s.id = p.slide_id();
@@ -31,6 +38,7 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   if (auto plan = PlanFromJson(p.plan_json()); plan.ok()) s.plan = *std::move(plan);
   for (int i = 0; i + 1 < p.positions_size(); i += 2) s.positions.push_back({p.positions(i), p.positions(i + 1)});
   s.stitched_unix_ms = p.stitched_unix_ms();
+  if (p.has_stitch()) s.stitch = StitchFromProto(p.stitch());
   return s;
 }
 
@@ -82,6 +90,11 @@ std::string SummaryToJson(const SlideSummary& s) {
   auto& tiles = j["tiles"] = nlohmann::json::array();
   const bool stitched = s.positions.size() == p.tiles.size();
   if (stitched) j["stitched_unix_ms"] = s.stitched_unix_ms;
+  if (!s.stitch.state.empty()) {
+    j["stitch"] = {{"state", s.stitch.state}, {"stage", s.stitch.stage}, {"done", s.stitch.done},
+                   {"total", s.stitch.total}};
+    if (!s.stitch.error.empty()) j["stitch"]["error"] = s.stitch.error;
+  }
   for (size_t i = 0; i < p.tiles.size(); ++i) {
     const auto& t = p.tiles[i];
     const double x = stitched ? s.positions[i][0] : t.x, y = stitched ? s.positions[i][1] : t.y;
@@ -114,15 +127,6 @@ Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vecto
   return internal::SummaryFromProto(reply.slide());
 }
 
-namespace {
-
-StitchState StitchFromProto(const proto::StitchState& p) {
-  return {p.slide_id(), p.state(),     p.stage(),  p.done(),        p.total(),          p.error(),
-          p.report_json(), p.register_s(), p.solve_s(), p.fuse_s(), p.fused_bytes(), p.peak_rss_bytes(),
-          p.registered_while_acquiring()};
-}
-
-}  // namespace
 
 Result<StitchState> Client::StartStitch(const StitchRequest& r) {
   proto::ManagerRequest req;
@@ -133,14 +137,14 @@ Result<StitchState> Client::StartStitch(const StitchRequest& r) {
   st->set_max_shift(r.max_shift);
   st->set_no_store(!r.store);
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 30000), req));
-  return StitchFromProto(reply.stitch());
+  return internal::StitchFromProto(reply.stitch());
 }
 
 Result<StitchState> Client::GetStitch(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_get_stitch()->set_slide_id(id);
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
-  return StitchFromProto(reply.stitch());
+  return internal::StitchFromProto(reply.stitch());
 }
 
 Result<SlideSummary> Client::CloseSlide(const std::string& id) {

@@ -39,6 +39,21 @@ inline constexpr const char* kDefaultServer = "tcp://127.0.0.1:7400";
 /// TESSERA_SERVER if set, else kDefaultServer.
 std::string DefaultServer();
 
+/// A stitch the manager runs (tessera serve stitcher): its progress and, once done, its QC
+/// report (JSON, as `tessera stitch ID --json` prints it).
+struct StitchState {
+  std::string slide;
+  std::string state;  ///< running, done, failed; "" never stitched
+  std::string stage;  ///< register, solve, store
+  uint64_t done = 0, total = 0;
+  std::string error;
+  std::string report_json;  ///< GetStitch, when done
+  double register_s = 0, solve_s = 0, fuse_s = 0;  ///< when done
+  uint64_t fused_bytes = 0;     ///< the fused image, level 0, raw
+  uint64_t peak_rss_bytes = 0;  ///< the stitcher's peak resident memory
+  uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
+};
+
 struct SlideSummary {
   std::string id;
   std::string name;
@@ -56,21 +71,8 @@ struct SlideSummary {
   /// empty before, when the plan's stage positions hold.
   std::vector<std::array<double, 2>> positions;
   int64_t stitched_unix_ms = 0;
-};
-
-/// A stitch the manager runs (tessera serve stitcher): its progress and, once done, its QC
-/// report (JSON, as `tessera stitch ID --json` prints it).
-struct StitchState {
-  std::string slide;
-  std::string state;  ///< running, done, failed; "" never stitched
-  std::string stage;  ///< register, solve, store
-  uint64_t done = 0, total = 0;
-  std::string error;
-  std::string report_json;  ///< GetStitch, when done
-  double register_s = 0, solve_s = 0, fuse_s = 0;  ///< when done
-  uint64_t fused_bytes = 0;     ///< the fused image, level 0, raw
-  uint64_t peak_rss_bytes = 0;  ///< the stitcher's peak resident memory
-  uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
+  /// The last stitch this stack's manager ran for the slide (state "" if none); no report.
+  StitchState stitch;
 };
 
 struct StitchRequest {

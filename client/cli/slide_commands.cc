@@ -77,6 +77,12 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
     fmt::print("chunks   {}x{} blosc {}\n", p.chunk_y, p.chunk_x, codec::CompressorName(p.codec.compressor));
     if (!s->proxy_endpoint.empty()) fmt::print("proxy    {}\n", s->proxy_endpoint);
     if (!s->error.empty()) fmt::print("error    {}\n", s->error);
+    if (const StitchState& st = s->stitch; !st.state.empty()) {
+      fmt::print("stitch   {}", st.state);
+      if (st.state == "running") fmt::print(" ({} {}/{})", st.stage, st.done, st.total);
+      if (!st.error.empty()) fmt::print(": {}", st.error);
+      fmt::print("\n");
+    }
   });
 
   static std::string close_id;
