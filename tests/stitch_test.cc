@@ -180,6 +180,7 @@ TEST_F(StitchTest, AScanStitchesByItselfWhenItCloses) {
   ASSERT_EQ(info.exit_code, 0) << info.err;
   const auto j = nlohmann::json::parse(info.out);
   EXPECT_TRUE(j.contains("stitched_unix_ms")) << info.out;
+  EXPECT_EQ(j["stitch"]["state"], "done") << info.out;  // the slide says how its stitch went
   EXPECT_EQ(j["tiles"][7]["x"], qc["tiles"][7]["x"]);
   // A slide scanned with --no-stitch has not been stitched, and says so.
   auto none = RunTessera({"stitch", slide_, "--wait", "--server", stack_->manager()});
