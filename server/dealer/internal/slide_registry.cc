@@ -6,7 +6,6 @@ namespace tessera::dealer::internal {
 namespace {
 
 constexpr int kManagerTimeoutMs = 5000;
-constexpr int64_t kMinRefreshMs = 50;    // coalesce a burst of events
 constexpr int64_t kMaxStaleMs = 1000;    // a live slide is looked at again at least this often
 
 Result<proto::SlideSummary> AskManager(const std::string& manager, const std::string& id) {
@@ -81,7 +80,9 @@ Status SlideRegistry::Refresh(OpenSlide& slide) {
   std::lock_guard lock(hdf5_);
   if (!slide.file) return Error(StatusCode::kUnavailable, "slide {}'s file could not be reopened", slide.id);
   const int64_t age = wire::NowMs() - slide.refreshed_ms;
-  if (!slide.file->live() || age < kMinRefreshMs || (!slide.dirty && age < kMaxStaleMs)) {
+  // After a writer's event, the next read refreshes: a subscriber told that frames landed
+  // (a viewer, a stitcher) reads them at once.
+  if (!slide.file->live() || (!slide.dirty && age < kMaxStaleMs)) {
     return OkStatus();
   }
   slide.dirty = false;

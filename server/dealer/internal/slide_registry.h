@@ -50,7 +50,7 @@ class SlideRegistry {
   explicit SlideRegistry(std::string manager) : manager_(std::move(manager)) {}
 
   /// The slide, opened on first use; a live file is refreshed first when its writer has
-  /// reported frames (at most every 50 ms) or a second has passed. NOT_FOUND for an id the
+  /// reported frames since the last refresh, or a second has passed. NOT_FOUND for an id the
   /// manager does not know, UNAVAILABLE when the manager does not answer.
   Result<std::shared_ptr<OpenSlide>> Get(const std::string& id);
   /// A SlideEvent arrived for `id`: frames landed, the file `closed`, or the tiles `moved`.
