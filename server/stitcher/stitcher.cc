@@ -516,6 +516,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
 
 Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
   int64_t last_report = 0;
+  StitchProgress reported;  // the last progress the manager heard
   auto report = [&](const std::string& state, const StitchProgress& p, const std::string& error,
                     const std::string& report_json = "", const StitchResult* done = nullptr) {
     proto::ManagerRequest req;
@@ -544,8 +545,12 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
   };
   auto r = Stitch(
       o,
-      [&](const StitchProgress& p) {
-        if (p.done == 0 || p.done == p.total || wire::NowMs() - last_report > 200) (void)report("running", p, "");
+      [&](const StitchProgress& p) {  // a new stage, its end, or news at most five times a second
+        const bool news = p.stage != reported.stage || p.done != reported.done;
+        if (news && (p.stage != reported.stage || p.done == p.total || wire::NowMs() - last_report > 200)) {
+          reported = p;
+          (void)report("running", p, "");
+        }
       },
       stop);
   if (!r.ok()) {

@@ -19,7 +19,8 @@ struct Plane {
 };
 
 // The array's planes (one channel) as one: the plane itself, or the maximum over its z planes.
-Result<Plane> ToPlane(const Array& a) {
+// (A tile read is whole or an error: a chunk not stored yet fails it.)
+Plane ToPlane(const Array& a) {
   Plane p;
   const auto n = static_cast<size_t>(a.shape[2] * a.shape[3]);
   p.pixels.assign(n, 0);
@@ -63,11 +64,7 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
   auto fa = read(t.a(), wa), fb = read(t.b(), wb);
   TESSERA_ASSIGN_OR_RETURN(Array aa, fa.get());
   TESSERA_ASSIGN_OR_RETURN(Array ab, fb.get());
-  if (aa.missing_chunks > 0 || ab.missing_chunks > 0) {
-    return Error(StatusCode::kUnavailable, "tiles {} and {} of slide {} have not landed yet", t.a(), t.b(), t.slide());
-  }
-  TESSERA_ASSIGN_OR_RETURN(Plane pa, ToPlane(aa));
-  TESSERA_ASSIGN_OR_RETURN(Plane pb, ToPlane(ab));
+  const Plane pa = ToPlane(aa), pb = ToPlane(ab);
   // In the windows' pixels b's origin moves by the windows' corners.
   const double gx = static_cast<double>(wb.x0 - wa.x0), gy = static_cast<double>(wb.y0 - wa.y0);
   stitch::RegisterOptions o;
@@ -124,12 +121,7 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   std::vector<stitch::FuseInput> inputs;
   for (auto& p : parts) {
     TESSERA_ASSIGN_OR_RETURN(Array a, p.pixels.get());
-    if (a.missing_chunks > 0) {
-      return Error(StatusCode::kUnavailable, "tile {} of slide {} has not landed yet", p.tile->tile(), t.slide());
-    }
-    TESSERA_ASSIGN_OR_RETURN(Plane plane, ToPlane(a));
-    planes.push_back(std::move(plane));
-    planes.back().view = {planes.back().pixels.data(), a.shape[3], a.shape[2], 0};
+    planes.push_back(ToPlane(a));  // the pixels' buffer moves with it: the view stays valid
     inputs.push_back({planes.back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
   }
   const std::vector<uint16_t> fused = stitch::FuseBox(box, inputs, t.blend());
