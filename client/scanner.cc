@@ -41,7 +41,7 @@ struct Scanner::Impl {
   Progress progress;
   Status error;  // sticky: the first fault the slide reported
   uint32_t compress_threads = 1;
-  int64_t heard_ms = 0, hello_ms = 0;
+  int64_t heard_ms = wire::NowMs(), hello_ms = 0, asked_ms = 0;
 
   void SendFrame(const Outstanding& f) {
     std::vector<zmq::message_t> payload;
@@ -119,14 +119,33 @@ struct Scanner::Impl {
     }
   }
 
+  // The proxy is silent: a slide that failed (its proxy stopped) is an error now, not at the
+  // timeout. Asked at most every kSilenceMs; an unreachable manager is no answer.
+  void AskManagerWhenSilent() {
+    const int64_t now = wire::NowMs();
+    if (now - heard_ms < 2 * kSilenceMs || now - asked_ms < kSilenceMs) return;
+    asked_ms = now;
+    Client client(server, static_cast<int>(kSilenceMs));
+    auto info = client.Info(slide.id);
+    if (info.ok() && info->state == "failed" && error.ok()) {
+      error = Error(StatusCode::kUnavailable, "slide {} failed: {}", slide.id,
+                    info->error.empty() ? "see the manager's log" : info->error);
+    }
+  }
+
   // Pumps until `done()` or an error, failing when nothing is acknowledged for too long.
   template <typename Done>
   Status WaitUntil(Done done, const std::function<void(const Progress&)>& on_progress = {}) {
     uint64_t last_durable = progress.frames_durable;
     int64_t last_progress_ms = wire::NowMs();
     while (error.ok() && !done()) {
+      if (options.stop != nullptr && options.stop->load()) {
+        return Error(StatusCode::kCancelled, "slide {}: stopped with {} frames not yet acknowledged", slide.id,
+                     outstanding.size());
+      }
       Pump(100);
       if (on_progress) on_progress(progress);
+      AskManagerWhenSilent();
       if (progress.frames_durable != last_durable) {
         last_durable = progress.frames_durable;
         last_progress_ms = wire::NowMs();
@@ -157,7 +176,7 @@ Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const 
                                ? static_cast<uint32_t>(options.compress_threads)
                                : std::max(1u, std::thread::hardware_concurrency());
   impl->server = server;
-  Client client(server);
+  Client client(server, std::min(options.timeout_ms, 10000));
   TESSERA_ASSIGN_OR_RETURN(impl->slide, client.OpenSlide(plan));
   impl->socket = wire::MakeSocket(zmq::socket_type::dealer);
   // A fixed routing id: after a reconnect the proxy still knows whom to acknowledge.
@@ -249,7 +268,8 @@ Status Scanner::Flush(const std::function<void(const Progress&)>& on_progress) {
 
 Status Scanner::Close(const std::function<void(const Progress&)>& on_progress) {
   TESSERA_RETURN_IF_ERROR(Flush(on_progress));
-  Client client(impl_->server);
+  // The manager stops the proxy and the writer, which syncs what is left: allow the timeout.
+  Client client(impl_->server, impl_->options.timeout_ms);
   TESSERA_ASSIGN_OR_RETURN(SlideSummary s, client.CloseSlide(impl_->slide.id));
   if (s.frames_written != s.frames_total) {
     impl_->log->warn("slide={} closed with frames_written={} of {}", s.id, s.frames_written,

@@ -5,7 +5,9 @@
 // with Blosc (lz4 + byte shuffle by default, zstd selectable in the plan) and
 // checksummed (xxHash64). The scanner keeps every frame until the slide's writer
 // has made it durable, and resends what was not acknowledged when the proxy restarts.
-// Push() blocks while the proxy's FIFO credit is spent, so memory stays bounded.
+// Push() blocks while the proxy's FIFO credit is spent, so memory stays bounded. No wait is
+// longer than `timeout_ms` without progress; a slide that failed is reported as soon as the
+// proxy falls silent (the manager is asked), and `stop` ends any wait.
 //
 //   auto scanner = tessera::Scanner::Open("tcp://127.0.0.1:7400", plan);
 //   for (...) scanner.value()->Push({.t = t, .c = c, .z = z}, pixels);
@@ -14,6 +16,7 @@
 // Not thread-safe: one thread drives a Scanner.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +30,8 @@ namespace tessera {
 
 struct ScannerOptions {
   int timeout_ms = 60000;    ///< longest wait for any progress before DEADLINE_EXCEEDED
+  /// When set and it becomes true (a signal handler's flag), every wait ends with CANCELLED.
+  const std::atomic<bool>* stop = nullptr;
   /// Threads that compress a frame's chunks in parallel (0: one per core). Each chunk is
   /// compressed by one thread: chunks are small, so splitting one chunk would cost more.
   int compress_threads = 0;

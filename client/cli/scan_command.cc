@@ -115,6 +115,7 @@ int RunScan(const ScanArgs& a) {
 
   ScannerOptions so;
   so.timeout_ms = a.timeout_s * 1000;
+  so.stop = &StopFlag();
   auto scanner = Scanner::Open(a.server, plan, so);
   if (!scanner.ok()) return Fail(scanner.status().ToString());
   Scanner& sc = **scanner;

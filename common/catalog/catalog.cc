@@ -103,7 +103,7 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path) {
     return s;
   }
   sqlite3_busy_timeout(impl->db, 5000);
-  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;", kSchema}) {
+  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", kSchema}) {
     if (sqlite3_exec(impl->db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
       Status s = Error(StatusCode::kUnavailable, "cannot initialise catalog {}: {}", path,
                        sqlite3_errmsg(impl->db));
@@ -171,6 +171,20 @@ Result<std::vector<SlideRecord>> Catalog::List() const {
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(Read(st.get()));
   if (rc != SQLITE_DONE) return impl_->Fail("list");
   return out;
+}
+
+Status Catalog::ReserveIds(uint64_t through) {
+  // AUTOINCREMENT never hands out a seq at or below sqlite_sequence's: raise it past `through`.
+  Statement st(impl_->db,
+               "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'slides'");
+  st.Int(1, static_cast<int64_t>(through));
+  if (sqlite3_step(st.get()) != SQLITE_DONE) return impl_->Fail("reserve ids");
+  if (sqlite3_changes(impl_->db) == 0) {  // no slide was ever inserted: no row yet
+    Statement ins(impl_->db, "INSERT INTO sqlite_sequence (name, seq) VALUES ('slides', ?)");
+    ins.Int(1, static_cast<int64_t>(through));
+    if (sqlite3_step(ins.get()) != SQLITE_DONE) return impl_->Fail("reserve ids");
+  }
+  return OkStatus();
 }
 
 }  // namespace tessera::catalog

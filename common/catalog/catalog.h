@@ -1,4 +1,5 @@
-// Catalog: the slide manager's record of every slide, in SQLite (WAL mode).
+// Catalog: the slide manager's record of every slide, in SQLite (WAL mode, synchronous FULL:
+// a committed change survives a power cut).
 //
 // Owned by the manager alone (one writer); survives restarts of the manager, so a
 // slide that was acquiring when the manager stopped is found again.
@@ -45,6 +46,9 @@ class Catalog {
   Status Update(const SlideRecord& record);
   /// NOT_FOUND naming the id when it is not in the catalog.
   Result<SlideRecord> Get(const std::string& id) const;
+  /// Makes sure no later Insert returns an id numbered `through` or lower (e.g. ids whose
+  /// files exist on disk, after a catalog lost its last rows).
+  Status ReserveIds(uint64_t through);
   /// Every slide, oldest first.
   Result<std::vector<SlideRecord>> List() const;
 

@@ -17,6 +17,17 @@ class CatalogTest : public ::testing::Test {
   }
 };
 
+TEST_F(CatalogTest, ReservedIdsAreNeverIssued) {
+  auto c = Catalog::Open(path_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE((*c)->ReserveIds(7).ok());  // a fresh catalog, files s000001..s000007 on disk
+  EXPECT_EQ(*(*c)->Insert({.name = "a", .state = "acquiring"}), "s000008");
+  ASSERT_TRUE((*c)->ReserveIds(3).ok());  // lower than issued: no effect
+  EXPECT_EQ(*(*c)->Insert({.name = "b", .state = "acquiring"}), "s000009");
+  ASSERT_TRUE((*c)->ReserveIds(20).ok());
+  EXPECT_EQ(*(*c)->Insert({.name = "c", .state = "acquiring"}), "s000021");
+}
+
 TEST_F(CatalogTest, AssignsIdsAndPersistsAcrossReopen) {
   {
     auto c = Catalog::Open(path_);

@@ -1,5 +1,7 @@
 #include "common/plan/scan_plan.h"
 
+#include "common/durable/durable.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -149,11 +151,7 @@ Result<ScanPlan> ReadPlanFile(const std::string& path) {
 }
 
 Status WritePlanFile(const std::string& path, const ScanPlan& plan) {
-  std::ofstream out(path, std::ios::trunc);
-  out << PlanToJson(plan);
-  out.close();
-  if (!out) return Error(StatusCode::kInternal, "cannot write scan plan {}", path);
-  return OkStatus();
+  return durable::WriteFile(path, PlanToJson(plan));
 }
 
 }  // namespace tessera

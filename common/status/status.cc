@@ -17,6 +17,9 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kVersionMismatch: return "VERSION_MISMATCH";
     case StatusCode::kOutOfRange: return "OUT_OF_RANGE";
     case StatusCode::kDeadlineExceeded: return "DEADLINE_EXCEEDED";
+    case StatusCode::kCancelled: return "CANCELLED";
+    case StatusCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case StatusCode::kUnauthenticated: return "UNAUTHENTICATED";
   }
   return "UNKNOWN";
 }

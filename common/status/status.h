@@ -35,6 +35,9 @@ enum class StatusCode : int {
   kVersionMismatch = 10,
   kOutOfRange = 11,
   kDeadlineExceeded = 12,
+  kCancelled = 13,          ///< the caller asked to stop (SIGINT, SIGTERM)
+  kPermissionDenied = 14,   ///< known peer, but its role may not do this
+  kUnauthenticated = 15,    ///< no, an unknown or a revoked credential
 };
 
 std::string_view StatusCodeName(StatusCode code);

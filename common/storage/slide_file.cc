@@ -11,6 +11,7 @@
 
 #include "common/codec/codec.h"
 #include "common/pyramid/pyramid.h"
+#include "common/durable/durable.h"
 #include "common/storage/internal/hdf5_util.h"
 
 namespace tessera::storage {
@@ -60,13 +61,6 @@ Result<Handle> CreateInPlaceDataset(hid_t group, const char* name, hid_t type,
   return ds;
 }
 
-Handle FileAccess() {
-  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
-  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
-  return fapl;
-}
-
 }  // namespace
 
 // One resolution level's datasets and, in memory, its chunk checksums (frame-major).
@@ -94,6 +88,7 @@ struct SlideFile::Impl {
   uint64_t frames_written = 0;
   uint64_t bytes_stored = 0;
   int fd = -1;
+  internal::WriterLock lock;  // held while writable
 
   size_t ChunkSlot(const ChunkKey& k) const {
     const LevelShape& s = levels[k.level].shape;
@@ -250,9 +245,11 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
   impl->path = path;
   impl->slide_id = slide_id;
   impl->plan = plan;
-  Handle fapl = FileAccess();
+  Handle fapl = internal::FileAccess();
   impl->file = Handle(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()));
   if (!impl->file.valid()) return LastError(StatusCode::kInternal, "cannot create " + path);
+  TESSERA_ASSIGN_OR_RETURN(impl->lock, internal::WriterLock::Take(path));
+  TESSERA_RETURN_IF_ERROR(durable::SyncParent(path));  // the new name survives a power cut
   hid_t f = impl->file.get();
   TESSERA_RETURN_IF_ERROR(WriteStringAttr(f, "slide_id", slide_id));
   TESSERA_RETURN_IF_ERROR(WriteStringAttr(f, "plan", PlanToJson(plan)));
@@ -335,9 +332,11 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForWrite(const std::string& pa
   internal::InitHdf5();
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  Handle fapl = FileAccess();
+  // Taken before HDF5 opens the file: clearing the marks below is safe only for its one writer.
+  TESSERA_ASSIGN_OR_RETURN(impl->lock, internal::WriterLock::Take(path));
+  Handle fapl = internal::FileAccess();
   // A writer killed mid-scan leaves the superblock marked "open for writing"; we are
-  // the slide's only writer (the manager guarantees it), so clear the mark as h5clear does.
+  // the file's only writer (we hold its WriterLock), so clear the mark as h5clear does.
   hbool_t clear = true;
   H5Pset(fapl.get(), "clear_status_flags", &clear);
   // Metadata that fails its checksum is an error here, not a reason to retry and wait.
@@ -362,7 +361,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForRead(const std::string& pat
   }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  Handle fapl = FileAccess();
+  Handle fapl = internal::FileAccess();
   impl->file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!impl->file.valid()) {
     H5Eclear2(H5E_DEFAULT);

@@ -18,7 +18,10 @@
 //   file.value()->MarkWritten(plan.FrameIndex(key));
 //   Status s = file.value()->Sync(/*fsync=*/true);   // now durable
 //
-// Not thread-safe: a file has one owner (the slide writer, or one reader).
+// One writer, any number of readers: Create and OpenForWrite take the file's writer lock
+// (FAILED_PRECONDITION while another process writes it); readers take no lock, so a reader
+// never stops a writer restarted after a crash. HDF5's own flock() locking is off.
+// Not thread-safe: a SlideFile object has one owner (the slide writer, or one reader).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +44,7 @@ class SlideFile {
                                                    const std::string& slide_id);
   /// Opens an existing slide file for writing again, e.g. after the writer was killed:
   /// clears the stale "open for writing" mark and resumes from what was synced.
+  /// FAILED_PRECONDITION when another process has it open for writing.
   static Result<std::unique_ptr<SlideFile>> OpenForWrite(const std::string& path);
   /// Opens read-only; works while a writer has the file open (SWMR read).
   static Result<std::unique_ptr<SlideFile>> OpenForRead(const std::string& path);

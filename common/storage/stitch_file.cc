@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/durable/durable.h"
 #include "common/storage/internal/hdf5_util.h"
 
 namespace tessera::storage {
@@ -16,19 +17,6 @@ using internal::Handle;
 using internal::LastError;
 
 namespace {
-
-Status SyncPath(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Error(StatusCode::kInternal, "cannot open {} to sync it: {}", path, std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    return Error(err == ENOSPC ? StatusCode::kResourceExhausted : StatusCode::kInternal, "fsync of {} failed: {}",
-                 path, std::strerror(err));
-  }
-  return OkStatus();
-}
 
 Status WritePairs(hid_t group, const char* name, const std::vector<std::array<double, 2>>& v) {
   return internal::WriteSmallDataset(group, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {v.size(), 2}, v.data());
@@ -51,7 +39,8 @@ Result<std::vector<std::array<double, 2>>> ReadPairs(hid_t group, const char* na
 }
 
 Status Write(const std::string& path, const StitchRecord& r) {
-  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  Handle fapl = internal::FileAccess();
+  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
   if (!file.valid()) return LastError(StatusCode::kInternal, "cannot create " + path);
   TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "format", "tessera-stitch"));
   TESSERA_RETURN_IF_ERROR(internal::WriteStringAttr(file.get(), "format_version", std::to_string(kStitchFormatVersion)));
@@ -92,24 +81,21 @@ Status WriteStitchFile(const std::string& path, const StitchRecord& record) {
   }
   const std::string tmp = path + ".tmp";
   Status s = Write(tmp, r);
-  if (s.ok()) s = SyncPath(tmp, O_RDONLY);
-  if (s.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = Error(StatusCode::kInternal, "cannot rename {} to {}: {}", tmp, path, std::strerror(errno));
-  }
+  if (s.ok()) s = durable::SyncFile(tmp);
+  if (s.ok()) s = durable::Rename(tmp, path);
   if (!s.ok()) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
-    return s;
   }
-  const auto dir = std::filesystem::path(path).parent_path();
-  return SyncPath(dir.empty() ? "." : dir.string(), O_RDONLY | O_DIRECTORY);
+  return s;
 }
 
 Result<StitchRecord> ReadStitchFile(const std::string& path) {
   internal::InitHdf5();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Error(StatusCode::kNotFound, "{} does not exist", path);
-  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  Handle fapl = internal::FileAccess();
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!file.valid()) return LastError(StatusCode::kDataLoss, "cannot open " + path);
   TESSERA_ASSIGN_OR_RETURN(std::string format, internal::ReadStringAttr(file.get(), "format"));
   if (format != "tessera-stitch") return Error(StatusCode::kDataLoss, "{} is not a Tessera stitch file", path);

@@ -66,6 +66,8 @@ TEST(WireTest, StatusCodesMatchTheProtocol) {
   EXPECT_EQ(FromProto(p).message(), "bad chunk");
   EXPECT_EQ(static_cast<int>(proto::DEADLINE_EXCEEDED),
             static_cast<int>(StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(static_cast<int>(proto::UNAUTHENTICATED), static_cast<int>(StatusCode::kUnauthenticated));
+  EXPECT_EQ(proto::StatusCode_descriptor()->value_count(), 16) << "a code added to one side only";
 }
 
 }  // namespace

@@ -80,12 +80,13 @@ struct TileDealer::Impl {
     const CacheKey ck{slide.id, key};
     if (auto hit = cache.Get(ck)) return *hit;
     std::vector<uint8_t> bytes;
-    uint64_t expected = 0;
+    uint64_t expected = 0, generation = 0;
     {
       std::lock_guard lock(registry->hdf5_mutex());
       if (!slide.file) return Error(StatusCode::kUnavailable, "slide {}'s file is being reopened: try again", slide.id);
       TESSERA_ASSIGN_OR_RETURN(bytes, slide.file->ReadChunk(key));
       expected = slide.file->StoredChecksum(key);
+      generation = slide.generation;
     }
     const uint64_t sum = codec::Checksum(bytes);
     if (expected != 0 && sum != expected) {
@@ -97,7 +98,9 @@ struct TileDealer::Impl {
       return s;
     }
     CachedChunk c{std::make_shared<const std::vector<uint8_t>>(std::move(bytes)), sum};
-    cache.Put(ck, c);
+    std::lock_guard lock(registry->hdf5_mutex());
+    // Not if the file was replaced since the read: the cache was emptied of it then.
+    if (slide.generation == generation) cache.Put(ck, c);
     return c;
   }
 
@@ -334,7 +337,7 @@ struct TileDealer::Impl {
       log->warn("status=INVALID_ARGUMENT malformed slide event ignored");
       return;
     }
-    registry->MarkChanged(e.slide_id(), e.closed(), e.positions());
+    registry->MarkChanged(e.slide_id(), e.closed(), e.positions(), e.writer_incarnation());
     publish.send(in.header, zmq::send_flags::sndmore);
     publish.send(in.payload[0], zmq::send_flags::dontwait);
   }
@@ -351,7 +354,9 @@ Result<std::unique_ptr<TileDealer>> TileDealer::Open(const DealerOptions& option
     return Error(StatusCode::kInvalidArgument, "the dealer needs the manager's endpoint (--manager)");
   }
   auto impl = std::make_unique<Impl>(options);
-  impl->registry = std::make_unique<internal::SlideRegistry>(options.manager);
+  internal::ChunkCache* cache = &impl->cache;
+  impl->registry = std::make_unique<internal::SlideRegistry>(
+      options.manager, [cache](const std::string& id) { cache->DropSlide(id); });
   impl->front = wire::MakeSocket(zmq::socket_type::router);
   impl->events = wire::MakeSocket(zmq::socket_type::sub);
   impl->events.set(zmq::sockopt::subscribe, "");

@@ -58,6 +58,9 @@ http::status HttpStatus(StatusCode code) {
     case StatusCode::kUnimplemented: return http::status::not_implemented;
     case StatusCode::kUnavailable: return http::status::service_unavailable;
     case StatusCode::kDeadlineExceeded: return http::status::gateway_timeout;
+    case StatusCode::kUnauthenticated: return http::status::unauthorized;
+    case StatusCode::kPermissionDenied: return http::status::forbidden;
+    case StatusCode::kFailedPrecondition: return http::status::conflict;
     default: return http::status::internal_server_error;
   }
 }

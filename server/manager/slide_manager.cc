@@ -56,6 +56,21 @@ Result<int> FreePort(const std::string& host) {
   return std::stoi(ep.substr(ep.rfind(':') + 1));
 }
 
+// The highest slide number among the files in `dir` ("s000042.h5", "s000042.plan.json", ...).
+uint64_t HighestIdOnDisk(const std::string& dir) {
+  uint64_t highest = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() < 2 || name[0] != 's') continue;
+    uint64_t n = 0;
+    size_t i = 1;
+    for (; i < name.size() && i < 19 && name[i] >= '0' && name[i] <= '9'; ++i) n = n * 10 + uint64_t(name[i] - '0');
+    if (i > 1 && (i == name.size() || name[i] == '.')) highest = std::max(highest, n);
+  }
+  return highest;
+}
+
 }  // namespace
 
 struct SlideManager::Impl {
@@ -546,6 +561,9 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   }
   TESSERA_ASSIGN_OR_RETURN(impl->catalog,
                            catalog::Catalog::Open((fs::path(options.data_dir) / "catalog.sqlite").string()));
+  // A catalog restored from a backup, or one that lost its last rows, must not hand out an id
+  // whose files exist: every name in slides/ reserves its number.
+  TESSERA_RETURN_IF_ERROR(impl->catalog->ReserveIds(HighestIdOnDisk(impl->SlidesDir())));
   impl->socket = wire::MakeSocket(zmq::socket_type::router);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
   TESSERA_RETURN_IF_ERROR(impl->StartServices());

@@ -23,6 +23,7 @@
 
 #include "client/client.h"
 #include "common/codec/codec.h"
+#include "common/durable/durable.h"
 #include "common/log/log.h"
 #include "common/mosaic/mosaic.h"
 #include "common/pyramid/pyramid.h"
@@ -338,9 +339,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
                                               static_cast<uint32_t>(plane % fused.z_planes)}));
   }
   TESSERA_RETURN_IF_ERROR(file->Close());
-  if (std::rename(partial.c_str(), path.c_str()) != 0) {
-    return Error(StatusCode::kInternal, "cannot rename {} to {}: {}", partial, path, std::strerror(errno));
-  }
+  TESSERA_RETURN_IF_ERROR(durable::Rename(partial, path));
   r.fuse_s = Seconds(started);  // level 0 and its zoom levels
   log::Get("stitcher")->info("slide={} fused {}x{} level0_s={:.2f} levels_s={:.2f} path={}", o.slide, fused.width,
                              fused.height, level0_s, r.fuse_s - level0_s, path);

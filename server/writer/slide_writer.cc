@@ -133,6 +133,7 @@ struct SlideWriter::Impl {
     for (uint64_t f : levels_unsynced) e.add_levels(f);
     e.set_frames_durable(file->frames_written());
     e.set_closed(closed);
+    e.set_writer_incarnation(incarnation);
     zmq::message_t topic(options.slide_id.data(), options.slide_id.size());
     events.send(topic, zmq::send_flags::sndmore);
     const std::string body = e.SerializeAsString();
@@ -195,10 +196,14 @@ struct SlideWriter::Impl {
         wire::ToProto(fatal, st->mutable_writer_status());
         return Reply(*in.identity, out);
       }
+      case proto::IngestMessage::BODY_NOT_SET:
+        return ReplyFault(*in.identity,
+                          Error(StatusCode::kInvalidArgument, "malformed message: an ingest header with no body"),
+                          false, nullptr);
       default:
         return ReplyFault(*in.identity,
-                          Error(StatusCode::kUnimplemented, "the slide writer does not take {}",
-                                m.GetDescriptor()->FindFieldByNumber(m.body_case())->name()),
+                          Error(StatusCode::kUnimplemented, "the slide writer does not take message {}",
+                                static_cast<int>(m.body_case())),
                           false, nullptr);
     }
   }

@@ -1,6 +1,10 @@
 #include "common/storage/internal/hdf5_util.h"
 
 #include <blosc.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <cstring>
@@ -148,6 +152,51 @@ Status WriteSmallDataset(hid_t group, const char* name, hid_t file_type, hid_t m
     return LastError(StatusCode::kInternal, std::string("cannot write dataset ") + name);
   }
   return OkStatus();
+}
+
+Handle FileAccess() {
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  H5Pset_file_locking(fapl.get(), /*use_file_locking=*/false, /*ignore_when_disabled=*/true);
+  return fapl;
+}
+
+Result<WriterLock> WriterLock::Take(const std::string& path) {
+  WriterLock lock;
+  lock.fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (lock.fd_ < 0) {
+    return Error(StatusCode::kInternal, "cannot open {} to lock it: {}", path, std::strerror(errno));
+  }
+  struct flock l {};
+  l.l_type = F_WRLCK;
+  l.l_whence = SEEK_SET;
+  if (::fcntl(lock.fd_, F_OFD_SETLK, &l) != 0) {
+    const int err = errno;
+    if (err == EAGAIN || err == EACCES) {
+      l = {};
+      l.l_type = F_WRLCK;
+      l.l_whence = SEEK_SET;
+      ::fcntl(lock.fd_, F_OFD_GETLK, &l);
+      return Error(StatusCode::kFailedPrecondition,
+                   "{} is open for writing by another process{}: a slide file has one writer", path,
+                   l.l_pid > 0 ? fmt::format(" (pid {})", l.l_pid) : std::string());
+    }
+    return Error(StatusCode::kInternal, "cannot lock {}: {}", path, std::strerror(err));
+  }
+  return lock;
+}
+
+WriterLock& WriterLock::operator=(WriterLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+WriterLock::~WriterLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the description releases the lock
 }
 
 }  // namespace tessera::storage::internal

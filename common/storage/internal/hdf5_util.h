@@ -42,6 +42,27 @@ void InitHdf5();
 /// of HDF5's error stack. RESOURCE_EXHAUSTED when the cause is a full disk.
 Status LastError(StatusCode code, const std::string& what);
 
+/// The file access properties every Tessera file is opened with: the latest format, strong
+/// close, and HDF5's own file locks off. HDF5 1.10 locks with flock(), and a SWMR reader's
+/// lock stops a writer restarted after a crash from opening the file again; storage/ owns
+/// the exclusion instead (WriterLock): one writer per file, any number of readers.
+Handle FileAccess();
+
+/// An exclusive lock on a file for its one writer: an open-file-description lock (fcntl
+/// F_OFD_SETLK) on the file itself, which HDF5 readers' flock() never meets and the kernel
+/// drops when the writer dies. FAILED_PRECONDITION when another process holds it.
+class WriterLock {
+ public:
+  static Result<WriterLock> Take(const std::string& path);
+  WriterLock() = default;
+  WriterLock(WriterLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  WriterLock& operator=(WriterLock&& o) noexcept;
+  ~WriterLock();
+
+ private:
+  int fd_ = -1;
+};
+
 /// A variable-length UTF-8 string type.
 Handle StringType();
 Status WriteStringAttr(hid_t obj, const char* name, const std::string& value);

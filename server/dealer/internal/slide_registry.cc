@@ -72,6 +72,8 @@ Status SlideRegistry::Refresh(OpenSlide& slide) {
       return file.status();
     }
     slide.file = std::move(*file);
+    ++slide.generation;
+    if (on_reopen_) on_reopen_(slide.id);
     slide.summary = std::move(summary);
     slide.refreshed_ms = wire::NowMs();
     slide.dirty = false;
@@ -105,12 +107,24 @@ Result<std::shared_ptr<OpenSlide>> SlideRegistry::Get(const std::string& id) {
   return slide;
 }
 
-void SlideRegistry::MarkChanged(const std::string& id, bool closed, bool moved) {
+void SlideRegistry::MarkChanged(const std::string& id, bool closed, bool moved, uint64_t writer_incarnation) {
   std::lock_guard lock(mu_);
   auto it = slides_.find(id);
   if (it == slides_.end()) return;  // opened fresh on first use
   it->second->dirty = true;
-  if (closed) it->second->closed = true;
+  if (writer_incarnation != 0) {
+    // A writer restarted after a crash opened the file again and rewrote its superblock: a
+    // SWMR reader's view of the old session is stale.
+    const uint64_t before = it->second->writer_incarnation.exchange(writer_incarnation);
+    if (before != 0 && before != writer_incarnation) closed = true;
+  }
+  if (closed) {
+    it->second->closed = true;
+    // At once, not at the reopen: until then the socket thread would answer from the cache.
+    std::lock_guard hdf5(hdf5_);
+    ++it->second->generation;
+    if (on_reopen_) on_reopen_(id);
+  }
   if (moved) it->second->moved = true;
 }
 

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,19 +43,26 @@ struct OpenSlide {
   std::atomic<bool> dirty{false};   ///< the writer reported frames since the last refresh
   std::atomic<bool> closed{false};  ///< the writer closed the file: reopen it
   std::atomic<bool> moved{false};   ///< a stitch was stored: ask the manager for the positions
+  std::atomic<uint64_t> writer_incarnation{0};  ///< of the last event; a new one: reopen
+  uint64_t generation = 0;          ///< under hdf5_mutex(): bumped when `file` goes stale
   int64_t refreshed_ms = 0;         ///< under hdf5_mutex()
 };
 
 class SlideRegistry {
  public:
-  explicit SlideRegistry(std::string manager) : manager_(std::move(manager)) {}
+  /// `on_reopen(id)` is called, under hdf5_mutex(), whenever a slide's file goes stale (its
+  /// writer closed it or restarted, a new fused image replaced it) and when it is opened
+  /// again: what was read from the old one must not be served.
+  SlideRegistry(std::string manager, std::function<void(const std::string&)> on_reopen)
+      : manager_(std::move(manager)), on_reopen_(std::move(on_reopen)) {}
 
   /// The slide, opened on first use; a live file is refreshed first when its writer has
   /// reported frames since the last refresh, or a second has passed. NOT_FOUND for an id the
   /// manager does not know, UNAVAILABLE when the manager does not answer.
   Result<std::shared_ptr<OpenSlide>> Get(const std::string& id);
-  /// A SlideEvent arrived for `id`: frames landed, the file `closed`, or the tiles `moved`.
-  void MarkChanged(const std::string& id, bool closed, bool moved);
+  /// A SlideEvent arrived for `id`: frames landed, the file `closed`, or the tiles `moved`;
+  /// `writer_incarnation` (0: not from a writer) tells a writer restarted after a crash.
+  void MarkChanged(const std::string& id, bool closed, bool moved, uint64_t writer_incarnation = 0);
 
   std::mutex& hdf5_mutex() { return hdf5_; }
 
@@ -63,6 +71,7 @@ class SlideRegistry {
   Status Refresh(OpenSlide& slide);
 
   const std::string manager_;
+  const std::function<void(const std::string&)> on_reopen_;
   std::mutex mu_;      // slides_, and opening one at a time
   std::mutex hdf5_;
   std::map<std::string, std::shared_ptr<OpenSlide>> slides_;
