@@ -2,8 +2,10 @@
 
 #include <tiffio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstring>
 #include <memory>
@@ -26,13 +28,17 @@ struct Closer {
 };
 using TiffPtr = std::unique_ptr<TIFF, Closer>;
 
-Result<TiffPtr> Open(const std::string& path, const char* mode) {
+void InstallHandlers() {
   static const bool installed = [] {
     TIFFSetErrorHandler(Capture);
     TIFFSetWarningHandler(Ignore);
     return true;
   }();
   (void)installed;
+}
+
+Result<TiffPtr> Open(const std::string& path, const char* mode) {
+  InstallHandlers();
   if (mode[0] == 'r' && ::access(path.c_str(), R_OK) != 0) {
     return Error(StatusCode::kNotFound, "{}: {}", path, std::strerror(errno));
   }
@@ -44,6 +50,33 @@ Result<TiffPtr> Open(const std::string& path, const char* mode) {
   }
   return TiffPtr(t);
 }
+
+// A read-only TIFF in memory, for TIFFClientOpen (not mapped: libtiff reads copies).
+struct MemoryFile {
+  const char* data;
+  uint64_t size;
+  uint64_t pos = 0;
+};
+
+tmsize_t MemRead(thandle_t h, void* buf, tmsize_t n) {
+  auto* m = static_cast<MemoryFile*>(h);
+  const uint64_t left = m->pos < m->size ? m->size - m->pos : 0;
+  const uint64_t k = std::min<uint64_t>(left, n < 0 ? 0 : static_cast<uint64_t>(n));
+  if (k > 0) std::memcpy(buf, m->data + m->pos, static_cast<size_t>(k));
+  m->pos += k;
+  return static_cast<tmsize_t>(k);
+}
+tmsize_t MemWrite(thandle_t, void*, tmsize_t) { return 0; }
+toff_t MemSeek(thandle_t h, toff_t off, int whence) {
+  auto* m = static_cast<MemoryFile*>(h);
+  const uint64_t base = whence == SEEK_CUR ? m->pos : whence == SEEK_END ? m->size : 0;
+  m->pos = base + off;  // toff_t is unsigned: a negative offset arrives wrapped, and wraps back
+  return m->pos;
+}
+int MemClose(thandle_t) { return 0; }
+toff_t MemSize(thandle_t h) { return static_cast<MemoryFile*>(h)->size; }
+int MemMap(thandle_t, void**, toff_t*) { return 0; }
+void MemUnmap(thandle_t, void*, toff_t) {}
 
 // The current page's shape and type, checked.
 Result<TiffInfo> PageInfo(TIFF* t, const std::string& path) {
@@ -67,31 +100,52 @@ Result<TiffInfo> PageInfo(TIFF* t, const std::string& path) {
   if (info.width == 0 || info.height == 0) {
     return Error(StatusCode::kDataLoss, "{}: the image is empty", path);
   }
+  if (info.width > kMaxFrameEdge || info.height > kMaxFrameEdge) {
+    return Error(StatusCode::kInvalidArgument, "{}: {}x{} pixels, over the limit of {} a side (kMaxFrameEdge)", path,
+                 info.width, info.height, kMaxFrameEdge);
+  }
+  if (TIFFIsTiled(t) != 0) {
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+    if (tw == 0 || th == 0 || tw > kMaxFrameEdge || th > kMaxFrameEdge) {
+      return Error(StatusCode::kDataLoss, "{}: tiles of {}x{} pixels", path, tw, th);
+    }
+  }
   info.dtype = bps == 8 ? Dtype::kUint8 : Dtype::kUint16;
   info.planes = 1;
   return info;
 }
 
-}  // namespace
-
-Result<TiffInfo> ProbeTiff(const std::string& path) {
-  TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, "r"));
-  TESSERA_ASSIGN_OR_RETURN(TiffInfo first, PageInfo(t.get(), path));
+// Every page's header, from the current directory on; `file_bytes` bounds the pixels.
+Result<TiffInfo> Probe(TIFF* t, const std::string& path, uint64_t file_bytes) {
+  TESSERA_ASSIGN_OR_RETURN(TiffInfo first, PageInfo(t, path));
   first.planes = 0;
   do {
-    TESSERA_ASSIGN_OR_RETURN(TiffInfo page, PageInfo(t.get(), path));
+    if (first.planes == kMaxZPlanes) {
+      return Error(StatusCode::kInvalidArgument, "{}: more than {} pages (kMaxZPlanes)", path, kMaxZPlanes);
+    }
+    TESSERA_ASSIGN_OR_RETURN(TiffInfo page, PageInfo(t, path));
     if (page.width != first.width || page.height != first.height || page.dtype != first.dtype) {
       return Error(StatusCode::kInvalidArgument, "{}: page {} differs in shape or type from page 0",
                    path, first.planes);
     }
     ++first.planes;
-  } while (TIFFReadDirectory(t.get()) != 0);
+  } while (TIFFReadDirectory(t) != 0);
+  // At most 2^16 x 2^16 x 2 x 10^5 < 2^64: no overflow.
+  const uint64_t bytes = uint64_t{first.width} * first.height * DtypeSize(first.dtype) * first.planes;
+  if (bytes / kMaxTiffExpansion > file_bytes) {
+    return Error(StatusCode::kDataLoss,
+                 "{}: {} pages of {}x{} pixels would be {} bytes, over {} times the file's {} bytes (kMaxTiffExpansion)",
+                 path, first.planes, first.width, first.height, bytes, kMaxTiffExpansion, file_bytes);
+  }
   return first;
 }
 
-Result<Image> ReadTiff(const std::string& path) {
-  TESSERA_ASSIGN_OR_RETURN(TiffInfo info, ProbeTiff(path));
-  TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, "r"));
+// Every page's pixels. The buffer grows as rows decode, so memory follows the data read,
+// never the sizes a header claims.
+Result<Image> ReadAll(TIFF* t, const std::string& path, uint64_t file_bytes) {
+  TESSERA_ASSIGN_OR_RETURN(TiffInfo info, Probe(t, path, file_bytes));
   Image img;
   img.width = info.width;
   img.height = info.height;
@@ -100,33 +154,50 @@ Result<Image> ReadTiff(const std::string& path) {
   const size_t elem = DtypeSize(info.dtype);
   const size_t row_bytes = size_t{info.width} * elem;
   const size_t plane_bytes = row_bytes * info.height;
-  img.pixels.resize(plane_bytes * info.planes);
+  auto grow = [&](size_t end) {
+    if (img.pixels.size() < end) img.pixels.resize(end);
+  };
   for (uint32_t p = 0; p < info.planes; ++p) {
-    if (TIFFSetDirectory(t.get(), static_cast<tdir_t>(p)) == 0) {
+    if (TIFFSetDirectory(t, static_cast<tdir_t>(p)) == 0) {
       return Error(StatusCode::kDataLoss, "{}: cannot read page {}", path, p);
     }
-    uint8_t* plane = img.pixels.data() + p * plane_bytes;
+    TESSERA_ASSIGN_OR_RETURN(TiffInfo page, PageInfo(t, path));
+    if (page.width != info.width || page.height != info.height || page.dtype != info.dtype) {
+      return Error(StatusCode::kDataLoss, "{}: page {} changed between reads", path, p);
+    }
+    const size_t plane = p * plane_bytes;
     last_error.clear();
-    if (TIFFIsTiled(t.get()) != 0) {
+    if (TIFFIsTiled(t) != 0) {
       uint32_t tw = 0, th = 0;
-      TIFFGetField(t.get(), TIFFTAG_TILEWIDTH, &tw);
-      TIFFGetField(t.get(), TIFFTAG_TILELENGTH, &th);
-      std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize(t.get())));
+      TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+      TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+      const uint64_t tile_bytes = uint64_t{tw} * th * elem;
+      if (tile_bytes / kMaxTiffExpansion > file_bytes || TIFFTileSize64(t) < tile_bytes) {
+        return Error(StatusCode::kDataLoss, "{}: tiles of {}x{} pixels in a file of {} bytes", path, tw, th, file_bytes);
+      }
+      std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize64(t)));
       for (uint32_t y = 0; y < info.height; y += th) {
+        const uint32_t rows = std::min(th, info.height - y);
+        grow(plane + (size_t{y} + rows) * row_bytes);
         for (uint32_t x = 0; x < info.width; x += tw) {
-          if (TIFFReadTile(t.get(), tile.data(), x, y, 0, 0) < 0) {
+          const ttile_t index = TIFFComputeTile(t, x, y, 0, 0);
+          if (TIFFReadEncodedTile(t, index, tile.data(), static_cast<tmsize_t>(tile.size())) < 0) {
             return Error(StatusCode::kDataLoss, "{}: damaged tile at ({}, {}): {}", path, x, y, last_error);
           }
-          const uint32_t rows = std::min(th, info.height - y), cols = std::min(tw, info.width - x);
+          const uint32_t cols = std::min(tw, info.width - x);
           for (uint32_t r = 0; r < rows; ++r) {
-            std::memcpy(plane + (size_t{y + r} * info.width + x) * elem, tile.data() + size_t{r} * tw * elem,
-                        size_t{cols} * elem);
+            std::memcpy(img.pixels.data() + plane + (size_t{y + r} * info.width + x) * elem,
+                        tile.data() + size_t{r} * tw * elem, size_t{cols} * elem);
           }
         }
       }
     } else {
+      if (static_cast<uint64_t>(TIFFScanlineSize64(t)) != row_bytes) {
+        return Error(StatusCode::kDataLoss, "{}: rows of {} bytes, expected {}", path, TIFFScanlineSize64(t), row_bytes);
+      }
       for (uint32_t y = 0; y < info.height; ++y) {
-        if (TIFFReadScanline(t.get(), plane + y * row_bytes, y, 0) < 0) {
+        grow(plane + (size_t{y} + 1) * row_bytes);
+        if (TIFFReadScanline(t, img.pixels.data() + plane + y * row_bytes, y, 0) < 0) {
           return Error(StatusCode::kDataLoss, "{}: damaged at row {} of page {}: {}", path, y, p,
                        last_error.empty() ? "truncated file" : last_error);
         }
@@ -134,6 +205,37 @@ Result<Image> ReadTiff(const std::string& path) {
     }
   }
   return img;
+}
+
+uint64_t FileBytes(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
+Result<TiffInfo> ProbeTiff(const std::string& path) {
+  TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, "r"));
+  return Probe(t.get(), path, FileBytes(path));
+}
+
+Result<Image> ReadTiff(const std::string& path) {
+  TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, "r"));
+  return ReadAll(t.get(), path, FileBytes(path));
+}
+
+Result<Image> DecodeTiff(std::string_view bytes) {
+  InstallHandlers();
+  const std::string name = "TIFF in memory";
+  MemoryFile file{bytes.data(), bytes.size()};
+  last_error.clear();
+  TIFF* raw = TIFFClientOpen(name.c_str(), "rm", &file, MemRead, MemWrite, MemSeek, MemClose, MemSize, MemMap,
+                             MemUnmap);
+  if (raw == nullptr) {
+    return Error(StatusCode::kDataLoss, "{}: {}", name, last_error.empty() ? "not a TIFF file" : last_error);
+  }
+  TiffPtr t(raw);
+  return ReadAll(t.get(), name, bytes.size());
 }
 
 namespace {

@@ -3,16 +3,26 @@
 //
 //   auto info = imageio::ProbeTiff("tile_001.tif");   // shape without the pixels
 //   auto image = imageio::ReadTiff("tile_001.tif");   // planes x height x width
+//   auto same = imageio::DecodeTiff(bytes);           // the same, from memory
+//
+// Every file is taken as hostile: pages are at most kMaxFrameEdge a side and kMaxZPlanes
+// deep, and the pixels at most kMaxTiffExpansion times the file's size (so a few bytes
+// that claim a huge image are refused before any memory is set aside for it).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 
 namespace tessera::imageio {
+
+/// Decoded pixels may be at most this many times the file's bytes: far past what Deflate
+/// or LZW reach on real images (~1000:1), far short of a crafted header's claims.
+inline constexpr uint64_t kMaxTiffExpansion = uint64_t{1} << 16;
 
 struct Image {
   uint32_t width = 0, height = 0, planes = 1;
@@ -26,13 +36,16 @@ struct TiffInfo {
 };
 
 /// Reads every page's header; all pages must share width, height and type (a z stack).
-/// NOT_FOUND for a missing file, INVALID_ARGUMENT naming an unsupported property,
-/// DATA_LOSS for a damaged file.
+/// NOT_FOUND for a missing file, INVALID_ARGUMENT naming an unsupported property or a
+/// bound passed, DATA_LOSS for a damaged file.
 Result<TiffInfo> ProbeTiff(const std::string& path);
 
 /// Reads every page: grayscale, 8 or 16 bits unsigned, strips or tiles, any compression
-/// libtiff decodes.
+/// libtiff decodes. Errors as ProbeTiff's.
 Result<Image> ReadTiff(const std::string& path);
+
+/// ReadTiff on a TIFF held in memory (`bytes` is only read during the call).
+Result<Image> DecodeTiff(std::string_view bytes);
 
 /// Writes a grayscale TIFF, one page per plane (BigTIFF when asked).
 Status WriteTiff(const std::string& path, const Image& image, bool bigtiff = false);

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace tessera::imageio {
 namespace {
@@ -73,6 +75,80 @@ TEST(TiffTest, MissingTruncatedAndGarbageFilesAreReported) {
   EXPECT_EQ(ReadTiff(Temp("junk.tif")).status().code(), StatusCode::kDataLoss);
   for (auto p : {good, cut, Temp("junk.tif")}) std::filesystem::remove(p);
 }
+
+TEST(TiffTest, DecodeTiffReadsWhatEncodeTiffWrote) {
+  const Image img = Ramp(Dtype::kUint16, 2);
+  auto bytes = EncodeTiff(img);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto back = DecodeTiff(*bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->planes, 2u);
+  EXPECT_EQ(back->pixels, img.pixels);
+}
+
+TEST(TiffTest, DecodeTiffReportsTruncatedAndGarbageBytes) {
+  Image img = Ramp(Dtype::kUint8, 1);
+  img.width = img.height = 300;
+  img.pixels.assign(size_t{300} * 300, 9);
+  auto bytes = EncodeTiff(img);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(DecodeTiff(bytes->substr(0, 100)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeTiff(bytes->substr(0, bytes->size() - 1000)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeTiff("this is not a tiff").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeTiff("").status().code(), StatusCode::kDataLoss);
+}
+
+// A little-endian classic TIFF of one page whose directory holds `entries` (tag, type, value:
+// SHORT = 3, LONG = 4, each of count 1), followed by `data` at offset 8.
+struct Entry {
+  uint16_t tag, type;
+  uint32_t value;
+};
+std::string HandMadeTiff(std::vector<Entry> entries, const std::string& data) {
+  std::string out = "II*";
+  out += '\0';
+  auto u16 = [&](uint32_t v) { out += static_cast<char>(v & 0xFF), out += static_cast<char>(v >> 8 & 0xFF); };
+  auto u32 = [&](uint32_t v) { u16(v & 0xFFFF), u16(v >> 16); };
+  u32(static_cast<uint32_t>(8 + data.size()));
+  out += data;
+  u16(static_cast<uint32_t>(entries.size()));
+  for (const Entry& e : entries) {
+    u16(e.tag), u16(e.type), u32(1);
+    if (e.type == 3) u16(e.value), u16(0);
+    else u32(e.value);
+  }
+  u32(0);
+  return out;
+}
+
+TEST(TiffTest, AHugeImageClaimedByAFewBytesIsRefused) {
+  // 65536 x 65536 16-bit pixels (8 GiB) from 100 bytes: refused before any allocation.
+  const std::string tiff = HandMadeTiff({{256, 4, 65536}, {257, 4, 65536}, {258, 3, 16}, {259, 3, 1}, {262, 3, 1},
+                                         {273, 4, 8}, {278, 4, 65536}, {279, 4, 100}},
+                                        std::string(100, '\0'));
+  auto r = DecodeTiff(tiff);
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("(kMaxTiffExpansion)"), std::string::npos) << r.status().message();
+}
+
+TEST(TiffTest, AnEdgeOverTheFrameLimitIsRefused) {
+  const std::string tiff = HandMadeTiff({{256, 4, 70000}, {257, 4, 1}, {258, 3, 8}, {259, 3, 1}, {262, 3, 1},
+                                         {273, 4, 8}, {278, 4, 1}, {279, 4, 70000}},
+                                        std::string(70000, '\0'));
+  auto r = DecodeTiff(tiff);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "TIFF in memory: 70000x1 pixels, over the limit of 65536 a side (kMaxFrameEdge)");
+}
+
+TEST(TiffTest, AHandMadeTiffDecodes) {
+  const std::string tiff = HandMadeTiff({{256, 4, 4}, {257, 4, 2}, {258, 3, 8}, {259, 3, 1}, {262, 3, 1},
+                                         {273, 4, 8}, {278, 4, 2}, {279, 4, 8}},
+                                        "abcdefgh");
+  auto r = DecodeTiff(tiff);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(std::string(r->pixels.begin(), r->pixels.end()), "abcdefgh");
+}
+
 
 }  // namespace
 }  // namespace tessera::imageio

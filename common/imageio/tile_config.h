@@ -10,6 +10,7 @@
 //   for (const auto& e : config->entries) Load(e.path, e.x, e.y);
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,9 @@
 #include "common/status/status.h"
 
 namespace tessera::imageio {
+
+// Bounds on a configuration (the tiles become a scan plan, so the plan's bounds apply).
+inline constexpr size_t kMaxTileConfigBytes = size_t{64} << 20;  ///< the whole file: 1M tiles at 64 bytes
 
 struct TileConfigEntry {
   std::string file;  ///< as written in the configuration
@@ -30,7 +34,9 @@ struct TileConfig {
 };
 
 /// Parses `text`; `base_dir` resolves relative file names, `source` names the file in
-/// errors. INVALID_ARGUMENT naming the line and what is wrong.
+/// errors. INVALID_ARGUMENT naming the line and what is wrong: a text over
+/// kMaxTileConfigBytes, more than kMaxTiles tiles, a file name over kMaxNameBytes, not UTF-8
+/// or with control characters, a position that is not finite or beyond kMaxTilePosition.
 Result<TileConfig> ParseTileConfig(std::string_view text, const std::string& base_dir,
                                    const std::string& source);
 

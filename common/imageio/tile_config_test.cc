@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "common/plan/scan_plan.h"
+
 namespace tessera::imageio {
 namespace {
 
@@ -36,7 +40,7 @@ TEST(TileConfigTest, ErrorsNameTheLineAndTheProblem) {
       {"dim = 2\na.tif; ; 1, 2\n", "cfg:2: expected '(x, y)' after the second ';'"},
       {"dim = 2\na.tif; ; (1, 2, 3)\n", "cfg:2: 3 coordinates for dim = 2"},
       {"dim = 4\n", "cfg:1: expected 'dim = 2' or 'dim = 3'"},
-      {"a.tif; ; (1, x)\n", "cfg:1: 'x' is not a number"},
+      {"a.tif; ; (1, x)\n", "cfg:1: 'x' is not a finite number"},
       {"a.tif; ; (1, 2)\na.tif; ; (3, 4)\n", "cfg:2: 'a.tif' is listed twice"},
       {"a.tif (1, 2)\n", "cfg:1: expected 'file; ; (x, y)'"},
       {"# nothing\n", "cfg: no tiles listed"},
@@ -48,6 +52,66 @@ TEST(TileConfigTest, ErrorsNameTheLineAndTheProblem) {
   }
   EXPECT_EQ(ReadTileConfig("/nonexistent/TileConfiguration.txt").status().code(), StatusCode::kNotFound);
 }
+
+// The message of parsing `text`, which must be refused as INVALID_ARGUMENT.
+std::string Refusal(const std::string& text) {
+  auto r = ParseTileConfig(text, ".", "cfg");
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text.substr(0, 80);
+  return r.status().message();
+}
+
+TEST(TileConfigBoundsTest, NanAndInfinityAreRefused) {
+  EXPECT_EQ(Refusal("a.tif; ; (nan, 0)\n"), "cfg:1: 'nan' is not a finite number");
+  EXPECT_EQ(Refusal("a.tif; ; (0, -inf)\n"), "cfg:1: '-inf' is not a finite number");
+  EXPECT_EQ(Refusal("a.tif; ; (0, infinity)\n"), "cfg:1: 'infinity' is not a finite number");
+}
+
+TEST(TileConfigBoundsTest, NumbersPastADoubleAreRefused) {
+  EXPECT_EQ(Refusal("a.tif; ; (1e400, 0)\n"), "cfg:1: '1e400' is not a finite number");
+}
+
+TEST(TileConfigBoundsTest, HugePositionIsRefused) {
+  EXPECT_EQ(Refusal("a.tif; ; (1e300, 0)\n"), "cfg:1: 1e+300 is beyond the limit of +-1073741824 pixels (kMaxTilePosition)");
+}
+
+TEST(TileConfigBoundsTest, MoreThanThreeCoordinatesAreRefused) {
+  EXPECT_EQ(Refusal("dim = 3\na.tif; ; (1, 2, 3, 4)\n"), "cfg:2: more than 3 coordinates for dim = 3");
+  EXPECT_EQ(Refusal("a.tif; ; (" + std::string(100000, ',') + ")\n"), "cfg:1: '' is not a finite number");
+}
+
+TEST(TileConfigBoundsTest, OverLongFileNameIsRefused) {
+  EXPECT_EQ(Refusal(std::string(300, 'f') + "; ; (0, 0)\n"),
+            "cfg:1: the file name is 300 bytes long, over the limit of 256 (kMaxNameBytes)");
+}
+
+TEST(TileConfigBoundsTest, ControlCharactersAndBrokenUtf8InFileNamesAreRefused) {
+  EXPECT_EQ(Refusal(std::string("a\0b.tif; ; (0, 0)\n", 18)), "cfg:1: the file name holds a control character");
+  EXPECT_EQ(Refusal("caf\xe9.tif; ; (0, 0)\n"), "cfg:1: the file name is not valid UTF-8");
+}
+
+TEST(TileConfigBoundsTest, LongGarbageIsShownShortAndPrintable) {
+  EXPECT_EQ(Refusal("a.tif; ; (\x01" + std::string(1000, 'x') + ", 0)\n"),
+            "cfg:1: '?xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not a finite number");
+}
+
+TEST(TileConfigBoundsTest, OverLongTextIsRefused) {
+  EXPECT_EQ(Refusal(std::string(kMaxTileConfigBytes + 1, '#')),
+            "cfg: 67108865 bytes, over the limit of 67108864 (kMaxTileConfigBytes)");
+}
+
+TEST(TileConfigBoundsTest, TooManyTilesAreRefused) {
+  std::string text;
+  for (size_t i = 0; i <= kMaxTiles; ++i) text += std::to_string(i) + ";;(0,0)\n";
+  EXPECT_EQ(Refusal(text), "cfg:1000001: more than 1000000 tiles (kMaxTiles)");
+}
+
+TEST(TileConfigBoundsTest, AFileNamedLikeDimIsATile) {
+  auto c = ParseTileConfig("dimension.tif; ; (1, 2)\n", "/d", "cfg");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->entries[0].file, "dimension.tif");
+  EXPECT_EQ(Refusal("dim 2\n"), "cfg:1: expected 'dim = 2' or 'dim = 3'");
+}
+
 
 }  // namespace
 }  // namespace tessera::imageio

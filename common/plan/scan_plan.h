@@ -62,6 +62,25 @@ struct LevelShape {
 /// Levels stop once a field of view's longer edge is at most this many pixels.
 inline constexpr uint32_t kCoarsestLevelEdge = 32;
 
+// Bounds on a scan plan, which any client may send (Validate and PlanFromJson enforce them).
+// Each is far above real microscopy (a light-sheet stack of thousands of 2048 x 2048 planes,
+// a slide of 10,000 tiles) and keeps every size, index and product inside its integer type.
+inline constexpr size_t kMaxPlanJsonBytes = size_t{128} << 20;  ///< the JSON document: 1M tiles at ~128 bytes
+inline constexpr size_t kMaxJsonDepth = 64;                     ///< nesting of arrays/objects, header included
+inline constexpr size_t kMaxHeaderJsonBytes = size_t{1} << 20;  ///< the free-form header, as JSON text
+inline constexpr size_t kMaxNameBytes = 256;                    ///< plan, tile and channel names (UTF-8)
+inline constexpr size_t kMaxTiles = 1'000'000;                  ///< fields of view: 100x a 10,000-tile slide
+inline constexpr size_t kMaxChannels = 64;                      ///< channels per field of view
+inline constexpr uint32_t kMaxZPlanes = 100'000;                ///< z planes per field of view
+inline constexpr uint32_t kMaxFrameEdge = 65536;                ///< width and height of a frame, pixels
+inline constexpr uint32_t kMaxChunkEdge = 8192;                 ///< chunk_y and chunk_x, pixels
+inline constexpr uint64_t kMaxChunksPerFrame = 65536;           ///< e.g. a 65536^2 frame in 256^2 chunks
+inline constexpr uint64_t kMaxFrames = 100'000'000;             ///< tiles x channels x z planes
+inline constexpr uint64_t kMaxSlideBytes = uint64_t{1} << 50;   ///< level 0 uncompressed: 1 PiB
+inline constexpr double kMaxTilePosition = 1 << 30;             ///< |x|, |y|, |z| in pixels: extents fit a uint32
+inline constexpr double kMinPixelSizeUm = 1e-6;                 ///< 1 pm: below any electron microscope's
+inline constexpr double kMaxPixelSizeUm = 1e6;                  ///< 1 m
+
 struct ScanPlan {
   std::string name;
   std::vector<TilePlacement> tiles;
@@ -75,7 +94,9 @@ struct ScanPlan {
   codec::BloscParams codec;
   bool stitch = true;  ///< stitch by itself once the scan closes (when the stack has workers)
 
-  /// INVALID_ARGUMENT naming the first thing wrong.
+  /// INVALID_ARGUMENT naming the first thing wrong (the field, and the limit above when it
+  /// is one): empty or out-of-bound sizes, counts whose products overflow, numbers that are
+  /// not finite, over-long or non-UTF-8 names, a header that is not JSON.
   Status Validate() const;
   /// HDF5 needs chunks no larger than the frame: shrinks chunk_y/chunk_x to fit.
   /// The slide manager applies it when it opens a slide.
@@ -103,8 +124,16 @@ struct ScanPlan {
   Status CheckKey(const FrameKey& k) const;
 };
 
+/// OK when `name` may name a plan, tile or channel: at most kMaxNameBytes of UTF-8, no
+/// control characters. Otherwise INVALID_ARGUMENT, `what` ("tile 3's name") naming it.
+Status ValidateName(std::string_view what, std::string_view name);
+
 /// JSON form of a plan (the catalog keeps it; `tessera info --json` shows it).
 std::string PlanToJson(const ScanPlan& plan);
+/// The one door for plans from outside: the document is bounded (kMaxPlanJsonBytes,
+/// kMaxJsonDepth), every field must have its JSON type (whole numbers in their range,
+/// never cast from floats or negatives), and the plan must pass Validate.
+/// INVALID_ARGUMENT naming the field otherwise.
 Result<ScanPlan> PlanFromJson(std::string_view json);
 
 /// A plan stored as JSON in a file (the manager hands one to each slide's proxy and writer).

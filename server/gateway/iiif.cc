@@ -66,6 +66,10 @@ Status ParseRegion(std::string_view s, int64_t width, int64_t height, IiifImageR
     } else {
       const auto v = ParseCount(parts[i]);
       if (!v) return Error(StatusCode::kInvalidArgument, "region '{}': '{}' is not a pixel count", s, parts[i]);
+      if (*v > kMaxIiifPixelCount) {
+        return Error(StatusCode::kInvalidArgument, "region '{}': {} is over the largest pixel count, {}", s, *v,
+                     kMaxIiifPixelCount);
+      }
       box[i] = *v;
     }
   }
@@ -109,6 +113,10 @@ Status ParseSize(std::string_view s, const IiifLimits& limits, IiifImageRequest&
     const auto pw = parts[0].empty() ? std::optional<int64_t>(0) : ParseCount(parts[0]);
     const auto ph = parts[1].empty() ? std::optional<int64_t>(0) : ParseCount(parts[1]);
     if (!pw || !ph) return Error(StatusCode::kInvalidArgument, "size '{}': not pixel counts", asked);
+    if (*pw > kMaxIiifPixelCount || *ph > kMaxIiifPixelCount) {
+      return Error(StatusCode::kInvalidArgument, "size '{}': over the largest pixel count, {}", asked,
+                   kMaxIiifPixelCount);
+    }
     w = static_cast<double>(*pw);
     h = static_cast<double>(*ph);
     if (confined) {
@@ -181,6 +189,10 @@ Status ParseQualityFormat(std::string_view s, IiifImageRequest& r) {
 
 Result<IiifImageRequest> ParseImageRequest(std::string_view spec, int64_t width, int64_t height,
                                            const IiifLimits& limits) {
+  if (spec.size() > kMaxUrlBytes) {
+    return Error(StatusCode::kInvalidArgument, "the request is {} bytes long, over the limit of {}", spec.size(),
+                 kMaxUrlBytes);
+  }
   std::string_view parts[4];
   size_t start = 0;
   for (int i = 0; i < 4; ++i) {
@@ -204,6 +216,7 @@ int ChooseLevel(const IiifImageRequest& req, int levels) {
   const double scale = std::min(static_cast<double>(req.w) / static_cast<double>(req.out_w),
                                 static_cast<double>(req.h) / static_cast<double>(req.out_h));
   int level = 0;
+  levels = std::min(levels, 62);  // 2 << level stays inside an int64
   // A little slack: a 1023-pixel region shown at 512 still reads the half-resolution level.
   while (level + 1 < levels && scale >= static_cast<double>(int64_t{2} << level) * 0.999) ++level;
   return level;
@@ -222,6 +235,7 @@ std::string InfoJson(const std::string& id, int64_t width, int64_t height, int l
   j["maxWidth"] = limits.max_width;
   j["maxHeight"] = limits.max_height;
   j["maxArea"] = limits.max_area;
+  levels = std::min(levels, 62);  // 1 << l stays inside an int64
   auto factors = nlohmann::json::array();
   auto sizes = nlohmann::json::array();
   for (int l = levels - 1; l >= 0; --l) {  // sizes: smallest first

@@ -22,6 +22,11 @@
 
 namespace tessera::gateway {
 
+/// The largest number a region or size may hold: a scan plan's bounds (kMaxTilePosition,
+/// kMaxFrameEdge) keep every slide's extent inside a uint32, so a larger number is a
+/// malformed request (400), never a value to wrap or to multiply.
+inline constexpr int64_t kMaxIiifPixelCount = 0xFFFFFFFF;
+
 /// The largest image the gateway renders (info.json's maxWidth, maxHeight, maxArea).
 struct IiifLimits {
   int64_t max_width = 8192;
@@ -41,6 +46,7 @@ struct IiifImageRequest {
 };
 
 /// Parses "{region}/{size}/{rotation}/{quality}.{format}" for an image of width x height.
+/// A spec over kMaxUrlBytes, or a number over kMaxIiifPixelCount, is INVALID_ARGUMENT.
 Result<IiifImageRequest> ParseImageRequest(std::string_view spec, int64_t width, int64_t height,
                                            const IiifLimits& limits);
 

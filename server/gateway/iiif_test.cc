@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <string>
+
+#include "server/gateway/url.h"
+
 namespace tessera::gateway {
 namespace {
 
@@ -164,6 +168,91 @@ TEST(IiifInfo, RequiredFieldsTilesAndSizes) {
   auto tight = nlohmann::json::parse(InfoJson("x", 3000, 2000, 4, 512, {1000, 1000, 1000000}));
   EXPECT_EQ(tight["sizes"].size(), 2u);
 }
+
+// ---------------------------------------------------------------- bounds (every URL is hostile)
+
+TEST(IiifBounds, ARegionNumberPastAUint32Is400) {
+  EXPECT_EQ(Code("0,0,4294967296,10/max/0/default.jpg"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code("4294967296,0,10,10/max/0/default.jpg"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseImageRequest("0,0,4294967296,1/max/0/default.jpg", kW, kH, kLimits).status().message(),
+            "region '0,0,4294967296,1': 4294967296 is over the largest pixel count, 4294967295");
+  // The largest count itself is only cropped to the image.
+  EXPECT_EQ(Parse("0,0,4294967295,4294967295/max/0/default.jpg").w, kW);
+}
+
+TEST(IiifBounds, ASizePastAUint32Is400) {
+  for (const char* spec : {"full/4294967296,/0/default.jpg", "full/^4294967296,/0/default.jpg",
+                           "full/,4294967296/0/default.jpg", "full/^!4294967296,4294967296/0/default.jpg",
+                           "full/^999999999999,999999999999/0/default.jpg"}) {
+    EXPECT_EQ(Code(spec), StatusCode::kInvalidArgument) << spec;
+  }
+}
+
+TEST(IiifBounds, NumbersOfTwentyDigitsAre400) {
+  for (const char* spec : {"99999999999999999999,0,1,1/max/0/default.jpg", "0,0,1,99999999999999999999/max/0/default.jpg",
+                           "full/99999999999999999999,/0/default.jpg", "full/^pct:99999999999999999999/0/default.jpg",
+                           "full/max/99999999999999999999/default.jpg", "pct:99999999999999999999,0,1,1/max/0/default.jpg"}) {
+    const StatusCode code = Code(spec);
+    // A percentage that large upscales past the limits: 413, never a wrapped size.
+    EXPECT_TRUE(code == StatusCode::kInvalidArgument || code == StatusCode::kResourceExhausted) << spec;
+  }
+  EXPECT_EQ(Code("full/^pct:99999999999999999999/0/default.jpg"), StatusCode::kResourceExhausted);
+}
+
+TEST(IiifBounds, AnUpscaledPercentageStaysWithinTheLimits) {
+  // 3000 x 2000 at 1e18 %: refused as over the limits, not cast to a wrapped int64.
+  EXPECT_EQ(Code("full/^pct:1000000000000000000/0/default.jpg"), StatusCode::kResourceExhausted);
+}
+
+TEST(IiifBounds, AnOverLongRequestIs400) {
+  const std::string spec = "full/max/0/default.jpg" + std::string(kMaxUrlBytes, 'x');
+  EXPECT_EQ(ParseImageRequest(spec, kW, kH, kLimits).status().message(),
+            "the request is 8214 bytes long, over the limit of 8192");
+}
+
+TEST(IiifBounds, ChooseLevelWithAbsurdLevelCountsStaysDefined) {
+  IiifImageRequest req = Parse("full/1,/0/default.jpg");
+  req.w = req.h = int64_t{1} << 62;  // a region of 2^62 shown as one pixel
+  EXPECT_EQ(ChooseLevel(req, 1000), 61);
+  EXPECT_EQ(ChooseLevel(req, 0), 0);
+}
+
+TEST(UrlBounds, PercentDecodeRefusesAnOverLongUrl) {
+  EXPECT_TRUE(PercentDecode(std::string(kMaxUrlBytes, 'a')).ok());
+  EXPECT_EQ(PercentDecode(std::string(kMaxUrlBytes + 1, 'a')).status().message(),
+            "the URL is 8193 bytes long, over the limit of 8192");
+}
+
+TEST(UrlBounds, PercentDecodeRefusesInvalidUtf8) {
+  EXPECT_EQ(*PercentDecode("caf%C3%A9"), "caf\xc3\xa9");
+  for (const char* bad : {"%E9", "%C3", "%C0%AF", "%ED%A0%80", "%F4%90%80%80", "%FF"}) {
+    EXPECT_EQ(PercentDecode(bad).status().message(), "the URL is not valid UTF-8 once decoded") << bad;
+  }
+}
+
+TEST(UrlBounds, PercentDecodeRefusesAnEscapeCutShortAtTheEnd) {
+  for (const char* bad : {"a%", "a%4", "%%41"}) EXPECT_FALSE(PercentDecode(bad).ok()) << bad;
+  EXPECT_EQ(*PercentDecode("a%41"), "aA");
+}
+
+TEST(UrlBounds, ParseQueryRefusesTooManyParametersAndOverLongQueries) {
+  std::string query;
+  for (size_t i = 0; i < kMaxQueryParams; ++i) query += "k" + std::to_string(i) + "=1&";
+  EXPECT_TRUE(ParseQuery(query).ok());
+  EXPECT_EQ(ParseQuery(query + "one=more").status().message(), "the query has more than 256 parameters");
+  EXPECT_EQ(ParseQuery(std::string(kMaxUrlBytes + 1, '&')).status().message(),
+            "the query is 8193 bytes long, over the limit of 8192");
+}
+
+TEST(UrlBounds, ParseCountAndParseRangeNeverWrap) {
+  EXPECT_EQ(ParseCount("999999999999"), 999999999999);
+  for (const char* bad : {"4294967296000", "99999999999999999999", "18446744073709551616"}) {
+    EXPECT_FALSE(ParseCount(bad)) << bad;
+  }
+  EXPECT_FALSE(ParseRange("0:99999999999999999999", ':'));
+  EXPECT_FALSE(ParseRange("99999999999999999999", ':'));
+}
+
 
 }  // namespace
 }  // namespace tessera::gateway

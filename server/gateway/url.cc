@@ -3,8 +3,34 @@
 #include <cctype>
 
 namespace tessera::gateway {
+namespace {
+
+// Strict UTF-8: a decoded path or parameter goes on into protobuf strings (slide ids) and
+// JSON replies, both of which require it.
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t n = b < 0x80 ? 0 : (b & 0xE0) == 0xC0 ? 1 : (b & 0xF0) == 0xE0 ? 2 : (b & 0xF8) == 0xF0 ? 3 : 4;
+    if (n == 4 || i + n >= s.size()) return false;  // not a lead byte, or cut short
+    uint32_t cp = n == 0 ? b : b & (0x7Fu >> (n + 1));
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3Fu);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
 
 Result<std::string> PercentDecode(std::string_view in) {
+  if (in.size() > kMaxUrlBytes) {
+    return Error(StatusCode::kInvalidArgument, "the URL is {} bytes long, over the limit of {}", in.size(), kMaxUrlBytes);
+  }
   std::string out;
   out.reserve(in.size());
   auto hex = [](char c) {
@@ -24,6 +50,7 @@ Result<std::string> PercentDecode(std::string_view in) {
     out += c;
     i += 2;
   }
+  if (!IsUtf8(out)) return Error(StatusCode::kInvalidArgument, "the URL is not valid UTF-8 once decoded");
   return out;
 }
 
@@ -59,8 +86,16 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
 Result<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
   std::map<std::string, std::string> params;
   if (query.empty()) return params;
+  if (query.size() > kMaxUrlBytes) {
+    return Error(StatusCode::kInvalidArgument, "the query is {} bytes long, over the limit of {}", query.size(),
+                 kMaxUrlBytes);
+  }
+  size_t count = 0;
   for (std::string_view pair : Split(query, '&')) {
     if (pair.empty()) continue;
+    if (++count > kMaxQueryParams) {
+      return Error(StatusCode::kInvalidArgument, "the query has more than {} parameters", kMaxQueryParams);
+    }
     const size_t eq = pair.find('=');
     TESSERA_ASSIGN_OR_RETURN(std::string key, PercentDecode(pair.substr(0, eq)));
     TESSERA_ASSIGN_OR_RETURN(std::string value,

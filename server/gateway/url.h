@@ -4,6 +4,7 @@
 //   auto query = ParseQuery("channels=0,1&window0=100%2C4000");  // {"channels": "0,1", ...}
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -16,10 +17,16 @@
 
 namespace tessera::gateway {
 
-/// Decodes %XX escapes; INVALID_ARGUMENT for a broken one or a NUL.
+/// The longest URL text (path or query) the parsers take, as Beast's request-line limit.
+inline constexpr size_t kMaxUrlBytes = 8192;
+/// The most parameters a query may hold.
+inline constexpr size_t kMaxQueryParams = 256;
+
+/// Decodes %XX escapes; INVALID_ARGUMENT for a broken one, a NUL, or more than kMaxUrlBytes.
 Result<std::string> PercentDecode(std::string_view in);
 
-/// A whole number written with digits only (no sign, no exponent), at most 12 of them.
+/// A whole number written with digits only (no sign, no exponent), at most 12 of them: so
+/// never above 999,999,999,999, and the product of two never overflows an int64.
 std::optional<int64_t> ParseCount(std::string_view s);
 
 /// "a{sep}b" -> [a, b) with b > a; "a" alone -> [a, a + 1).
@@ -29,7 +36,8 @@ std::optional<std::pair<int64_t, int64_t>> ParseRange(std::string_view s, char s
 std::vector<std::string_view> Split(std::string_view s, char sep);
 
 /// "k=v&k2=v2" -> {k: v, k2: v2}, values decoded; a key without "=" has an empty value,
-/// a repeated key its last value.
+/// a repeated key its last value. INVALID_ARGUMENT for a broken escape, a query over
+/// kMaxUrlBytes or more than kMaxQueryParams parameters.
 Result<std::map<std::string, std::string>> ParseQuery(std::string_view query);
 
 }  // namespace tessera::gateway
