@@ -11,9 +11,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <sstream>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 extern char** environ;
 
@@ -105,6 +108,35 @@ Stack::Stack(std::vector<std::string> extra, std::string data_dir)
   for (std::string w; words >> w;) {
     if (const auto eq = w.find('='); eq != std::string::npos) endpoints_[w.substr(0, eq)] = w.substr(eq + 1);
   }
+}
+
+std::vector<pid_t> Stack::RolePids(const std::string& role, const std::string& arg) const {
+  // Parent links of every process, then the stack's descendants among them.
+  std::map<pid_t, pid_t> parent;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) continue;
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid && state != 'Z') parent[std::stoi(name)] = ppid;
+  }
+  std::vector<pid_t> out;
+  for (const auto& [pid, ppid] : parent) {
+    bool descendant = false;
+    for (pid_t p = ppid; p > 1 && !descendant; p = parent.contains(p) ? parent[p] : 0) descendant = p == pid_;
+    if (!descendant) continue;
+    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+    std::vector<std::string> argv;
+    for (std::string a; std::getline(cmdline, a, '\0');) argv.push_back(a);
+    if (argv.size() < 3 || argv[1] != "serve" || argv[2] != role) continue;
+    if (!arg.empty() && std::find(argv.begin(), argv.end(), arg) == argv.end()) continue;
+    out.push_back(pid);
+  }
+  return out;
 }
 
 Process::Process(const std::vector<std::string>& args, const std::string& log_file) {

@@ -31,6 +31,9 @@ class Stack {
   std::string endpoint(const std::string& name) const;
   const std::string& data_dir() const { return data_dir_; }
   pid_t pid() const { return pid_; }
+  /// The processes of the stack (its descendants) started as `tessera serve ROLE ...` whose
+  /// arguments also hold `arg` (e.g. a slide id), lowest pid first.
+  std::vector<pid_t> RolePids(const std::string& role, const std::string& arg = "") const;
 
  private:
   pid_t pid_ = -1;

@@ -104,7 +104,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     if (port == 0 && http_opt->count() == 0) http_port = 0;  // a throwaway stack: nothing fixed
     up_opts.services.push_back({"gateway",
                                 {"serve", "gateway", "--manager", "{manager}", "--host", up_opts.child_host, "--port",
-                                 std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
+                                 // chosen once, so that a restarted gateway listens where the first one did
+                                 http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
     auto m = manager::SlideManager::Open(up_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());

@@ -10,11 +10,12 @@ zmq::context_t& Context() {
   return *context;
 }
 
-zmq::socket_t MakeSocket(zmq::socket_type type) {
+zmq::socket_t MakeSocket(zmq::socket_type type, const Limits& limits) {
   zmq::socket_t s(Context(), type);
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::sndhwm, 100000);
-  s.set(zmq::sockopt::rcvhwm, 100000);
+  s.set(zmq::sockopt::rcvhwm, limits.max_queued_parts);
+  s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limits.max_part_bytes));
   s.set(zmq::sockopt::tcp_keepalive, 1);
   // Chunks are hundreds of kilobytes: larger kernel buffers mean fewer wake-ups per frame.
   s.set(zmq::sockopt::sndbuf, 4 << 20);
@@ -46,18 +47,25 @@ int Poll(zmq::pollitem_t* items, size_t count, int timeout_ms) {
   }
 }
 
-std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router) {
+std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router, uint32_t max_parts) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   if (Poll(&item, 1, timeout_ms) <= 0) return std::nullopt;
   std::vector<zmq::message_t> frames;
+  const size_t keep = size_t{max_parts} + (router ? 2 : 1);  // + identity and header
+  uint64_t dropped = 0;
   while (true) {
     zmq::message_t m;
     if (!socket.recv(m, zmq::recv_flags::none)) break;
     const bool more = m.more();
-    frames.push_back(std::move(m));
+    if (frames.size() < keep) {
+      frames.push_back(std::move(m));
+    } else {
+      ++dropped;
+    }
     if (!more) break;
   }
   Message out;
+  out.dropped_parts = dropped;
   size_t i = 0;
   if (router && i < frames.size()) out.identity = std::move(frames[i++]);
   if (i < frames.size()) out.header = std::move(frames[i++]);

@@ -33,10 +33,26 @@ inline constexpr uint32_t kProtocolVersion = 1;
 /// The process's ZeroMQ context (two I/O threads).
 zmq::context_t& Context();
 
+/// What one peer may make a socket hold: no message part above `max_part_bytes` (a peer
+/// that sends one is disconnected by ZeroMQ before it is buffered), at most `max_parts` parts
+/// in one message (Receive drops the rest and marks the message), and at most
+/// `max_queued_parts` parts queued per peer (then ZeroMQ stops reading from it). A socket's
+/// memory is therefore bounded by peers x max_queued_parts x max_part_bytes.
+struct Limits {
+  uint64_t max_part_bytes = uint64_t{64} << 20;
+  uint32_t max_parts = 1024;
+  int max_queued_parts = 100000;
+};
+
+/// A request endpoint (manager, dealer): a header of at most 16 MiB (the largest is a scan
+/// plan's JSON, which common/plan bounds below that), a few frames.
+inline constexpr Limits kRequestLimits{.max_part_bytes = uint64_t{16} << 20, .max_parts = 8,
+                                       .max_queued_parts = 1000};
+
 /// Makes a socket with Tessera's defaults: linger 0, high-water marks only as a last
-/// resort (flow control is by credit), TCP keepalive, and the security options of
-/// the process's configuration applied in this one place.
-zmq::socket_t MakeSocket(zmq::socket_type type);
+/// resort (flow control is by credit), TCP keepalive, the receive limits, and the
+/// security options of the process's configuration applied in this one place.
+zmq::socket_t MakeSocket(zmq::socket_type type, const Limits& limits = {});
 
 /// Binds and returns the resolved endpoint (a `tcp://host:0` or `:*` port is chosen
 /// by the OS). UNAVAILABLE naming the endpoint when the bind fails.
@@ -50,12 +66,16 @@ struct Message {
   std::optional<zmq::message_t> identity;  ///< set when received on a ROUTER socket
   zmq::message_t header;
   std::vector<zmq::message_t> payload;
+  uint64_t dropped_parts = 0;  ///< parts beyond Limits::max_parts, received and dropped
 };
 
 /// Receives one message, waiting at most `timeout_ms` (-1 forever). `router` says
 /// whether the first frame is a routing identity. std::nullopt on timeout; a message
-/// with fewer frames than a header is returned with an empty header.
-std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router = false);
+/// with fewer frames than a header is returned with an empty header; one with more than
+/// `max_parts` payload frames keeps the first ones and counts the rest (ParseHeader then
+/// refuses it).
+std::optional<Message> Receive(zmq::socket_t& socket, int timeout_ms, bool router = false,
+                               uint32_t max_parts = Limits{}.max_parts);
 
 /// Sends identity (if any), the serialized header, then the payload frames (moved).
 /// Returns false when the socket would block past its send timeout or is closed.
@@ -71,6 +91,10 @@ bool Forward(zmq::socket_t& socket, Message& message);
 /// for another protocol version.
 template <typename Proto>
 Status ParseHeader(const Message& message, Proto* out) {
+  if (message.dropped_parts > 0) {
+    return Error(StatusCode::kInvalidArgument, "malformed message: {} payload frames beyond the {} this endpoint takes",
+                 message.dropped_parts, message.payload.size());
+  }
   if (message.header.size() == 0 ||
       !out->ParseFromArray(message.header.data(), static_cast<int>(message.header.size()))) {
     return Error(StatusCode::kInvalidArgument,

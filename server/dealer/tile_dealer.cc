@@ -357,10 +357,10 @@ Result<std::unique_ptr<TileDealer>> TileDealer::Open(const DealerOptions& option
   internal::ChunkCache* cache = &impl->cache;
   impl->registry = std::make_unique<internal::SlideRegistry>(
       options.manager, [cache](const std::string& id) { cache->DropSlide(id); });
-  impl->front = wire::MakeSocket(zmq::socket_type::router);
-  impl->events = wire::MakeSocket(zmq::socket_type::sub);
+  impl->front = wire::MakeSocket(zmq::socket_type::router, wire::kRequestLimits);
+  impl->events = wire::MakeSocket(zmq::socket_type::sub, wire::kRequestLimits);
   impl->events.set(zmq::sockopt::subscribe, "");
-  impl->publish = wire::MakeSocket(zmq::socket_type::xpub);
+  impl->publish = wire::MakeSocket(zmq::socket_type::xpub, wire::kRequestLimits);
   impl->results = wire::MakeSocket(zmq::socket_type::pull);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->front, options.bind));
   TESSERA_ASSIGN_OR_RETURN(impl->events_endpoint, wire::Bind(impl->events, options.events_bind));
@@ -384,7 +384,7 @@ Status TileDealer::Run(const std::atomic<bool>& stop) {
       wire::Forward(m.front, *in);
     }
     for (int i = 0; i < 256; ++i) {
-      auto in = wire::Receive(m.front, 0, /*router=*/true);
+      auto in = wire::Receive(m.front, 0, /*router=*/true, wire::kRequestLimits.max_parts);
       if (!in) break;
       m.HandleFront(*in);
     }

@@ -1,5 +1,7 @@
 #include "server/ingest/frame_check.h"
 
+#include <algorithm>
+
 #include "common/codec/codec.h"
 #include "common/wire/wire.h"
 
@@ -53,6 +55,14 @@ Status CheckFrame(const ScanPlan& plan, const std::string& slide_id, const proto
     }
   }
   return OkStatus();
+}
+
+wire::Limits IngestLimits(const ScanPlan& plan, uint64_t window_bytes) {
+  // A Blosc buffer is at most its contents plus a 16-byte header; a frame's header holds
+  // ~20 bytes per chunk. The margin covers both.
+  const uint64_t part = std::max<uint64_t>(plan.chunk_bytes() + 4096, 64 * uint64_t{plan.chunks_per_frame()} + 4096);
+  const uint64_t queued = std::clamp<uint64_t>(window_bytes / std::max<uint64_t>(plan.chunk_bytes(), 1) + 64, 256, 1 << 20);
+  return {.max_part_bytes = part, .max_parts = plan.chunks_per_frame(), .max_queued_parts = static_cast<int>(queued)};
 }
 
 uint64_t PayloadBytes(const std::vector<zmq::message_t>& payload) {

@@ -14,6 +14,7 @@
 
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
+#include "common/wire/wire.h"
 #include "proto/tessera.pb.h"
 
 namespace tessera::ingest {
@@ -25,6 +26,12 @@ namespace tessera::ingest {
 /// decompressed size or type size).
 Status CheckFrame(const ScanPlan& plan, const std::string& slide_id, const proto::Frame& frame,
                   const std::vector<zmq::message_t>& payload);
+
+/// What an ingest socket (the proxy's front, the writer's) takes from one peer: parts no
+/// larger than a compressed chunk or a frame's header, a frame's chunks per message, and
+/// about `window_bytes` queued (the scanner's credit), so that a hostile peer cannot make it
+/// buffer more than a well-behaved one.
+wire::Limits IngestLimits(const ScanPlan& plan, uint64_t window_bytes);
 
 /// Total payload bytes of a frame.
 uint64_t PayloadBytes(const std::vector<zmq::message_t>& payload);

@@ -83,6 +83,8 @@ struct SlideManager::Impl {
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
   std::optional<zmq::socket_t> events;  // to the dealer: positions changed (connected at start)
   std::map<std::string, proto::StitchState> stitches;  // the last stitch of each slide, by id
+  std::map<std::string, proto::StitchRequest> stitch_requests;  // what started it (for a restart)
+  std::map<std::string, int> stitch_restarts;
 
   std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
   std::string PlanPath(const std::string& id) const { return SlidesDir() + "/" + id + ".plan.json"; }
@@ -207,15 +209,23 @@ struct SlideManager::Impl {
 
   // A child ended on its own: restart it, unless it keeps dying.
   // A stitcher ended: if it did not say how, it failed.
+  // A stitcher killed by a signal (a crash, the OOM killer, kill -9) before it said how it
+  // ended is started again with the same request, up to max_restarts times: it registers the
+  // landed pairs again and goes on. One that exited on its own reported its failure.
   bool ReapStitcher(pid_t pid, int st) {
     for (auto& [id, state] : stitches) {
       if (state.pid() != pid) continue;
       state.set_pid(0);
-      if (state.state() == "running") {
-        state.set_state("failed");
-        state.set_error(fmt::format("the stitcher {}", internal::DescribeExit(st)));
-        log->warn("slide={} stitcher pid={} {}", id, pid, internal::DescribeExit(st));
+      if (state.state() != "running") return true;
+      log->warn("slide={} stitcher pid={} {}", id, pid, internal::DescribeExit(st));
+      auto& restarts = stitch_restarts[id];
+      auto rec = catalog->Get(id);
+      if (WIFSIGNALED(st) && ++restarts <= options.max_restarts && rec.ok() && stitch_requests.contains(id)) {
+        state.set_state("restarting");
+        if (Status s = SpawnStitcher(*rec, stitch_requests[id]); s.ok()) return true;
       }
+      state.set_state("failed");
+      state.set_error(fmt::format("the stitcher {}", internal::DescribeExit(st)));
       return true;
     }
     return false;
@@ -258,6 +268,8 @@ struct SlideManager::Impl {
   Status SpawnStitcher(const SlideRecord& r, const proto::StitchRequest& req) {
     proto::StitchState& state = stitches[r.id];
     if (state.state() != "running") {
+      if (state.state() != "restarting") stitch_restarts[r.id] = 0;
+      stitch_requests[r.id] = req;
       std::vector<std::string> args{"serve", "stitcher", "--slide", r.id, "--manager", endpoint,
                                     "--channel", std::to_string(req.channel()), "--z", std::to_string(req.z()),
                                     "--die-with-parent"};
@@ -564,7 +576,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   // A catalog restored from a backup, or one that lost its last rows, must not hand out an id
   // whose files exist: every name in slides/ reserves its number.
   TESSERA_RETURN_IF_ERROR(impl->catalog->ReserveIds(HighestIdOnDisk(impl->SlidesDir())));
-  impl->socket = wire::MakeSocket(zmq::socket_type::router);
+  impl->socket = wire::MakeSocket(zmq::socket_type::router, wire::kRequestLimits);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
   TESSERA_RETURN_IF_ERROR(impl->StartServices());
   if (!impl->options.events.empty()) {  // connected now, so that no event is lost to the connect
@@ -583,7 +595,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
 Status SlideManager::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
   while (!stop.load()) {
-    if (auto in = wire::Receive(m.socket, 100, /*router=*/true)) m.Handle(*in);
+    if (auto in = wire::Receive(m.socket, 100, /*router=*/true, wire::kRequestLimits.max_parts)) m.Handle(*in);
     m.Reap();
   }
   return OkStatus();

@@ -28,6 +28,7 @@ struct HeldFrame {
 struct SlideProxy::Impl {
   ProxyOptions options;
   ScanPlan plan;
+  wire::Limits limits;
   zmq::socket_t front;  // ROUTER, scanners
   zmq::socket_t back;   // DEALER, the writer
   std::string endpoint;
@@ -239,7 +240,8 @@ Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   TESSERA_ASSIGN_OR_RETURN(impl->plan, ReadPlanFile(options.plan_file));
-  impl->front = wire::MakeSocket(zmq::socket_type::router);
+  impl->limits = ingest::IngestLimits(impl->plan, options.fifo_bytes);
+  impl->front = wire::MakeSocket(zmq::socket_type::router, impl->limits);
   impl->back = wire::MakeSocket(zmq::socket_type::dealer);
   // Frames wait here, in the FIFO, not in the writer link's queue; held frames are resent
   // after a writer restart, so nothing queued for a dead writer needs to survive.
@@ -258,7 +260,7 @@ Status SlideProxy::Run(const std::atomic<bool>& stop) {
     // Durability news first: it frees credit.
     while (auto in = wire::Receive(m.back, 0)) m.HandleBack(*in);
     for (int i = 0; i < 64; ++i) {
-      auto in = wire::Receive(m.front, 0, /*router=*/true);
+      auto in = wire::Receive(m.front, 0, /*router=*/true, m.limits.max_parts);
       if (!in) break;
       m.HandleFront(*in);
     }

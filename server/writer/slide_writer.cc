@@ -18,6 +18,7 @@ struct SlideWriter::Impl {
   WriterOptions options;
   std::unique_ptr<storage::SlideFile> file;
   ScanPlan plan;
+  wire::Limits limits;
   zmq::socket_t socket;
   std::string endpoint;
   uint64_t incarnation = wire::RandomId();
@@ -235,7 +236,8 @@ Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& opti
     impl->events = wire::MakeSocket(zmq::socket_type::pub);
     impl->events.connect(options.events);
   }
-  impl->socket = wire::MakeSocket(zmq::socket_type::router);
+  impl->limits = ingest::IngestLimits(impl->plan, uint64_t{1} << 30);
+  impl->socket = wire::MakeSocket(zmq::socket_type::router, impl->limits);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
   return std::unique_ptr<SlideWriter>(new SlideWriter(std::move(impl)));
 }
@@ -248,7 +250,8 @@ Status SlideWriter::Run(const std::atomic<bool>& stop) {
     const bool have_pending = !m.unacked.empty() || m.file->HasPending();
     const int64_t due = m.last_sync_ms + m.options.sync_interval_ms - wire::NowMs();
     // Idle with frames pending: sync now. Busy: sync on the cadence or the byte budget.
-    auto in = wire::Receive(m.socket, have_pending ? 0 : m.LevelsBusy() ? 10 : 100, /*router=*/true);
+    auto in = wire::Receive(m.socket, have_pending ? 0 : m.LevelsBusy() ? 10 : 100, /*router=*/true,
+                            m.limits.max_parts);
     if (in) {
       m.Handle(*in);
       if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0)) m.SyncAndAck();
