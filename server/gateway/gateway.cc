@@ -1,5 +1,7 @@
 #include "server/gateway/gateway.h"
 
+#include "common/status/checked.h"
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -313,12 +315,13 @@ class Handler {
     }
     const uint64_t planes = (r.channels.empty() ? g.plan.channels.size() : r.channels.size()) *
                             ((r.z_end ? r.z_end : g.plan.z_planes) - r.z_begin);
-    const uint64_t bytes = static_cast<uint64_t>(w) * static_cast<uint64_t>(h) * planes * DtypeSize(g.plan.dtype);
-    if (bytes > options_.max_raw_bytes) {
+    const auto bytes = CheckedProduct({static_cast<uint64_t>(w), static_cast<uint64_t>(h), planes,
+                                       DtypeSize(g.plan.dtype)});
+    if (!bytes || *bytes > options_.max_raw_bytes) {
       return Error(StatusCode::kResourceExhausted,
-                   "the region is {} MB, over this gateway's {} MB a request: ask for it in parts (or use the C++ "
-                   "client library, which streams)",
-                   bytes >> 20, options_.max_raw_bytes >> 20);
+                   "the region of {}x{} pixels x {} planes is over this gateway's {} MB a request: ask for it in "
+                   "parts (or use the C++ client library, which streams)",
+                   w, h, planes, options_.max_raw_bytes >> 20);
     }
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion(r));
     const std::string name = fmt::format("{}_L{}_x{}_y{}_{}x{}", id, level, a.x, a.y, a.shape[3], a.shape[2]);
@@ -443,11 +446,12 @@ class Handler {
       box[2 * a + 1] = range->second;
     }
     if (axes.size() != 3) return Error(StatusCode::kInvalidArgument, "chunk '{}' is not x0-x1_y0-y1_z0-z1", parts[4]);
-    const uint64_t bytes = static_cast<uint64_t>((box[1] - box[0]) * (box[3] - box[2]) * (box[5] - box[4])) *
-                           g.plan.channels.size() * DtypeSize(g.plan.dtype);
-    if (bytes > options_.max_raw_bytes) {
-      return Error(StatusCode::kResourceExhausted, "chunk '{}' is {} MB, over this gateway's {} MB", parts[4],
-                   bytes >> 20, options_.max_raw_bytes >> 20);
+    const auto bytes = CheckedProduct({static_cast<uint64_t>(box[1] - box[0]), static_cast<uint64_t>(box[3] - box[2]),
+                                       static_cast<uint64_t>(box[5] - box[4]), g.plan.channels.size(),
+                                       DtypeSize(g.plan.dtype)});
+    if (!bytes || *bytes > options_.max_raw_bytes) {
+      return Error(StatusCode::kResourceExhausted, "chunk '{}' is over this gateway's {} MB", parts[4],
+                   options_.max_raw_bytes >> 20);
     }
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(*level),
                                                            .x = box[0], .y = box[2], .width = box[1] - box[0],
