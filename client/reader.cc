@@ -27,6 +27,42 @@ struct ChunkCopies {
   std::vector<Copy> copies;
 };
 
+// The dealer's region plan, checked before a byte is written by it: parallel arrays of one
+// length, every chunk inside the slide's level, every copy inside its chunk and inside the
+// box, the box inside the request. A plan that fails is DATA_LOSS (a dealer bug or an
+// impostor), never an out-of-bounds copy.
+Status CheckPlan(const ScanPlan& plan, uint32_t level, const RegionRequest& req, const proto::RegionPlan& rp) {
+  const int n = rp.tile_size();
+  for (int size : {rp.cy_size(), rp.cx_size(), rp.sx_size(), rp.sy_size(), rp.w_size(), rp.h_size(), rp.dx_size(),
+                   rp.dy_size()}) {
+    if (size != n) return Error(StatusCode::kDataLoss, "the dealer's region plan has arrays of {} and {} copies", n, size);
+  }
+  if (level >= plan.level_count()) return Error(StatusCode::kDataLoss, "the dealer planned level {}, which the slide lacks", level);
+  const proto::Box& b = rp.box();
+  // Unsigned differences: b.x() >= req.x is checked first, so they cannot wrap.
+  if (b.w() < 0 || b.h() < 0 || b.w() > req.width || b.h() > req.height || b.x() < req.x || b.y() < req.y ||
+      static_cast<uint64_t>(b.x()) - static_cast<uint64_t>(req.x) > static_cast<uint64_t>(req.width - b.w()) ||
+      static_cast<uint64_t>(b.y()) - static_cast<uint64_t>(req.y) > static_cast<uint64_t>(req.height - b.h())) {
+    return Error(StatusCode::kDataLoss, "the dealer's region plan box {}x{} at ({}, {}) is not inside the request",
+                 b.w(), b.h(), b.x(), b.y());
+  }
+  const LevelShape s = plan.Level(level);
+  for (int i = 0; i < n; ++i) {
+    const bool ok = rp.tile(i) < plan.tiles.size() && rp.cy(i) < s.chunks_y() && rp.cx(i) < s.chunks_x() &&
+                    rp.w(i) > 0 && rp.h(i) > 0 && uint64_t{rp.sx(i)} + rp.w(i) <= s.chunk_x &&
+                    uint64_t{rp.sy(i)} + rp.h(i) <= s.chunk_y && int64_t{rp.dx(i)} + rp.w(i) <= b.w() &&
+                    int64_t{rp.dy(i)} + rp.h(i) <= b.h();
+    if (!ok) {
+      return Error(StatusCode::kDataLoss,
+                   "the dealer's region plan copy {} (tile {} chunk {},{} from {},{} size {}x{} to {},{}) lies outside "
+                   "the slide's chunks or the {}x{} box",
+                   i, rp.tile(i), rp.cy(i), rp.cx(i), rp.sx(i), rp.sy(i), rp.w(i), rp.h(i), rp.dx(i), rp.dy(i), b.w(),
+                   b.h());
+    }
+  }
+  return OkStatus();
+}
+
 // One read in progress: bounded requests in flight, decodes on the pool, first error kept.
 struct ReadJob {
   std::mutex mu;
@@ -50,7 +86,18 @@ void ToRef(const ChunkKey& k, proto::ChunkRef* ref) {
   ref->set_cx(k.cx);
 }
 
-SlideView ViewFromProto(const proto::SlideInfo& p) {
+// A slide's description from the dealer, checked: its plan must parse and validate, and
+// the positions and landed map must have one entry per tile and per frame.
+Result<SlideView> ViewFromProto(const proto::SlideInfo& p) {
+  TESSERA_ASSIGN_OR_RETURN(const ScanPlan plan, PlanFromJson(p.summary().plan_json()));
+  if (static_cast<size_t>(p.positions_size()) != 3 * plan.tiles.size() || p.landed().size() != plan.frame_count() ||
+      p.level_count() != plan.level_count()) {
+    return Error(StatusCode::kDataLoss,
+                 "the dealer described slide {} with {} position values, {} landed entries and {} levels for a plan "
+                 "of {} tiles, {} frames and {} levels",
+                 p.summary().slide_id(), p.positions_size(), p.landed().size(), p.level_count(), plan.tiles.size(),
+                 plan.frame_count(), plan.level_count());
+  }
   SlideView v;
   v.summary = internal::SummaryFromProto(p.summary());
   v.level_count = p.level_count();
@@ -91,7 +138,7 @@ struct Client::Reader {
     TESSERA_ASSIGN_OR_RETURN(wire::Message in, link.Call(std::move(req)).get());
     proto::DealerReply reply;
     TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
-    SlideView view = ViewFromProto(reply.slide_info());
+    TESSERA_ASSIGN_OR_RETURN(SlideView view, ViewFromProto(reply.slide_info()));
     std::lock_guard lock(views_mu);
     views[id] = std::make_shared<const SlideView>(view);
     return view;
@@ -275,6 +322,11 @@ struct Client::Reader {
       proto::DealerReply reply;
       TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
       const proto::RegionPlan& rp = reply.region();
+      TESSERA_RETURN_IF_ERROR(CheckPlan(plan, req.level, req, rp));
+      if (!first && (rp.box().x() != out.x || rp.box().y() != out.y || rp.box().w() != out.shape[3] ||
+                     rp.box().h() != out.shape[2])) {
+        return Error(StatusCode::kDataLoss, "the dealer's region plan changed its box between pages");
+      }
       if (first) {
         TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, rp.box().h(),
                                         rp.box().w(), out));
