@@ -84,6 +84,10 @@ TEST(FaultsTest, KilledWriterThenKilledProxyLoseNothingAndDoubleNothing) {
   EXPECT_EQ(after->state, "acquired");
   EXPECT_EQ(after->frames_written, 30u);
   EXPECT_EQ(sc.progress().frames_durable, 30u);
+  EXPECT_GT(sc.progress().frames_resent, 0u) << "the proxy's restart made the scanner resend";
+  // Resent and re-forwarded frames were stored once: the file holds exactly the compressed
+  // bytes the scanner pushed, one copy of each chunk.
+  EXPECT_EQ(after->bytes_stored, sc.progress().compressed_bytes);
   ExpectFileHolds(after->path, plan, 30);
 }
 

@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "common/storage/slide_file.h"
 #include "common/synth/synthetic_mosaic.h"
 #include "tests/stack.h"
 
@@ -238,6 +240,9 @@ TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
   Client client(stack_->manager());
   auto fused_before = client.ReadTile({.slide = slide_ + ":fused", .tile = 0});
   ASSERT_TRUE(fused_before.ok()) << fused_before.status().ToString();
+  auto fused_info = client.Info(slide_ + ":fused");
+  ASSERT_TRUE(fused_info.ok());
+  const auto written_before = std::filesystem::last_write_time(fused_info->path);
   // w1 freezes: the broker still offers it tasks until it misses its heartbeats, then gives
   // the one it holds to w2.
   workers_[0]->Signal(SIGSTOP);
@@ -249,6 +254,17 @@ TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
     EXPECT_EQ(before["tiles"][i]["x"], after["tiles"][i]["x"]) << i;
     EXPECT_EQ(before["tiles"][i]["y"], after["tiles"][i]["y"]) << i;
   }
+  // The second stitch wrote a fused file of its own, renamed over the first: its pixels, read
+  // from the file itself and from the dealer (whose cache of the old file was dropped), are
+  // the first one's.
+  auto info = client.Info(slide_ + ":fused");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto file = storage::SlideFile::OpenForRead(info->path);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  auto on_disk = (*file)->ReadFrame({0, 0, 0});
+  ASSERT_TRUE(on_disk.ok()) << on_disk.status().ToString();
+  EXPECT_EQ(*on_disk, fused_before->data);
+  EXPECT_GT(std::filesystem::last_write_time(info->path), written_before);
   auto fused_after = client.ReadTile({.slide = slide_ + ":fused", .tile = 0});
   ASSERT_TRUE(fused_after.ok()) << fused_after.status().ToString();
   EXPECT_EQ(fused_after->data, fused_before->data);

@@ -174,10 +174,11 @@ TEST_F(SlideFileTest, KilledAtAnyPointTheFileResumes) {
     }
     ::close(progress[1]);
     // Kill after a different number of frames each round, wherever the child is then.
-    for (int seen = 0; seen < 1 + round * 3 % 70;) {
+    int synced = 0;
+    while (synced < 1 + round * 3 % 70) {
       char c;
       if (::read(progress[0], &c, 1) != 1) break;
-      ++seen;
+      ++synced;
     }
     ::kill(child, SIGKILL);
     ::close(progress[0]);
@@ -185,6 +186,13 @@ TEST_F(SlideFileTest, KilledAtAnyPointTheFileResumes) {
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     auto f = SlideFile::OpenForWrite(path_);
     ASSERT_TRUE(f.ok()) << "round " << round << ": " << f.status().ToString();
+    // Every frame the child had synced (and said so) before it died is there, intact.
+    ASSERT_GE((*f)->frames_written(), uint64_t(synced)) << "round " << round;
+    for (int i = 0; i < synced; ++i) {
+      ASSERT_TRUE((*f)->IsWritten(uint64_t(i))) << "round " << round << " frame " << i;
+      ASSERT_EQ(*(*f)->ReadOwnChunk({plan.KeyOf(uint64_t(i)), 0, 1, 2}), ChunkBytes(plan, uint64_t(i) * 10 + 4))
+          << "round " << round << " frame " << i;
+    }
     for (uint64_t i = 0; i < plan.frame_count(); ++i) {
       if (!(*f)->IsWritten(i)) WriteFrame(**f, i);
     }
