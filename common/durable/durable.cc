@@ -1,6 +1,7 @@
 #include "common/durable/durable.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,9 +41,10 @@ Status Rename(const std::string& from, const std::string& to) {
   return SyncParent(to);
 }
 
-Status WriteFile(const std::string& path, std::string_view bytes) {
+Status WriteFile(const std::string& path, std::string_view bytes, unsigned mode) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(tmp.c_str());  // a leftover of a crash may have another mode
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return Error(StatusCode::kInternal, "cannot create {}: {}", tmp, std::strerror(errno));
   size_t done = 0;
   int err = 0;
@@ -55,6 +57,7 @@ Status WriteFile(const std::string& path, std::string_view bytes) {
     }
     done += static_cast<size_t>(n);
   }
+  if (err == 0 && ::fchmod(fd, static_cast<mode_t>(mode)) != 0) err = errno;  // past the umask
   if (err == 0 && ::fsync(fd) != 0) err = errno;
   ::close(fd);
   if (err != 0) {

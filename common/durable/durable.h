@@ -26,7 +26,8 @@ Status SyncParent(const std::string& path);
 Status Rename(const std::string& from, const std::string& to);
 
 /// Writes `bytes` to `path` atomically and durably: a temporary file beside it, fsync, rename,
-/// fsync of the folder. A reader sees the old content or the new, never a part.
-Status WriteFile(const std::string& path, std::string_view bytes);
+/// fsync of the folder. A reader sees the old content or the new, never a part. `mode` is
+/// the file's from its creation (0600 for secrets: never readable by others, not even briefly).
+Status WriteFile(const std::string& path, std::string_view bytes, unsigned mode = 0644);
 
 }  // namespace tessera::durable

@@ -26,7 +26,44 @@ zmq::socket_t MakeSocket(zmq::socket_type type, const Limits& limits) {
   return s;
 }
 
+namespace {
+Security& ProcessSecurity() {
+  static Security security;
+  return security;
+}
+}  // namespace
+
+void SetSecurity(const Security& security) { ProcessSecurity() = security; }
+const Security& GetSecurity() { return ProcessSecurity(); }
+
+Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
+  const Security& sec = GetSecurity();
+  try {
+    if (endpoint.starts_with("tcp://") && !sec.server_key.empty()) {
+      socket.set(zmq::sockopt::curve_serverkey, sec.server_key);
+      socket.set(zmq::sockopt::curve_publickey, sec.client_public);
+      socket.set(zmq::sockopt::curve_secretkey, sec.client_secret);
+    }
+    socket.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return Error(StatusCode::kInvalidArgument, "bad endpoint '{}': {}", endpoint, e.what());
+  }
+  return OkStatus();
+}
+
+std::string PeerRole(const zmq::message_t& m) {
+  // zmq_msg_gets does not change the message; cppzmq's wrapper is not const.
+  const char* role = zmq_msg_gets(const_cast<zmq_msg_t*>(m.handle()), "Role");
+  return role != nullptr ? role : "";  // no such property: not authenticated
+}
+
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
+  const Security& sec = GetSecurity();
+  if (endpoint.starts_with("tcp://") && !sec.server_secret.empty()) {
+    socket.set(zmq::sockopt::curve_server, 1);
+    socket.set(zmq::sockopt::curve_secretkey, sec.server_secret);
+    socket.set(zmq::sockopt::zap_domain, "tessera");
+  }
   std::string ep = endpoint;
   if (ep.size() > 2 && ep.ends_with(":0")) ep = ep.substr(0, ep.size() - 1) + "*";
   try {
@@ -132,11 +169,7 @@ Status FromProto(const proto::Status& status) {
 Result<Message> Call(const std::string& endpoint, const google::protobuf::MessageLite& request,
                      int timeout_ms, std::vector<zmq::message_t> payload) {
   zmq::socket_t s = MakeSocket(zmq::socket_type::dealer);
-  try {
-    s.connect(endpoint);
-  } catch (const zmq::error_t& e) {
-    return Error(StatusCode::kInvalidArgument, "bad endpoint '{}': {}", endpoint, e.what());
-  }
+  TESSERA_RETURN_IF_ERROR(Connect(s, endpoint));
   if (!Send(s, nullptr, request, std::move(payload))) {
     return Error(StatusCode::kUnavailable, "cannot send to {}", endpoint);
   }

@@ -54,8 +54,29 @@ inline constexpr Limits kRequestLimits{.max_part_bytes = uint64_t{16} << 20, .ma
 /// security options of the process's configuration applied in this one place.
 zmq::socket_t MakeSocket(zmq::socket_type type, const Limits& limits = {});
 
+/// The process's CurveZMQ keys, set once at start-up before any socket is made. A server
+/// process sets its `server_*` keys: its tcp:// binds become CURVE servers whose peers the
+/// process's ZAP handler (common/security) admits. A process that connects sets its own key
+/// pair and the `server_key` of the stack it talks to. Empty keys: plain TCP (insecure).
+struct Security {
+  std::string server_public, server_secret;
+  std::string client_public, client_secret;
+  std::string server_key;
+};
+void SetSecurity(const Security& security);
+const Security& GetSecurity();
+
+/// Connects, as a CURVE client of `GetSecurity().server_key` for a tcp:// endpoint when keys
+/// are set. INVALID_ARGUMENT for an endpoint ZeroMQ does not take.
+Status Connect(zmq::socket_t& socket, const std::string& endpoint);
+
+/// The role the ZAP handler gave the peer that sent `m` ("admin", "scanner", ...); empty
+/// when the connection is not authenticated (plain TCP, ipc, inproc).
+std::string PeerRole(const zmq::message_t& m);
+
 /// Binds and returns the resolved endpoint (a `tcp://host:0` or `:*` port is chosen
-/// by the OS). UNAVAILABLE naming the endpoint when the bind fails.
+/// by the OS); a tcp:// bind is a CURVE server when server keys are set. UNAVAILABLE
+/// naming the endpoint when the bind fails.
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 
 /// zmq::poll that returns 0 when a signal interrupts it (the caller checks its stop flag).
