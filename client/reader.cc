@@ -463,7 +463,7 @@ Result<Subscription> Client::Subscribe(const std::string& slide, std::function<v
   if (r->publish.empty()) return Error(StatusCode::kUnavailable, "the tile dealer publishes no events");
   auto socket = std::make_shared<zmq::socket_t>(wire::MakeSocket(zmq::socket_type::sub));
   socket->set(zmq::sockopt::subscribe, slide);
-  socket->connect(r->publish);
+  TESSERA_RETURN_IF_ERROR(wire::Connect(*socket, r->publish));
   auto impl = std::make_unique<Subscription::Impl>();
   impl->thread = std::jthread([socket, slide, on_event = std::move(on_event)](std::stop_token stop) {
     while (!stop.stop_requested()) {

@@ -182,7 +182,7 @@ Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const 
   // A fixed routing id: after a reconnect the proxy still knows whom to acknowledge.
   const std::string routing_id = fmt::format("scanner-{:016x}", wire::RandomId());
   impl->socket.set(zmq::sockopt::routing_id, routing_id);
-  impl->socket.connect(impl->slide.proxy_endpoint);
+  TESSERA_RETURN_IF_ERROR(wire::Connect(impl->socket, impl->slide.proxy_endpoint));
   impl->Hello();
   Impl& m = *impl;
   TESSERA_RETURN_IF_ERROR(m.WaitUntil([&m] { return m.proxy_incarnation != 0; }));

@@ -48,7 +48,7 @@ std::future<Result<wire::Message>> DealerLink::Call(proto::DealerRequest request
 
 void DealerLink::Loop(std::stop_token stop) {
   zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
-  socket.connect(endpoint_);
+  const Status connected = wire::Connect(socket, endpoint_);  // each request fails with it
   zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
   while (!stop.stop_requested()) {
     wire::Poll(items, 2, 100);
@@ -63,6 +63,10 @@ void DealerLink::Loop(std::stop_token stop) {
       for (auto& [req, done] : out) {
         const uint64_t id = next_id_++;
         req.set_request_id(id);
+        if (!connected.ok()) {
+          done(connected);
+          continue;
+        }
         if (!wire::Send(socket, nullptr, req)) {
           done(Error(StatusCode::kUnavailable, "cannot send to the tile dealer at {}", endpoint_));
           continue;

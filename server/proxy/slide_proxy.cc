@@ -245,7 +245,7 @@ Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options
   impl->back = wire::MakeSocket(zmq::socket_type::dealer);
   // Frames wait here, in the FIFO, not in the writer link's queue; held frames are resent
   // after a writer restart, so nothing queued for a dead writer needs to survive.
-  impl->back.connect(options.writer);
+  TESSERA_RETURN_IF_ERROR(wire::Connect(impl->back, options.writer));
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->front, options.bind));
   return std::unique_ptr<SlideProxy>(new SlideProxy(std::move(impl)));
 }

@@ -101,7 +101,7 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
                 const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
                 const Feed& feed = nullptr) {
   zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
-  socket.connect(broker);
+  TESSERA_RETURN_IF_ERROR(wire::Connect(socket, broker));
   std::deque<size_t> todo;
   if (!feed) {
     for (size_t i = 0; i < n; ++i) todo.push_back(i);

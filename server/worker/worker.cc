@@ -46,7 +46,7 @@ struct Worker::Impl {
     // A task given up on must end before this worker says it is free.
     while (Busy() && !stop.load()) FinishTask(100);
     socket.emplace(wire::MakeSocket(zmq::socket_type::dealer));
-    socket->connect(options.broker);
+    if (Status s = wire::Connect(*socket, options.broker); !s.ok()) log->error("status={} {}", StatusCodeName(s.code()), s.message());
     proto::BrokerMessage ready = Message();
     for (const auto& s : options.services) ready.mutable_ready()->add_services(s);
     ready.mutable_ready()->set_name(name);

@@ -234,7 +234,7 @@ Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& opti
   }
   if (!options.events.empty()) {
     impl->events = wire::MakeSocket(zmq::socket_type::pub);
-    impl->events.connect(options.events);
+    TESSERA_RETURN_IF_ERROR(wire::Connect(impl->events, options.events));
   }
   impl->limits = ingest::IngestLimits(impl->plan, uint64_t{1} << 30);
   impl->socket = wire::MakeSocket(zmq::socket_type::router, impl->limits);
