@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
                "Also measure, from the dealer's events, how long after a frame is acknowledged its "
                "zoom levels are servable");
   CLI11_PARSE(app, argc, argv);
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the tessera binary does: see client/cli/main.cc
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the tessera binary does: see cli/main.cc
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_ARENA_MAX, 1);
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -277,6 +278,13 @@ TEST_F(BadInputTest, ManagerAnswersBadRequestsWithErrors) {
   EXPECT_NE(opened.status().message().find("no tiles"), std::string::npos);
 
   EXPECT_EQ(Client(stack_.manager()).CloseSlide("s777777").status().code(), StatusCode::kNotFound);
+  // Positions that would reach a float-to-int cast in every reader of the slide.
+  for (double bad : {std::nan(""), 1e300, -HUGE_VAL}) {
+    std::vector<std::array<double, 2>> positions(plan_.tiles.size(), {0.0, 0.0});
+    positions[1][0] = bad;
+    auto stored = Client(stack_.manager()).StoreStitch(slide_.id, positions, "{}");
+    EXPECT_EQ(stored.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
   // And the manager is still there.
   EXPECT_TRUE(Client(stack_.manager()).Info(slide_.id).ok());
 }

@@ -80,7 +80,7 @@ TEST(IngestTest, MistTileConfigReadsBackBitExactWithH5py) {
 
 TEST(IngestTest, ExampleProgramStoresItsSlide) {
   Stack stack;
-  const auto example = std::filesystem::path(TesseraBin()).parent_path().parent_path() /
+  const auto example = std::filesystem::path(TesseraBin()).parent_path().parent_path() / "client" /
                        "examples" / "push_frames";
   auto run = RunProgram({example.string(), stack.manager()});
   ASSERT_EQ(run.exit_code, 0) << run.err;

@@ -335,7 +335,7 @@ namespace {
 TEST(ServeTest, ExampleProgramReadsTheWholeMosaic) {
   Stack stack;
   const std::string id = ScanMist(stack);
-  const auto example = std::filesystem::path(TesseraBin()).parent_path().parent_path() / "examples" / "read_region";
+  const auto example = std::filesystem::path(TesseraBin()).parent_path().parent_path() / "client" / "examples" / "read_region";
   auto run = RunProgram({example.string(), stack.manager(), id, "1"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("level 1: 587 x 436 px"), std::string::npos) << run.out;

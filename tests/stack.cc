@@ -49,14 +49,14 @@ pid_t SpawnWithPipes(const std::vector<std::string>& argv, int* out_fd, int* err
   EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
   *out_fd = out[0];
   *err_fd = err[0];
-  return pid;
+  return rc == 0 ? pid : -1;
 }
 
 }  // namespace
 
 std::string TesseraBin() {
   const char* bin = std::getenv("TESSERA_BIN");
-  return bin != nullptr ? bin : "build/client/cli/tessera";
+  return bin != nullptr ? bin : "build/cli/tessera";
 }
 
 std::string FreshDir(const std::string& tag) {
@@ -190,6 +190,11 @@ RunResult RunProgram(const std::vector<std::string>& argv) {
   int out = -1, err = -1;
   const pid_t pid = SpawnWithPipes(argv, &out, &err);
   RunResult r;
+  if (pid <= 0) {  // not started (said so): waitpid(-1) below would wait for any child
+    ::close(out);
+    ::close(err);
+    return r;
+  }
   pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
   int open = 2;
   while (open > 0 && ::poll(fds, 2, -1) > 0) {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -470,6 +471,13 @@ struct SlideManager::Impl {
     if (static_cast<size_t>(req.positions_size()) != 2 * plan.tiles.size()) {
       return Error(StatusCode::kInvalidArgument, "{} position values for slide {} of {} tiles: give x, y per tile",
                    req.positions_size(), r.id, plan.tiles.size());
+    }
+    for (int i = 0; i < req.positions_size(); ++i) {
+      const double v = req.positions(i);
+      if (!std::isfinite(v) || std::abs(v) > kMaxTilePosition) {
+        return Error(StatusCode::kInvalidArgument, "position value {} ({}) of slide {}: give finite pixels within +-{}",
+                     i, v, r.id, kMaxTilePosition);
+      }
     }
     storage::StitchRecord stitch{.slide_id = r.id, .report_json = req.report_json()};
     for (size_t i = 0; i < plan.tiles.size(); ++i) {

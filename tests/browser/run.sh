@@ -2,7 +2,7 @@
 # End-to-end browser test: starts the stack with its HTTP gateway serving web/, pushes a
 # synthetic scan, and runs viewer_test.mjs against the slide in Debian's chromium.
 #
-#   tests/browser/run.sh build/client/cli/tessera
+#   tests/browser/run.sh build/cli/tessera
 #
 # Environment: TESSERA_ARTIFACTS (where the screenshots go; default: the current folder),
 # CHROMIUM (default /usr/bin/chromium), TESSERA_TIMEOUT_MS (per step of the browser test).
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ ! -x "$1" ]; then
-  echo "usage: $0 path/to/tessera   (the tessera binary, e.g. build/client/cli/tessera)" >&2
+  echo "usage: $0 path/to/tessera   (the tessera binary, e.g. build/cli/tessera)" >&2
   exit 2
 fi
 bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"

@@ -1,4 +1,4 @@
-#include "client/cli/progress.h"
+#include "cli/progress.h"
 
 #include <unistd.h>
 

@@ -9,7 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "client/cli/commands.h"
+#include "cli/commands.h"
 #include "server/broker/broker.h"
 #include "server/dealer/tile_dealer.h"
 #include "server/gateway/gateway.h"
@@ -54,7 +54,7 @@ void AddManagerOptions(CLI::App* cmd, manager::ManagerOptions& o) {
 }
 
 // The viewer page's folder: web/ beside the source tree this binary was built from, found
-// by walking up from the executable (build/client/cli/tessera -> web/index.html).
+// by walking up from the executable (build/cli/tessera -> web/index.html).
 std::string DefaultWebRoot() {
   std::error_code ec;
   auto dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();

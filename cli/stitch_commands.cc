@@ -8,8 +8,8 @@
 #include <optional>
 #include <thread>
 
-#include "client/cli/commands.h"
-#include "client/cli/progress.h"
+#include "cli/commands.h"
+#include "cli/progress.h"
 #include "client/client.h"
 #include "server/stitcher/stitcher.h"
 

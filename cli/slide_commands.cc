@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "client/cli/commands.h"
+#include "cli/commands.h"
 #include "client/client.h"
 #include "common/imageio/tiff.h"
 

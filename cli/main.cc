@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "client/cli/commands.h"
+#include "cli/commands.h"
 #include "common/log/log.h"
 
 namespace tessera::cli {

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <fmt/format.h>
 
-#include "client/cli/commands.h"
-#include "client/cli/progress.h"
+#include "cli/commands.h"
+#include "cli/progress.h"
 #include "client/client.h"
 #include "client/scanner.h"
 #include "common/imageio/tiff.h"
