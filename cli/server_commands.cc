@@ -77,6 +77,9 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   static uint64_t up_cache_bytes = dealer::DealerOptions{}.cache_bytes;
   up->add_option("--cache-bytes", up_cache_bytes, "The tile dealer's chunk cache, in bytes")
       ->capture_default_str();
+  static std::vector<std::string> up_cors;
+  up->add_option("--cors-origin", up_cors,
+                 "A web origin whose pages may read the gateway's answers (repeatable; \"*\" for any; default: none)");
   static int http_port = 8080;
   auto* http_opt = up->add_option("--http-port", http_port,
                                   "The HTTP gateway's port: the viewer page, IIIF, REST (0: any free port; "
@@ -106,6 +109,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
                                 {"serve", "gateway", "--manager", "{manager}", "--host", up_opts.child_host, "--port",
                                  // chosen once, so that a restarted gateway listens where the first one did
                                  http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
+    for (const auto& origin : up_cors) up_opts.services.back().args.insert(up_opts.services.back().args.end(), {"--cors-origin", origin});
     auto m = manager::SlideManager::Open(up_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
@@ -211,6 +215,12 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   gw->add_option("--port", gateway_opts.port, "Port to listen on (0: any free port)")->capture_default_str();
   gw->add_option("--web", gateway_opts.web_root, "The viewer page's folder (served at /; empty: none)")
       ->capture_default_str();
+  gw->add_option("--public-url", gateway_opts.public_url,
+                 "Where clients reach this gateway, for the URLs it writes (default: http://HOST:PORT; "
+                 "the request's Host header is never used)");
+  gw->add_option("--cors-origin", gateway_opts.cors_origins,
+                 "A web origin whose pages may read the answers, e.g. https://viewer.lab.example (repeatable; "
+                 "\"*\" for any; default: none)");
   gw->add_option("--threads", gateway_opts.threads, "Network threads")->capture_default_str();
   gw->add_option("--workers", gateway_opts.workers, "Threads reading and rendering pixels")->capture_default_str();
   gw->add_option("--timeout", gateway_opts.timeout_s, "Seconds to read a request or write a response")

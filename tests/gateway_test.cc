@@ -98,7 +98,7 @@ TEST(GatewayTest, RestListsSlidesAndGivesWhatInfoJsonGives) {
   auto slides = nlohmann::json::parse(list.body);
   ASSERT_EQ(slides.size(), 1u);
   EXPECT_EQ(slides[0]["id"], id);
-  EXPECT_EQ(list.headers["Access-Control-Allow-Origin"], "*");
+  EXPECT_FALSE(list.headers.contains("Access-Control-Allow-Origin")) << "no origin is allowed unless configured";
 
   auto one = Get(url, "/api/slides/" + id);
   ASSERT_EQ(one.status, 200);
@@ -122,7 +122,7 @@ TEST(GatewayTest, IiifInfoAndTilesFromTheZoomLevels) {
   EXPECT_EQ(j["@context"], "http://iiif.io/api/image/3/context.json");
   EXPECT_EQ(j["type"], "ImageService3");
   EXPECT_EQ(j["protocol"], "http://iiif.io/api/image");
-  EXPECT_EQ(j["id"], "http://localhost/iiif/3/" + id);
+  EXPECT_EQ(j["id"], stack.endpoint("http") + "/iiif/3/" + id);  // its own URL, not the Host header
   // The mist mosaic: the extreme tile positions plus a 245 x 183 tile (tessera info --json).
   auto slide = nlohmann::json::parse(RunTessera({"info", id, "--json", "--server", stack.manager()}).out);
   int64_t w = 0, h = 0;
@@ -354,6 +354,27 @@ TEST(GatewayTest, AnAcquiringSlidesTilesLandAsEventsAndAreNotCached) {
   events.shutdown(tcp::socket::shutdown_both);
   reader.join();
   EXPECT_EQ(Get(url, "/api/slides/s999999/events").status, 404);
+}
+
+// What a web page of another site, open in the user's browser, could read from a stack on
+// localhost: nothing, unless its origin is configured. And the URLs the gateway writes never
+// come from the Host header.
+TEST(GatewayTest, OnlyConfiguredOriginsMayReadAndTheHostHeaderIsNotTrusted) {
+  Stack stack({"--cors-origin", "https://viewer.lab.example"});
+  const std::string id = ScanMist(stack);
+  const std::string url = stack.endpoint("http");
+  auto ask = [&](const std::string& target, const std::string& headers) {
+    return HttpConnection(url).Raw("GET " + target + " HTTP/1.1\r\nHost: evil.example\r\n" + headers + "\r\n");
+  };
+  auto foreign = ask("/api/slides", "Origin: https://evil.example\r\n");
+  EXPECT_EQ(foreign.status, 200);
+  EXPECT_FALSE(foreign.headers.contains("Access-Control-Allow-Origin"));
+  auto allowed = ask("/api/slides", "Origin: https://viewer.lab.example\r\n");
+  EXPECT_EQ(allowed.headers["Access-Control-Allow-Origin"], "https://viewer.lab.example");
+  auto info = ask("/iiif/3/" + id + "/info.json", "");
+  ASSERT_EQ(info.status, 200) << info.body;
+  EXPECT_EQ(nlohmann::json::parse(info.body)["id"], url + "/iiif/3/" + id);
+  EXPECT_EQ(info.body.find("evil.example"), std::string::npos);
 }
 
 TEST(GatewayTest, RegionSizesThatWouldOverflowAreRefused) {

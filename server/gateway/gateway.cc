@@ -128,7 +128,7 @@ class Handler {
     return std::nullopt;
   }
 
-  Reply Handle(std::string_view target, std::string_view host) {
+  Reply Handle(std::string_view target) {
     const size_t q = target.find('?');
     auto path = PercentDecode(target.substr(0, q));
     if (!path.ok()) return ErrorReply(path.status());
@@ -137,7 +137,7 @@ class Handler {
     const auto parts = Split(*path, '/');
     Result<Reply> reply = Error(StatusCode::kNotFound, "no such path");
     if (parts.size() >= 2 && parts[1] == "api") reply = Api(parts, *query);
-    else if (parts.size() >= 4 && parts[1] == "iiif" && parts[2] == "3") reply = Iiif(parts, *query, host);
+    else if (parts.size() >= 4 && parts[1] == "iiif" && parts[2] == "3") reply = Iiif(parts, *query);
     else if (parts.size() >= 4 && parts[1] == "precomputed") reply = Precomputed(parts);
     else reply = Static(*path);
     return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
@@ -348,12 +348,12 @@ class Handler {
     return out;
   }
 
-  Result<Reply> Iiif(const std::vector<std::string_view>& parts, const Query& query, std::string_view host) {
+  Result<Reply> Iiif(const std::vector<std::string_view>& parts, const Query& query) {
     TESSERA_ASSIGN_OR_RETURN(const std::string id, ViewOf(parts[3], query));
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
     const IiifLimits limits{.max_width = options_.max_output_edge, .max_height = options_.max_output_edge,
                             .max_area = options_.max_output_pixels};
-    const std::string base = fmt::format("http://{}/iiif/3/{}", host, id);
+    const std::string base = fmt::format("{}/iiif/3/{}", options_.public_url, id);
     if (parts.size() == 4) return Reply{http::status::see_other, "text/plain", "", base + "/info.json", false, {}};
     if (parts.size() == 5 && parts[4] == "info.json") {
       return Reply{http::status::ok, "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\"",
@@ -559,12 +559,22 @@ class Session : public std::enable_shared_from_this<Session> {
     target_ = target;
     started_ = Clock::now();
     if (auto slide = Handler::EventsSlide(target.substr(0, target.find('?')))) return StartEvents(*slide);
-    std::string host(req[http::field::host]);
-    if (host.empty()) host = "localhost";
-    net::post(workers_, [self = shared_from_this(), target, host] {
-      Reply r = self->handler_.Handle(target, host);
+    origin_ = std::string(req[http::field::origin]);
+    net::post(workers_, [self = shared_from_this(), target] {
+      Reply r = self->handler_.Handle(target);
       net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
     });
+  }
+
+  // The request's Origin when the gateway is configured to let pages of that origin read its
+  // answers (CORS), else "": a page of any other site open in the user's browser cannot read
+  // the slides of a stack it reaches.
+  std::string AllowedOrigin() const {
+    if (origin_.empty() || origin_.find_first_of("\r\n") != std::string::npos) return "";
+    for (const auto& o : options_.cors_origins) {
+      if (o == "*" || o == origin_) return origin_;
+    }
+    return "";
   }
 
   void Write(Reply r) {
@@ -575,9 +585,12 @@ class Session : public std::enable_shared_from_this<Session> {
     auto res = std::make_shared<http::response<http::string_body>>(r.status, 11);
     res->set(http::field::server, "tessera");
     res->set(http::field::content_type, r.content_type);
-    res->set(http::field::access_control_allow_origin, "*");
-    res->set(http::field::access_control_allow_methods, "GET, HEAD, OPTIONS");
-    res->set(http::field::access_control_allow_headers, "*");
+    if (const std::string allowed = AllowedOrigin(); !allowed.empty()) {
+      res->set(http::field::access_control_allow_origin, allowed);
+      res->set(http::field::access_control_allow_methods, "GET, HEAD, OPTIONS");
+      res->set(http::field::access_control_allow_headers, "Authorization");
+      res->set(http::field::vary, "Origin");
+    }
     res->set(http::field::cache_control, r.cacheable ? "public, max-age=3600" : "no-cache");
     if (!r.location.empty()) res->set(http::field::location, r.location);
     if (!r.filename.empty()) res->set(http::field::content_disposition, "attachment; filename=\"" + r.filename + "\"");
@@ -608,8 +621,9 @@ class Session : public std::enable_shared_from_this<Session> {
     subscription_.emplace(std::move(*sub));
     keep_alive_ = false;
     Queue(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-        "Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n: tessera events\n\n");
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+        (AllowedOrigin().empty() ? std::string() : "Access-Control-Allow-Origin: " + AllowedOrigin() + "\r\nVary: Origin\r\n") +
+        "Connection: close\r\n\r\n: tessera events\n\n");
     Heartbeat();
   }
 
@@ -668,6 +682,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const GatewayOptions& options_;
   bool keep_alive_ = false, head_ = false, closed_ = false, writing_ = false;
   std::string target_;  // the request being answered, for the log
+  std::string origin_;  // its Origin header, for CORS
   Clock::time_point started_;
   std::shared_ptr<spdlog::logger> log_ = log::Get("gateway");
   std::optional<Subscription> subscription_;
@@ -722,6 +737,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(const GatewayOptions& options) {
   }
   impl->url = fmt::format("http://{}:{}", options.host, impl->acceptor.local_endpoint().port());
   impl->workers = std::make_unique<net::thread_pool>(static_cast<size_t>(std::max(1, impl->options.workers)));
+  if (impl->options.public_url.empty()) impl->options.public_url = impl->url;
+  while (impl->options.public_url.ends_with('/')) impl->options.public_url.pop_back();
   impl->handler = std::make_unique<Handler>(impl->options, impl->log);
   return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
 }

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status/status.h"
 
@@ -43,6 +44,12 @@ struct GatewayOptions {
   int64_t max_output_edge = 8192;           ///< per IIIF image: width and height
   int64_t max_output_pixels = 8192 * 8192;  ///< per IIIF image: width x height
   uint64_t max_raw_bytes = 256 << 20;       ///< per raw region (.npy, .tiff, precomputed chunk)
+  /// Where clients reach the gateway ("https://tiles.lab.example"), for the absolute URLs it
+  /// writes (IIIF ids); empty: its own http://host:port. The Host header is never used.
+  std::string public_url;
+  /// Web origins ("https://viewer.lab.example") whose pages may read the gateway's answers
+  /// (CORS); "*" for any. Empty: none but the gateway's own pages.
+  std::vector<std::string> cors_origins;
 };
 
 class Gateway {
