@@ -84,7 +84,11 @@ struct TileDealer::Impl {
     {
       std::lock_guard lock(registry->hdf5_mutex());
       if (!slide.file) return Error(StatusCode::kUnavailable, "slide {}'s file is being reopened: try again", slide.id);
-      TESSERA_ASSIGN_OR_RETURN(bytes, slide.file->ReadChunk(key));
+      auto read = slide.file->ReadChunk(key);
+      if (read.status().code() == StatusCode::kNotFound && registry->RefreshOnMiss(slide)) {
+        read = slide.file->ReadChunk(key);
+      }
+      TESSERA_ASSIGN_OR_RETURN(bytes, std::move(read));
       expected = slide.file->StoredChecksum(key);
       generation = slide.generation;
     }

@@ -107,6 +107,13 @@ Result<std::shared_ptr<OpenSlide>> SlideRegistry::Get(const std::string& id) {
   return slide;
 }
 
+bool SlideRegistry::RefreshOnMiss(OpenSlide& slide) {
+  constexpr int64_t kMinIntervalMs = 5;  // viewers polling a live scan ask for many missing chunks
+  if (!slide.file || !slide.file->live() || wire::NowMs() - slide.refreshed_ms < kMinIntervalMs) return false;
+  slide.refreshed_ms = wire::NowMs();
+  return slide.file->Refresh().ok();
+}
+
 void SlideRegistry::MarkChanged(const std::string& id, bool closed, bool moved, uint64_t writer_incarnation) {
   std::lock_guard lock(mu_);
   auto it = slides_.find(id);

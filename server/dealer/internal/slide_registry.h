@@ -64,6 +64,11 @@ class SlideRegistry {
   /// `writer_incarnation` (0: not from a writer) tells a writer restarted after a crash.
   void MarkChanged(const std::string& id, bool closed, bool moved, uint64_t writer_incarnation = 0);
 
+  /// A chunk of a live slide was not found: refresh the file now (at most every few ms), in
+  /// case it landed after the last refresh and its writer's event is still on its way. Call
+  /// with hdf5_mutex() held. Whether a refresh happened.
+  bool RefreshOnMiss(OpenSlide& slide);
+
   std::mutex& hdf5_mutex() { return hdf5_; }
 
  private:
