@@ -31,7 +31,8 @@ struct ChunkCopies {
 // length, every chunk inside the slide's level, every copy inside its chunk and inside the
 // box, the box inside the request. A plan that fails is DATA_LOSS (a dealer bug or an
 // impostor), never an out-of-bounds copy.
-Status CheckPlan(const ScanPlan& plan, uint32_t level, const RegionRequest& req, const proto::RegionPlan& rp) {
+Status CheckPlan(const ScanPlan& plan, const RegionRequest& req, const proto::RegionPlan& rp) {
+  const uint32_t level = req.level;
   const int n = rp.tile_size();
   for (int size : {rp.cy_size(), rp.cx_size(), rp.sx_size(), rp.sy_size(), rp.w_size(), rp.h_size(), rp.dx_size(),
                    rp.dy_size()}) {
@@ -322,7 +323,7 @@ struct Client::Reader {
       proto::DealerReply reply;
       TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
       const proto::RegionPlan& rp = reply.region();
-      TESSERA_RETURN_IF_ERROR(CheckPlan(plan, req.level, req, rp));
+      TESSERA_RETURN_IF_ERROR(CheckPlan(plan, req, rp));
       if (!first && (rp.box().x() != out.x || rp.box().y() != out.y || rp.box().w() != out.shape[3] ||
                      rp.box().h() != out.shape[2])) {
         return Error(StatusCode::kDataLoss, "the dealer's region plan changed its box between pages");

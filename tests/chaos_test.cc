@@ -24,16 +24,6 @@ namespace {
 
 const std::string kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
 
-template <typename Done>
-bool WaitFor(Done done, int deadline_ms = 60000) {
-  const int64_t end = wire::NowMs() + deadline_ms;
-  while (!done()) {
-    if (wire::NowMs() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observed state
-  }
-  return true;
-}
-
 // The stack, a paced scan of mist running in the background, and a subscribed viewer.
 class ChaosTest : public ::testing::Test {
  protected:
@@ -56,12 +46,15 @@ class ChaosTest : public ::testing::Test {
       scan_done_ = true;
     });
     std::string id;
-    EXPECT_TRUE(WaitFor([&] {
-      auto all = client_->List();
-      if (!all.ok() || all->empty()) return false;
-      id = all->back().id;
-      return true;
-    })) << "the scan did not open a slide";
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto all = client_->List();
+          if (!all.ok() || all->empty()) return false;
+          id = all->back().id;
+          return true;
+        },
+        60000))
+        << "the scan did not open a slide";
     auto sub = client_->Subscribe(id, [this](const LandedEvent& e) { events_ += e.landed.size() + e.levels.size(); });
     EXPECT_TRUE(sub.ok()) << sub.status().ToString();
     if (sub.ok()) subscription_.emplace(std::move(*sub));
@@ -242,10 +235,12 @@ TEST_F(ChaosTest, EachRoleKilledMidScanLosesNoFrameAndTheStitchCompletes) {
     const bool per_slide = std::string(role) == "writer" || std::string(role) == "proxy" ||
                            std::string(role) == "stitcher";
     // Spread over the scan: a frame more is durable before each kill.
-    EXPECT_TRUE(WaitFor([&] {
-      auto info = client_->Info(id);
-      return info.ok() && info->frames_written > landed;
-    }));
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          auto info = client_->Info(id);
+          return info.ok() && info->frames_written > landed;
+        },
+        60000));
     if (auto info = client_->Info(id); info.ok()) landed = info->frames_written;
     auto pids = stack_->RolePids(role, per_slide ? id : "");
     ASSERT_FALSE(pids.empty()) << "no " << role << " running";
@@ -254,7 +249,7 @@ TEST_F(ChaosTest, EachRoleKilledMidScanLosesNoFrameAndTheStitchCompletes) {
     EXPECT_TRUE(WaitFor([&] {
       auto now = stack_->RolePids(role, per_slide ? id : "");
       return !now.empty() && std::find(now.begin(), now.end(), victim) == now.end();
-    })) << role << " was not restarted";
+    }, 60000)) << role << " was not restarted";
     auto info = client_->Info(id);
     ASSERT_TRUE(info.ok()) << info.status().ToString();
     EXPECT_NE(info->state, "failed") << info->error;

@@ -22,17 +22,6 @@
 namespace tessera::testing {
 namespace {
 
-// Waits for `done()` (an observed event), failing the test after `deadline_ms`.
-template <typename Done>
-bool WaitFor(Done done, int deadline_ms = 30000) {
-  const int64_t end = wire::NowMs() + deadline_ms;
-  while (!done()) {
-    if (wire::NowMs() > end) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 void ExpectFileHolds(const std::string& path, const ScanPlan& plan, uint64_t frames) {
   auto file = storage::SlideFile::OpenForRead(path);
   ASSERT_TRUE(file.ok()) << file.status().ToString();

@@ -7,8 +7,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace tessera::testing {
@@ -69,6 +71,18 @@ struct RunResult {
 
 /// Runs `tessera args...` to completion.
 RunResult RunTessera(const std::vector<std::string>& args);
+
+/// Polls `done()`, an observed state (a process's answer, a file), every few milliseconds
+/// until it holds; false once `deadline_ms` have passed.
+template <typename Done>
+bool WaitFor(Done done, int deadline_ms = 30000) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 /// Runs any program to completion.
 RunResult RunProgram(const std::vector<std::string>& argv);

@@ -78,8 +78,9 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
-// A position in pixels: finite and within kMaxTilePosition of the origin.
-Status CheckPosition(size_t tile, const char* axis, double v) {
+}  // namespace
+
+Status CheckPosition(size_t tile, std::string_view axis, double v) {
   if (!std::isfinite(v)) return Error(kInvalid, "tile {}: {} = {} is not a finite number", tile, axis, v);
   if (std::fabs(v) > kMaxTilePosition) {
     return Error(kInvalid, "tile {}: {} = {} is beyond the limit of +-{} pixels (kMaxTilePosition)", tile, axis, v,
@@ -87,8 +88,6 @@ Status CheckPosition(size_t tile, const char* axis, double v) {
   }
   return OkStatus();
 }
-
-}  // namespace
 
 // A name goes into HDF5 attributes, protobuf strings and log lines: bounded, UTF-8, and
 // free of control characters.

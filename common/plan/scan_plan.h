@@ -128,6 +128,11 @@ struct ScanPlan {
 /// control characters. Otherwise INVALID_ARGUMENT, `what` ("tile 3's name") naming it.
 Status ValidateName(std::string_view what, std::string_view name);
 
+/// OK when `v`, tile `tile`'s coordinate `axis` ("x") in pixels, is finite and within
+/// kMaxTilePosition of the origin; INVALID_ARGUMENT naming the tile, the axis and the limit.
+/// For every position from outside: a plan's stage positions, a stitch's solved ones.
+Status CheckPosition(size_t tile, std::string_view axis, double v);
+
 /// JSON form of a plan (the catalog keeps it; `tessera info --json` shows it).
 std::string PlanToJson(const ScanPlan& plan);
 /// The one door for plans from outside: the document is bounded (kMaxPlanJsonBytes,

@@ -20,11 +20,4 @@ inline std::optional<uint64_t> CheckedProduct(std::initializer_list<uint64_t> fa
   return p;
 }
 
-/// a + b, or std::nullopt when it exceeds int64_t's range.
-inline std::optional<int64_t> CheckedSum(int64_t a, int64_t b) {
-  int64_t s = 0;
-  if (__builtin_add_overflow(a, b, &s)) return std::nullopt;
-  return s;
-}
-
 }  // namespace tessera

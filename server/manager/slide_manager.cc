@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <cmath>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -65,9 +65,9 @@ uint64_t HighestIdOnDisk(const std::string& dir) {
     const std::string name = entry.path().filename().string();
     if (name.size() < 2 || name[0] != 's') continue;
     uint64_t n = 0;
-    size_t i = 1;
-    for (; i < name.size() && i < 19 && name[i] >= '0' && name[i] <= '9'; ++i) n = n * 10 + uint64_t(name[i] - '0');
-    if (i > 1 && (i == name.size() || name[i] == '.')) highest = std::max(highest, n);
+    const char* end = name.data() + name.size();
+    const auto [at, ec] = std::from_chars(name.data() + 1, end, n);
+    if (ec == std::errc() && at != name.data() + 1 && (at == end || *at == '.')) highest = std::max(highest, n);
   }
   return highest;
 }
@@ -473,11 +473,7 @@ struct SlideManager::Impl {
                    req.positions_size(), r.id, plan.tiles.size());
     }
     for (int i = 0; i < req.positions_size(); ++i) {
-      const double v = req.positions(i);
-      if (!std::isfinite(v) || std::abs(v) > kMaxTilePosition) {
-        return Error(StatusCode::kInvalidArgument, "position value {} ({}) of slide {}: give finite pixels within +-{}",
-                     i, v, r.id, kMaxTilePosition);
-      }
+      TESSERA_RETURN_IF_ERROR(CheckPosition(static_cast<size_t>(i / 2), i % 2 == 0 ? "x" : "y", req.positions(i)));
     }
     storage::StitchRecord stitch{.slide_id = r.id, .report_json = req.report_json()};
     for (size_t i = 0; i < plan.tiles.size(); ++i) {
