@@ -63,6 +63,16 @@ class HttpConnection {
     }
   }
 
+  // Raw bytes, and what comes back until the end of the response's headers (for an event
+  // stream, which never ends).
+  std::string RawHead(const std::string& bytes) {
+    net::write(socket_, net::buffer(bytes));
+    std::string head;
+    beast::error_code ec;
+    net::read_until(socket_, net::dynamic_buffer(head), "\r\n\r\n", ec);
+    return head;
+  }
+
  private:
   Response Read() {
     http::response_parser<http::string_body> parser;
@@ -371,6 +381,19 @@ TEST(GatewayTest, OnlyConfiguredOriginsMayReadAndTheHostHeaderIsNotTrusted) {
   EXPECT_FALSE(foreign.headers.contains("Access-Control-Allow-Origin"));
   auto allowed = ask("/api/slides", "Origin: https://viewer.lab.example\r\n");
   EXPECT_EQ(allowed.headers["Access-Control-Allow-Origin"], "https://viewer.lab.example");
+  {  // the event stream answers CORS alike: its headers come first, then events until closed
+    HttpConnection sse(url);
+    const std::string head = sse.RawHead("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n"
+                                         "Origin: https://viewer.lab.example\r\n\r\n");
+    EXPECT_NE(head.find("Access-Control-Allow-Origin: https://viewer.lab.example"), std::string::npos) << head;
+  }
+  {
+    HttpConnection sse(url);
+    const std::string head = sse.RawHead("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n"
+                                         "Origin: https://evil.example\r\n\r\n");
+    EXPECT_NE(head.find("text/event-stream"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Access-Control-Allow-Origin"), std::string::npos) << head;
+  }
   auto info = ask("/iiif/3/" + id + "/info.json", "");
   ASSERT_EQ(info.status, 200) << info.body;
   EXPECT_EQ(nlohmann::json::parse(info.body)["id"], url + "/iiif/3/" + id);

@@ -558,8 +558,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::string target(req.target());
     target_ = target;
     started_ = Clock::now();
+    origin_ = std::string(req[http::field::origin]);  // before the event stream, which answers CORS too
     if (auto slide = Handler::EventsSlide(target.substr(0, target.find('?')))) return StartEvents(*slide);
-    origin_ = std::string(req[http::field::origin]);
     net::post(workers_, [self = shared_from_this(), target] {
       Reply r = self->handler_.Handle(target);
       net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
