@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace CLI {
 class App;
@@ -23,7 +24,14 @@ void AddSlideCommands(CLI::App& app, int& exit_code);
 /// stitch, ps
 void AddStitchCommands(CLI::App& app, int& exit_code);
 
+/// credential new, revoke, ls
+void AddCredentialCommands(CLI::App& app, int& exit_code);
+
 /// Prints "error: <status>" to stderr and returns the exit code for it.
 int Fail(const std::string& what);
+
+/// --server on a client command: empty means DefaultServer() (TESSERA_SERVER, else the
+/// credential's endpoint, else the default).
+void AddServerOption(CLI::App* cmd, std::string& server);
 
 }  // namespace tessera::cli

@@ -1,5 +1,6 @@
 // tessera: the one executable of the stack. `tessera --help` lists the commands.
 #include <malloc.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "client/client.h"
 #include "common/log/log.h"
 
 namespace tessera::cli {
@@ -20,6 +22,12 @@ std::atomic<bool>& StopFlag() {
 int Fail(const std::string& what) {
   fmt::print(stderr, "error: {}\n", what);
   return 1;
+}
+
+void AddServerOption(CLI::App* cmd, std::string& server) {
+  cmd->add_option("--server", server,
+                  fmt::format("The manager's endpoint (default: env TESSERA_SERVER, else the credential's, else {})",
+                              kDefaultServer));
 }
 
 }  // namespace tessera::cli
@@ -45,13 +53,28 @@ int main(int argc, char** argv) {
   int verbosity = 0;
   app.add_flag("-v,--verbose", verbosity, "More log output (-v info, -vv debug); TESSERA_LOG=level also works");
   app.set_version_flag("--version", "tessera 0.1.0");
+  std::string credential;
+  app.add_option("--credential", credential,
+                 "The credential file a client command connects with (from `tessera credential new`, or the "
+                 "credential= of `tessera up`); default: ./data/security/admin.credential if it exists")
+      ->envname("TESSERA_CREDENTIAL");
   int exit_code = 0;
   cli::AddServerCommands(app, exit_code);
   cli::AddScanCommand(app, exit_code);
   cli::AddSlideCommands(app, exit_code);
   cli::AddStitchCommands(app, exit_code);
+  cli::AddCredentialCommands(app, exit_code);
   app.parse_complete_callback([&] {
     log::Init(verbosity >= 2 ? log::Level::kDebug : verbosity == 1 ? log::Level::kInfo : log::Level::kWarn);
+    // The stack's own processes (`serve ROLE --security DIR`, `up`) replace these keys with
+    // the stack's when they start.
+    const std::string local = "data/security/admin.credential";
+    if (credential.empty() && ::access(local.c_str(), R_OK) == 0) credential = local;
+    if (credential.empty()) return;
+    if (Status s = UseCredential(credential); !s.ok()) {
+      cli::Fail(s.ToString());
+      throw CLI::RuntimeError(1);
+    }
   });
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -19,7 +19,7 @@ namespace tessera::cli {
 namespace {
 
 struct ScanArgs {
-  std::string server = DefaultServer();
+  std::string server;
   std::string tile_config;
   bool synthetic = false;
   bool stitch = true;
@@ -160,8 +160,7 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
   auto* scan = app.add_subcommand(
       "scan", "Push a scan as a microscope would; prints the slide id on its last line once every "
               "frame is durable");
-  scan->add_option("--server", a.server, "The manager's endpoint (env TESSERA_SERVER)")
-      ->default_str(kDefaultServer);
+  AddServerOption(scan, a.server);
   scan->add_option("--tile-config", a.tile_config,
                    "Fiji Grid/Collection TileConfiguration.txt; its TIFF tiles are pushed in line order");
   scan->add_flag("--synthetic", a.synthetic, "Generate a realistic fluorescence mosaic instead");

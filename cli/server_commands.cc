@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "common/security/security.h"
 #include "server/broker/broker.h"
 #include "server/dealer/tile_dealer.h"
 #include "server/gateway/gateway.h"
@@ -25,6 +26,22 @@ namespace {
 // Children of the manager end with it, even when it is killed.
 void DieWithParent(bool enabled) {
   if (enabled) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+// A role of a secured stack (`--security DIR`, env TESSERA_SECURITY, which the manager sets
+// for the children it starts): the stack's keys, and a ZAP handler for the process's life.
+Status JoinStack(const std::string& dir) {
+  if (dir.empty()) return OkStatus();
+  static std::unique_ptr<security::ZapHandler> zap;
+  TESSERA_ASSIGN_OR_RETURN(zap, security::JoinStack(dir));
+  return OkStatus();
+}
+
+void AddSecurityOption(CLI::App* cmd, std::string& dir) {
+  cmd->add_option("--security", dir,
+                  "The stack's security folder (DATA/security of its manager: server.key, clients.json, "
+                  "stack.credential); without it the role listens on loopback only, unauthenticated")
+      ->envname("TESSERA_SECURITY");
 }
 
 void Ready(const std::string& line) {
@@ -90,7 +107,18 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   static int up_workers = 2;
   up->add_option("--workers", up_workers, "Stitching workers (register, fuse, pyramid) on this machine")
       ->capture_default_str();
+  static bool insecure = false, up_http_public = false;
+  up->add_flag("--insecure", insecure,
+               "No keys, no tokens: anyone who reaches a port may push, read and close slides (loopback only)");
+  up->add_flag("--http-public", up_http_public,
+               "The gateway serves reads without its token (published data; it serves nothing else)");
   up->callback([&, http_opt] {
+    if (insecure) {  // the manager refuses to bind beyond loopback so
+      fmt::print(stderr, "warning: --insecure: any process that reaches this machine's loopback may push, read "
+                         "and close slides\n");
+    } else {
+      up_opts.security_dir = (std::filesystem::path(up_opts.data_dir) / "security").string();
+    }
     up_opts.bind = fmt::format("tcp://{}:{}", up_opts.child_host, port);
     const std::string at = "tcp://" + up_opts.child_host + ":{port}";
     up_opts.services.push_back(
@@ -110,6 +138,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
                                  // chosen once, so that a restarted gateway listens where the first one did
                                  http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
     for (const auto& origin : up_cors) up_opts.services.back().args.insert(up_opts.services.back().args.end(), {"--cors-origin", origin});
+    if (up_http_public) up_opts.services.back().args.push_back("--http-public");
     auto m = manager::SlideManager::Open(up_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
@@ -117,14 +146,34 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     std::string line;
     for (const auto& [name, ep] : (*m)->endpoints()) line += name + "=" + ep + " ";
-    Ready(line + "data=" + std::filesystem::absolute(up_opts.data_dir).string());
+    line += "data=" + std::filesystem::absolute(up_opts.data_dir).string();
+    std::string token, client_args = "--server " + (*m)->endpoint();
+    if (!up_opts.security_dir.empty()) {
+      auto t = security::ReadHttpToken(up_opts.security_dir);
+      if (!t.ok()) {
+        exit_code = Fail(t.status().ToString());
+        return;
+      }
+      token = *t;
+      line += " credential=" + (*m)->admin_credential() + " token=" + token;
+      client_args = "--credential " + (*m)->admin_credential();
+    }
+    Ready(line);
     const auto endpoints = (*m)->endpoints();
     const auto http = endpoints.find("http");
+    const std::string viewer = http == endpoints.end() ? "(no gateway)"
+                               : token.empty()          ? http->second + "/"
+                                                        : http->second + "/?token=" + token;
     fmt::print(stderr,
                "tessera is up: manager at {}\n  viewer:            {}\n  push a demo scan:  tessera scan --synthetic "
-               "--server {}\n  list slides:       tessera ls --server {}\n",
-               (*m)->endpoint(), http == endpoints.end() ? "(no gateway)" : http->second + "/", (*m)->endpoint(),
-               (*m)->endpoint());
+               "{}\n  list slides:       tessera ls {}\n",
+               (*m)->endpoint(), viewer, client_args, client_args);
+    if (!token.empty()) {
+      fmt::print(stderr,
+                 "  security:          clients need {} (admin) or one from `tessera credential new`;\n"
+                 "                     HTTP needs the token (the viewer link sets it; or Authorization: Bearer)\n",
+                 (*m)->admin_credential());
+    }
     Status s = (*m)->Run(StopFlag());
     if (!s.ok()) exit_code = Fail(s.ToString());
   });
@@ -137,6 +186,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   auto* mgr = serve->add_subcommand("manager", "The slide manager and catalog");
   AddManagerOptions(mgr, mgr_opts);
   mgr->add_option("--bind", mgr_opts.bind, "Endpoint to listen on")->capture_default_str();
+  mgr->add_option("--security", mgr_opts.security_dir,
+                  "The stack's security folder, created the first time (keys, issued credentials, the HTTP token); "
+                  "the roles it starts join with it. Without it: loopback only, unauthenticated")
+      ->envname("TESSERA_SECURITY");
   mgr->add_option("--events", mgr_opts.events,
                   "The tile dealer's events endpoint, for the slide writers (its dealer_events=)");
   static std::vector<std::string> mgr_endpoints;
@@ -170,8 +223,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   px->add_option("--bind", proxy_opts.bind, "Endpoint scanners connect to")->capture_default_str();
   px->add_option("--fifo-bytes", proxy_opts.fifo_bytes, "FIFO bound in bytes")->capture_default_str();
   px->add_flag("--die-with-parent", proxy_die, "Exit when the parent process ends");
+  static std::string proxy_security;
+  AddSecurityOption(px, proxy_security);
   px->callback([&] {
     DieWithParent(proxy_die);
+    if (Status s = JoinStack(proxy_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
     auto p = proxy::SlideProxy::Open(proxy_opts);
     if (!p.ok()) {
       exit_code = Fail(p.status().ToString());
@@ -193,8 +252,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   dl->add_option("--cache-bytes", dealer_opts.cache_bytes, "Chunk cache size in bytes")->capture_default_str();
   dl->add_option("--io-threads", dealer_opts.io_threads, "Threads reading slide files")->capture_default_str();
   dl->add_flag("--die-with-parent", dealer_die, "Exit when the parent process ends");
+  static std::string dealer_security;
+  AddSecurityOption(dl, dealer_security);
   dl->callback([&] {
     DieWithParent(dealer_die);
+    if (Status s = JoinStack(dealer_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
     auto d = dealer::TileDealer::Open(dealer_opts);
     if (!d.ok()) {
       exit_code = Fail(d.status().ToString());
@@ -221,6 +286,9 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   gw->add_option("--cors-origin", gateway_opts.cors_origins,
                  "A web origin whose pages may read the answers, e.g. https://viewer.lab.example (repeatable; "
                  "\"*\" for any; default: none)");
+  gw->add_flag("--http-public", gateway_opts.http_public,
+               "Serve without the stack's token: published data, for anyone who reaches the port (the gateway "
+               "only reads)");
   gw->add_option("--threads", gateway_opts.threads, "Network threads")->capture_default_str();
   gw->add_option("--workers", gateway_opts.workers, "Threads reading and rendering pixels")->capture_default_str();
   gw->add_option("--timeout", gateway_opts.timeout_s, "Seconds to read a request or write a response")
@@ -230,8 +298,22 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   gw->add_option("--max-raw-bytes", gateway_opts.max_raw_bytes, "Largest raw region (.npy, .tiff, precomputed chunk)")
       ->capture_default_str();
   gw->add_flag("--die-with-parent", gateway_die, "Exit when the parent process ends");
+  static std::string gateway_security;
+  AddSecurityOption(gw, gateway_security);
   gw->callback([&] {
     DieWithParent(gateway_die);
+    if (Status s = JoinStack(gateway_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
+    if (!gateway_security.empty() && !gateway_opts.http_public) {
+      auto token = security::ReadHttpToken(gateway_security);
+      if (!token.ok()) {
+        exit_code = Fail(token.status().ToString());
+        return;
+      }
+      gateway_opts.token = *token;
+    }
     auto g = gateway::Gateway::Open(gateway_opts);
     if (!g.ok()) {
       exit_code = Fail(g.status().ToString());
@@ -254,8 +336,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   bk->add_option("--max-queued-bytes", broker_opts.max_queued_bytes, "Bound of the task queues, in bytes")
       ->capture_default_str();
   bk->add_flag("--die-with-parent", broker_die, "Exit when the parent process ends");
+  static std::string broker_security;
+  AddSecurityOption(bk, broker_security);
   bk->callback([&] {
     DieWithParent(broker_die);
+    if (Status s = JoinStack(broker_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
     auto b = broker::Broker::Open(broker_opts);
     if (!b.ok()) {
       exit_code = Fail(b.status().ToString());
@@ -278,8 +366,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   wk->add_option("--heartbeat-ms", worker_opts.heartbeat_ms, "Heartbeat interval (as the broker's)")
       ->capture_default_str();
   wk->add_flag("--die-with-parent", worker_die, "Exit when the parent process ends");
+  static std::string worker_security;
+  AddSecurityOption(wk, worker_security);
   wk->callback([&] {
     DieWithParent(worker_die);
+    if (Status s = JoinStack(worker_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
     auto w = worker::Worker::Open(worker_opts);
     if (!w.ok()) {
       exit_code = Fail(w.status().ToString());
@@ -299,8 +393,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   sr->add_option("--max-shift", stitcher_opts.max_shift, "Pixels: the stage's error")->capture_default_str();
   sr->add_flag("!--no-store", stitcher_opts.store, "Report only: keep the slide's positions");
   sr->add_flag("--die-with-parent", stitcher_die, "Exit when the parent process ends");
+  static std::string stitcher_security;
+  AddSecurityOption(sr, stitcher_security);
   sr->callback([&] {
     DieWithParent(stitcher_die);
+    if (Status s = JoinStack(stitcher_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
     Ready("stitcher " + stitcher_opts.slide);
     if (Status s = stitcher::RunAndReport(stitcher_opts, StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
@@ -319,8 +419,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   wr->add_flag("!--no-fsync", writer_opts.fsync, "Flush without fsync");
   wr->add_option("--events", writer_opts.events, "Where to publish 'frames landed' events (the dealer's events endpoint)");
   wr->add_flag("--die-with-parent", writer_die, "Exit when the parent process ends");
+  static std::string writer_security;
+  AddSecurityOption(wr, writer_security);
   wr->callback([&] {
     DieWithParent(writer_die);
+    if (Status s = JoinStack(writer_security); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
     auto w = writer::SlideWriter::Open(writer_opts);
     if (!w.ok()) {
       exit_code = Fail(w.status().ToString());

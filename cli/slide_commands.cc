@@ -22,15 +22,10 @@ std::string HumanBytes(uint64_t b) {
   return fmt::format("{:.1f} {}", v, units[u]);
 }
 
-void AddServerOption(CLI::App* cmd, std::string& server) {
-  cmd->add_option("--server", server, "The manager's endpoint (env TESSERA_SERVER)")
-      ->default_str(kDefaultServer);
-}
-
 }  // namespace
 
 void AddSlideCommands(CLI::App& app, int& exit_code) {
-  static std::string server = DefaultServer();
+  static std::string server;
   static bool json = false;
   auto* ls = app.add_subcommand("ls", "List slides: id, state, frames stored, size, name");
   AddServerOption(ls, server);

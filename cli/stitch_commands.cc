@@ -45,14 +45,14 @@ Result<StitchState> Follow(Client& client, const std::string& slide) {
 
 void AddStitchCommands(CLI::App& app, int& exit_code) {
   static StitchRequest req;
-  static std::string server = DefaultServer();
+  static std::string server;
   static bool json = false, wait_only = false;
   auto* st = app.add_subcommand(
       "stitch", "Stitch a slide on the stack's workers: register every overlapping pair, solve the positions, "
                 "store them with the slide, and print the QC report (shifts, reliability, residuals, suspicious "
                 "tiles); returns when done");
   st->add_option("ID", req.slide, "Slide id (see `tessera ls`)")->required();
-  st->add_option("--server", server, "The manager's endpoint (env TESSERA_SERVER)")->capture_default_str();
+  AddServerOption(st, server);
   st->add_option("--channel", req.channel, "Channel to register on")->capture_default_str();
   st->add_option("--z", req.z, "Plane to register on (-1: a z-stack's maximum projection over its planes)")->capture_default_str();
   st->add_option("--max-shift", req.max_shift, "Pixels: the stage's error; no link moves a tile further (0: 20)")
@@ -113,9 +113,9 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
     }
   });
 
-  static std::string ps_server = DefaultServer();
+  static std::string ps_server;
   auto* ps = app.add_subcommand("ps", "Show the stack's workers (their services and tasks) and the task queues");
-  ps->add_option("--server", ps_server, "The manager's endpoint (env TESSERA_SERVER)")->capture_default_str();
+  AddServerOption(ps, ps_server);
   ps->callback([&] {
     auto m = stitcher::QueryBroker(ps_server);
     if (!m.ok()) {

@@ -3,8 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <mutex>
 
 #include "client/internal/summary.h"
+#include "common/security/security.h"
 #include "common/wire/wire.h"
 
 namespace tessera {
@@ -46,8 +48,13 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
 
 namespace {
 
-Result<proto::ManagerReply> Rpc(const std::string& server, int timeout_ms,
+std::mutex credential_mu;
+std::string credential_endpoint;  // of the credential in use
+
+// `credential`: how loading the process's credential went.
+Result<proto::ManagerReply> Rpc(const Status& credential, const std::string& server, int timeout_ms,
                                 proto::ManagerRequest& req) {
+  TESSERA_RETURN_IF_ERROR(credential);
   req.set_version(wire::kProtocolVersion);
   TESSERA_ASSIGN_OR_RETURN(wire::Message in, wire::Call(server, req, timeout_ms));
   proto::ManagerReply reply;
@@ -60,7 +67,62 @@ Result<proto::ManagerReply> Rpc(const std::string& server, int timeout_ms,
 
 std::string DefaultServer() {
   const char* env = std::getenv("TESSERA_SERVER");
-  return env != nullptr && *env != 0 ? env : kDefaultServer;
+  if (env != nullptr && *env != 0) return env;
+  (void)internal::LoadEnvCredential();
+  std::lock_guard lock(credential_mu);
+  return credential_endpoint.empty() ? kDefaultServer : credential_endpoint;
+}
+
+Status UseCredential(const std::string& path) {
+  TESSERA_ASSIGN_OR_RETURN(security::Credential c, security::ReadCredential(path));
+  std::lock_guard lock(credential_mu);
+  security::UseCredential(c, path);
+  credential_endpoint = c.endpoint;
+  return OkStatus();
+}
+
+namespace internal {
+
+Status LoadEnvCredential() {
+  static std::once_flag once;
+  static Status loaded;
+  std::call_once(once, [] {
+    const char* env = std::getenv("TESSERA_CREDENTIAL");
+    // A process that already holds keys (a server of the stack, or one that chose a
+    // credential) keeps them.
+    if (env == nullptr || *env == 0 || !wire::GetSecurity().client_public.empty()) return;
+    loaded = UseCredential(env);
+    if (!loaded.ok()) loaded = Error(loaded.code(), "TESSERA_CREDENTIAL: {}", loaded.message());
+  });
+  return loaded;
+}
+
+}  // namespace internal
+
+Status Client::IssueCredential(const std::string& name, const std::string& role, const std::string& path) {
+  proto::ManagerRequest req;
+  req.mutable_issue_credential()->set_name(name);
+  req.mutable_issue_credential()->set_role(role);
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
+  const proto::CredentialInfo& c = reply.credential();
+  TESSERA_ASSIGN_OR_RETURN(security::Role r, security::ParseRole(c.role()));
+  return security::WriteCredential(
+      path, {c.name(), r, c.endpoint(), c.server_key(), {c.public_key(), c.secret_key()}});
+}
+
+Status Client::RevokeCredential(const std::string& name) {
+  proto::ManagerRequest req;
+  req.mutable_revoke_credential()->set_name(name);
+  return Rpc(credential_, server_, options_.timeout_ms, req).status();
+}
+
+Result<std::vector<CredentialEntry>> Client::ListCredentials() {
+  proto::ManagerRequest req;
+  req.mutable_list_credentials();
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
+  std::vector<CredentialEntry> out;
+  for (const auto& c : reply.credentials().credentials()) out.push_back({c.name(), c.role(), c.revoked()});
+  return out;
 }
 
 std::string SummaryToJson(const SlideSummary& s) {
@@ -109,7 +171,7 @@ Result<SlideSummary> Client::OpenSlide(const ScanPlan& plan) {
   proto::ManagerRequest req;
   req.mutable_open_slide()->set_plan_json(PlanToJson(plan));
   // Opening starts two processes: allow for a loaded machine.
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 30000), req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, std::max(options_.timeout_ms, 30000), req));
   return internal::SummaryFromProto(reply.slide());
 }
 
@@ -123,7 +185,7 @@ Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vecto
     st->add_positions(p[1]);
   }
   st->set_report_json(report_json);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   return internal::SummaryFromProto(reply.slide());
 }
 
@@ -136,35 +198,35 @@ Result<StitchState> Client::StartStitch(const StitchRequest& r) {
   st->set_z(r.z);
   st->set_max_shift(r.max_shift);
   st->set_no_store(!r.store);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 30000), req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, std::max(options_.timeout_ms, 30000), req));
   return internal::StitchFromProto(reply.stitch());
 }
 
 Result<StitchState> Client::GetStitch(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_get_stitch()->set_slide_id(id);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   return internal::StitchFromProto(reply.stitch());
 }
 
 Result<SlideSummary> Client::CloseSlide(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_close_slide()->set_slide_id(id);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, std::max(options_.timeout_ms, 60000), req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, std::max(options_.timeout_ms, 60000), req));
   return internal::SummaryFromProto(reply.slide());
 }
 
 Result<SlideSummary> Client::Info(const std::string& id) {
   proto::ManagerRequest req;
   req.mutable_get_slide()->set_slide_id(id);
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   return internal::SummaryFromProto(reply.slide());
 }
 
 Result<std::vector<SlideSummary>> Client::List() {
   proto::ManagerRequest req;
   req.mutable_list_slides();
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   std::vector<SlideSummary> out;
   for (const auto& s : reply.slides().slides()) out.push_back(internal::SummaryFromProto(s));
   return out;
@@ -173,7 +235,7 @@ Result<std::vector<SlideSummary>> Client::List() {
 Result<std::map<std::string, std::string>> Client::Endpoints() {
   proto::ManagerRequest req;
   req.mutable_get_endpoints();
-  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(server_, options_.timeout_ms, req));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   return std::map<std::string, std::string>(reply.endpoints().endpoints().begin(),
                                             reply.endpoints().endpoints().end());
 }

@@ -36,8 +36,22 @@ namespace tessera {
 
 /// The default manager endpoint; TESSERA_SERVER overrides it (see DefaultServer()).
 inline constexpr const char* kDefaultServer = "tcp://127.0.0.1:7400";
-/// TESSERA_SERVER if set, else kDefaultServer.
+/// TESSERA_SERVER if set, else the endpoint of the credential in use, else kDefaultServer.
 std::string DefaultServer();
+
+/// Every connection this process makes from now on holds the credential in `path` (a file
+/// `tessera credential new` wrote; `tessera up` names the admin's as credential= on its ready
+/// line). Without a call, the first Client loads TESSERA_CREDENTIAL if it is set. NOT_FOUND or
+/// INVALID_ARGUMENT naming the file. A stack refusing the credential answers UNAUTHENTICATED;
+/// a request its role may not make, PERMISSION_DENIED.
+Status UseCredential(const std::string& path);
+
+/// A client of a secured stack, as `ListCredentials` gives it.
+struct CredentialEntry {
+  std::string name;
+  std::string role;  ///< admin, scanner, viewer, worker
+  bool revoked = false;
+};
 
 /// A stitch the manager runs (tessera serve stitcher): its progress and, once done, its QC
 /// report (JSON, as `tessera stitch ID --json` prints it).
@@ -134,7 +148,8 @@ struct ClientOptions {
 
 class Client {
  public:
-  explicit Client(std::string server = DefaultServer(), int timeout_ms = 10000);
+  /// An empty `server` is DefaultServer().
+  explicit Client(std::string server = "", int timeout_ms = 10000);
   Client(std::string server, ClientOptions options);
   ~Client();
   Client(Client&&) noexcept;
@@ -156,6 +171,13 @@ class Client {
   Result<std::vector<SlideSummary>> List();
   /// Every role of the stack and its endpoint ("manager", ...).
   Result<std::map<std::string, std::string>> Endpoints();
+
+  /// Admin only. Issues a credential for a new client named `name` with `role` and writes it
+  /// to `path` (mode 0600): hand that file to the client. ALREADY_EXISTS for a name in use.
+  Status IssueCredential(const std::string& name, const std::string& role, const std::string& path);
+  /// Admin only. Refuses `name`'s key from now on (new connections). NOT_FOUND if unknown.
+  Status RevokeCredential(const std::string& name);
+  Result<std::vector<CredentialEntry>> ListCredentials();
 
   /// The dealer's view of a slide (levels, positions, landed frames).
   Result<SlideView> Describe(const std::string& id);
@@ -184,6 +206,7 @@ class Client {
 
   std::string server_;
   ClientOptions options_;
+  Status credential_;  // how loading TESSERA_CREDENTIAL went
   std::unique_ptr<std::mutex> reader_mu_;
   std::unique_ptr<Reader> reader_;
 };

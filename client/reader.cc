@@ -398,7 +398,10 @@ struct Client::Reader {
 Client::Client(std::string server, int timeout_ms)
     : Client(std::move(server), ClientOptions{.timeout_ms = timeout_ms}) {}
 Client::Client(std::string server, ClientOptions options)
-    : server_(std::move(server)), options_(options), reader_mu_(std::make_unique<std::mutex>()) {}
+    : server_(server.empty() ? DefaultServer() : std::move(server)),
+      options_(options),
+      credential_(internal::LoadEnvCredential()),
+      reader_mu_(std::make_unique<std::mutex>()) {}
 Client::~Client() = default;
 Client::Client(Client&&) noexcept = default;
 

@@ -88,7 +88,7 @@ class BadInputTest : public ::testing::Test {
     auto slide = Client(stack_.manager()).OpenSlide(plan_);
     ASSERT_TRUE(slide.ok()) << slide.status().ToString();
     slide_ = *slide;
-    socket_.connect(slide_.proxy_endpoint);
+    EXPECT_TRUE(wire::Connect(socket_, slide_.proxy_endpoint).ok());
   }
 
   // A frame message: header + chunk payloads, each piece overridable.
@@ -252,7 +252,7 @@ TEST_F(BadInputTest, DuplicateFramesAreStoredOnceAndAcknowledgedEachTime) {
 
 TEST_F(BadInputTest, ManagerAnswersBadRequestsWithErrors) {
   zmq::socket_t s = wire::MakeSocket(zmq::socket_type::dealer);
-  s.connect(stack_.manager());
+  ASSERT_TRUE(wire::Connect(s, stack_.manager()).ok());
   s.send(zmq::str_buffer("not a request"), zmq::send_flags::none);
   auto in = wire::Receive(s, 10000);
   ASSERT_TRUE(in.has_value());

@@ -48,6 +48,7 @@ class HttpConnection {
   Response Get(const std::string& target) {
     http::request<http::empty_body> req(http::verb::get, target, 11);
     req.set(http::field::host, "localhost");
+    if (!CurrentToken().empty()) req.set(http::field::authorization, "Bearer " + CurrentToken());
     req.keep_alive(true);
     http::write(socket_, req);
     return Read();
@@ -90,6 +91,9 @@ class HttpConnection {
 };
 
 Response Get(const std::string& url, const std::string& target) { return HttpConnection(url).Get(target); }
+
+// The header a raw request needs on the stack under test.
+std::string Auth() { return CurrentToken().empty() ? "" : "Authorization: Bearer " + CurrentToken() + "\r\n"; }
 
 std::string ScanMist(const Stack& stack) {
   auto scan = RunTessera({"scan", "--tile-config", kMist + "/TileConfiguration.txt", "--server", stack.manager()});
@@ -318,7 +322,7 @@ TEST(GatewayTest, AnAcquiringSlidesTilesLandAsEventsAndAreNotCached) {
   tcp::socket events(io);
   tcp::resolver resolver(io);
   net::connect(events, resolver.resolve(hostport.substr(0, hostport.rfind(':')), hostport.substr(hostport.rfind(':') + 1)));
-  net::write(events, net::buffer("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n\r\n"));
+  net::write(events, net::buffer("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n" + Auth() + "\r\n"));
   std::mutex mu;
   std::condition_variable cv;
   std::set<uint64_t> landed;
@@ -374,7 +378,7 @@ TEST(GatewayTest, OnlyConfiguredOriginsMayReadAndTheHostHeaderIsNotTrusted) {
   const std::string id = ScanMist(stack);
   const std::string url = stack.endpoint("http");
   auto ask = [&](const std::string& target, const std::string& headers) {
-    return HttpConnection(url).Raw("GET " + target + " HTTP/1.1\r\nHost: evil.example\r\n" + headers + "\r\n");
+    return HttpConnection(url).Raw("GET " + target + " HTTP/1.1\r\nHost: evil.example\r\n" + Auth() + headers + "\r\n");
   };
   auto foreign = ask("/api/slides", "Origin: https://evil.example\r\n");
   EXPECT_EQ(foreign.status, 200);
@@ -383,13 +387,13 @@ TEST(GatewayTest, OnlyConfiguredOriginsMayReadAndTheHostHeaderIsNotTrusted) {
   EXPECT_EQ(allowed.headers["Access-Control-Allow-Origin"], "https://viewer.lab.example");
   {  // the event stream answers CORS alike: its headers come first, then events until closed
     HttpConnection sse(url);
-    const std::string head = sse.RawHead("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n"
+    const std::string head = sse.RawHead("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n" + Auth() +
                                          "Origin: https://viewer.lab.example\r\n\r\n");
     EXPECT_NE(head.find("Access-Control-Allow-Origin: https://viewer.lab.example"), std::string::npos) << head;
   }
   {
     HttpConnection sse(url);
-    const std::string head = sse.RawHead("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n"
+    const std::string head = sse.RawHead("GET /api/slides/" + id + "/events HTTP/1.1\r\nHost: x\r\n" + Auth() +
                                          "Origin: https://evil.example\r\n\r\n");
     EXPECT_NE(head.find("text/event-stream"), std::string::npos) << head;
     EXPECT_EQ(head.find("Access-Control-Allow-Origin"), std::string::npos) << head;

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "client/client.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -108,6 +110,19 @@ Stack::Stack(std::vector<std::string> extra, std::string data_dir)
   for (std::string w; words >> w;) {
     if (const auto eq = w.find('='); eq != std::string::npos) endpoints_[w.substr(0, eq)] = w.substr(eq + 1);
   }
+  // A secured stack (the default): this test process and the commands it runs hold its admin
+  // credential, and HTTP requests its token.
+  if (const std::string cred = endpoint("credential"); !cred.empty()) {
+    ::setenv("TESSERA_CREDENTIAL", cred.c_str(), 1);
+    const Status used = UseCredential(cred);
+    EXPECT_TRUE(used.ok()) << used.ToString();
+  }
+  CurrentToken() = endpoint("token");
+}
+
+std::string& CurrentToken() {
+  static std::string token;
+  return token;
 }
 
 std::vector<pid_t> Stack::RolePids(const std::string& role, const std::string& arg) const {

@@ -29,6 +29,10 @@ class Stack {
   explicit Stack(std::vector<std::string> extra = {}, std::string data_dir = "");
   ~Stack();  // SIGTERM, wait
   const std::string& manager() const { return manager_; }
+  /// The admin credential file of the stack (the test process uses it from the start), and
+  /// its HTTP token; empty for a stack run --insecure.
+  std::string credential() const { return endpoint("credential"); }
+  std::string token() const { return endpoint("token"); }
   /// An endpoint of the ready line ("dealer", "http", ...); empty if it has none.
   std::string endpoint(const std::string& name) const;
   const std::string& data_dir() const { return data_dir_; }
@@ -43,6 +47,9 @@ class Stack {
   std::string data_dir_;
   std::map<std::string, std::string> endpoints_;
 };
+
+/// The HTTP token of the stack started last (empty: none, or an insecure one).
+std::string& CurrentToken();
 
 /// A `tessera` role run in the background (e.g. `serve worker ...`), its stderr appended
 /// to `log_file`; the constructor waits for its ready line. SIGTERM and wait when destroyed.

@@ -8,4 +8,8 @@ namespace tessera::internal {
 
 SlideSummary SummaryFromProto(const proto::SlideSummary& p);
 
+/// Loads TESSERA_CREDENTIAL once per process, unless the process holds keys already; what
+/// became of it (OK when unset).
+Status LoadEnvCredential();
+
 }  // namespace tessera::internal

@@ -1,6 +1,9 @@
 #include "common/security/security.h"
 
+#include <sys/random.h>
 #include <sys/stat.h>
+
+#include <algorithm>
 
 #include <atomic>
 #include <filesystem>
@@ -165,6 +168,16 @@ Result<KeyPair> ReadServerKeys(const std::string& dir) {
   return k;
 }
 
+Result<std::string> ReadHttpToken(const std::string& dir) {
+  const std::string path = dir + "/" + kHttpTokenFile;
+  TESSERA_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path));
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (text.size() < 32 || text.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Error(StatusCode::kDataLoss, "{} does not hold a token", path);
+  }
+  return text;
+}
+
 Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -187,7 +200,46 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir) {
   } else if (text.status().code() != StatusCode::kNotFound) {
     return text.status();
   }
-  return std::unique_ptr<KeyStore>(new KeyStore(std::move(impl)));
+  std::unique_ptr<KeyStore> store(new KeyStore(std::move(impl)));
+  TESSERA_RETURN_IF_ERROR(store->Ensure("stack", Role::kAdmin, "", dir + "/" + kStackCredentialFile).status());
+  if (ReadHttpToken(dir).status().code() == StatusCode::kNotFound) {
+    uint8_t bytes[24];
+    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
+      return Error(StatusCode::kInternal, "no random bytes for the HTTP token");
+    }
+    std::string token;
+    for (uint8_t b : bytes) token += fmt::format("{:02x}", b);
+    TESSERA_RETURN_IF_ERROR(durable::WriteFile(dir + "/" + kHttpTokenFile, token + "\n", 0600));
+  }
+  return store;
+}
+
+Result<Credential> KeyStore::Ensure(const std::string& name, Role role, const std::string& endpoint,
+                                    const std::string& path) {
+  const bool issued = std::any_of(impl_->clients.begin(), impl_->clients.end(),
+                                  [&](const Client& c) { return c.name == name && !c.revoked; });
+  if (issued) {
+    if (auto held = ReadCredential(path); held.ok() && held->server_key == impl_->server.public_key &&
+                                          Lookup(held->keys.public_key).has_value()) {
+      if (held->endpoint == endpoint) return *held;
+      held->endpoint = endpoint;
+      TESSERA_RETURN_IF_ERROR(WriteCredential(path, *held));
+      return *held;
+    }
+    // The file is gone or stale: the old key goes, a new one is issued under the same name.
+    impl_->clients.erase(std::remove_if(impl_->clients.begin(), impl_->clients.end(),
+                                        [&](const Client& c) { return c.name == name; }),
+                         impl_->clients.end());
+  }
+  TESSERA_ASSIGN_OR_RETURN(Credential c, Issue(name, role, endpoint));
+  TESSERA_RETURN_IF_ERROR(WriteCredential(path, c));
+  return c;
+}
+
+std::vector<Issued> KeyStore::List() const {
+  std::vector<Issued> out;
+  for (const auto& c : impl_->clients) out.push_back({c.name, c.role, c.revoked});
+  return out;
 }
 
 Result<Credential> KeyStore::Issue(const std::string& name, Role role, const std::string& endpoint) {
@@ -315,6 +367,36 @@ Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(const std::string& dir) {
   Impl* m = impl.get();
   impl->thread = std::jthread([m](std::stop_token stop) { m->Serve(stop); });
   return std::unique_ptr<ZapHandler>(new ZapHandler(std::move(impl)));
+}
+
+Result<std::unique_ptr<ZapHandler>> JoinStack(const std::string& dir) {
+  auto server = ReadServerKeys(dir);
+  if (server.status().code() == StatusCode::kNotFound) {
+    return Error(StatusCode::kNotFound,
+                 "{} holds no stack's keys: give the security folder of the stack (DATA/security, made by "
+                 "`tessera up` or `tessera serve manager --security DIR`)",
+                 dir);
+  }
+  TESSERA_RETURN_IF_ERROR(server.status());
+  const std::string cred_path = dir + "/" + kStackCredentialFile;
+  TESSERA_ASSIGN_OR_RETURN(Credential own, ReadCredential(cred_path));
+  TESSERA_ASSIGN_OR_RETURN(auto zap, ZapHandler::Start(dir));
+  wire::SetSecurity({.server_public = server->public_key,
+                     .server_secret = server->secret_key,
+                     .client_public = own.keys.public_key,
+                     .client_secret = own.keys.secret_key,
+                     .server_key = server->public_key,
+                     .credential = "the stack's own (" + cred_path + ")"});
+  return zap;
+}
+
+void UseCredential(const Credential& credential, const std::string& source) {
+  wire::Security sec = wire::GetSecurity();
+  sec.client_public = credential.keys.public_key;
+  sec.client_secret = credential.keys.secret_key;
+  sec.server_key = credential.server_key;
+  sec.credential = fmt::format("credential '{}' ({})", credential.name, source);
+  wire::SetSecurity(sec);
 }
 
 }  // namespace tessera::security

@@ -1,7 +1,12 @@
 #include "common/wire/wire.h"
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <random>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace tessera::wire {
 
@@ -57,8 +62,34 @@ std::string PeerRole(const zmq::message_t& m) {
   return role != nullptr ? role : "";  // no such property: not authenticated
 }
 
+Status Authorize(const Message& m, std::initializer_list<std::string_view> roles, std::string_view what) {
+  const std::string role = PeerRole(m.header);
+  if (role.empty() || role == "admin") return OkStatus();  // not authenticated: see the header
+  for (std::string_view r : roles) {
+    if (r == role) return OkStatus();
+  }
+  const char* user = zmq_msg_gets(const_cast<zmq_msg_t*>(m.header.handle()), "User-Id");
+  return Error(StatusCode::kPermissionDenied, "credential '{}' (role {}) may not {}: that takes {}{}",
+               user != nullptr ? user : "?", role, what, roles.size() == 0 ? "" : "a ",
+               roles.size() == 0 ? std::string("an admin") : fmt::format("{} or admin credential", fmt::join(roles, ", ")));
+}
+
+bool IsLoopback(const std::string& endpoint) {
+  if (!endpoint.starts_with("tcp://")) return true;
+  std::string host = endpoint.substr(6, endpoint.rfind(':') == std::string::npos ? std::string::npos : endpoint.rfind(':') - 6);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host.starts_with("127.") || host == "::1" || host == "localhost";
+}
+
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
   const Security& sec = GetSecurity();
+  if (sec.server_secret.empty() && !IsLoopback(endpoint)) {
+    return Error(StatusCode::kFailedPrecondition,
+                 "refusing to listen on {} without security: anyone on the network could push, read or close "
+                 "slides. Give the stack's security folder (--security DATA/security, or run `tessera up` "
+                 "without --insecure), or listen on 127.0.0.1",
+                 endpoint);
+  }
   if (endpoint.starts_with("tcp://") && !sec.server_secret.empty()) {
     socket.set(zmq::sockopt::curve_server, 1);
     socket.set(zmq::sockopt::curve_secretkey, sec.server_secret);
@@ -166,14 +197,94 @@ Status FromProto(const proto::Status& status) {
   return Status(static_cast<StatusCode>(status.code()), status.message());
 }
 
+namespace {
+
+// ZeroMQ's socket monitor on one socket, told about its handshakes: a refused credential is
+// known at once, not after the request's timeout.
+class HandshakeWatch {
+ public:
+  explicit HandshakeWatch(zmq::socket_t& socket) {
+    static std::atomic<uint64_t> next{0};
+    const std::string ep = fmt::format("inproc://tessera-handshake-{}", next++);
+    if (zmq_socket_monitor(socket.handle(), ep.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+      return;
+    }
+    events_ = zmq::socket_t(Context(), zmq::socket_type::pair);
+    events_.set(zmq::sockopt::linger, 0);
+    events_.connect(ep);
+  }
+  void* handle() { return events_.handle(); }
+
+  // Reads the events that arrived; UNAUTHENTICATED once the peer has refused this process.
+  Status Drain(const std::string& endpoint) {
+    while (events_.handle() != nullptr) {
+      zmq::message_t head, addr;
+      if (!events_.recv(head, zmq::recv_flags::dontwait)) break;
+      if (head.more()) (void)events_.recv(addr, zmq::recv_flags::dontwait);
+      if (head.size() < 2) continue;
+      uint16_t event = 0;
+      std::memcpy(&event, head.data(), 2);
+      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) succeeded_ = true;
+      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return Refused(endpoint, true);
+      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        return Refused(endpoint, false);
+      }
+      // A peer that hangs up before every handshake (it could not read our CURVE hello):
+      // after two tries it is not a passing fault.
+      if (event == ZMQ_EVENT_DISCONNECTED && !succeeded_ && ++hangups_ >= 2) return Refused(endpoint, false);
+    }
+    return OkStatus();
+  }
+
+ private:
+  static Status Refused(const std::string& endpoint, bool auth) {
+    const Security& sec = GetSecurity();
+    if (sec.server_key.empty()) {
+      return Error(StatusCode::kUnauthenticated,
+                   "the stack at {} is secured and this process has no credential for it: pass --credential FILE "
+                   "(the credential= of `tessera up`'s ready line, or one from `tessera credential new`) or set "
+                   "TESSERA_CREDENTIAL",
+                   endpoint);
+    }
+    if (auth) {
+      return Error(StatusCode::kUnauthenticated,
+                   "the stack at {} refused {}: its key is unknown there or was revoked. Ask the stack's admin "
+                   "for a new one (tessera credential new)",
+                   endpoint, sec.credential.empty() ? "this process's key" : sec.credential);
+    }
+    return Error(StatusCode::kUnauthenticated,
+                 "the stack at {} did not accept {}: the credential is another stack's (its server key differs) "
+                 "or the stack runs --insecure",
+                 endpoint, sec.credential.empty() ? "this process's key" : sec.credential);
+  }
+
+  zmq::socket_t events_;
+  bool succeeded_ = false;
+  int hangups_ = 0;
+};
+
+}  // namespace
+
 Result<Message> Call(const std::string& endpoint, const google::protobuf::MessageLite& request,
                      int timeout_ms, std::vector<zmq::message_t> payload) {
   zmq::socket_t s = MakeSocket(zmq::socket_type::dealer);
+  HandshakeWatch watch(s);
   TESSERA_RETURN_IF_ERROR(Connect(s, endpoint));
   if (!Send(s, nullptr, request, std::move(payload))) {
     return Error(StatusCode::kUnavailable, "cannot send to {}", endpoint);
   }
-  auto reply = Receive(s, timeout_ms);
+  std::optional<Message> reply;
+  for (const int64_t end = NowMs() + timeout_ms; !reply;) {
+    const int64_t left = end - NowMs();
+    if (left < 0) break;
+    zmq::pollitem_t items[] = {{s.handle(), 0, ZMQ_POLLIN, 0}, {watch.handle(), 0, ZMQ_POLLIN, 0}};
+    if (Poll(items, watch.handle() != nullptr ? 2 : 1, static_cast<int>(left)) <= 0) continue;
+    TESSERA_RETURN_IF_ERROR(watch.Drain(endpoint));
+    if (items[0].revents & ZMQ_POLLIN) reply = Receive(s, 0);
+  }
   if (!reply) {
     return Error(StatusCode::kUnavailable,
                  "no answer from {} within {} ms: is the service running there? "

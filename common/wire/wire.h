@@ -14,10 +14,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <google/protobuf/message_lite.h>
@@ -62,6 +64,7 @@ struct Security {
   std::string server_public, server_secret;
   std::string client_public, client_secret;
   std::string server_key;
+  std::string credential;  ///< what the client keys are, for errors: "credential 'scope-3' (PATH)"
 };
 void SetSecurity(const Security& security);
 const Security& GetSecurity();
@@ -74,9 +77,13 @@ Status Connect(zmq::socket_t& socket, const std::string& endpoint);
 /// when the connection is not authenticated (plain TCP, ipc, inproc).
 std::string PeerRole(const zmq::message_t& m);
 
+/// Whether a tcp:// endpoint listens on loopback only (127.0.0.0/8, ::1, localhost).
+bool IsLoopback(const std::string& endpoint);
+
 /// Binds and returns the resolved endpoint (a `tcp://host:0` or `:*` port is chosen
 /// by the OS); a tcp:// bind is a CURVE server when server keys are set. UNAVAILABLE
-/// naming the endpoint when the bind fails.
+/// naming the endpoint when the bind fails; FAILED_PRECONDITION for a tcp:// address
+/// beyond loopback without server keys (nothing there would check who connects).
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 
 /// zmq::poll that returns 0 when a signal interrupts it (the caller checks its stop flag).
@@ -89,6 +96,12 @@ struct Message {
   std::vector<zmq::message_t> payload;
   uint64_t dropped_parts = 0;  ///< parts beyond Limits::max_parts, received and dropped
 };
+
+/// OK when the peer that sent `m` holds one of `roles` or is an admin; PERMISSION_DENIED
+/// naming its credential and `what` otherwise. Peers of a process without server keys (a
+/// stack run --insecure) and peers on ipc:// endpoints (in a folder only the service user
+/// may open) are not authenticated and pass.
+Status Authorize(const Message& m, std::initializer_list<std::string_view> roles, std::string_view what);
 
 /// Receives one message, waiting at most `timeout_ms` (-1 forever). `router` says
 /// whether the first frame is a routing identity. std::nullopt on timeout; a message
@@ -145,7 +158,8 @@ inline std::span<const uint8_t> Bytes(const zmq::message_t& m) {
 
 /// One request-reply exchange with a ROUTER service over a fresh DEALER socket.
 /// UNAVAILABLE (naming the endpoint and what to check) when no reply comes within
-/// `timeout_ms`.
+/// `timeout_ms`; UNAUTHENTICATED naming the credential as soon as the service has refused
+/// the handshake (a key it does not know or revoked, another stack's key, no key at all).
 Result<Message> Call(const std::string& endpoint, const google::protobuf::MessageLite& request,
                      int timeout_ms, std::vector<zmq::message_t> payload = {});
 

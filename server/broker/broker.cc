@@ -247,11 +247,23 @@ struct Broker::Impl {
     Send(client, m);
   }
 
+  // Workers say ready, heartbeat, return results; the stack's stitchers (admin) hand out
+  // work; anyone may read the status.
+  static Status Authorize(const wire::Message& in, const BrokerMessage& m) {
+    switch (m.body_case()) {
+      case BrokerMessage::kRequest: return wire::Authorize(in, {}, "hand out tasks");
+      case BrokerMessage::kStatusRequest: return wire::Authorize(in, {"viewer", "scanner", "worker"}, "read");
+      default: return wire::Authorize(in, {"worker"}, "serve tasks");
+    }
+  }
+
   void Handle(wire::Message& in) {
     const std::string identity(static_cast<const char*>(in.identity->data()), in.identity->size());
     BrokerMessage m;
-    if (Status st = wire::ParseHeader(in, &m); !st.ok()) {
-      log->warn("malformed message: {}", st.ToString());
+    Status st = wire::ParseHeader(in, &m);
+    if (st.ok()) st = Authorize(in, m);
+    if (!st.ok()) {
+      log->warn("status={} {}", StatusCodeName(st.code()), st.message());
       BrokerMessage reply = Message();
       wire::ToProto(st, reply.mutable_result()->mutable_status());
       return Send(identity, reply);

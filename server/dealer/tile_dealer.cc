@@ -315,7 +315,9 @@ struct TileDealer::Impl {
 
   void HandleFront(wire::Message& in) {
     proto::DealerRequest req;
-    if (Status s = wire::ParseHeader(in, &req); !s.ok()) {
+    Status s = wire::ParseHeader(in, &req);
+    if (s.ok()) s = wire::Authorize(in, {"viewer", "scanner", "worker"}, "read tiles");
+    if (!s.ok()) {
       proto::DealerReply r;
       r.set_version(wire::kProtocolVersion);
       wire::ToProto(s, r.mutable_status());
@@ -336,6 +338,10 @@ struct TileDealer::Impl {
   void HandleEvent(wire::Message& in) {
     // [topic = slide id][SlideEvent]: note it, and pass it on to subscribed viewers.
     proto::SlideEvent e;
+    if (Status s = wire::Authorize(in, {}, "announce slide events"); !s.ok()) {
+      log->warn("status={} {}", StatusCodeName(s.code()), s.message());
+      return;
+    }
     if (in.payload.size() != 1 ||
         !e.ParseFromArray(in.payload[0].data(), static_cast<int>(in.payload[0].size()))) {
       log->warn("status=INVALID_ARGUMENT malformed slide event ignored");

@@ -47,9 +47,12 @@ struct Reply {
   std::string location;  // a redirect's target
   bool cacheable = false;
   std::string filename;  // a download's name
+  std::string set_cookie;
 };
 
 using Query = std::map<std::string, std::string>;
+
+constexpr const char* kTokenCookie = "tessera_token";
 
 http::status HttpStatus(StatusCode code) {
   switch (code) {
@@ -555,6 +558,7 @@ class Session : public std::enable_shared_from_this<Session> {
       r.status = http::status::method_not_allowed;
       return Write(std::move(r));
     }
+    if (auto refused = Authenticate(req)) return Write(std::move(*refused));
     const std::string target(req.target());
     target_ = target;
     started_ = Clock::now();
@@ -564,6 +568,64 @@ class Session : public std::enable_shared_from_this<Session> {
       Reply r = self->handler_.Handle(target);
       net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
     });
+  }
+
+  // With a token configured: the request carries it (Authorization: Bearer, or the cookie),
+  // or it is the viewer link with ?token=, answered with the cookie and a redirect to the same
+  // URL without it (so the token leaves the address bar and the history). Else a 401.
+  std::optional<Reply> Authenticate(const Request& req) const {
+    const std::string& token = options_.token;
+    if (token.empty()) return std::nullopt;
+    const auto sv = [](auto v) { return std::string_view(v.data(), v.size()); };
+    const std::string_view target = sv(req.target());
+    if (const size_t q = target.find('?'); q != std::string_view::npos) {
+      std::string rest;
+      std::optional<std::string_view> given;
+      for (std::string_view query = target.substr(q + 1); !query.empty();) {
+        const size_t amp = query.find('&');
+        const std::string_view part = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (part.starts_with("token=")) {
+          given = part.substr(6);
+        } else if (!part.empty()) {
+          rest += (rest.empty() ? "" : "&") + std::string(part);
+        }
+      }
+      if (given) {
+        if (!SameToken(*given, token)) return Unauthorized("the token in the link is not this gateway's");
+        Reply r{http::status::found, "text/plain", "", std::string(target.substr(0, q)) + (rest.empty() ? "" : "?" + rest)};
+        r.set_cookie = std::string(kTokenCookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict" +
+                       (options_.public_url.starts_with("https:") ? "; Secure" : "");
+        return r;
+      }
+    }
+    if (const std::string_view auth = sv(req[http::field::authorization]); auth.starts_with("Bearer ")) {
+      if (SameToken(auth.substr(7), token)) return std::nullopt;
+      return Unauthorized("the bearer token is not this gateway's");
+    }
+    for (std::string_view cookies = sv(req[http::field::cookie]); !cookies.empty();) {
+      const size_t semi = cookies.find(';');
+      std::string_view c = cookies.substr(0, semi);
+      cookies = semi == std::string_view::npos ? std::string_view() : cookies.substr(semi + 1);
+      while (c.starts_with(' ')) c.remove_prefix(1);
+      if (c.starts_with(kTokenCookie) && c.substr(std::string_view(kTokenCookie).size()).starts_with('=') &&
+          SameToken(c.substr(std::string_view(kTokenCookie).size() + 1), token)) {
+        return std::nullopt;
+      }
+    }
+    return Unauthorized("this gateway needs its token: open the viewer link `tessera up` printed (…/?token=…), "
+                        "or send Authorization: Bearer TOKEN (TOKEN is in DATA/security/http.token)");
+  }
+
+  static Reply Unauthorized(std::string_view why) {
+    return ErrorReply(Error(StatusCode::kUnauthenticated, "{}", why));
+  }
+
+  // Compares in time that does not depend on where the first difference is.
+  static bool SameToken(std::string_view given, std::string_view token) {
+    unsigned diff = given.size() == token.size() ? 0 : 1;
+    for (size_t i = 0; i < token.size(); ++i) diff |= static_cast<unsigned>(token[i] ^ (i < given.size() ? given[i] : 0));
+    return diff == 0;
   }
 
   // The request's Origin when the gateway is configured to let pages of that origin read its
@@ -593,6 +655,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     res->set(http::field::cache_control, r.cacheable ? "public, max-age=3600" : "no-cache");
     if (!r.location.empty()) res->set(http::field::location, r.location);
+    if (!r.set_cookie.empty()) res->set(http::field::set_cookie, r.set_cookie);
+    if (r.status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer realm=\"tessera\"");
     if (!r.filename.empty()) res->set(http::field::content_disposition, "attachment; filename=\"" + r.filename + "\"");
     res->keep_alive(keep_alive_);
     res->content_length(r.body.size());
@@ -726,6 +790,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(const GatewayOptions& options) {
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
   if (ec) return Error(StatusCode::kInvalidArgument, "--host {} is not an IP address", options.host);
+  if (options.token.empty() && !options.http_public && !address.is_loopback()) {
+    return Error(StatusCode::kFailedPrecondition,
+                 "refusing to serve every slide to anyone who reaches {}: give the stack's --security folder "
+                 "(requests then need its token), or --http-public for published data",
+                 options.host);
+  }
   const tcp::endpoint ep(address, options.port);
   impl->acceptor.open(ep.protocol(), ec);
   if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);

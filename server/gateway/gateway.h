@@ -50,6 +50,12 @@ struct GatewayOptions {
   /// Web origins ("https://viewer.lab.example") whose pages may read the gateway's answers
   /// (CORS); "*" for any. Empty: none but the gateway's own pages.
   std::vector<std::string> cors_origins;
+  /// The bearer token every request must carry: an `Authorization: Bearer` header or the
+  /// cookie a link with `?token=` sets (the viewer URL `tessera up` prints). Empty: none.
+  std::string token;
+  /// Serve without a token on purpose (published data). Without a token and without this,
+  /// the gateway listens on loopback only.
+  bool http_public = false;
 };
 
 class Gateway {

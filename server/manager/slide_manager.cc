@@ -15,6 +15,7 @@
 #include "common/catalog/catalog.h"
 #include "common/log/log.h"
 #include "common/plan/scan_plan.h"
+#include "common/security/security.h"
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
 #include "common/wire/wire.h"
@@ -86,6 +87,9 @@ struct SlideManager::Impl {
   std::map<std::string, proto::StitchState> stitches;  // the last stitch of each slide, by id
   std::map<std::string, proto::StitchRequest> stitch_requests;  // what started it (for a restart)
   std::map<std::string, int> stitch_restarts;
+  std::unique_ptr<security::KeyStore> keys;  // a secured stack's
+  std::unique_ptr<security::ZapHandler> zap;
+  std::string admin_credential;
 
   std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
   std::string PlanPath(const std::string& id) const { return SlidesDir() + "/" + id + ".plan.json"; }
@@ -108,9 +112,12 @@ struct SlideManager::Impl {
   std::string FreshBind() const { return "tcp://" + options.child_host + ":0"; }
 
   // The proxy and writer of a slide always run on this host: a Unix socket between them
-  // costs less than TCP. Falls back to loopback TCP when the path is too long for one.
+  // costs less than TCP. It lives in DATA/run, which only the service user may open (an ipc
+  // peer is not authenticated otherwise). Falls back to loopback TCP when the path is too
+  // long for one.
+  std::string RunDir() const { return (fs::path(options.data_dir) / "run").string(); }
   std::string WriterBind(const std::string& id) const {
-    const std::string path = fs::absolute(fs::path(SlidesDir()) / (id + ".writer.ipc")).string();
+    const std::string path = fs::absolute(fs::path(RunDir()) / (id + ".writer.ipc")).string();
     return path.size() < 100 ? "ipc://" + path : "tcp://127.0.0.1:0";
   }
 
@@ -488,11 +495,50 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
+  // What each role may ask (docs/security.md): viewers and workers read, scanners open and
+  // close scans, admins everything (stitches, positions, credentials).
+  static Status Authorize(const wire::Message& in, const proto::ManagerRequest& req) {
+    using R = proto::ManagerRequest;
+    switch (req.body_case()) {
+      case R::kOpenSlide: return wire::Authorize(in, {"scanner"}, "open a slide");
+      case R::kCloseSlide: return wire::Authorize(in, {"scanner"}, "close a slide");
+      case R::kGetSlide:
+      case R::kListSlides:
+      case R::kGetEndpoints:
+      case R::kGetStitch: return wire::Authorize(in, {"viewer", "scanner", "worker"}, "read");
+      case R::kStoreStitch: return wire::Authorize(in, {}, "store a slide's positions");
+      case R::kStitchSlide: return wire::Authorize(in, {}, "stitch a slide");
+      case R::kStitchProgress: return wire::Authorize(in, {}, "report a stitch");
+      default: return wire::Authorize(in, {}, "manage credentials");
+    }
+  }
+
+  static Status Insecure() {
+    return Error(StatusCode::kFailedPrecondition,
+                 "this stack runs without security (--insecure): it issues no credentials");
+  }
+
+  Status IssueCredential(const proto::CredentialRef& req, proto::ManagerReply* reply) {
+    if (!keys) return Insecure();
+    TESSERA_ASSIGN_OR_RETURN(security::Role role, security::ParseRole(req.role()));
+    TESSERA_ASSIGN_OR_RETURN(security::Credential c, keys->Issue(req.name(), role, endpoint));
+    log->info("credential={} role={} issued", c.name, req.role());
+    auto* out = reply->mutable_credential();
+    out->set_name(c.name);
+    out->set_role(req.role());
+    out->set_endpoint(c.endpoint);
+    out->set_server_key(c.server_key);
+    out->set_public_key(c.keys.public_key);
+    out->set_secret_key(c.keys.secret_key);
+    return OkStatus();
+  }
+
   void Handle(wire::Message& in) {
     proto::ManagerRequest req;
     proto::ManagerReply reply;
     reply.set_version(wire::kProtocolVersion);
     Status s = wire::ParseHeader(in, &req);
+    if (s.ok()) s = Authorize(in, req);
     if (s.ok()) {
       switch (req.body_case()) {
         case proto::ManagerRequest::kOpenSlide: s = OpenSlide(req.open_slide(), &reply); break;
@@ -529,6 +575,20 @@ struct SlideManager::Impl {
           }
           break;
         }
+        case proto::ManagerRequest::kIssueCredential: s = IssueCredential(req.issue_credential(), &reply); break;
+        case proto::ManagerRequest::kRevokeCredential:
+          s = keys ? keys->Revoke(req.revoke_credential().name()) : Insecure();
+          if (s.ok()) log->info("credential={} revoked", req.revoke_credential().name());
+          break;
+        case proto::ManagerRequest::kListCredentials:
+          s = keys ? OkStatus() : Insecure();
+          for (const auto& c : keys ? keys->List() : std::vector<security::Issued>{}) {
+            auto* out = reply.mutable_credentials()->add_credentials();
+            out->set_name(c.name);
+            out->set_role(std::string(security::RoleName(c.role)));
+            out->set_revoked(c.revoked);
+          }
+          break;
         case proto::ManagerRequest::kGetEndpoints: {
           auto* eps = reply.mutable_endpoints()->mutable_endpoints();
           (*eps)["manager"] = endpoint;
@@ -559,6 +619,7 @@ SlideManager::~SlideManager() {
   }
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
+const std::string& SlideManager::admin_credential() const { return impl_->admin_credential; }
 std::map<std::string, std::string> SlideManager::endpoints() const {
   auto all = impl_->options.endpoints;
   all["manager"] = impl_->endpoint;
@@ -571,9 +632,17 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   if (impl->options.exe.empty()) impl->options.exe = fs::read_symlink("/proc/self/exe").string();
   std::error_code ec;
   fs::create_directories(impl->SlidesDir(), ec);
+  if (!ec) fs::create_directories(impl->RunDir(), ec);
+  if (!ec) fs::permissions(impl->RunDir(), fs::perms::owner_all, ec);
   if (ec) {
     return Error(StatusCode::kUnavailable, "cannot create data folder {}: {}", impl->SlidesDir(),
                  ec.message());
+  }
+  if (!options.security_dir.empty()) {
+    const std::string dir = fs::absolute(options.security_dir).string();
+    TESSERA_ASSIGN_OR_RETURN(impl->keys, security::KeyStore::Open(dir));
+    TESSERA_ASSIGN_OR_RETURN(impl->zap, security::JoinStack(dir));
+    ::setenv("TESSERA_SECURITY", dir.c_str(), 1);  // every child joins the same stack
   }
   TESSERA_ASSIGN_OR_RETURN(impl->catalog,
                            catalog::Catalog::Open((fs::path(options.data_dir) / "catalog.sqlite").string()));
@@ -582,6 +651,11 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   TESSERA_RETURN_IF_ERROR(impl->catalog->ReserveIds(HighestIdOnDisk(impl->SlidesDir())));
   impl->socket = wire::MakeSocket(zmq::socket_type::router, wire::kRequestLimits);
   TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  if (impl->keys) {
+    impl->admin_credential = fs::absolute(options.security_dir).string() + "/" + security::kAdminCredentialFile;
+    TESSERA_RETURN_IF_ERROR(
+        impl->keys->Ensure("admin", security::Role::kAdmin, impl->endpoint, impl->admin_credential).status());
+  }
   TESSERA_RETURN_IF_ERROR(impl->StartServices());
   if (!impl->options.events.empty()) {  // connected now, so that no event is lost to the connect
     impl->events.emplace(wire::MakeSocket(zmq::socket_type::pub));

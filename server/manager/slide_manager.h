@@ -49,6 +49,10 @@ struct ManagerOptions {
   std::vector<Service> services;
   /// Other roles of the stack, reported to clients (e.g. "dealer" -> endpoint).
   std::map<std::string, std::string> endpoints;
+  /// The stack's security folder (common/security): created the first time; this process
+  /// and every child it starts join the stack with its keys, and the manager issues
+  /// credentials there. Empty: an insecure stack (loopback only).
+  std::string security_dir;
 };
 
 class SlideManager {
@@ -61,6 +65,9 @@ class SlideManager {
   const std::string& endpoint() const;
   /// Every role's endpoint: "manager" and what the services announced.
   std::map<std::string, std::string> endpoints() const;
+  /// The admin credential of a secured stack (security_dir/admin.credential), written with
+  /// this manager's endpoint; empty when insecure.
+  const std::string& admin_credential() const;
 
   /// Serves until `stop` becomes true, then stops every child (slides stay acquiring
   /// and resume at the next start).

@@ -120,6 +120,7 @@ struct SlideProxy::Impl {
     const std::string scanner = in.identity->to_string();
     proto::IngestMessage m;
     if (Status s = wire::ParseHeader(in, &m); !s.ok()) return FrontFault(scanner, s, nullptr);
+    if (Status s = wire::Authorize(in, {"scanner"}, "push frames"); !s.ok()) return FrontFault(scanner, s, nullptr);
     switch (m.body_case()) {
       case proto::IngestMessage::kHello:
         if (m.hello().slide_id() != options.slide_id) {

@@ -174,7 +174,9 @@ struct SlideWriter::Impl {
 
   void Handle(wire::Message& in) {
     proto::IngestMessage m;
-    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
+    Status s = wire::ParseHeader(in, &m);
+    if (s.ok()) s = wire::Authorize(in, {}, "write to a slide's file (only its proxy does)");
+    if (!s.ok()) {
       log->warn("slide={} status={} {}", options.slide_id, StatusCodeName(s.code()), s.message());
       return ReplyFault(*in.identity, s, false, nullptr);
     }

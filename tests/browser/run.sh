@@ -69,19 +69,22 @@ cat <&3 >>"$tmp/up.log" &   # keep reading what it prints after, so it never blo
 drain_pid=$!
 exec 3<&-
 echo "run.sh: $line"
-manager="" http=""
+manager="" http="" credential="" token=""
 for kv in $line; do
   case "$kv" in
     manager=*) manager="${kv#manager=}" ;;
     http=*) http="${kv#http=}" ;;
+    credential=*) credential="${kv#credential=}" ;;
+    token=*) token="${kv#token=}" ;;
   esac
 done
+[ -n "$credential" ] && [ -n "$token" ] || fail "the ready line names no credential= and token= (is the stack secured?): $line"
 [ -n "$manager" ] || fail "the ready line names no manager=: $line"
 [ -n "$http" ] || fail "the ready line names no http= (is the gateway part of tessera up?): $line"
 
 # 2. A synthetic scan: 3 x 2 fields of view of 1024 x 1024, 2 channels. Its last line is the slide id.
 if ! "$bin" scan --synthetic --cols 3 --rows 2 --width 1024 --height 1024 --channels 2 --name browser \
-    --server "$manager" >"$tmp/scan.log" 2>&1; then
+    --credential "$credential" >"$tmp/scan.log" 2>&1; then
   cat "$tmp/scan.log" >&2
   fail "tessera scan failed"
 fi
@@ -93,7 +96,7 @@ fi
 echo "run.sh: slide $slide, viewer $http/#$slide, screenshots to $TESSERA_ARTIFACTS"
 
 # 3. The browser test (in the background, so that a TERM stops it at once).
-node "$here/viewer_test.mjs" "$http" "$slide" &
+node "$here/viewer_test.mjs" "$http" "$slide" "$token" &
 test_pid=$!
 if wait "$test_pid"; then
   status=0

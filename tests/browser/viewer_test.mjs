@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // End-to-end test of the viewer page (web/) in Debian's chromium, through a running gateway.
 //
-//   node viewer_test.mjs URL SLIDE          e.g. node viewer_test.mjs http://127.0.0.1:8080 s000001
+//   node viewer_test.mjs URL SLIDE [TOKEN]  e.g. node viewer_test.mjs http://127.0.0.1:8080 s000001 f0dd...
 //   TESSERA_URL=... TESSERA_SLIDE=... node viewer_test.mjs
 //
-// Opens URL/#SLIDE, waits for the viewer's ready signal (window.tessera), then checks that
+// Opens URL/?token=TOKEN#SLIDE (as `tessera up` prints it), waits for the viewer's ready signal (window.tessera), then checks that
 //   * the tiles drawn on the OpenSeadragon canvas are not blank,
 //   * the scale bar shows a length,
 //   * hovering the image shows the cursor's position (pixels, µm) and the raw values under it,
@@ -20,6 +20,9 @@ import { chromium } from 'playwright-core';
 
 const baseUrl = (process.argv[2] || process.env.TESSERA_URL || '').replace(/\/+$/, '');
 const slide = process.argv[3] || process.env.TESSERA_SLIDE || '';
+// The gateway's token: the page is opened the way `tessera up` prints it (?token=), and must
+// keep it (the gateway sets a cookie) for every request it makes after.
+const token = process.argv[4] || process.env.TESSERA_TOKEN || '';
 if (!baseUrl || !slide) {
   console.error('usage: node viewer_test.mjs URL SLIDE   (or TESSERA_URL and TESSERA_SLIDE)');
   process.exit(2);
@@ -111,7 +114,7 @@ async function run(browser) {
     if (why !== 'net::ERR_ABORTED') failedRequests.push(`${why} ${r.url()}`);
   });
 
-  const target = `${baseUrl}/#${encodeURIComponent(slide)}`;
+  const target = `${baseUrl}/${token ? `?token=${encodeURIComponent(token)}` : ''}#${encodeURIComponent(slide)}`;
   log(`opening ${target}`);
   const response = await page.goto(target, { waitUntil: 'domcontentloaded' });
   check(response && response.ok(), `GET ${baseUrl}/ answered ${response ? response.status() : 'nothing'}: is the gateway started with --web?`);
