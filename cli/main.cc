@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -66,10 +67,18 @@ int main(int argc, char** argv) {
   cli::AddCredentialCommands(app, exit_code);
   app.parse_complete_callback([&] {
     log::Init(verbosity >= 2 ? log::Level::kDebug : verbosity == 1 ? log::Level::kInfo : log::Level::kWarn);
-    // The stack's own processes (`serve ROLE --security DIR`, `up`) replace these keys with
-    // the stack's when they start.
-    const std::string local = "data/security/admin.credential";
-    if (credential.empty() && ::access(local.c_str(), R_OK) == 0) credential = local;
+    // The stack's own processes hold the stack's keys (`serve ROLE --security DIR`, `up`), or
+    // none when it runs --insecure: never a client's credential from the environment. A role
+    // that only connects (a worker on another host) may be given one with --credential.
+    if (app.got_subcommand("up") || app.got_subcommand("serve")) {
+      const char* env = std::getenv("TESSERA_CREDENTIAL");
+      const bool from_env = env != nullptr && credential == env;
+      ::unsetenv("TESSERA_CREDENTIAL");  // nor the client library's Clients inside them
+      if (from_env || app.got_subcommand("up")) return;
+    } else {
+      const std::string local = "data/security/admin.credential";
+      if (credential.empty() && ::access(local.c_str(), R_OK) == 0) credential = local;
+    }
     if (credential.empty()) return;
     if (Status s = UseCredential(credential); !s.ok()) {
       cli::Fail(s.ToString());

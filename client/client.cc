@@ -74,8 +74,15 @@ std::string DefaultServer() {
 }
 
 Status UseCredential(const std::string& path) {
-  TESSERA_ASSIGN_OR_RETURN(security::Credential c, security::ReadCredential(path));
   std::lock_guard lock(credential_mu);
+  if (path.empty()) {
+    wire::Security sec = wire::GetSecurity();
+    sec.client_public = sec.client_secret = sec.server_key = sec.credential = "";
+    wire::SetSecurity(sec);
+    credential_endpoint.clear();
+    return OkStatus();
+  }
+  TESSERA_ASSIGN_OR_RETURN(security::Credential c, security::ReadCredential(path));
   security::UseCredential(c, path);
   credential_endpoint = c.endpoint;
   return OkStatus();

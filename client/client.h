@@ -41,8 +41,9 @@ std::string DefaultServer();
 
 /// Every connection this process makes from now on holds the credential in `path` (a file
 /// `tessera credential new` wrote; `tessera up` names the admin's as credential= on its ready
-/// line). Without a call, the first Client loads TESSERA_CREDENTIAL if it is set. NOT_FOUND or
-/// INVALID_ARGUMENT naming the file. A stack refusing the credential answers UNAUTHENTICATED;
+/// line). Without a call, the first Client loads TESSERA_CREDENTIAL if it is set. An empty
+/// `path` drops the credential (for an insecure stack). NOT_FOUND or INVALID_ARGUMENT naming
+/// the file. A stack refusing the credential answers UNAUTHENTICATED;
 /// a request its role may not make, PERMISSION_DENIED.
 Status UseCredential(const std::string& path);
 

@@ -112,11 +112,14 @@ Stack::Stack(std::vector<std::string> extra, std::string data_dir)
   }
   // A secured stack (the default): this test process and the commands it runs hold its admin
   // credential, and HTTP requests its token.
-  if (const std::string cred = endpoint("credential"); !cred.empty()) {
+  const std::string cred = endpoint("credential");
+  if (cred.empty()) {
+    ::unsetenv("TESSERA_CREDENTIAL");
+  } else {
     ::setenv("TESSERA_CREDENTIAL", cred.c_str(), 1);
-    const Status used = UseCredential(cred);
-    EXPECT_TRUE(used.ok()) << used.ToString();
   }
+  const Status used = UseCredential(cred);
+  EXPECT_TRUE(used.ok()) << used.ToString();
   CurrentToken() = endpoint("token");
 }
 

@@ -65,10 +65,14 @@ class StitchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     stack_ = std::make_unique<Stack>(std::vector<std::string>{"--workers", "0", "--auto-stitch", "true"});
+    // Workers as on another host: a worker credential, no share of the stack's keys.
+    const std::string credential = stack_->data_dir() + "/worker.credential";
+    auto issued = RunTessera({"credential", "new", "--role", "worker", "-o", credential});
+    ASSERT_EQ(issued.exit_code, 0) << issued.err;
     for (const char* name : {"w1", "w2"}) {
       workers_.push_back(std::make_unique<Process>(
           std::vector<std::string>{"serve", "worker", "--broker", stack_->endpoint("broker"), "--manager",
-                                   stack_->manager(), "--name", name},
+                                   stack_->manager(), "--name", name, "--credential", credential},
           stack_->data_dir() + "/" + name + ".log"));
     }
     slide_ = Scan({"--no-stitch"});

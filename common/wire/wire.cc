@@ -197,76 +197,60 @@ Status FromProto(const proto::Status& status) {
   return Status(static_cast<StatusCode>(status.code()), status.message());
 }
 
-namespace {
-
-// ZeroMQ's socket monitor on one socket, told about its handshakes: a refused credential is
-// known at once, not after the request's timeout.
-class HandshakeWatch {
- public:
-  explicit HandshakeWatch(zmq::socket_t& socket) {
-    static std::atomic<uint64_t> next{0};
-    const std::string ep = fmt::format("inproc://tessera-handshake-{}", next++);
-    if (zmq_socket_monitor(socket.handle(), ep.c_str(),
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
-      return;
-    }
-    events_ = zmq::socket_t(Context(), zmq::socket_type::pair);
-    events_.set(zmq::sockopt::linger, 0);
-    events_.connect(ep);
+HandshakeWatch::HandshakeWatch(zmq::socket_t& socket) {
+  static std::atomic<uint64_t> next{0};
+  const std::string ep = fmt::format("inproc://tessera-handshake-{}", next++);
+  if (zmq_socket_monitor(socket.handle(), ep.c_str(),
+                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+    return;
   }
-  void* handle() { return events_.handle(); }
+  events_ = zmq::socket_t(Context(), zmq::socket_type::pair);
+  events_.set(zmq::sockopt::linger, 0);
+  events_.connect(ep);
+}
 
-  // Reads the events that arrived; UNAUTHENTICATED once the peer has refused this process.
-  Status Drain(const std::string& endpoint) {
-    while (events_.handle() != nullptr) {
-      zmq::message_t head, addr;
-      if (!events_.recv(head, zmq::recv_flags::dontwait)) break;
-      if (head.more()) (void)events_.recv(addr, zmq::recv_flags::dontwait);
-      if (head.size() < 2) continue;
-      uint16_t event = 0;
-      std::memcpy(&event, head.data(), 2);
-      if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) succeeded_ = true;
-      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return Refused(endpoint, true);
-      if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-        return Refused(endpoint, false);
-      }
-      // A peer that hangs up before every handshake (it could not read our CURVE hello):
-      // after two tries it is not a passing fault.
-      if (event == ZMQ_EVENT_DISCONNECTED && !succeeded_ && ++hangups_ >= 2) return Refused(endpoint, false);
+Status HandshakeWatch::Drain(const std::string& endpoint) {
+  while (events_.handle() != nullptr) {
+    zmq::message_t head, addr;
+    if (!events_.recv(head, zmq::recv_flags::dontwait)) break;
+    if (head.more()) (void)events_.recv(addr, zmq::recv_flags::dontwait);
+    if (head.size() < 2) continue;
+    uint16_t event = 0;
+    std::memcpy(&event, head.data(), 2);
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) succeeded_ = true;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return Refused(endpoint, true);
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+      return Refused(endpoint, false);
     }
-    return OkStatus();
+    // A peer that hangs up before every handshake (it could not read our CURVE hello):
+    // after two tries it is not a passing fault.
+    if (event == ZMQ_EVENT_DISCONNECTED && !succeeded_ && ++hangups_ >= 2) return Refused(endpoint, false);
   }
+  return OkStatus();
+}
 
- private:
-  static Status Refused(const std::string& endpoint, bool auth) {
-    const Security& sec = GetSecurity();
-    if (sec.server_key.empty()) {
-      return Error(StatusCode::kUnauthenticated,
-                   "the stack at {} is secured and this process has no credential for it: pass --credential FILE "
-                   "(the credential= of `tessera up`'s ready line, or one from `tessera credential new`) or set "
-                   "TESSERA_CREDENTIAL",
-                   endpoint);
-    }
-    if (auth) {
-      return Error(StatusCode::kUnauthenticated,
-                   "the stack at {} refused {}: its key is unknown there or was revoked. Ask the stack's admin "
-                   "for a new one (tessera credential new)",
-                   endpoint, sec.credential.empty() ? "this process's key" : sec.credential);
-    }
+Status HandshakeWatch::Refused(const std::string& endpoint, bool auth) {
+  const Security& sec = GetSecurity();
+  if (sec.server_key.empty()) {
     return Error(StatusCode::kUnauthenticated,
-                 "the stack at {} did not accept {}: the credential is another stack's (its server key differs) "
-                 "or the stack runs --insecure",
+                 "the stack at {} is secured and this process has no credential for it: pass --credential FILE "
+                 "(the credential= of `tessera up`'s ready line, or one from `tessera credential new`) or set "
+                 "TESSERA_CREDENTIAL",
+                 endpoint);
+  }
+  if (auth) {
+    return Error(StatusCode::kUnauthenticated,
+                 "the stack at {} refused {}: its key is unknown there or was revoked. Ask the stack's admin "
+                 "for a new one (tessera credential new)",
                  endpoint, sec.credential.empty() ? "this process's key" : sec.credential);
   }
-
-  zmq::socket_t events_;
-  bool succeeded_ = false;
-  int hangups_ = 0;
-};
-
-}  // namespace
+  return Error(StatusCode::kUnauthenticated,
+               "the stack at {} did not accept {}: the credential is another stack's (its server key differs) "
+               "or the stack runs --insecure",
+               endpoint, sec.credential.empty() ? "this process's key" : sec.credential);
+}
 
 Result<Message> Call(const std::string& endpoint, const google::protobuf::MessageLite& request,
                      int timeout_ms, std::vector<zmq::message_t> payload) {

@@ -156,6 +156,25 @@ inline std::span<const uint8_t> Bytes(const zmq::message_t& m) {
   return {static_cast<const uint8_t*>(m.data()), m.size()};
 }
 
+/// ZeroMQ's socket monitor on one socket, told of its CURVE handshakes: a client learns at
+/// once that a server refused its credential instead of waiting out a timeout. Make it
+/// before the socket connects.
+class HandshakeWatch {
+ public:
+  explicit HandshakeWatch(zmq::socket_t& socket);
+  /// Pollable (ZMQ_POLLIN) when events arrived; nullptr if the monitor could not start.
+  void* handle() { return events_.handle(); }
+  /// Reads the events that arrived; UNAUTHENTICATED naming the process's credential and
+  /// what to do once the server at `endpoint` has refused the handshake.
+  Status Drain(const std::string& endpoint);
+
+ private:
+  static Status Refused(const std::string& endpoint, bool auth);
+  zmq::socket_t events_;
+  bool succeeded_ = false;
+  int hangups_ = 0;
+};
+
 /// One request-reply exchange with a ROUTER service over a fresh DEALER socket.
 /// UNAVAILABLE (naming the endpoint and what to check) when no reply comes within
 /// `timeout_ms`; UNAUTHENTICATED naming the credential as soon as the service has refused

@@ -33,6 +33,8 @@ struct Worker::Impl {
   std::future<Result<internal::TaskOutput>> result;
   uint64_t task_id = 0;
   bool abandoned = false;  // the broker gave it to another worker: its answer is dropped
+  std::optional<wire::HandshakeWatch> watch;  // on `socket`
+  Status refused;  // the broker will not have this worker: why
 
   static proto::BrokerMessage Message() {
     proto::BrokerMessage m;
@@ -45,7 +47,9 @@ struct Worker::Impl {
   void Connect(const std::atomic<bool>& stop) {
     // A task given up on must end before this worker says it is free.
     while (Busy() && !stop.load()) FinishTask(100);
+    watch.reset();
     socket.emplace(wire::MakeSocket(zmq::socket_type::dealer));
+    watch.emplace(*socket);
     if (Status s = wire::Connect(*socket, options.broker); !s.ok()) log->error("status={} {}", StatusCodeName(s.code()), s.message());
     proto::BrokerMessage ready = Message();
     for (const auto& s : options.services) ready.mutable_ready()->add_services(s);
@@ -109,9 +113,12 @@ struct Worker::Impl {
         abandoned = Busy();
         Connect(stop);
         break;
-      case proto::BrokerMessage::kResult:
-        log->warn("the broker answered: {}", wire::FromProto(m.result().status()).ToString());
+      case proto::BrokerMessage::kResult: {
+        const Status s = wire::FromProto(m.result().status());
+        log->warn("the broker answered: {}", s.ToString());
+        if (s.code() == StatusCode::kPermissionDenied) refused = s;  // its credential is not a worker's
         break;
+      }
       default: break;  // heartbeats
     }
   }
@@ -151,6 +158,8 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       m.last_heard = wire::NowMs();
       m.Handle(*in, stop);
     }
+    if (m.refused.ok()) m.refused = m.watch->Drain(m.options.broker);
+    if (!m.refused.ok()) return m.refused;
     m.FinishTask(m.Busy() ? tick : 0);
     const int64_t now = wire::NowMs();
     if (now - m.last_heard > int64_t{m.options.heartbeat_ms} * m.options.heartbeat_misses) {

@@ -1,0 +1,172 @@
+// The default stack's security end to end: credentials of this stack, of another, revoked or
+// missing; what each role may do; the HTTP token; --insecure and --http-public.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "client/client.h"
+#include "common/security/security.h"
+#include "common/wire/wire.h"
+#include "tests/stack.h"
+
+namespace tessera::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// `tessera ARGS` without the credential the test process holds (TESSERA_CREDENTIAL).
+RunResult RunWithout(std::vector<std::string> args) {
+  args.insert(args.begin(), {"/usr/bin/env", "-u", "TESSERA_CREDENTIAL", TesseraBin()});
+  return RunProgram(args);
+}
+
+// The HTTP status (and headers, with -D) curl saw.
+RunResult Curl(std::vector<std::string> args) {
+  args.insert(args.begin(), {"/usr/bin/curl", "-s", "-o", "/dev/null", "-D", "-", "-w", "%{http_code}"});
+  return RunProgram(args);
+}
+
+std::string Scan(const Stack& stack) {
+  auto scan = RunTessera({"scan", "--synthetic", "--cols", "2", "--rows", "1", "--width", "256", "--height", "256",
+                          "--server", stack.manager()});
+  EXPECT_EQ(scan.exit_code, 0) << scan.err;
+  return scan.LastLine();
+}
+
+TEST(SecureStackTest, OnlyThisStacksCredentialsGetInAndRefusedOnesAreNamedAtOnce) {
+  Stack a;
+  Stack b;  // another stack, with keys of its own
+  ASSERT_FALSE(a.credential().empty()) << "tessera up names its admin credential on the ready line";
+  struct stat st{};
+  ASSERT_EQ(::stat(a.credential().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  EXPECT_EQ(RunTessera({"ls", "--server", a.manager(), "--credential", a.credential()}).exit_code, 0);
+
+  const auto start = Clock::now();
+  auto foreign = RunTessera({"ls", "--server", a.manager(), "--credential", b.credential()});
+  EXPECT_NE(foreign.exit_code, 0);
+  EXPECT_NE(foreign.err.find("UNAUTHENTICATED"), std::string::npos) << foreign.err;
+  EXPECT_NE(foreign.err.find(b.credential()), std::string::npos) << "the error names the credential: " << foreign.err;
+
+  auto none = RunWithout({"ls", "--server", a.manager()});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("UNAUTHENTICATED"), std::string::npos) << none.err;
+  EXPECT_NE(none.err.find("--credential"), std::string::npos) << "the error says what to do: " << none.err;
+  // Refused in the handshake, not left to the 10 s request timeout.
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(8));
+
+  // A process without keys that reaches a role's port directly gets nothing through.
+  zmq::socket_t raw = wire::MakeSocket(zmq::socket_type::dealer);
+  raw.connect(a.endpoint("dealer"));
+  raw.send(zmq::str_buffer("\x08\x01"), zmq::send_flags::dontwait);
+  EXPECT_FALSE(wire::Receive(raw, 500).has_value());
+}
+
+TEST(SecureStackTest, EachRoleMayDoItsPartAndIsRefusedTheRest) {
+  Stack stack;
+  const std::string dir = FreshDir("roles");
+  const std::string id = Scan(stack);
+  const std::string viewer = dir + "/lab-viewer.credential", scanner = dir + "/scope.credential";
+  auto issued = RunTessera({"credential", "new", "--role", "viewer", "-o", viewer});
+  ASSERT_EQ(issued.exit_code, 0) << issued.err;
+  ASSERT_EQ(RunTessera({"credential", "new", "--role", "scanner", "-o", scanner}).exit_code, 0);
+  struct stat st{};
+  ASSERT_EQ(::stat(viewer.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto listed = RunTessera({"credential", "ls"});
+  EXPECT_NE(listed.out.find("lab-viewer"), std::string::npos) << listed.out;
+
+  auto denied = [](const RunResult& r) {
+    return r.exit_code != 0 && r.err.find("PERMISSION_DENIED") != std::string::npos;
+  };
+  // Viewers read (the credential names its endpoint: no --server needed) ...
+  EXPECT_EQ(RunTessera({"ls", "--credential", viewer}).exit_code, 0);
+  EXPECT_EQ(RunTessera({"info", id, "--credential", viewer}).exit_code, 0);
+  {
+    ASSERT_TRUE(UseCredential(viewer).ok());
+    auto tile = Client(stack.manager()).ReadTile({.slide = id, .tile = 1});
+    EXPECT_TRUE(tile.ok()) << tile.status().ToString();
+    // ... and may not serve tasks at the broker as a worker would.
+    proto::BrokerMessage ready;
+    ready.set_version(wire::kProtocolVersion);
+    ready.mutable_ready()->add_services("register");
+    auto reply = wire::Call(stack.endpoint("broker"), ready, 5000);
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    proto::BrokerMessage answer;
+    ASSERT_TRUE(wire::ParseHeader(*reply, &answer).ok());
+    EXPECT_EQ(answer.result().status().code(), proto::PERMISSION_DENIED) << answer.DebugString();
+    ASSERT_TRUE(UseCredential(stack.credential()).ok());
+  }
+  auto as_worker = RunTessera({"serve", "worker", "--broker", stack.endpoint("broker"), "--manager", stack.manager(),
+                               "--credential", viewer});
+  EXPECT_TRUE(denied(as_worker)) << "a worker refused says why and stops: " << as_worker.err;
+  auto keyless = RunWithout({"serve", "worker", "--broker", stack.endpoint("broker"), "--manager", stack.manager()});
+  EXPECT_NE(keyless.err.find("UNAUTHENTICATED"), std::string::npos) << keyless.err;
+  auto close = RunTessera({"close", id, "--credential", viewer});
+  EXPECT_TRUE(denied(close)) << close.err;
+  EXPECT_NE(close.err.find("lab-viewer"), std::string::npos) << "names who was refused: " << close.err;
+  EXPECT_TRUE(denied(RunTessera({"scan", "--synthetic", "--cols", "1", "--rows", "1", "--credential", viewer})));
+  EXPECT_TRUE(denied(RunTessera({"stitch", id, "--credential", viewer})));
+  EXPECT_TRUE(denied(RunTessera({"credential", "new", "--role", "admin", "-o", dir + "/x.credential",
+                                 "--credential", viewer})));
+  // Scanners push scans, and do not manage credentials.
+  auto pushed = RunTessera({"scan", "--synthetic", "--cols", "2", "--rows", "1", "--width", "256", "--height", "256",
+                            "--credential", scanner});
+  EXPECT_EQ(pushed.exit_code, 0) << pushed.err;
+  EXPECT_TRUE(denied(RunTessera({"credential", "ls", "--credential", scanner})));
+
+  // A revoked credential is refused at the next connection, by name.
+  ASSERT_EQ(RunTessera({"credential", "revoke", "lab-viewer"}).exit_code, 0);
+  auto revoked = RunTessera({"ls", "--credential", viewer});
+  EXPECT_NE(revoked.exit_code, 0);
+  EXPECT_NE(revoked.err.find("UNAUTHENTICATED"), std::string::npos) << revoked.err;
+  EXPECT_NE(revoked.err.find("lab-viewer"), std::string::npos) << revoked.err;
+  EXPECT_EQ(RunTessera({"ls", "--credential", scanner}).exit_code, 0) << "the others are unaffected";
+}
+
+TEST(SecureStackTest, HttpAnswersOnlyWithTheTokenAndTheViewerLinkSetsIt) {
+  Stack stack;
+  const std::string url = stack.endpoint("http"), token = stack.token();
+  ASSERT_FALSE(token.empty());
+  auto none = Curl({url + "/api/slides"});
+  EXPECT_EQ(none.LastLine().substr(none.LastLine().size() - 3), "401") << none.out;
+  EXPECT_NE(none.out.find("WWW-Authenticate: Bearer"), std::string::npos) << none.out;
+  auto wrong = Curl({"-H", "Authorization: Bearer " + std::string(token.size(), '0'), url + "/api/slides"});
+  EXPECT_TRUE(wrong.out.ends_with("401")) << wrong.out;
+  auto bearer = Curl({"-H", "Authorization: Bearer " + token, url + "/api/slides"});
+  EXPECT_TRUE(bearer.out.ends_with("200")) << bearer.out;
+  // The link `tessera up` prints: a cookie for the page, and the same address without the token.
+  auto link = Curl({url + "/?token=" + token + "&x=1"});
+  EXPECT_TRUE(link.out.ends_with("302")) << link.out;
+  EXPECT_NE(link.out.find("Set-Cookie: tessera_token=" + token + "; Path=/; HttpOnly; SameSite=Strict"),
+            std::string::npos)
+      << link.out;
+  EXPECT_NE(link.out.find("Location: /?x=1"), std::string::npos) << link.out;
+  auto cookie = Curl({"-H", "Cookie: a=b; tessera_token=" + token, url + "/api/slides"});
+  EXPECT_TRUE(cookie.out.ends_with("200")) << cookie.out;
+  EXPECT_TRUE(Curl({url + "/?token=bad"}).out.ends_with("401"));
+
+  Stack published({"--http-public"});
+  EXPECT_TRUE(Curl({published.endpoint("http") + "/api/slides"}).out.ends_with("200"));
+  EXPECT_FALSE(published.credential().empty()) << "the ZeroMQ side stays secured";
+}
+
+TEST(SecureStackTest, InsecureIsForLoopbackOnly) {
+  Stack open({"--insecure"});
+  EXPECT_TRUE(open.credential().empty());
+  EXPECT_TRUE(open.token().empty());
+  EXPECT_EQ(RunWithout({"ls", "--server", open.manager()}).exit_code, 0);
+  auto plain = Curl({open.endpoint("http") + "/api/slides"});
+  EXPECT_TRUE(plain.out.ends_with("200")) << plain.out << plain.err;
+
+  auto wide = RunTessera({"up", "--insecure", "--host", "0.0.0.0", "--port", "0", "--data", FreshDir("wide")});
+  EXPECT_NE(wide.exit_code, 0);
+  EXPECT_NE(wide.err.find("refusing to listen"), std::string::npos) << wide.err;
+}
+
+}  // namespace
+}  // namespace tessera::testing
