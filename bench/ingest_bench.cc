@@ -1,6 +1,10 @@
 // The scanner side of bench/ingest: pushes realistic 2048x2048 uint16 frames through a
 // running stack (`tessera up`) for a given time, waits until every frame is durable, and
 // prints what it measured as key=value pairs. bench/ingest runs it and the peers.
+//
+// CPU over the push (the first Push to the last acknowledgement): this process (the scanner:
+// compression, checksums, its side of the TCP hop, CURVE when the stack is secured) and the
+// slide's proxy and writer, read from /proc (they run on this host).
 #include <malloc.h>
 
 #include <algorithm>
@@ -26,7 +30,7 @@ int main(int argc, char** argv) {
   std::string server = "tcp://127.0.0.1:7400";
   double seconds = 20;
   uint32_t distinct = 16, tiles = 20000, edge = 2048;
-  std::string dump;
+  std::string dump, credential;
   bool watch_levels = false;
   double rate = 0;
   app.add_option("--server", server, "Manager endpoint")->capture_default_str();
@@ -34,6 +38,8 @@ int main(int argc, char** argv) {
   app.add_option("--distinct", distinct, "Distinct frames rendered up front and cycled")->capture_default_str();
   app.add_option("--tiles", tiles, "Tiles in the scan plan (an upper bound)")->capture_default_str();
   app.add_option("--edge", edge, "Frame edge in pixels")->capture_default_str();
+  app.add_option("--credential", credential,
+                 "Connect with this credential (the credential= of a secured `tessera up`); none: plain TCP");
   app.add_option("--dump", dump, "Write the distinct frames here (raw uint16) for the peers");
   app.add_option("--rate", rate, "Frames per second (0: as fast as the stack takes them)")->capture_default_str();
   app.add_flag("--watch-levels", watch_levels,
@@ -60,6 +66,12 @@ int main(int argc, char** argv) {
     for (const auto& f : frames) out.write(reinterpret_cast<const char*>(f.data()), static_cast<std::streamsize>(f.size()));
   }
 
+  if (!credential.empty()) {
+    if (Status c = UseCredential(credential); !c.ok()) {
+      fmt::print(stderr, "error: {}\n", c.ToString());
+      return 1;
+    }
+  }
   ScanPlan plan = mosaic.plan();
   plan.name = "bench";
   plan.tiles.resize(tiles);
@@ -96,6 +108,20 @@ int main(int argc, char** argv) {
     }
     sub.emplace(std::move(*r));
   }
+  // The proxy and writer of this slide, and whether the proxy reaches its writer over a
+  // Unix socket (the manager falls back to TCP for a long path).
+  pid_t proxy_pid = 0, writer_pid = 0;
+  std::string writer_hop = "?";
+  if (auto info = client.Info((*scanner)->slide_id()); info.ok()) {
+    proxy_pid = info->proxy_pid;
+    writer_pid = info->writer_pid;
+    const std::string args = bench::ProcessCommandLine(proxy_pid);
+    writer_hop = args.find("--writer ipc://") != std::string::npos   ? "ipc"
+                 : args.find("--writer tcp://") != std::string::npos ? "tcp"
+                                                                     : "?";
+  }
+  const double scanner_cpu0 = bench::SelfCpuSeconds();
+  const double proxy_cpu0 = bench::ProcessCpuSeconds(proxy_pid), writer_cpu0 = bench::ProcessCpuSeconds(writer_pid);
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   uint64_t pushed = 0;
@@ -107,6 +133,9 @@ int main(int argc, char** argv) {
   }
   if (s.ok()) s = (*scanner)->Flush();
   const double secs = elapsed();
+  const double scanner_cpu = bench::SelfCpuSeconds() - scanner_cpu0;
+  const double proxy_cpu = bench::ProcessCpuSeconds(proxy_pid) - proxy_cpu0;
+  const double writer_cpu = bench::ProcessCpuSeconds(writer_pid) - writer_cpu0;
   const auto p = (*scanner)->progress();
   if (s.ok()) s = (*scanner)->Close();
   if (!s.ok()) fmt::print(stderr, "error: {}\n", s.ToString());
@@ -121,7 +150,9 @@ int main(int argc, char** argv) {
                          "levels_after_ack_max_ms={:.1f}",
                          ms.size(), within, bench::Percentile(ms, 0.5), bench::Percentile(ms, 0.99), bench::Percentile(ms, 1.0));
   }
-  fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} seconds={:.3f}{}\n",
-             (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, secs, levels);
+  fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} seconds={:.3f} scanner_cpu_s={:.2f} "
+             "proxy_cpu_s={:.2f} writer_cpu_s={:.2f} secured={} writer_hop={}{}\n",
+             (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, secs, scanner_cpu,
+             proxy_cpu, writer_cpu, credential.empty() ? 0 : 1, writer_hop, levels);
   return s.ok() ? 0 : 1;
 }

@@ -6,7 +6,12 @@
 //   regions  mosaic regions read and decoded by one client, one after another
 //   latency  one client reading chunks at a steady rate (a viewer), e.g. during a scan
 //   wire     the wire limit: ZeroMQ over TCP moving replies of the same sizes with
-//            nothing else to do (`wire --bind` serves, `wire --connect` drives)
+//            nothing else to do (`wire --bind` serves, `wire --connect` drives); with
+//            `--curve` the server is a CURVE server and the driver its clients
+//
+// `chunks` and `wire --connect` also print the CPU they used over the measured requests
+// (client_cpu_s, every thread of this process) and that of the server process named by
+// --cpu-pid (server_cpu_s, from /proc), e.g. the tile dealer.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -80,8 +85,14 @@ uint64_t ReadOne(Client& client, const std::string& slide, const ScanPlan& plan,
   return a.data.size();
 }
 
+// "client_cpu_s=C server_cpu_s=S" since the given readings.
+std::string CpuUsed(double self0, pid_t server_pid, double server0) {
+  return fmt::format("client_cpu_s={:.3f} server_cpu_s={:.3f}", SelfCpuSeconds() - self0,
+                     server_pid > 0 ? ProcessCpuSeconds(server_pid) - server0 : 0.0);
+}
+
 int Chunks(const std::string& server, const std::string& slide, int clients, bool each_once, size_t count,
-           bool decode, uint32_t seed, const std::string& keys_out, const std::string& sizes_out) {
+           bool decode, uint32_t seed, const std::string& keys_out, const std::string& sizes_out, pid_t cpu_pid) {
   Client probe(server);
   const ScanPlan plan = Must(probe.Describe(slide)).summary.plan;
   const std::vector<Key> keys = Keys(plan, each_once, count, seed);
@@ -93,6 +104,7 @@ int Chunks(const std::string& server, const std::string& slide, int clients, boo
     Must(conns.back()->Describe(slide));  // connected before the clock starts
   }
   std::atomic<size_t> next{0};
+  const double self_cpu0 = SelfCpuSeconds(), server_cpu0 = cpu_pid > 0 ? ProcessCpuSeconds(cpu_pid) : 0;
   const auto start = Clock::now();
   {
     std::vector<std::jthread> threads;
@@ -107,6 +119,7 @@ int Chunks(const std::string& server, const std::string& slide, int clients, boo
     }
   }
   const double secs = Seconds(start);
+  const std::string cpu = CpuUsed(self_cpu0, cpu_pid, server_cpu0);
   std::vector<double> all;
   for (const auto& v : ms) all.insert(all.end(), v.begin(), v.end());
   uint64_t bytes = 0;
@@ -119,8 +132,9 @@ int Chunks(const std::string& server, const std::string& slide, int clients, boo
     std::ofstream out(sizes_out);
     for (uint64_t b : sizes) out << b << '\n';
   }
-  fmt::print("requests={} seconds={:.3f} per_s={:.1f} bytes={} {}\n", keys.size(), secs,
-             static_cast<double>(keys.size()) / secs, bytes, Latencies(all));
+  fmt::print("requests={} seconds={:.3f} per_s={:.1f} bytes={} MBps={:.1f} {} {}\n", keys.size(), secs,
+             static_cast<double>(keys.size()) / secs, bytes, static_cast<double>(bytes) / secs / 1e6, Latencies(all),
+             cpu);
   return 0;
 }
 
@@ -194,10 +208,18 @@ int Latency(const std::string& server, const std::string& slide, double seconds,
 // The wire's server: a ROUTER answering each request (8 bytes: the reply's size) with a
 // small header frame and a payload of that size, sent without copying. Its sockets are
 // made as Tessera's are (same context, buffers and limits).
-int WireServe(const std::string& bind) {
+int WireServe(const std::string& bind, bool curve) {
   zmq::socket_t s = wire::MakeSocket(zmq::socket_type::router);
+  std::string key;  // the server's public key (Z85) with --curve
+  if (curve) {
+    char pub[41], sec[41];
+    if (zmq_curve_keypair(pub, sec) != 0) Die(Error(StatusCode::kUnavailable, "libzmq has no CURVE"));
+    s.set(zmq::sockopt::curve_server, 1);
+    s.set(zmq::sockopt::curve_secretkey, std::string(sec));
+    key = pub;
+  }
   s.bind(bind);
-  fmt::print("ready {}\n", s.get(zmq::sockopt::last_endpoint));
+  fmt::print("ready {}{}{}\n", s.get(zmq::sockopt::last_endpoint), key.empty() ? "" : " ", key);
   std::fflush(stdout);
   static std::vector<uint8_t> payload(64 << 20, 7);
   static uint8_t header[32] = {};
@@ -213,13 +235,21 @@ int WireServe(const std::string& bind) {
   }
 }
 
-int WireDrive(const std::string& connect, int clients, const std::string& sizes_in) {
+int WireDrive(const std::string& connect, const std::string& server_key, int clients, const std::string& sizes_in,
+              pid_t cpu_pid) {
   std::vector<uint64_t> sizes;
   std::ifstream in(sizes_in);
   for (uint64_t b; in >> b;) sizes.push_back(b);
   std::vector<zmq::socket_t> socks;
   for (int c = 0; c < clients; ++c) {
     socks.push_back(wire::MakeSocket(zmq::socket_type::dealer));
+    if (!server_key.empty()) {  // a CURVE client, each connection its own key pair
+      char pub[41], sec[41];
+      if (zmq_curve_keypair(pub, sec) != 0) Die(Error(StatusCode::kUnavailable, "libzmq has no CURVE"));
+      socks.back().set(zmq::sockopt::curve_serverkey, server_key);
+      socks.back().set(zmq::sockopt::curve_publickey, std::string(pub));
+      socks.back().set(zmq::sockopt::curve_secretkey, std::string(sec));
+    }
     socks.back().connect(connect);
   }
   std::vector<std::vector<double>> ms(static_cast<size_t>(clients));
@@ -232,6 +262,7 @@ int WireDrive(const std::string& connect, int clients, const std::string& sizes_
     } while (m.more());
   };
   for (auto& s : socks) exchange(s, 1);  // connected before the clock starts
+  const double self_cpu0 = SelfCpuSeconds(), server_cpu0 = cpu_pid > 0 ? ProcessCpuSeconds(cpu_pid) : 0;
   const auto start = Clock::now();
   {
     std::vector<std::jthread> threads;
@@ -246,10 +277,14 @@ int WireDrive(const std::string& connect, int clients, const std::string& sizes_
     }
   }
   const double secs = Seconds(start);
+  const std::string cpu = CpuUsed(self_cpu0, cpu_pid, server_cpu0);
   std::vector<double> all;
   for (const auto& v : ms) all.insert(all.end(), v.begin(), v.end());
-  fmt::print("requests={} seconds={:.3f} per_s={:.1f} {}\n", sizes.size(), secs,
-             static_cast<double>(sizes.size()) / secs, Latencies(all));
+  uint64_t bytes = 0;
+  for (uint64_t b : sizes) bytes += b;
+  fmt::print("requests={} seconds={:.3f} per_s={:.1f} bytes={} MBps={:.1f} {} {}\n", sizes.size(), secs,
+             static_cast<double>(sizes.size()) / secs, bytes, static_cast<double>(bytes) / secs / 1e6, Latencies(all),
+             cpu);
   return 0;
 }
 
@@ -261,6 +296,9 @@ int main(int argc, char** argv) {
   CLI::App app{"The reading side of bench/tiles"};
   app.require_subcommand(1);
   std::string server = "tcp://127.0.0.1:7400", slide, keys_out, sizes_out, boxes_out, dump, bind, connect, sizes_in;
+  std::string credential, server_key;
+  pid_t cpu_pid = 0;
+  bool curve = false;
   int clients = 8, count = 20000;
   uint32_t seed = 1, level = 0;
   int64_t size = 4096;
@@ -274,7 +312,10 @@ int main(int argc, char** argv) {
     c->add_option("--server", server, "The manager's endpoint")->capture_default_str();
     c->add_option("--slide", slide, "Slide id")->required();
     c->add_option("--seed", seed, "Random seed")->capture_default_str();
+    c->add_option("--credential", credential,
+                  "Connect with this credential (the credential= of a secured `tessera up`); none: plain TCP");
   }
+  chunks->add_option("--cpu-pid", cpu_pid, "Also report this process's CPU over the requests (the dealer)");
   chunks->add_option("--clients", clients, "Concurrent clients")->capture_default_str();
   chunks->add_option("--count", count, "Requests (warm)")->capture_default_str();
   chunks->add_flag("--each-once", each_once, "Every chunk once, in random order (cold)");
@@ -293,12 +334,19 @@ int main(int argc, char** argv) {
   wire->add_option("--connect", connect, "Drive the server at this endpoint");
   wire->add_option("--clients", clients, "Concurrent clients")->capture_default_str();
   wire->add_option("--sizes", sizes_in, "Reply sizes, one per line (from chunks --sizes-out)");
+  wire->add_flag("--curve", curve, "Serve as a CURVE server (prints `ready ENDPOINT SERVER_KEY`)");
+  wire->add_option("--server-key", server_key, "Connect as CURVE clients of this server key (Z85)");
+  wire->add_option("--cpu-pid", cpu_pid, "Also report this process's CPU over the requests (the server)");
   CLI11_PARSE(app, argc, argv);
+  if (!credential.empty()) {
+    if (tessera::Status s = tessera::UseCredential(credential); !s.ok()) Die(s);
+  }
 
   if (*chunks) {
-    return Chunks(server, slide, clients, each_once, static_cast<size_t>(count), decode, seed, keys_out, sizes_out);
+    return Chunks(server, slide, clients, each_once, static_cast<size_t>(count), decode, seed, keys_out, sizes_out,
+                  cpu_pid);
   }
   if (*regions) return Regions(server, slide, level, size, count, seed, boxes_out, dump);
   if (*latency) return Latency(server, slide, seconds, rate, seed);
-  return bind.empty() ? WireDrive(connect, clients, sizes_in) : WireServe(bind);
+  return bind.empty() ? WireDrive(connect, server_key, clients, sizes_in, cpu_pid) : WireServe(bind, curve);
 }

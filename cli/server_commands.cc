@@ -108,6 +108,9 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   up->add_option("--workers", up_workers, "Stitching workers (register, fuse, pyramid) on this machine")
       ->capture_default_str();
   static bool insecure = false, up_http_public = false;
+  static std::string up_tls_cert, up_tls_key;
+  up->add_option("--tls-cert", up_tls_cert, "PEM certificate chain: the gateway serves HTTPS (with --tls-key)");
+  up->add_option("--tls-key", up_tls_key, "The certificate's PEM private key");
   up->add_flag("--insecure", insecure,
                "No keys, no tokens: anyone who reaches a port may push, read and close slides (loopback only)");
   up->add_flag("--http-public", up_http_public,
@@ -139,6 +142,12 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
                                  http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
     for (const auto& origin : up_cors) up_opts.services.back().args.insert(up_opts.services.back().args.end(), {"--cors-origin", origin});
     if (up_http_public) up_opts.services.back().args.push_back("--http-public");
+    for (const auto& [flag, file] : {std::pair{"--tls-cert", &up_tls_cert}, {"--tls-key", &up_tls_key}}) {
+      if (!file->empty()) {
+        up_opts.services.back().args.insert(up_opts.services.back().args.end(),
+                                            {flag, std::filesystem::absolute(*file).string()});
+      }
+    }
     auto m = manager::SlideManager::Open(up_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
@@ -289,6 +298,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   gw->add_flag("--http-public", gateway_opts.http_public,
                "Serve without the stack's token: published data, for anyone who reaches the port (the gateway "
                "only reads)");
+  gw->add_option("--tls-cert", gateway_opts.tls_cert, "PEM certificate chain: serve HTTPS instead of HTTP (with --tls-key)");
+  gw->add_option("--tls-key", gateway_opts.tls_key, "The certificate's PEM private key");
   gw->add_option("--threads", gateway_opts.threads, "Network threads")->capture_default_str();
   gw->add_option("--workers", gateway_opts.workers, "Threads reading and rendering pixels")->capture_default_str();
   gw->add_option("--timeout", gateway_opts.timeout_s, "Seconds to read a request or write a response")

@@ -11,6 +11,7 @@ find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(nlohmann_json REQUIRED)
 find_package(Eigen3 REQUIRED NO_MODULE)  # sparse Cholesky for the stitching solve
 find_package(Boost REQUIRED)  # Asio and Beast, header-only
+find_package(OpenSSL REQUIRED)  # the gateway's HTTPS (Beast's ssl_stream)
 include(GoogleTest)
 
 pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)

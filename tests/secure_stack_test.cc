@@ -155,6 +155,24 @@ TEST(SecureStackTest, HttpAnswersOnlyWithTheTokenAndTheViewerLinkSetsIt) {
   EXPECT_FALSE(published.credential().empty()) << "the ZeroMQ side stays secured";
 }
 
+TEST(SecureStackTest, TheGatewayServesHttpsWithACertificate) {
+  const std::string dir = FreshDir("tls");
+  const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  auto made = RunProgram({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+                          cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  Stack stack({"--tls-cert", cert, "--tls-key", key});
+  const std::string url = stack.endpoint("http");
+  ASSERT_TRUE(url.starts_with("https://")) << url;
+  auto ok = Curl({"--cacert", cert, "-H", "Authorization: Bearer " + stack.token(), url + "/api/slides"});
+  EXPECT_TRUE(ok.out.ends_with("200")) << ok.out << ok.err;
+  auto link = Curl({"--cacert", cert, url + "/?token=" + stack.token()});
+  EXPECT_NE(link.out.find("SameSite=Strict; Secure"), std::string::npos) << "the cookie stays on HTTPS: " << link.out;
+  EXPECT_TRUE(Curl({"--cacert", cert, url + "/api/slides"}).out.ends_with("401"));
+  auto plain = Curl({"http://" + url.substr(8) + "/api/slides"});
+  EXPECT_FALSE(plain.out.ends_with("200")) << "no plain HTTP on the TLS port: " << plain.out;
+}
+
 TEST(SecureStackTest, InsecureIsForLoopbackOnly) {
   Stack open({"--insecure"});
   EXPECT_TRUE(open.credential().empty());

@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "client/client.h"
 #include "common/log/log.h"
@@ -516,13 +518,34 @@ class Handler {
 
 // ---- one connection
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection: plain HTTP over `beast::tcp_stream`, or HTTPS over an ssl_stream of one.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+
  public:
-  Session(tcp::socket socket, Handler& handler, net::thread_pool& workers, const GatewayOptions& o)
-      : stream_(std::move(socket)), handler_(handler), workers_(workers), options_(o), heartbeat_(stream_.get_executor()) {}
+  // `stream_args`: the socket (and the TLS context).
+  template <class... StreamArgs>
+  Session(Handler& handler, net::thread_pool& workers, const GatewayOptions& o, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...),
+        handler_(handler),
+        workers_(workers),
+        options_(o),
+        heartbeat_(stream_.get_executor()) {}
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Lowest().expires_after(std::chrono::seconds(self->options_.timeout_s));
+        self->stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->Close();  // not TLS, or a certificate the client refused
+          self->Read();
+        });
+      } else {
+        self->Read();
+      }
+    });
   }
 
  private:
@@ -530,8 +553,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(options_.max_header_bytes);
     parser_->body_limit(options_.max_body_bytes);
-    stream_.expires_after(std::chrono::seconds(options_.timeout_s));
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    Lowest().expires_after(std::chrono::seconds(options_.timeout_s));
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
       self->OnRead(ec);
     });
   }
@@ -564,7 +587,7 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = Clock::now();
     origin_ = std::string(req[http::field::origin]);  // before the event stream, which answers CORS too
     if (auto slide = Handler::EventsSlide(target.substr(0, target.find('?')))) return StartEvents(*slide);
-    net::post(workers_, [self = shared_from_this(), target] {
+    net::post(workers_, [self = this->shared_from_this(), target] {
       Reply r = self->handler_.Handle(target);
       net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
     });
@@ -661,8 +684,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive_);
     res->content_length(r.body.size());
     if (!head_) res->body() = std::move(r.body);
-    stream_.expires_after(std::chrono::seconds(options_.timeout_s));
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+    Lowest().expires_after(std::chrono::seconds(options_.timeout_s));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
       if (ec || !self->keep_alive_) return self->Close();
       self->Read();
     });
@@ -672,7 +695,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartEvents(const std::string& slide) {
     auto info = handler_.client().Info(slide);
     if (!info.ok()) return Write(ErrorReply(info.status()));
-    std::weak_ptr<Session> weak = weak_from_this();
+    std::weak_ptr<Session> weak = this->weak_from_this();
     auto executor = stream_.get_executor();
     auto sub = handler_.client().Subscribe(slide, [weak, executor](const LandedEvent& e) {
       std::string text = fmt::format("data: {{\"slide\": {}, \"landed\": [{}], \"levels\": [{}], \"closed\": {}}}\n\n",
@@ -693,7 +716,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Heartbeat() {
     heartbeat_.expires_after(kEventsHeartbeat);
-    heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    heartbeat_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec || self->closed_) return;
       self->Queue(": keep-alive\n\n");
       self->Heartbeat();
@@ -717,8 +740,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     writing_ = true;
-    stream_.expires_after(std::chrono::seconds(options_.timeout_s));
-    net::async_write(stream_, net::buffer(outbox_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
+    Lowest().expires_after(std::chrono::seconds(options_.timeout_s));
+    net::async_write(stream_, net::buffer(outbox_.front()), [self = this->shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Close();
       self->queued_bytes_ -= self->outbox_.front().size();
       self->outbox_.pop_front();
@@ -731,14 +754,16 @@ class Session : public std::enable_shared_from_this<Session> {
     closed_ = true;
     heartbeat_.cancel();
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    Lowest().socket().close(ec);
     // The subscription's thread may be the one running this: let it go elsewhere.
     if (subscription_) std::thread([s = std::move(*subscription_)]() mutable {}).detach();
     subscription_.reset();
   }
 
-  beast::tcp_stream stream_;
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Handler& handler_;
@@ -765,13 +790,36 @@ struct Gateway::Impl {
   std::unique_ptr<net::thread_pool> workers;
   std::unique_ptr<Handler> handler;
   std::string url;
+  std::optional<net::ssl::context> tls;  // HTTPS: the certificate and key
 
   void Accept() {
     acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
-      if (!ec) std::make_shared<Session>(std::move(socket), *handler, *workers, options)->Start();
+      if (!ec && tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(*handler, *workers, options, std::move(socket), *tls)
+            ->Start();
+      } else if (!ec) {
+        std::make_shared<Session<beast::tcp_stream>>(*handler, *workers, options, std::move(socket))->Start();
+      }
       Accept();
     });
+  }
+
+  // TLS 1.2 or later with the PEM certificate chain and key of the options.
+  Status LoadTls() {
+    if (options.tls_cert.empty() && options.tls_key.empty()) return OkStatus();
+    if (options.tls_cert.empty() || options.tls_key.empty()) {
+      return Error(StatusCode::kInvalidArgument, "HTTPS needs both --tls-cert and --tls-key");
+    }
+    tls.emplace(net::ssl::context::tls_server);
+    tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                     net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    tls->use_certificate_chain_file(options.tls_cert, ec);
+    if (ec) return Error(StatusCode::kInvalidArgument, "--tls-cert {}: {} (a PEM certificate chain)", options.tls_cert, ec.message());
+    tls->use_private_key_file(options.tls_key, net::ssl::context::pem, ec);
+    if (ec) return Error(StatusCode::kInvalidArgument, "--tls-key {}: {} (the certificate's PEM private key)", options.tls_key, ec.message());
+    return OkStatus();
   }
 };
 
@@ -805,7 +853,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(const GatewayOptions& options) {
     return Error(StatusCode::kUnavailable, "cannot listen on {}:{}: {} (another program has the port? try --port 0)",
                  options.host, options.port, ec.message());
   }
-  impl->url = fmt::format("http://{}:{}", options.host, impl->acceptor.local_endpoint().port());
+  TESSERA_RETURN_IF_ERROR(impl->LoadTls());
+  impl->url = fmt::format("{}://{}:{}", impl->tls ? "https" : "http", options.host, impl->acceptor.local_endpoint().port());
   impl->workers = std::make_unique<net::thread_pool>(static_cast<size_t>(std::max(1, impl->options.workers)));
   if (impl->options.public_url.empty()) impl->options.public_url = impl->url;
   while (impl->options.public_url.ends_with('/')) impl->options.public_url.pop_back();

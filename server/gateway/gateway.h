@@ -56,6 +56,8 @@ struct GatewayOptions {
   /// Serve without a token on purpose (published data). Without a token and without this,
   /// the gateway listens on loopback only.
   bool http_public = false;
+  /// PEM files: serve HTTPS (TLS 1.2 or later) instead of HTTP. Both or neither.
+  std::string tls_cert, tls_key;
 };
 
 class Gateway {
@@ -64,7 +66,7 @@ class Gateway {
   static Result<std::unique_ptr<Gateway>> Open(const GatewayOptions& options);
   ~Gateway();
 
-  /// "http://127.0.0.1:8080"
+  /// "http://127.0.0.1:8080" ("https://..." with a certificate)
   const std::string& url() const;
   /// Serves until `stop` becomes true.
   Status Run(const std::atomic<bool>& stop);
