@@ -17,6 +17,7 @@
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
 #include "server/stitcher/stitcher.h"
+#include "server/supervisor/supervisor.h"
 #include "server/worker/worker.h"
 #include "server/writer/slide_writer.h"
 
@@ -116,59 +117,89 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   up->add_flag("--http-public", up_http_public,
                "The gateway serves reads without its token (published data; it serves nothing else)");
   up->callback([&, http_opt] {
-    if (insecure) {  // the manager refuses to bind beyond loopback so
+    const std::string data = std::filesystem::absolute(up_opts.data_dir).string();
+    const std::string& host = up_opts.child_host;
+    if (port == 0 && http_opt->count() == 0) http_port = 0;  // a throwaway stack: nothing fixed
+    // The manager's port first: every role is told where it is, and it keeps it across restarts.
+    if (port == 0) {
+      auto free = supervisor::FreePort(host);
+      if (!free.ok()) {
+        exit_code = Fail(free.status().ToString());
+        return;
+      }
+      port = *free;
+    }
+    const std::string manager = fmt::format("tcp://{}:{}", host, port);
+    std::string security_dir, credential, token;
+    if (insecure) {  // every role refuses to bind beyond loopback so
       fmt::print(stderr, "warning: --insecure: any process that reaches this machine's loopback may push, read "
                          "and close slides\n");
     } else {
-      up_opts.security_dir = (std::filesystem::path(up_opts.data_dir) / "security").string();
-    }
-    up_opts.bind = fmt::format("tcp://{}:{}", up_opts.child_host, port);
-    const std::string at = "tcp://" + up_opts.child_host + ":{port}";
-    up_opts.services.push_back(
-        {"dealer",
-         {"serve", "dealer", "--manager", "{manager}", "--bind", at, "--events-bind", at,
-          "--publish-bind", at, "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
-    up_opts.services.push_back({"broker", {"serve", "broker", "--bind", at, "--die-with-parent"}});
-    for (int i = 0; i < up_workers; ++i) {
-      up_opts.services.push_back({fmt::format("worker{}", i),
-                                  {"serve", "worker", "--broker", "{broker}", "--manager", "{manager}",
-                                   "--services", fmt::format("{}", fmt::join(worker::KnownServices(), ",")),
-                                   "--die-with-parent"}});
-    }
-    if (port == 0 && http_opt->count() == 0) http_port = 0;  // a throwaway stack: nothing fixed
-    up_opts.services.push_back({"gateway",
-                                {"serve", "gateway", "--manager", "{manager}", "--host", up_opts.child_host, "--port",
-                                 // chosen once, so that a restarted gateway listens where the first one did
-                                 http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web, "--die-with-parent"}});
-    for (const auto& origin : up_cors) up_opts.services.back().args.insert(up_opts.services.back().args.end(), {"--cors-origin", origin});
-    if (up_http_public) up_opts.services.back().args.push_back("--http-public");
-    for (const auto& [flag, file] : {std::pair{"--tls-cert", &up_tls_cert}, {"--tls-key", &up_tls_key}}) {
-      if (!file->empty()) {
-        up_opts.services.back().args.insert(up_opts.services.back().args.end(),
-                                            {flag, std::filesystem::absolute(*file).string()});
-      }
-    }
-    auto m = manager::SlideManager::Open(up_opts);
-    if (!m.ok()) {
-      exit_code = Fail(m.status().ToString());
-      return;
-    }
-    std::string line;
-    for (const auto& [name, ep] : (*m)->endpoints()) line += name + "=" + ep + " ";
-    line += "data=" + std::filesystem::absolute(up_opts.data_dir).string();
-    std::string token, client_args = "--server " + (*m)->endpoint();
-    if (!up_opts.security_dir.empty()) {
-      auto t = security::ReadHttpToken(up_opts.security_dir);
-      if (!t.ok()) {
-        exit_code = Fail(t.status().ToString());
+      security_dir = data + "/security";
+      credential = security_dir + "/" + security::kAdminCredentialFile;
+      auto store = security::KeyStore::Open(security_dir);
+      Status s = store.status();
+      if (s.ok()) s = (*store)->Ensure("admin", security::Role::kAdmin, manager, credential).status();
+      auto t = security::ReadHttpToken(security_dir);
+      if (s.ok()) s = t.status();
+      if (!s.ok()) {
+        exit_code = Fail(s.ToString());
         return;
       }
       token = *t;
-      line += " credential=" + (*m)->admin_credential() + " token=" + token;
-      client_args = "--credential " + (*m)->admin_credential();
+      ::setenv("TESSERA_SECURITY", security_dir.c_str(), 1);  // every role joins the stack
+    }
+    const std::string at = "tcp://" + host + ":{port}";
+    supervisor::SupervisorOptions so{.host = host};
+    so.services.push_back(
+        {"dealer",
+         {"serve", "dealer", "--manager", manager, "--bind", at, "--events-bind", at, "--publish-bind", at,
+          "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
+    so.services.push_back({"broker", {"serve", "broker", "--bind", at, "--die-with-parent"}});
+    for (int i = 0; i < up_workers; ++i) {
+      so.services.push_back({fmt::format("worker{}", i),
+                             {"serve", "worker", "--broker", "{broker}", "--manager", manager, "--services",
+                              fmt::format("{}", fmt::join(worker::KnownServices(), ",")), "--die-with-parent"}});
+    }
+    supervisor::Service gateway{"gateway",
+                    {"serve", "gateway", "--manager", manager, "--host", host, "--port",
+                     // chosen once, so that a restarted gateway listens where the first one did
+                     http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web,
+                     "--die-with-parent"}};
+    for (const auto& origin : up_cors) gateway.args.insert(gateway.args.end(), {"--cors-origin", origin});
+    if (up_http_public) gateway.args.push_back("--http-public");
+    for (const auto& [flag, file] : {std::pair{"--tls-cert", &up_tls_cert}, {"--tls-key", &up_tls_key}}) {
+      if (!file->empty()) gateway.args.insert(gateway.args.end(), {flag, std::filesystem::absolute(*file).string()});
+    }
+    so.services.push_back(std::move(gateway));
+    // The slide service last: it resumes slides and stitches, which need the roles above.
+    supervisor::Service slides{"manager",
+                   {"serve", "manager", "--data", data, "--host", host, "--bind", manager, "--fifo-bytes",
+                    std::to_string(up_opts.fifo_bytes), "--sync-interval-ms", std::to_string(up_opts.sync_interval_ms),
+                    "--auto-stitch", up_opts.auto_stitch ? "true" : "false", "--events", "{dealer_events}"}};
+    for (const char* name : {"dealer", "dealer_events", "dealer_publish", "broker", "http"}) {
+      slides.args.insert(slides.args.end(), {"--endpoint", fmt::format("{0}={{{0}}}", name)});
+    }
+    if (!up_opts.fsync) slides.args.push_back("--no-fsync");
+    slides.args.push_back("--die-with-parent");
+    so.services.push_back(std::move(slides));
+    auto stack = supervisor::Supervisor::Open(so);
+    if (!stack.ok()) {
+      exit_code = Fail(stack.status().ToString());
+      return;
+    }
+    const auto& endpoints = (*stack)->endpoints();
+    std::string line;
+    for (const auto& [name, ep] : endpoints) {
+      if (name != "credential") line += name + "=" + ep + " ";
+    }
+    line += "data=" + data;
+    std::string client_args = "--server " + manager;
+    if (!token.empty()) {
+      line += " credential=" + credential + " token=" + token;
+      client_args = "--credential " + credential;
     }
     Ready(line);
-    const auto endpoints = (*m)->endpoints();
     const auto http = endpoints.find("http");
     const std::string viewer = http == endpoints.end() ? "(no gateway)"
                                : token.empty()          ? http->second + "/"
@@ -176,15 +207,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     fmt::print(stderr,
                "tessera is up: manager at {}\n  viewer:            {}\n  push a demo scan:  tessera scan --synthetic "
                "{}\n  list slides:       tessera ls {}\n",
-               (*m)->endpoint(), viewer, client_args, client_args);
+               manager, viewer, client_args, client_args);
     if (!token.empty()) {
       fmt::print(stderr,
                  "  security:          clients need {} (admin) or one from `tessera credential new`;\n"
                  "                     HTTP needs the token (the viewer link sets it; or Authorization: Bearer)\n",
-                 (*m)->admin_credential());
+                 credential);
     }
-    Status s = (*m)->Run(StopFlag());
-    if (!s.ok()) exit_code = Fail(s.ToString());
+    if (Status s = (*stack)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 
   // ---- serve
@@ -201,6 +231,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       ->envname("TESSERA_SECURITY");
   mgr->add_option("--events", mgr_opts.events,
                   "The tile dealer's events endpoint, for the slide writers (its dealer_events=)");
+  static bool mgr_die = false;
+  mgr->add_flag("--die-with-parent", mgr_die, "Exit when the parent process ends (its slides' roles stop with it)");
   static std::vector<std::string> mgr_endpoints;
   mgr->add_option("--endpoint", mgr_endpoints,
                   "NAME=ENDPOINT of another role, told to clients (e.g. dealer=tcp://host:7401, "
@@ -214,12 +246,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       }
       mgr_opts.endpoints[e.substr(0, eq)] = e.substr(eq + 1);
     }
+    DieWithParent(mgr_die);
     auto m = manager::SlideManager::Open(mgr_opts);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
       return;
     }
-    Ready("manager=" + (*m)->endpoint());
+    Ready("manager=" + (*m)->endpoint() +
+          ((*m)->admin_credential().empty() ? "" : " credential=" + (*m)->admin_credential()));
     if (Status s = (*m)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 

@@ -181,7 +181,7 @@ void ExpectSurvivesGarbage(const std::string& endpoint, const Request& valid, ui
 
 std::map<std::string, pid_t> RolePids(const Stack& stack, const std::string& slide) {
   std::map<std::string, pid_t> out;
-  for (const char* role : {"dealer", "broker", "worker", "gateway"}) {
+  for (const char* role : {"manager", "dealer", "broker", "worker", "gateway"}) {
     auto pids = stack.RolePids(role);
     out[role] = pids.empty() ? -1 : pids[0];
   }
@@ -230,7 +230,7 @@ TEST_F(ChaosTest, MalformedTrafficAtEveryEndpointKillsNoRoleAndLosesNothing) {
 TEST_F(ChaosTest, EachRoleKilledMidScanLosesNoFrameAndTheStitchCompletes) {
   const std::string id = StartScan(3);  // 25 frames in ~8 s
   uint64_t landed = 0;
-  for (const char* role : {"writer", "proxy", "dealer", "worker", "broker", "gateway", "stitcher"}) {
+  for (const char* role : {"writer", "proxy", "manager", "dealer", "worker", "broker", "gateway", "stitcher"}) {
     SCOPED_TRACE(role);
     const bool per_slide = std::string(role) == "writer" || std::string(role) == "proxy" ||
                            std::string(role) == "stitcher";

@@ -25,6 +25,9 @@ using internal::WriteStringAttr;
 
 namespace {
 
+// How long a writer opening a slide waits for the writer before it to close the file.
+constexpr int kTakeOverWaitMs = 10000;
+
 Status WriteStringArrayAttr(hid_t obj, const char* name, const std::vector<std::string>& values) {
   Handle type = StringType();
   const hsize_t n = values.size();
@@ -333,7 +336,9 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForWrite(const std::string& pa
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   // Taken before HDF5 opens the file: clearing the marks below is safe only for its one writer.
-  TESSERA_ASSIGN_OR_RETURN(impl->lock, internal::WriterLock::Take(path));
+  // A writer started again while the one before still closes the file (its manager died and
+  // it got SIGTERM) waits for it.
+  TESSERA_ASSIGN_OR_RETURN(impl->lock, internal::WriterLock::Take(path, kTakeOverWaitMs));
   Handle fapl = internal::FileAccess();
   // A writer killed mid-scan leaves the superblock marked "open for writing"; we are
   // the file's only writer (we hold its WriterLock), so clear the mark as h5clear does.

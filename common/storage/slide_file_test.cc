@@ -1,6 +1,9 @@
 #include "common/storage/slide_file.h"
 
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +81,23 @@ TEST_F(SlideFileTest, CreateRefusesToOverwrite) {
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(SlideFile::Create(path_, SmallPlan(), "s-2").status().code(),
             StatusCode::kAlreadyExists);
+}
+
+TEST_F(SlideFileTest, ASecondWriterWaitsForTheFirstToCloseTheFile) {
+  auto first = SlideFile::Create(path_, SmallPlan(), "s-1");
+  ASSERT_TRUE(first.ok());
+  WriteFrame(**first, 2);
+  ASSERT_TRUE((*first)->Sync(true).ok());
+  // The first writer is still closing (its manager died, it got SIGTERM) when the next one
+  // opens the file: the next one waits for it instead of failing the slide.
+  std::thread closing([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    first->reset();
+  });
+  auto second = SlideFile::OpenForWrite(path_);
+  closing.join();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE((*second)->IsWritten(2));
 }
 
 TEST_F(SlideFileTest, ReadableWhileBeingWritten) {

@@ -9,17 +9,19 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <sstream>
 
 #include "common/catalog/catalog.h"
+#include "common/durable/durable.h"
 #include "common/log/log.h"
 #include "common/plan/scan_plan.h"
 #include "common/security/security.h"
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
 #include "common/wire/wire.h"
-#include "server/manager/internal/child_process.h"
+#include "server/supervisor/child_process.h"
 
 namespace tessera::manager {
 namespace {
@@ -41,22 +43,11 @@ int64_t UnixMs() {
 }
 
 struct Running {
-  internal::Child writer, proxy;
+  supervisor::Child writer, proxy;
   int restarts = 0;
 };
 
-struct RunningService {
-  Service service;  // placeholders resolved
-  internal::Child child;
-  int restarts = 0;
-};
 
-// A TCP port nobody listens on now (the kernel's pick), for a service to bind.
-Result<int> FreePort(const std::string& host) {
-  zmq::socket_t s = wire::MakeSocket(zmq::socket_type::router);
-  TESSERA_ASSIGN_OR_RETURN(std::string ep, wire::Bind(s, "tcp://" + host + ":0"));
-  return std::stoi(ep.substr(ep.rfind(':') + 1));
-}
 
 // The highest slide number among the files in `dir` ("s000042.h5", "s000042.plan.json", ...).
 uint64_t HighestIdOnDisk(const std::string& dir) {
@@ -81,7 +72,6 @@ struct SlideManager::Impl {
   zmq::socket_t socket;
   std::string endpoint;
   std::map<std::string, Running> running;  // acquiring slides
-  std::vector<RunningService> services;
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
   std::optional<zmq::socket_t> events;  // to the dealer: positions changed (connected at start)
   std::map<std::string, proto::StitchState> stitches;  // the last stitch of each slide, by id
@@ -127,14 +117,14 @@ struct SlideManager::Impl {
     const bool fresh = r.writer_endpoint.empty();
     if (run.writer.pid <= 0) {
       TESSERA_ASSIGN_OR_RETURN(
-          run.writer, internal::Spawn(options.exe, WriterArgs(r, fresh ? WriterBind(r.id) : r.writer_endpoint),
+          run.writer, supervisor::Spawn(options.exe, WriterArgs(r, fresh ? WriterBind(r.id) : r.writer_endpoint),
                                       kReadyTimeoutMs));
       r.writer_endpoint = run.writer.endpoint;
     }
     if (run.proxy.pid <= 0) {
       TESSERA_ASSIGN_OR_RETURN(
           run.proxy,
-          internal::Spawn(options.exe, ProxyArgs(r, r.proxy_endpoint.empty() ? FreshBind() : r.proxy_endpoint),
+          supervisor::Spawn(options.exe, ProxyArgs(r, r.proxy_endpoint.empty() ? FreshBind() : r.proxy_endpoint),
                           kReadyTimeoutMs));
       r.proxy_endpoint = run.proxy.endpoint;
     }
@@ -143,65 +133,14 @@ struct SlideManager::Impl {
     return catalog->Update(r);
   }
 
-  Status StartService(RunningService& svc) {
-    TESSERA_ASSIGN_OR_RETURN(svc.child, internal::Spawn(options.exe, svc.service.args, kReadyTimeoutMs));
-    // "name=endpoint name=endpoint ..."
-    std::istringstream words(svc.child.endpoint);
-    for (std::string w; words >> w;) {
-      if (const auto eq = w.find('='); eq != std::string::npos) {
-        options.endpoints[w.substr(0, eq)] = w.substr(eq + 1);
-      }
-    }
-    if (options.events.empty() && options.endpoints.contains("dealer_events")) {
-      options.events = options.endpoints["dealer_events"];
-    }
-    log->info("service={} pid={} ready: {}", svc.service.name, svc.child.pid, svc.child.endpoint);
-    return OkStatus();
-  }
-
-  Status StartServices() {
-    for (Service s : options.services) {
-      for (auto& a : s.args) {
-        if (a.find("{manager}") != std::string::npos) a.replace(a.find("{manager}"), 9, endpoint);
-        for (const auto& [name, ep] : options.endpoints) {  // announced by a service started before
-          const std::string placeholder = "{" + name + "}";
-          if (const auto at = a.find(placeholder); at != std::string::npos) a.replace(at, placeholder.size(), ep);
-        }
-        if (const auto at = a.find("{port}"); at != std::string::npos) {
-          TESSERA_ASSIGN_OR_RETURN(int port, FreePort(options.child_host));
-          a.replace(at, 6, std::to_string(port));
-        }
-      }
-      services.push_back({std::move(s), {}, 0});
-      TESSERA_RETURN_IF_ERROR(StartService(services.back()));
-    }
-    return OkStatus();
-  }
-
-  // A service ended on its own: start it again where it listened.
-  bool ReapService(pid_t pid, int st) {
-    for (auto& svc : services) {
-      if (svc.child.pid != pid) continue;
-      log->warn("service={} pid={} {}; restarting", svc.service.name, pid, internal::DescribeExit(st));
-      svc.child.pid = -1;
-      if (++svc.restarts > options.max_restarts) {
-        log->error("service={} died {} times; not restarting it", svc.service.name, svc.restarts);
-      } else if (Status s = StartService(svc); !s.ok()) {
-        log->error("service={} status={} cannot restart: {}", svc.service.name, StatusCodeName(s.code()), s.message());
-      }
-      return true;
-    }
-    return false;
-  }
-
   void StopChildren(const std::string& id) {
     auto it = running.find(id);
     if (it == running.end()) return;
     // Proxy first, so nothing new reaches the writer; then the writer syncs and closes.
-    for (internal::Child* c : {&it->second.proxy, &it->second.writer}) {
+    for (supervisor::Child* c : {&it->second.proxy, &it->second.writer}) {
       if (c->pid > 0) {
-        const int st = internal::Stop(c->pid, c == &it->second.writer ? kWriterStopGraceMs : kStopGraceMs);
-        log->info("slide={} pid={} stopped: {}", id, c->pid, internal::DescribeExit(st));
+        const int st = supervisor::Stop(c->pid, c == &it->second.writer ? kWriterStopGraceMs : kStopGraceMs);
+        log->info("slide={} pid={} stopped: {}", id, c->pid, supervisor::DescribeExit(st));
       }
     }
     running.erase(it);
@@ -225,7 +164,7 @@ struct SlideManager::Impl {
       if (state.pid() != pid) continue;
       state.set_pid(0);
       if (state.state() != "running") return true;
-      log->warn("slide={} stitcher pid={} {}", id, pid, internal::DescribeExit(st));
+      log->warn("slide={} stitcher pid={} {}", id, pid, supervisor::DescribeExit(st));
       auto& restarts = stitch_restarts[id];
       auto rec = catalog->Get(id);
       if (WIFSIGNALED(st) && ++restarts <= options.max_restarts && rec.ok() && stitch_requests.contains(id)) {
@@ -233,7 +172,8 @@ struct SlideManager::Impl {
         if (Status s = SpawnStitcher(*rec, stitch_requests[id]); s.ok()) return true;
       }
       state.set_state("failed");
-      state.set_error(fmt::format("the stitcher {}", internal::DescribeExit(st)));
+      state.set_error(fmt::format("the stitcher {}", supervisor::DescribeExit(st)));
+      ForgetStitch(id);
       return true;
     }
     return false;
@@ -273,11 +213,41 @@ struct SlideManager::Impl {
     }
   }
 
+  // A running stitch's request, kept beside the slide until the stitch ends, so that a
+  // manager started again (after a crash) resumes it.
+  std::string StitchRequestPath(const std::string& id) const { return SlidesDir() + "/" + id + ".stitch-request.pb"; }
+
+  void ForgetStitch(const std::string& id) {
+    std::error_code ec;
+    fs::remove(StitchRequestPath(id), ec);
+  }
+
+  void ResumeStitches() {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(SlidesDir(), ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.ends_with(".stitch-request.pb")) continue;
+      const std::string id = name.substr(0, name.size() - std::string_view(".stitch-request.pb").size());
+      std::ifstream in(entry.path(), std::ios::binary);
+      proto::StitchRequest req;
+      auto rec = catalog->Get(id);
+      if (!rec.ok() || !req.ParseFromIstream(&in) || req.slide_id() != id) {
+        log->warn("slide={} stitch request {} unreadable; not resumed", id, entry.path().string());
+        continue;
+      }
+      log->info("slide={} resuming its stitch", id);
+      if (Status s = SpawnStitcher(*rec, req); !s.ok()) {
+        log->warn("slide={} status={} stitch not resumed: {}", id, StatusCodeName(s.code()), s.message());
+      }
+    }
+  }
+
   Status SpawnStitcher(const SlideRecord& r, const proto::StitchRequest& req) {
     proto::StitchState& state = stitches[r.id];
     if (state.state() != "running") {
       if (state.state() != "restarting") stitch_restarts[r.id] = 0;
       stitch_requests[r.id] = req;
+      TESSERA_RETURN_IF_ERROR(durable::WriteFile(StitchRequestPath(r.id), req.SerializeAsString()));
       std::vector<std::string> args{"serve", "stitcher", "--slide", r.id, "--manager", endpoint,
                                     "--channel", std::to_string(req.channel()), "--z", std::to_string(req.z()),
                                     "--die-with-parent"};
@@ -285,7 +255,7 @@ struct SlideManager::Impl {
       if (req.no_store()) args.push_back("--no-store");
       state = proto::StitchState();
       state.set_slide_id(r.id);
-      TESSERA_ASSIGN_OR_RETURN(internal::Child child, internal::Spawn(options.exe, args, kReadyTimeoutMs));
+      TESSERA_ASSIGN_OR_RETURN(supervisor::Child child, supervisor::Spawn(options.exe, args, kReadyTimeoutMs));
       state.set_state("running");
       state.set_pid(child.pid);
       log->info("slide={} stitcher pid={} started", r.id, child.pid);
@@ -316,14 +286,14 @@ struct SlideManager::Impl {
     int st = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &st, WNOHANG)) > 0) {
-      if (ReapService(pid, st) || ReapStitcher(pid, st)) continue;
+      if (ReapStitcher(pid, st)) continue;
       for (auto& [id, run] : running) {
-        internal::Child* dead = run.writer.pid == pid ? &run.writer
+        supervisor::Child* dead = run.writer.pid == pid ? &run.writer
                                 : run.proxy.pid == pid ? &run.proxy
                                                        : nullptr;
         if (dead == nullptr) continue;
         const char* role = dead == &run.writer ? "writer" : "proxy";
-        log->warn("slide={} role={} pid={} {}; restarting", id, role, pid, internal::DescribeExit(st));
+        log->warn("slide={} role={} pid={} {}; restarting", id, role, pid, supervisor::DescribeExit(st));
         dead->pid = -1;
         auto rec = catalog->Get(id);
         if (!rec.ok()) break;
@@ -565,6 +535,7 @@ struct SlideManager::Impl {
           proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
           if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
           if (state.state() == "done") Publish(state.slide_id() + kFusedSuffix, false, /*closed=*/true);
+          if (state.state() == "done" || state.state() == "failed") ForgetStitch(state.slide_id());
           break;
         }
         case proto::ManagerRequest::kListSlides: {
@@ -613,10 +584,6 @@ SlideManager::~SlideManager() {
   std::vector<std::string> ids;
   for (const auto& [id, run] : impl_->running) ids.push_back(id);
   for (const auto& id : ids) impl_->StopChildren(id);
-  // The last started first: the gateway, a client of the dealer, goes before the dealer.
-  for (auto it = impl_->services.rbegin(); it != impl_->services.rend(); ++it) {
-    if (it->child.pid > 0) internal::Stop(it->child.pid, kStopGraceMs);
-  }
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
 const std::string& SlideManager::admin_credential() const { return impl_->admin_credential; }
@@ -656,7 +623,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
     TESSERA_RETURN_IF_ERROR(
         impl->keys->Ensure("admin", security::Role::kAdmin, impl->endpoint, impl->admin_credential).status());
   }
-  TESSERA_RETURN_IF_ERROR(impl->StartServices());
+  impl->ResumeStitches();
   if (!impl->options.events.empty()) {  // connected now, so that no event is lost to the connect
     impl->events.emplace(wire::MakeSocket(zmq::socket_type::pub));
     TESSERA_RETURN_IF_ERROR(wire::Connect(*impl->events, impl->options.events));

@@ -1,5 +1,8 @@
-// SlideManager: opens and closes slides, keeps the catalog, runs each open slide's
-// proxy and writer as child processes and restarts them when they die.
+// SlideManager, the slide service: opens and closes slides, keeps the catalog, runs each open
+// slide's proxy and writer and each stitch as child processes and restarts them when they
+// die. It is itself a child of the supervisor (server/supervisor) in `tessera up`, which
+// starts it again when it dies: it then restarts the children of every slide still
+// acquiring and every stitch that was running.
 //
 // One process per slide role (as in the seed design): one slide's crash or HDF5 lock
 // never stalls another. The manager answers ManagerRequest messages on a ROUTER socket
@@ -22,17 +25,6 @@
 
 namespace tessera::manager {
 
-/// A role the manager runs and restarts beside the slides' proxies and writers (in
-/// `tessera up`: the tile dealer). `args` are `tessera` arguments in which "{manager}"
-/// becomes the manager's endpoint and each "{port}" a free TCP port, chosen once so that
-/// a restarted service listens where the first one did; "{NAME}" becomes the endpoint NAME
-/// that a service started before announced (e.g. "{broker}"). Its ready line lists
-/// `name=endpoint` pairs, which join the stack's endpoints.
-struct Service {
-  std::string name;
-  std::vector<std::string> args;
-};
-
 struct ManagerOptions {
   std::string data_dir = "data";          ///< catalog.sqlite and slides/ live here
   std::string bind = "tcp://127.0.0.1:7400";
@@ -44,10 +36,10 @@ struct ManagerOptions {
   int max_restarts = 20;                  ///< per child, before the slide is marked failed
   bool auto_stitch = true;                ///< stitch a slide when it closes (if its plan asks, and
                                           ///< the stack has a broker)
-  std::string events;                     ///< where writers publish SlideEvents (default: the
-                                          ///< "dealer_events" endpoint of a service)
-  std::vector<Service> services;
-  /// Other roles of the stack, reported to clients (e.g. "dealer" -> endpoint).
+  std::string events;                     ///< where writers publish SlideEvents (the dealer's
+                                          ///< "dealer_events" endpoint)
+  /// Other roles of the stack, reported to clients (e.g. "dealer" -> endpoint); "broker"
+  /// is where stitches run.
   std::map<std::string, std::string> endpoints;
   /// The stack's security folder (common/security): created the first time; this process
   /// and every child it starts join the stack with its keys, and the manager issues

@@ -7,7 +7,9 @@
 #include <cerrno>
 
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <mutex>
 
 #include "common/codec/codec.h"
@@ -162,7 +164,7 @@ Handle FileAccess() {
   return fapl;
 }
 
-Result<WriterLock> WriterLock::Take(const std::string& path) {
+Result<WriterLock> WriterLock::Take(const std::string& path, int wait_ms) {
   WriterLock lock;
   lock.fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (lock.fd_ < 0) {
@@ -171,6 +173,14 @@ Result<WriterLock> WriterLock::Take(const std::string& path) {
   struct flock l {};
   l.l_type = F_WRLCK;
   l.l_whence = SEEK_SET;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (::fcntl(lock.fd_, F_OFD_SETLK, &l) != 0 && (errno == EAGAIN || errno == EACCES) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the holder is closing the file
+    l = {};
+    l.l_type = F_WRLCK;
+    l.l_whence = SEEK_SET;
+  }
   if (::fcntl(lock.fd_, F_OFD_SETLK, &l) != 0) {
     const int err = errno;
     if (err == EAGAIN || err == EACCES) {

@@ -50,10 +50,11 @@ Handle FileAccess();
 
 /// An exclusive lock on a file for its one writer: an open-file-description lock (fcntl
 /// F_OFD_SETLK) on the file itself, which HDF5 readers' flock() never meets and the kernel
-/// drops when the writer dies. FAILED_PRECONDITION when another process holds it.
+/// drops when the writer dies. FAILED_PRECONDITION when another process holds it for longer
+/// than `wait_ms` (a writer taking over from one still closing the file waits for it).
 class WriterLock {
  public:
-  static Result<WriterLock> Take(const std::string& path);
+  static Result<WriterLock> Take(const std::string& path, int wait_ms = 0);
   WriterLock() = default;
   WriterLock(WriterLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
   WriterLock& operator=(WriterLock&& o) noexcept;

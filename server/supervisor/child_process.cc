@@ -1,4 +1,4 @@
-#include "server/manager/internal/child_process.h"
+#include "server/supervisor/child_process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -15,7 +15,7 @@
 
 extern char** environ;
 
-namespace tessera::manager::internal {
+namespace tessera::supervisor {
 namespace {
 
 int64_t Now() {
@@ -87,4 +87,4 @@ int Stop(pid_t pid, int grace_ms) {
   return st;
 }
 
-}  // namespace tessera::manager::internal
+}  // namespace tessera::supervisor

@@ -1,4 +1,5 @@
-// Child processes of the slide manager: a slide's proxy and writer, each a
+// Child processes of the stack: its services (under the supervisor) and each slide's proxy,
+// writer and stitcher (under the slide manager), each a
 // `tessera serve ROLE ...` that prints "ready <endpoint>" on stdout once it serves.
 #pragma once
 
@@ -9,7 +10,7 @@
 
 #include "common/status/status.h"
 
-namespace tessera::manager::internal {
+namespace tessera::supervisor {
 
 struct Child {
   pid_t pid = -1;
@@ -26,4 +27,4 @@ int Stop(pid_t pid, int grace_ms);
 /// "exited with status 3" / "killed by signal 9".
 std::string DescribeExit(int wait_status);
 
-}  // namespace tessera::manager::internal
+}  // namespace tessera::supervisor
