@@ -1,4 +1,7 @@
 // The tile dealer and the client library, end to end: real `tessera up`, real slides.
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -182,15 +185,36 @@ TEST(ServeTest, ClientsThatVanishMidRequestDoNotHurtTheDealer) {
     EXPECT_TRUE(wire::Connect(s, (*eps)["dealer"]).ok());
     ASSERT_TRUE(wire::Send(s, nullptr, req));
   }
-  // A region read abandoned half way: its client is destroyed while replies are in flight.
-  {
-    Client gone(stack.manager());
-    auto pending = gone.ReadRegionAsync({.slide = id, .x = 0, .y = 0, .width = 1173, .height = 871});
-    (void)pending.wait_for(std::chrono::milliseconds(1));
-  }
   auto all = client.ReadRegion({.slide = id, .x = 0, .y = 0, .width = 1173, .height = 871});
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   EXPECT_EQ(all->missing_chunks, 0u);
+}
+
+TEST(ServeTest, AReaderKilledMidRegionDoesNotHurtTheDealer) {
+  Stack stack;
+  auto scan = RunTessera({"scan", "--synthetic", "--cols", "6", "--rows", "4", "--width", "1024", "--height", "1024",
+                          "--channels", "2", "--server", stack.manager()});
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  const std::string id = scan.LastLine();
+  const pid_t dealer = stack.RolePids("dealer").at(0);
+  // The whole mosaic at level 0 (85 MB): the reader is killed once answers flow into it (its
+  // memory grows as the chunks are decoded into the region).
+  const pid_t reader = StartTessera({"get", id, "--region", "0,0,6144,4096", "-o", stack.data_dir() + "/all.tif"},
+                                    stack.data_dir() + "/get.log");
+  ASSERT_GT(reader, 0);
+  EXPECT_TRUE(WaitFor([&] { return ResidentBytes(reader) > (48 << 20) || ResidentBytes(reader) == 0; }));
+  ASSERT_EQ(::kill(reader, SIGKILL), 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(reader, &st, 0), reader);
+  EXPECT_TRUE(WIFSIGNALED(st)) << "the read ended before it could be abandoned: make the region larger";
+  // The dealer lives on, and serves the next reader the whole region.
+  EXPECT_EQ(stack.RolePids("dealer").at(0), dealer);
+  Client client(stack.manager());
+  auto all = client.ReadRegion({.slide = id, .level = 1, .x = 0, .y = 0, .width = 3072, .height = 2048});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->missing_chunks, 0u);
+  auto again = RunTessera({"get", id, "--region", "0,0,6144,4096", "-o", stack.data_dir() + "/all.tif"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
 TEST(ServeTest, TilesOfAnAcquiringSlideAreServedAsTheyLandAtEveryLevel) {

@@ -56,6 +56,22 @@ pid_t SpawnWithPipes(const std::vector<std::string>& argv, int* out_fd, int* err
 
 }  // namespace
 
+pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file) {
+  std::vector<std::string> argv{TesseraBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  int out = -1, err = -1;
+  const pid_t pid = SpawnWithPipes(argv, &out, &err, log_file);
+  ::close(out);  // what it prints is not read (SIGPIPE is ignored there)
+  return pid;
+}
+
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+  int64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
 std::string TesseraBin() {
   const char* bin = std::getenv("TESSERA_BIN");
   return bin != nullptr ? bin : "build/cli/tessera";

@@ -76,6 +76,13 @@ struct RunResult {
   std::string LastLine() const;
 };
 
+/// Starts `tessera args...` in the background, its stderr appended to `log_file`, and returns
+/// its pid at once; the caller ends it (kill, waitpid).
+pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file);
+
+/// The process's resident memory in bytes (/proc/PID/statm); 0 once it has ended.
+int64_t ResidentBytes(pid_t pid);
+
 /// Runs `tessera args...` to completion.
 RunResult RunTessera(const std::vector<std::string>& args);
 
