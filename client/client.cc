@@ -7,7 +7,7 @@
 
 #include "client/internal/summary.h"
 #include "common/security/security.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 
 namespace tessera {
 namespace {
@@ -55,12 +55,7 @@ std::string credential_endpoint;  // of the credential in use
 Result<proto::ManagerReply> Rpc(const Status& credential, const std::string& server, int timeout_ms,
                                 proto::ManagerRequest& req) {
   TESSERA_RETURN_IF_ERROR(credential);
-  req.set_version(wire::kProtocolVersion);
-  TESSERA_ASSIGN_OR_RETURN(wire::Message in, wire::Call(server, req, timeout_ms));
-  proto::ManagerReply reply;
-  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
-  TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.status()));
-  return reply;
+  return wire::Ask<proto::ManagerReply>(server, req, timeout_ms);
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 #include "common/codec/codec.h"
 #include "common/log/log.h"
 #include "common/mosaic/mosaic.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "server/dealer/internal/chunk_cache.h"
 #include "server/dealer/internal/slide_registry.h"
 
@@ -42,7 +42,8 @@ struct Task {
 
 struct TileDealer::Impl {
   DealerOptions options;
-  zmq::socket_t front, events, publish, results;
+  std::optional<wire::Server<proto::DealerRequest, proto::DealerReply>> front;
+  zmq::socket_t events, publish, results;
   std::string endpoint, events_endpoint, publish_endpoint;
   internal::ChunkCache cache{options.cache_bytes};
   std::unique_ptr<internal::SlideRegistry> registry;
@@ -313,26 +314,20 @@ struct TileDealer::Impl {
     cv.notify_one();
   }
 
-  void HandleFront(wire::Message& in) {
-    proto::DealerRequest req;
-    Status s = wire::ParseHeader(in, &req);
-    if (s.ok()) s = wire::Authorize(in, {"viewer", "scanner", "worker"}, "read tiles");
-    if (!s.ok()) {
-      proto::DealerReply r;
-      r.set_version(wire::kProtocolVersion);
-      wire::ToProto(s, r.mutable_status());
-      wire::Send(front, &*in.identity, r);
-      return;
-    }
-    if (req.has_read_chunks()) {
-      Outgoing out{{}, ReplyTo(req), {}};
-      if (TryFromCache(req.read_chunks(), out)) {
-        wire::ToProto(OkStatus(), out.reply.mutable_status());
-        wire::Send(front, &*in.identity, out.reply, std::move(out.payload));
+  // Every role may read.
+  static Status Authorize(const wire::Message& in, const proto::DealerRequest&) {
+    return wire::Authorize(in, {"viewer", "scanner", "worker"}, "read tiles");
+  }
+
+  void HandleFront(wire::Incoming<proto::DealerRequest>& call) {
+    if (call.request.has_read_chunks()) {
+      Outgoing out{{}, ReplyTo(call.request), {}};
+      if (TryFromCache(call.request.read_chunks(), out)) {
+        front->Answer(call, std::move(out.reply), OkStatus(), std::move(out.payload));
         return;
       }
     }
-    Submit({std::move(*in.identity), std::move(req)});
+    Submit({std::move(*call.message.identity), std::move(call.request)});
   }
 
   void HandleEvent(wire::Message& in) {
@@ -367,12 +362,13 @@ Result<std::unique_ptr<TileDealer>> TileDealer::Open(const DealerOptions& option
   internal::ChunkCache* cache = &impl->cache;
   impl->registry = std::make_unique<internal::SlideRegistry>(
       options.manager, [cache](const std::string& id) { cache->DropSlide(id); });
-  impl->front = wire::MakeSocket(zmq::socket_type::router, wire::kRequestLimits);
   impl->events = wire::MakeSocket(zmq::socket_type::sub, wire::kRequestLimits);
   impl->events.set(zmq::sockopt::subscribe, "");
   impl->publish = wire::MakeSocket(zmq::socket_type::xpub, wire::kRequestLimits);
   impl->results = wire::MakeSocket(zmq::socket_type::pull);
-  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->front, options.bind));
+  TESSERA_ASSIGN_OR_RETURN(impl->front, (wire::Server<proto::DealerRequest, proto::DealerReply>::Bind(
+                                             options.bind, wire::kRequestLimits, {.authorize = &Impl::Authorize})));
+  impl->endpoint = impl->front->endpoint();
   TESSERA_ASSIGN_OR_RETURN(impl->events_endpoint, wire::Bind(impl->events, options.events_bind));
   TESSERA_ASSIGN_OR_RETURN(impl->publish_endpoint, wire::Bind(impl->publish, options.publish_bind));
   TESSERA_RETURN_IF_ERROR(wire::Bind(impl->results, kResultsEndpoint).status());
@@ -383,7 +379,7 @@ Result<std::unique_ptr<TileDealer>> TileDealer::Open(const DealerOptions& option
 
 Status TileDealer::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
-  zmq::pollitem_t items[] = {{m.front.handle(), 0, ZMQ_POLLIN, 0},
+  zmq::pollitem_t items[] = {{m.front->socket().handle(), 0, ZMQ_POLLIN, 0},
                              {m.results.handle(), 0, ZMQ_POLLIN, 0},
                              {m.events.handle(), 0, ZMQ_POLLIN, 0},
                              {m.publish.handle(), 0, ZMQ_POLLIN, 0}};
@@ -391,12 +387,12 @@ Status TileDealer::Run(const std::atomic<bool>& stop) {
     wire::Poll(items, 4, 100);
     // Replies first: they free clients to ask for more.
     while (auto in = wire::Receive(m.results, 0, /*router=*/true)) {
-      wire::Forward(m.front, *in);
+      wire::Forward(m.front->socket(), *in);
     }
     for (int i = 0; i < 256; ++i) {
-      auto in = wire::Receive(m.front, 0, /*router=*/true, wire::kRequestLimits.max_parts);
-      if (!in) break;
-      m.HandleFront(*in);
+      auto call = m.front->Next(0);
+      if (!call) break;
+      m.HandleFront(*call);
     }
     while (auto in = wire::Receive(m.events, 0)) m.HandleEvent(*in);
     while (auto in = wire::Receive(m.publish, 0)) {}  // subscriptions: nothing to do

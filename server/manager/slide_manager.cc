@@ -20,7 +20,7 @@
 #include "common/security/security.h"
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "server/supervisor/child_process.h"
 
 namespace tessera::manager {
@@ -69,7 +69,7 @@ uint64_t HighestIdOnDisk(const std::string& dir) {
 struct SlideManager::Impl {
   ManagerOptions options;
   std::unique_ptr<catalog::Catalog> catalog;
-  zmq::socket_t socket;
+  std::optional<wire::Server<proto::ManagerRequest, proto::ManagerReply>> server;
   std::string endpoint;
   std::map<std::string, Running> running;  // acquiring slides
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
@@ -503,13 +503,11 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
-  void Handle(wire::Message& in) {
-    proto::ManagerRequest req;
+  void Handle(const wire::Incoming<proto::ManagerRequest>& call) {
+    const proto::ManagerRequest& req = call.request;
     proto::ManagerReply reply;
-    reply.set_version(wire::kProtocolVersion);
-    Status s = wire::ParseHeader(in, &req);
-    if (s.ok()) s = Authorize(in, req);
-    if (s.ok()) {
+    Status s = OkStatus();
+    {
       switch (req.body_case()) {
         case proto::ManagerRequest::kOpenSlide: s = OpenSlide(req.open_slide(), &reply); break;
         case proto::ManagerRequest::kCloseSlide:
@@ -574,8 +572,7 @@ struct SlideManager::Impl {
       log->info("request={} status={} {}", static_cast<int>(req.body_case()),
                 StatusCodeName(s.code()), s.message());
     }
-    wire::ToProto(s, reply.mutable_status());
-    wire::Send(socket, &*in.identity, reply);
+    server->Answer(call, std::move(reply), s);
   }
 };
 
@@ -616,8 +613,9 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   // A catalog restored from a backup, or one that lost its last rows, must not hand out an id
   // whose files exist: every name in slides/ reserves its number.
   TESSERA_RETURN_IF_ERROR(impl->catalog->ReserveIds(HighestIdOnDisk(impl->SlidesDir())));
-  impl->socket = wire::MakeSocket(zmq::socket_type::router, wire::kRequestLimits);
-  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  TESSERA_ASSIGN_OR_RETURN(impl->server, (wire::Server<proto::ManagerRequest, proto::ManagerReply>::Bind(
+                                              options.bind, wire::kRequestLimits, {.authorize = &Impl::Authorize})));
+  impl->endpoint = impl->server->endpoint();
   if (impl->keys) {
     impl->admin_credential = fs::absolute(options.security_dir).string() + "/" + security::kAdminCredentialFile;
     TESSERA_RETURN_IF_ERROR(
@@ -640,7 +638,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
 Status SlideManager::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
   while (!stop.load()) {
-    if (auto in = wire::Receive(m.socket, 100, /*router=*/true, wire::kRequestLimits.max_parts)) m.Handle(*in);
+    if (auto call = m.server->Next(100)) m.Handle(*call);
     m.Reap();
   }
   return OkStatus();

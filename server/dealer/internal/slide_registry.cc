@@ -1,6 +1,6 @@
 #include "server/dealer/internal/slide_registry.h"
 
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 
 namespace tessera::dealer::internal {
 namespace {
@@ -10,12 +10,8 @@ constexpr int64_t kMaxStaleMs = 1000;    // a live slide is looked at again at l
 
 Result<proto::SlideSummary> AskManager(const std::string& manager, const std::string& id) {
   proto::ManagerRequest req;
-  req.set_version(wire::kProtocolVersion);
   req.mutable_get_slide()->set_slide_id(id);
-  TESSERA_ASSIGN_OR_RETURN(wire::Message in, wire::Call(manager, req, kManagerTimeoutMs));
-  proto::ManagerReply reply;
-  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
-  TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.status()));
+  TESSERA_ASSIGN_OR_RETURN(auto reply, wire::Ask<proto::ManagerReply>(manager, req, kManagerTimeoutMs));
   return reply.slide();
 }
 

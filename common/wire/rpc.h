@@ -1,0 +1,114 @@
+// Typed request servers and stubs: where a role binds its request endpoint and where every
+// message a peer sends it is checked, once, before the role's code sees it.
+//
+// A Server<Request, Reply> is a ROUTER socket with the endpoint's receive limits. Next()
+// hands out only requests that passed every check: no dropped parts, a header that parses
+// as Request, this protocol version, the peer's role allowed to make it (Policy::authorize)
+// and its values in range (Policy::validate). Every other message is answered at once with
+// a Reply carrying the status that says why, and the role never sees it. Answer() sends one
+// reply per request, with its status (and request id, for protocols that have one).
+//
+//   auto server = wire::Server<proto::ManagerRequest, proto::ManagerReply>::Bind(
+//       "tcp://127.0.0.1:7400", wire::kRequestLimits, {.authorize = &Authorize});
+//   while (auto call = server->Next(100)) {
+//     proto::ManagerReply reply;
+//     Status s = Handle(call->request, &reply);
+//     server->Answer(*call, std::move(reply), s);
+//   }
+//
+// Ask<Reply>() is the stub: one request, its reply parsed and its status folded into the
+// Result (UNAVAILABLE / UNAUTHENTICATED from wire::Call when no answer comes).
+//
+// This header pulls in zmq.hpp and protobuf: include it from .cc files only.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/wire/wire.h"
+
+namespace tessera::wire {
+
+/// A request that passed the server's checks.
+template <typename Request>
+struct Incoming {
+  Message message;  ///< as received: identity, header (with the peer's properties), payload
+  Request request;
+};
+
+template <typename Request, typename Reply>
+class Server {
+ public:
+  struct Policy {
+    /// Who may make the request (see wire::Authorize); every peer when unset.
+    Status (*authorize)(const Message&, const Request&) = nullptr;
+    /// The request's values: finite numbers, ranges, sizes; any when unset.
+    Status (*validate)(const Request&) = nullptr;
+  };
+
+  /// UNAVAILABLE naming the endpoint when it cannot be bound (see wire::Bind).
+  static Result<Server> Bind(const std::string& endpoint, const Limits& limits, Policy policy) {
+    Server s;
+    s.socket_ = MakeSocket(zmq::socket_type::router, limits);
+    s.limits_ = limits;
+    s.policy_ = policy;
+    TESSERA_ASSIGN_OR_RETURN(s.endpoint_, wire::Bind(s.socket_, endpoint));
+    return s;
+  }
+
+  /// The next request that passed every check, waiting at most `timeout_ms` for one (0: only
+  /// what has arrived). Messages that did not pass are answered and skipped.
+  std::optional<Incoming<Request>> Next(int timeout_ms) {
+    for (int wait = timeout_ms;; wait = 0) {
+      auto in = Receive(socket_, wait, /*router=*/true, limits_.max_parts);
+      if (!in) return std::nullopt;
+      if (!in->identity) continue;
+      Incoming<Request> call{std::move(*in), {}};
+      Status s = ParseHeader(call.message, &call.request);
+      if (s.ok() && policy_.authorize != nullptr) s = policy_.authorize(call.message, call.request);
+      if (s.ok() && policy_.validate != nullptr) s = policy_.validate(call.request);
+      if (s.ok()) return call;
+      ++refused_;
+      Answer(call, Reply(), s);
+    }
+  }
+
+  /// Sends `reply` for `call` with `status` (and the request's id, when the protocol has one).
+  /// False when the peer is gone.
+  bool Answer(const Incoming<Request>& call, Reply reply, const Status& status,
+              std::vector<zmq::message_t> payload = {}) {
+    reply.set_version(kProtocolVersion);
+    if constexpr (requires { reply.set_request_id(call.request.request_id()); }) {
+      reply.set_request_id(call.request.request_id());
+    }
+    ToProto(status, reply.mutable_status());
+    return Send(socket_, &*call.message.identity, reply, std::move(payload));
+  }
+
+  zmq::socket_t& socket() { return socket_; }
+  const std::string& endpoint() const { return endpoint_; }
+  /// Messages answered with an error before the role saw them.
+  uint64_t refused() const { return refused_; }
+
+ private:
+  zmq::socket_t socket_;
+  Limits limits_;
+  Policy policy_;
+  std::string endpoint_;
+  uint64_t refused_ = 0;
+};
+
+/// One request to `endpoint` (its version set here) and its reply, whose status is folded
+/// into the Result.
+template <typename Reply, typename Request>
+Result<Reply> Ask(const std::string& endpoint, Request request, int timeout_ms) {
+  request.set_version(kProtocolVersion);
+  TESSERA_ASSIGN_OR_RETURN(Message in, Call(endpoint, request, timeout_ms));
+  Reply reply;
+  TESSERA_RETURN_IF_ERROR(ParseHeader(in, &reply));
+  TESSERA_RETURN_IF_ERROR(FromProto(reply.status()));
+  return reply;
+}
+
+}  // namespace tessera::wire
