@@ -30,6 +30,9 @@
 
 namespace tessera::wire {
 
+/// Logs a refused message to `component`'s log ("refused=N status=...").
+void LogRefused(const char* component, const Status& status, uint64_t refused);
+
 /// A request that passed the server's checks.
 template <typename Request>
 struct Incoming {
@@ -39,12 +42,21 @@ struct Incoming {
 
 template <typename Request, typename Reply>
 class Server {
+  // Whether the protocol's reply carries a Status field `status`.
+  static constexpr bool kHasStatus = requires(Reply r, const Status& s) { ToProto(s, r.mutable_status()); };
+
  public:
   struct Policy {
     /// Who may make the request (see wire::Authorize); every peer when unset.
     Status (*authorize)(const Message&, const Request&) = nullptr;
     /// The request's values: finite numbers, ranges, sizes; any when unset.
     Status (*validate)(const Request&) = nullptr;
+    /// How the protocol says a request failed, for replies without a `status` field (e.g.
+    /// an ingest Fault); unset: the reply's `status`.
+    void (*refuse)(const Status&, Reply*) = nullptr;
+    /// The log that names what was refused (rate-limited: a flood of garbage is one line
+    /// in a thousand).
+    const char* log = "wire";
   };
 
   /// UNAVAILABLE naming the endpoint when it cannot be bound (see wire::Bind).
@@ -69,15 +81,26 @@ class Server {
       if (s.ok() && policy_.authorize != nullptr) s = policy_.authorize(call.message, call.request);
       if (s.ok() && policy_.validate != nullptr) s = policy_.validate(call.request);
       if (s.ok()) return call;
-      ++refused_;
-      Answer(call, Reply(), s);
+      if (++refused_ <= 10 || refused_ % 1000 == 0) LogRefused(policy_.log, s, refused_);
+      Reply reply;
+      if constexpr (kHasStatus) {
+        if (policy_.refuse == nullptr) {
+          Answer(call, std::move(reply), s);
+          continue;
+        }
+      }
+      if (policy_.refuse != nullptr) policy_.refuse(s, &reply);
+      reply.set_version(kProtocolVersion);
+      Send(socket_, &*call.message.identity, reply);
     }
   }
 
   /// Sends `reply` for `call` with `status` (and the request's id, when the protocol has one).
   /// False when the peer is gone.
   bool Answer(const Incoming<Request>& call, Reply reply, const Status& status,
-              std::vector<zmq::message_t> payload = {}) {
+              std::vector<zmq::message_t> payload = {})
+    requires kHasStatus
+  {
     reply.set_version(kProtocolVersion);
     if constexpr (requires { reply.set_request_id(call.request.request_id()); }) {
       reply.set_request_id(call.request.request_id());

@@ -1,18 +1,46 @@
 #include "common/wire/wire.h"
 
+#include "common/wire/rpc.h"
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
 
 #include <fmt/format.h>
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+
+#include "common/log/log.h"
 #include <fmt/ranges.h>
 
 namespace tessera::wire {
 
+namespace {
+
+// protobuf logs an error for every string field with invalid UTF-8 it parses: a peer sending
+// such messages in a loop would flood the log. Its messages go to our log, rate-limited.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+  static std::atomic<uint64_t> count{0};
+  const uint64_t n = ++count;
+  if (n > 10 && n % 1000 != 0) return;
+  auto log = log::Get("protobuf");
+  const auto lvl = level >= google::protobuf::LOGLEVEL_ERROR ? spdlog::level::warn : spdlog::level::info;
+  log->log(lvl, "messages={} {}:{} {}", n, file, line, message);
+}
+
+}  // namespace
+
 zmq::context_t& Context() {
-  static zmq::context_t* context = new zmq::context_t(2);  // never destroyed: outlives sockets
+  static zmq::context_t* context = [] {
+    google::protobuf::SetLogHandler(&ProtobufLog);
+    return new zmq::context_t(2);  // never destroyed: outlives sockets
+  }();
   return *context;
+}
+
+void LogRefused(const char* component, const Status& status, uint64_t refused) {
+  log::Get(component)->warn("refused={} status={} {}", refused, StatusCodeName(status.code()), status.message());
 }
 
 zmq::socket_t MakeSocket(zmq::socket_type type, const Limits& limits) {

@@ -9,7 +9,7 @@
 #include <set>
 
 #include "common/log/log.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "proto/tessera.pb.h"
 
 namespace tessera::broker {
@@ -53,7 +53,7 @@ zmq::message_t Identity(const std::string& id) { return zmq::message_t(id.data()
 struct Broker::Impl {
   BrokerOptions options;
   std::shared_ptr<spdlog::logger> log = log::Get("broker");
-  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::router);
+  std::optional<wire::Server<BrokerMessage, BrokerMessage>> server;
   std::string endpoint;
   std::map<std::string, Worker> workers;        // by routing identity
   std::map<std::string, std::deque<Task>> queues;  // by service
@@ -62,7 +62,7 @@ struct Broker::Impl {
 
   void Send(const std::string& to, const BrokerMessage& m, std::vector<zmq::message_t> payload = {}) {
     auto id = Identity(to);
-    wire::Send(socket, &id, m, std::move(payload));
+    wire::Send(server->socket(), &id, m, std::move(payload));
   }
 
   static BrokerMessage Message() {
@@ -257,17 +257,12 @@ struct Broker::Impl {
     }
   }
 
-  void Handle(wire::Message& in) {
+  static void Refuse(const Status& s, BrokerMessage* reply) { wire::ToProto(s, reply->mutable_result()->mutable_status()); }
+
+  void Handle(wire::Incoming<BrokerMessage>& call) {
+    wire::Message& in = call.message;
+    const BrokerMessage& m = call.request;
     const std::string identity(static_cast<const char*>(in.identity->data()), in.identity->size());
-    BrokerMessage m;
-    Status st = wire::ParseHeader(in, &m);
-    if (st.ok()) st = Authorize(in, m);
-    if (!st.ok()) {
-      log->warn("status={} {}", StatusCodeName(st.code()), st.message());
-      BrokerMessage reply = Message();
-      wire::ToProto(st, reply.mutable_result()->mutable_status());
-      return Send(identity, reply);
-    }
     if (auto it = workers.find(identity); it != workers.end()) it->second.last_seen = wire::NowMs();
     switch (m.body_case()) {
       case BrokerMessage::kReady: OnReady(identity, m.ready()); break;
@@ -324,8 +319,11 @@ const std::string& Broker::endpoint() const { return impl_->endpoint; }
 Result<std::unique_ptr<Broker>> Broker::Open(const BrokerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->socket.set(zmq::sockopt::router_mandatory, 0);  // a result for a client that left is dropped
-  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  TESSERA_ASSIGN_OR_RETURN(impl->server, (wire::Server<BrokerMessage, BrokerMessage>::Bind(
+                                              options.bind, wire::Limits{},
+                                              {.authorize = &Impl::Authorize, .refuse = &Impl::Refuse, .log = "broker"})));
+  impl->server->socket().set(zmq::sockopt::router_mandatory, 0);  // a result for a client that left is dropped
+  impl->endpoint = impl->server->endpoint();
   return std::unique_ptr<Broker>(new Broker(std::move(impl)));
 }
 
@@ -334,7 +332,7 @@ Status Broker::Run(const std::atomic<bool>& stop) {
   const int tick = std::max(10, m.options.heartbeat_ms / 4);
   while (!stop.load()) {
     for (int n = 0; n < 1000; ++n) {  // a burst of messages, then housekeeping
-      auto in = wire::Receive(m.socket, n == 0 ? tick : 0, /*router=*/true);
+      auto in = m.server->Next(n == 0 ? tick : 0);
       if (!in) break;
       m.Handle(*in);
     }

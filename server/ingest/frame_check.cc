@@ -71,6 +71,8 @@ uint64_t PayloadBytes(const std::vector<zmq::message_t>& payload) {
   return n;
 }
 
+void Refuse(const Status& status, proto::IngestMessage* reply) { *reply = MakeFault(status, false, nullptr); }
+
 proto::IngestMessage MakeFault(const Status& status, bool fatal, const uint64_t* frame_index) {
   proto::IngestMessage m;
   m.set_version(wire::kProtocolVersion);

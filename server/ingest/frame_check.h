@@ -39,4 +39,7 @@ uint64_t PayloadBytes(const std::vector<zmq::message_t>& payload);
 /// Builds an IngestMessage carrying a Fault.
 proto::IngestMessage MakeFault(const Status& status, bool fatal, const uint64_t* frame_index);
 
+/// How an ingest endpoint answers a message it refused (wire::Server's Policy::refuse).
+void Refuse(const Status& status, proto::IngestMessage* reply);
+
 }  // namespace tessera::ingest

@@ -7,7 +7,7 @@
 
 #include "common/log/log.h"
 #include "common/plan/scan_plan.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "server/ingest/frame_check.h"
 
 namespace tessera::proxy {
@@ -29,7 +29,7 @@ struct SlideProxy::Impl {
   ProxyOptions options;
   ScanPlan plan;
   wire::Limits limits;
-  zmq::socket_t front;  // ROUTER, scanners
+  std::optional<wire::Server<proto::IngestMessage, proto::IngestMessage>> front;  // scanners
   zmq::socket_t back;   // DEALER, the writer
   std::string endpoint;
   uint64_t incarnation = wire::RandomId();
@@ -52,7 +52,7 @@ struct SlideProxy::Impl {
 
   void ToScanner(const std::string& id, const proto::IngestMessage& m) {
     zmq::message_t identity(id.data(), id.size());
-    wire::Send(front, &identity, m);
+    wire::Send(front->socket(), &identity, m);
   }
 
   void SendToWriter(HeldFrame& f) {
@@ -116,11 +116,14 @@ struct SlideProxy::Impl {
     peak_held_bytes = std::max(peak_held_bytes, held_bytes);
   }
 
-  void HandleFront(wire::Message& in) {
+  static Status Authorize(const wire::Message& in, const proto::IngestMessage&) {
+    return wire::Authorize(in, {"scanner"}, "push frames");
+  }
+
+  void HandleFront(wire::Incoming<proto::IngestMessage>& call) {
+    wire::Message& in = call.message;
+    const proto::IngestMessage& m = call.request;
     const std::string scanner = in.identity->to_string();
-    proto::IngestMessage m;
-    if (Status s = wire::ParseHeader(in, &m); !s.ok()) return FrontFault(scanner, s, nullptr);
-    if (Status s = wire::Authorize(in, {"scanner"}, "push frames"); !s.ok()) return FrontFault(scanner, s, nullptr);
     switch (m.body_case()) {
       case proto::IngestMessage::kHello:
         if (m.hello().slide_id() != options.slide_id) {
@@ -144,7 +147,7 @@ struct SlideProxy::Impl {
         st->set_frames_received(frames_received);
         st->set_duplicates(duplicates);
         st->set_frames_durable(frames_durable);
-        st->set_frames_rejected(rejected);
+        st->set_frames_rejected(rejected + front->refused());
         st->set_peak_held_bytes(peak_held_bytes);
         st->set_writer_connected(writer_incarnation != 0 &&
                                  wire::NowMs() - writer_heard_ms < 2 * kWriterSilenceMs);
@@ -242,18 +245,20 @@ Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options
   impl->options = options;
   TESSERA_ASSIGN_OR_RETURN(impl->plan, ReadPlanFile(options.plan_file));
   impl->limits = ingest::IngestLimits(impl->plan, options.fifo_bytes);
-  impl->front = wire::MakeSocket(zmq::socket_type::router, impl->limits);
   impl->back = wire::MakeSocket(zmq::socket_type::dealer);
   // Frames wait here, in the FIFO, not in the writer link's queue; held frames are resent
   // after a writer restart, so nothing queued for a dead writer needs to survive.
   TESSERA_RETURN_IF_ERROR(wire::Connect(impl->back, options.writer));
-  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->front, options.bind));
+  TESSERA_ASSIGN_OR_RETURN(impl->front, (wire::Server<proto::IngestMessage, proto::IngestMessage>::Bind(
+                                             options.bind, impl->limits,
+                                             {.authorize = &Impl::Authorize, .refuse = &ingest::Refuse, .log = "proxy"})));
+  impl->endpoint = impl->front->endpoint();
   return std::unique_ptr<SlideProxy>(new SlideProxy(std::move(impl)));
 }
 
 Status SlideProxy::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
-  zmq::pollitem_t items[] = {{m.front.handle(), 0, ZMQ_POLLIN, 0},
+  zmq::pollitem_t items[] = {{m.front->socket().handle(), 0, ZMQ_POLLIN, 0},
                              {m.back.handle(), 0, ZMQ_POLLIN, 0}};
   while (!stop.load()) {
     m.ProbeWriter();
@@ -261,7 +266,7 @@ Status SlideProxy::Run(const std::atomic<bool>& stop) {
     // Durability news first: it frees credit.
     while (auto in = wire::Receive(m.back, 0)) m.HandleBack(*in);
     for (int i = 0; i < 64; ++i) {
-      auto in = wire::Receive(m.front, 0, /*router=*/true, m.limits.max_parts);
+      auto in = m.front->Next(0);
       if (!in) break;
       m.HandleFront(*in);
     }

@@ -8,7 +8,7 @@
 
 #include "common/log/log.h"
 #include "common/storage/slide_file.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "server/ingest/frame_check.h"
 #include "server/writer/internal/level_builder.h"
 
@@ -19,7 +19,7 @@ struct SlideWriter::Impl {
   std::unique_ptr<storage::SlideFile> file;
   ScanPlan plan;
   wire::Limits limits;
-  zmq::socket_t socket;
+  std::optional<wire::Server<proto::IngestMessage, proto::IngestMessage>> server;
   std::string endpoint;
   uint64_t incarnation = wire::RandomId();
   std::shared_ptr<spdlog::logger> log = log::Get("writer");
@@ -36,7 +36,7 @@ struct SlideWriter::Impl {
   std::vector<uint64_t> landed_unsynced, levels_unsynced;  // for the next SlideEvent
 
   void Reply(const zmq::message_t& identity, const proto::IngestMessage& m) {
-    wire::Send(socket, &identity, m);
+    wire::Send(server->socket(), &identity, m);
   }
 
   void ReplyFault(const zmq::message_t& identity, const Status& s, bool is_fatal,
@@ -172,14 +172,14 @@ struct SlideWriter::Impl {
     last_sync_ms = wire::NowMs();
   }
 
-  void Handle(wire::Message& in) {
-    proto::IngestMessage m;
-    Status s = wire::ParseHeader(in, &m);
-    if (s.ok()) s = wire::Authorize(in, {}, "write to a slide's file (only its proxy does)");
-    if (!s.ok()) {
-      log->warn("slide={} status={} {}", options.slide_id, StatusCodeName(s.code()), s.message());
-      return ReplyFault(*in.identity, s, false, nullptr);
-    }
+  // Only the slide's proxy writes (over ipc, or as the stack's admin over tcp).
+  static Status Authorize(const wire::Message& in, const proto::IngestMessage&) {
+    return wire::Authorize(in, {}, "write to a slide's file (only its proxy does)");
+  }
+
+  void Handle(wire::Incoming<proto::IngestMessage>& call) {
+    wire::Message& in = call.message;
+    const proto::IngestMessage& m = call.request;
     switch (m.body_case()) {
       case proto::IngestMessage::kFrame: return HandleFrame(in, m.frame());
       case proto::IngestMessage::kHello: {
@@ -239,8 +239,10 @@ Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& opti
     TESSERA_RETURN_IF_ERROR(wire::Connect(impl->events, options.events));
   }
   impl->limits = ingest::IngestLimits(impl->plan, uint64_t{1} << 30);
-  impl->socket = wire::MakeSocket(zmq::socket_type::router, impl->limits);
-  TESSERA_ASSIGN_OR_RETURN(impl->endpoint, wire::Bind(impl->socket, options.bind));
+  TESSERA_ASSIGN_OR_RETURN(impl->server, (wire::Server<proto::IngestMessage, proto::IngestMessage>::Bind(
+                                              options.bind, impl->limits,
+                                              {.authorize = &Impl::Authorize, .refuse = &ingest::Refuse, .log = "writer"})));
+  impl->endpoint = impl->server->endpoint();
   return std::unique_ptr<SlideWriter>(new SlideWriter(std::move(impl)));
 }
 
@@ -252,8 +254,7 @@ Status SlideWriter::Run(const std::atomic<bool>& stop) {
     const bool have_pending = !m.unacked.empty() || m.file->HasPending();
     const int64_t due = m.last_sync_ms + m.options.sync_interval_ms - wire::NowMs();
     // Idle with frames pending: sync now. Busy: sync on the cadence or the byte budget.
-    auto in = wire::Receive(m.socket, have_pending ? 0 : m.LevelsBusy() ? 10 : 100, /*router=*/true,
-                            m.limits.max_parts);
+    auto in = m.server->Next(have_pending ? 0 : m.LevelsBusy() ? 10 : 100);
     if (in) {
       m.Handle(*in);
       if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0)) m.SyncAndAck();
