@@ -18,7 +18,7 @@
 #include "common/imageio/tiff.h"
 #include "common/pyramid/pyramid.h"
 #include "common/synth/synthetic_mosaic.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
@@ -188,6 +188,32 @@ TEST(ServeTest, ClientsThatVanishMidRequestDoNotHurtTheDealer) {
   auto all = client.ReadRegion({.slide = id, .x = 0, .y = 0, .width = 1173, .height = 871});
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   EXPECT_EQ(all->missing_chunks, 0u);
+}
+
+TEST(ServeTest, TheDealerRefusesRequestsOutOfBoundsBeforeReadingAnything) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  auto eps = Client(stack.manager()).Endpoints();
+  ASSERT_TRUE(eps.ok());
+  const std::string dealer = (*eps)["dealer"];
+  auto code = [&](const proto::DealerRequest& req) {
+    return wire::Ask<proto::DealerReply>(dealer, req, 5000).status().code();
+  };
+  proto::DealerRequest many;
+  many.mutable_read_chunks()->set_slide_id(id);
+  for (int i = 0; i < 65; ++i) many.mutable_read_chunks()->add_chunks();
+  EXPECT_EQ(code(many), StatusCode::kInvalidArgument);
+  proto::DealerRequest far;
+  far.mutable_plan_region()->set_slide_id(id);
+  auto* box = far.mutable_plan_region()->mutable_box();
+  box->set_x(int64_t{1} << 62), box->set_y(0), box->set_w(int64_t{1} << 62), box->set_h(10);
+  EXPECT_EQ(code(far), StatusCode::kOutOfRange);
+  box->set_x(0), box->set_w(0);
+  EXPECT_EQ(code(far), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(proto::DealerRequest()), StatusCode::kInvalidArgument);
+  proto::DealerRequest list;
+  list.mutable_list_slides();
+  EXPECT_TRUE(wire::Ask<proto::DealerReply>(dealer, list, 5000).ok());
 }
 
 TEST(ServeTest, AReaderKilledMidRegionDoesNotHurtTheDealer) {

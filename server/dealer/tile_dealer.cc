@@ -144,10 +144,6 @@ struct TileDealer::Impl {
   }
 
   Status ReadChunks(const proto::ReadChunks& req, Outgoing& out) {
-    if (req.chunks_size() > kMaxChunksPerRequest) {
-      return Error(StatusCode::kInvalidArgument, "{} chunks in one request; ask for at most {}",
-                   req.chunks_size(), kMaxChunksPerRequest);
-    }
     TESSERA_ASSIGN_OR_RETURN(auto slide, registry->Get(req.slide_id()));
     for (const auto& ref : req.chunks()) {
       const ChunkKey key = KeyOf(ref);
@@ -206,10 +202,6 @@ struct TileDealer::Impl {
                    req.level(), slide->id, plan.level_count() - 1);
     }
     const auto& b = req.box();
-    if (b.w() <= 0 || b.h() <= 0) {
-      return Error(StatusCode::kInvalidArgument, "region {}x{} is empty: width and height must be positive",
-                   b.w(), b.h());
-    }
     const int level = static_cast<int>(req.level());
     const mosaic::Box asked{b.x(), b.y(), b.w(), b.h()};
     const auto placement = slide->placement.load();  // this request's, even if a stitch lands meanwhile
@@ -314,6 +306,37 @@ struct TileDealer::Impl {
     cv.notify_one();
   }
 
+  // What a request may ask, whatever the slide: checked before any handler sees it.
+  static Status Validate(const proto::DealerRequest& req) {
+    switch (req.body_case()) {
+      case proto::DealerRequest::kReadChunks:
+        if (req.read_chunks().chunks_size() > kMaxChunksPerRequest) {
+          return Error(StatusCode::kInvalidArgument, "{} chunks in one request; ask for at most {}",
+                       req.read_chunks().chunks_size(), kMaxChunksPerRequest);
+        }
+        return OkStatus();
+      case proto::DealerRequest::kPlanRegion: {
+        const auto& b = req.plan_region().box();
+        if (b.w() <= 0 || b.h() <= 0) {
+          return Error(StatusCode::kInvalidArgument, "region {}x{} is empty: width and height must be positive",
+                       b.w(), b.h());
+        }
+        // Far beyond any mosaic, and small enough that sums of these never overflow.
+        constexpr int64_t kMaxCoordinate = int64_t{1} << 40;
+        for (int64_t v : {b.x(), b.y(), b.w(), b.h()}) {
+          if (v > kMaxCoordinate || v < -kMaxCoordinate) {
+            return Error(StatusCode::kOutOfRange, "region {},{} {}x{}: coordinates are at most 2^40", b.x(), b.y(),
+                         b.w(), b.h());
+          }
+        }
+        return OkStatus();
+      }
+      case proto::DealerRequest::kListSlides:
+      case proto::DealerRequest::kSlideInfo: return OkStatus();
+      default: return Error(StatusCode::kInvalidArgument, "empty or unknown dealer request");
+    }
+  }
+
   // Every role may read.
   static Status Authorize(const wire::Message& in, const proto::DealerRequest&) {
     return wire::Authorize(in, {"viewer", "scanner", "worker"}, "read tiles");
@@ -367,7 +390,8 @@ Result<std::unique_ptr<TileDealer>> TileDealer::Open(const DealerOptions& option
   impl->publish = wire::MakeSocket(zmq::socket_type::xpub, wire::kRequestLimits);
   impl->results = wire::MakeSocket(zmq::socket_type::pull);
   TESSERA_ASSIGN_OR_RETURN(impl->front, (wire::Server<proto::DealerRequest, proto::DealerReply>::Bind(
-                                             options.bind, wire::kRequestLimits, {.authorize = &Impl::Authorize})));
+                                             options.bind, wire::kRequestLimits,
+                                             {.authorize = &Impl::Authorize, .validate = &Impl::Validate, .log = "dealer"})));
   impl->endpoint = impl->front->endpoint();
   TESSERA_ASSIGN_OR_RETURN(impl->events_endpoint, wire::Bind(impl->events, options.events_bind));
   TESSERA_ASSIGN_OR_RETURN(impl->publish_endpoint, wire::Bind(impl->publish, options.publish_bind));
