@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -226,11 +225,12 @@ Result<Credential> KeyStore::Ensure(const std::string& name, Role role, const st
       TESSERA_RETURN_IF_ERROR(WriteCredential(path, *held));
       return *held;
     }
-    // The file is gone or stale: the old key goes, a new one is issued under the same name.
-    impl_->clients.erase(std::remove_if(impl_->clients.begin(), impl_->clients.end(),
-                                        [&](const Client& c) { return c.name == name; }),
-                         impl_->clients.end());
   }
+  // The file is gone or stale, or the name was revoked: the old key goes (refused from now on,
+  // as unknown) and a new one is issued under the same name.
+  impl_->clients.erase(std::remove_if(impl_->clients.begin(), impl_->clients.end(),
+                                      [&](const Client& c) { return c.name == name; }),
+                       impl_->clients.end());
   TESSERA_ASSIGN_OR_RETURN(Credential c, Issue(name, role, endpoint));
   TESSERA_RETURN_IF_ERROR(WriteCredential(path, c));
   return c;

@@ -42,6 +42,27 @@ TEST(SecurityTest, TheStoreKeepsItsKeysAndIssuesUniqueCredentials) {
   EXPECT_EQ((*again)->Revoke("nobody").code(), StatusCode::kNotFound);
 }
 
+TEST(SecurityTest, EnsureKeepsACredentialAcrossRestartsAndReissuesARevokedOne) {
+  const std::string dir = Dir("ensure");
+  auto store = KeyStore::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const std::string path = dir + "/admin.credential";
+  auto first = (*store)->Ensure("admin", Role::kAdmin, "tcp://h:1", path);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto again = (*store)->Ensure("admin", Role::kAdmin, "tcp://h:2", path);  // restarted on another port
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->keys.public_key, first->keys.public_key);
+  EXPECT_EQ(ReadCredential(path)->endpoint, "tcp://h:2");
+  ASSERT_TRUE((*store)->Revoke("admin").ok());
+  auto fresh = (*store)->Ensure("admin", Role::kAdmin, "tcp://h:2", path);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_NE(fresh->keys.public_key, first->keys.public_key);
+  EXPECT_FALSE((*store)->Lookup(first->keys.public_key).has_value()) << "the revoked key stays refused";
+  EXPECT_TRUE((*store)->Lookup(fresh->keys.public_key).has_value());
+  EXPECT_TRUE(ReadHttpToken(dir).ok()) << "the store made the HTTP token";
+  EXPECT_TRUE(ReadCredential(dir + "/stack.credential").ok()) << "and the stack's own credential";
+}
+
 TEST(SecurityTest, CredentialFilesRoundTripPrivatelyAndBadOnesNameTheFile) {
   const std::string dir = Dir("cred");
   std::filesystem::create_directories(dir);
