@@ -29,20 +29,30 @@ void DieWithParent(bool enabled) {
   if (enabled) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
-// A role of a secured stack (`--security DIR`, env TESSERA_SECURITY, which the manager sets
-// for the children it starts): the stack's keys, and a ZAP handler for the process's life.
-Status JoinStack(const std::string& dir) {
-  if (dir.empty()) return OkStatus();
-  static std::unique_ptr<security::ZapHandler> zap;
-  TESSERA_ASSIGN_OR_RETURN(zap, security::JoinStack(dir));
-  return OkStatus();
-}
+// What every `serve ROLE` but the manager takes: --die-with-parent (the roles a parent
+// starts), and --security (env TESSERA_SECURITY, which the manager and `tessera up` set for
+// the roles they start).
+struct RoleStart {
+  bool die_with_parent = false;
+  std::string security;  ///< the stack's security folder; empty: unauthenticated, loopback only
+};
 
-void AddSecurityOption(CLI::App* cmd, std::string& dir) {
-  cmd->add_option("--security", dir,
+void AddRoleStartOptions(CLI::App* cmd, RoleStart& start) {
+  cmd->add_flag("--die-with-parent", start.die_with_parent, "Exit when the parent process ends");
+  cmd->add_option("--security", start.security,
                   "The stack's security folder (DATA/security of its manager: server.key, clients.json, "
                   "stack.credential); without it the role listens on loopback only, unauthenticated")
       ->envname("TESSERA_SECURITY");
+}
+
+// Ends with the parent if asked, and joins a secured stack: its keys, and a ZAP handler for
+// the life of the process.
+Status StartRole(const RoleStart& start) {
+  DieWithParent(start.die_with_parent);
+  if (start.security.empty()) return OkStatus();
+  static std::unique_ptr<security::ZapHandler> zap;
+  TESSERA_ASSIGN_OR_RETURN(zap, security::JoinStack(start.security));
+  return OkStatus();
 }
 
 void Ready(const std::string& line) {
@@ -137,9 +147,9 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     } else {
       security_dir = data + "/security";
       credential = security_dir + "/" + security::kAdminCredentialFile;
-      auto store = security::KeyStore::Open(security_dir);
-      Status s = store.status();
-      if (s.ok()) s = (*store)->Ensure("admin", security::Role::kAdmin, manager, credential).status();
+      // The keys and the token first, for the roles started before the manager; the manager
+      // writes the admin credential (for its endpoint) when it starts.
+      Status s = security::KeyStore::Open(security_dir).status();
       auto t = security::ReadHttpToken(security_dir);
       if (s.ok()) s = t.status();
       if (!s.ok()) {
@@ -258,19 +268,16 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static proxy::ProxyOptions proxy_opts;
-  static bool proxy_die = false;
   auto* px = serve->add_subcommand("proxy", "A slide's proxy (started by the manager)");
   px->add_option("--slide", proxy_opts.slide_id, "Slide id")->required();
   px->add_option("--plan", proxy_opts.plan_file, "Scan plan JSON file")->required();
   px->add_option("--writer", proxy_opts.writer, "The slide writer's endpoint")->required();
   px->add_option("--bind", proxy_opts.bind, "Endpoint scanners connect to")->capture_default_str();
   px->add_option("--fifo-bytes", proxy_opts.fifo_bytes, "FIFO bound in bytes")->capture_default_str();
-  px->add_flag("--die-with-parent", proxy_die, "Exit when the parent process ends");
-  static std::string proxy_security;
-  AddSecurityOption(px, proxy_security);
+  static RoleStart proxy_start;
+  AddRoleStartOptions(px, proxy_start);
   px->callback([&] {
-    DieWithParent(proxy_die);
-    if (Status s = JoinStack(proxy_security); !s.ok()) {
+    if (Status s = StartRole(proxy_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
@@ -284,7 +291,6 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static dealer::DealerOptions dealer_opts;
-  static bool dealer_die = false;
   auto* dl = serve->add_subcommand("dealer", "The tile dealer: tiles, regions and live events for viewers and programs");
   dl->add_option("--manager", dealer_opts.manager, "The slide manager's endpoint")->required();
   dl->add_option("--bind", dealer_opts.bind, "Endpoint for requests")->capture_default_str();
@@ -294,12 +300,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   dl->add_option("--cache-bytes", dealer_opts.cache_bytes, "Chunk cache size in bytes")->capture_default_str();
   dl->add_option("--io-threads", dealer_opts.io_threads, "Threads reading slide files")->capture_default_str();
-  dl->add_flag("--die-with-parent", dealer_die, "Exit when the parent process ends");
-  static std::string dealer_security;
-  AddSecurityOption(dl, dealer_security);
+  static RoleStart dealer_start;
+  AddRoleStartOptions(dl, dealer_start);
   dl->callback([&] {
-    DieWithParent(dealer_die);
-    if (Status s = JoinStack(dealer_security); !s.ok()) {
+    if (Status s = StartRole(dealer_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
@@ -314,7 +318,6 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static gateway::GatewayOptions gateway_opts;
-  static bool gateway_die = false;
   gateway_opts.web_root = DefaultWebRoot();
   auto* gw = serve->add_subcommand(
       "gateway", "The HTTP gateway: the viewer page, IIIF Image API 3.0, REST, raw regions, Neuroglancer precomputed");
@@ -342,17 +345,15 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   gw->add_option("--max-raw-bytes", gateway_opts.max_raw_bytes, "Largest raw region (.npy, .tiff, precomputed chunk)")
       ->capture_default_str();
-  gw->add_flag("--die-with-parent", gateway_die, "Exit when the parent process ends");
-  static std::string gateway_security;
-  AddSecurityOption(gw, gateway_security);
+  static RoleStart gateway_start;
+  AddRoleStartOptions(gw, gateway_start);
   gw->callback([&] {
-    DieWithParent(gateway_die);
-    if (Status s = JoinStack(gateway_security); !s.ok()) {
+    if (Status s = StartRole(gateway_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
-    if (!gateway_security.empty() && !gateway_opts.http_public) {
-      auto token = security::ReadHttpToken(gateway_security);
+    if (!gateway_start.security.empty() && !gateway_opts.http_public) {
+      auto token = security::ReadHttpToken(gateway_start.security);
       if (!token.ok()) {
         exit_code = Fail(token.status().ToString());
         return;
@@ -369,7 +370,6 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static broker::BrokerOptions broker_opts;
-  static bool broker_die = false;
   auto* bk = serve->add_subcommand("broker", "The task broker: hands stitching tasks to workers");
   bk->add_option("--bind", broker_opts.bind, "Endpoint for workers and clients")->capture_default_str();
   bk->add_option("--heartbeat-ms", broker_opts.heartbeat_ms, "Heartbeat interval, both ways")->capture_default_str();
@@ -380,12 +380,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   bk->add_option("--max-queued-bytes", broker_opts.max_queued_bytes, "Bound of the task queues, in bytes")
       ->capture_default_str();
-  bk->add_flag("--die-with-parent", broker_die, "Exit when the parent process ends");
-  static std::string broker_security;
-  AddSecurityOption(bk, broker_security);
+  static RoleStart broker_start;
+  AddRoleStartOptions(bk, broker_start);
   bk->callback([&] {
-    DieWithParent(broker_die);
-    if (Status s = JoinStack(broker_security); !s.ok()) {
+    if (Status s = StartRole(broker_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
@@ -399,7 +397,6 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static worker::WorkerOptions worker_opts;
-  static bool worker_die = false;
   auto* wk = serve->add_subcommand("worker", "A stitching worker: takes tasks from the broker");
   wk->add_option("--broker", worker_opts.broker, "The broker's endpoint")->required();
   wk->add_option("--manager", worker_opts.manager, "The slide manager's endpoint (finds the tile dealer)")->required();
@@ -410,12 +407,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   wk->add_option("--name", worker_opts.name, "Name in `tessera ps` (default host:pid)");
   wk->add_option("--heartbeat-ms", worker_opts.heartbeat_ms, "Heartbeat interval (as the broker's)")
       ->capture_default_str();
-  wk->add_flag("--die-with-parent", worker_die, "Exit when the parent process ends");
-  static std::string worker_security;
-  AddSecurityOption(wk, worker_security);
+  static RoleStart worker_start;
+  AddRoleStartOptions(wk, worker_start);
   wk->callback([&] {
-    DieWithParent(worker_die);
-    if (Status s = JoinStack(worker_security); !s.ok()) {
+    if (Status s = StartRole(worker_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
@@ -429,7 +424,6 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static stitcher::StitchOptions stitcher_opts;
-  static bool stitcher_die = false;
   auto* sr = serve->add_subcommand("stitcher", "Stitch one slide and report to the manager (started by the manager)");
   sr->add_option("--slide", stitcher_opts.slide, "Slide id")->required();
   sr->add_option("--manager", stitcher_opts.manager, "The slide manager's endpoint")->required();
@@ -437,12 +431,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   sr->add_option("--z", stitcher_opts.z, "Plane to register on (-1: a z-stack's maximum projection over its planes)")->capture_default_str();
   sr->add_option("--max-shift", stitcher_opts.max_shift, "Pixels: the stage's error")->capture_default_str();
   sr->add_flag("!--no-store", stitcher_opts.store, "Report only: keep the slide's positions");
-  sr->add_flag("--die-with-parent", stitcher_die, "Exit when the parent process ends");
-  static std::string stitcher_security;
-  AddSecurityOption(sr, stitcher_security);
+  static RoleStart stitcher_start;
+  AddRoleStartOptions(sr, stitcher_start);
   sr->callback([&] {
-    DieWithParent(stitcher_die);
-    if (Status s = JoinStack(stitcher_security); !s.ok()) {
+    if (Status s = StartRole(stitcher_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
@@ -451,7 +443,6 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   });
 
   static writer::WriterOptions writer_opts;
-  static bool writer_die = false;
   auto* wr = serve->add_subcommand("writer", "A slide's writer (started by the manager)");
   wr->add_option("--slide", writer_opts.slide_id, "Slide id")->required();
   wr->add_option("--file", writer_opts.file, "The slide's HDF5 file (reopened if it exists)")->required();
@@ -463,12 +454,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   wr->add_flag("!--no-fsync", writer_opts.fsync, "Flush without fsync");
   wr->add_option("--events", writer_opts.events, "Where to publish 'frames landed' events (the dealer's events endpoint)");
-  wr->add_flag("--die-with-parent", writer_die, "Exit when the parent process ends");
-  static std::string writer_security;
-  AddSecurityOption(wr, writer_security);
+  static RoleStart writer_start;
+  AddRoleStartOptions(wr, writer_start);
   wr->callback([&] {
-    DieWithParent(writer_die);
-    if (Status s = JoinStack(writer_security); !s.ok()) {
+    if (Status s = StartRole(writer_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
