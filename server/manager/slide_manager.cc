@@ -47,8 +47,6 @@ struct Running {
   int restarts = 0;
 };
 
-
-
 // The highest slide number among the files in `dir` ("s000042.h5", "s000042.plan.json", ...).
 uint64_t HighestIdOnDisk(const std::string& dir) {
   uint64_t highest = 0;
@@ -488,14 +486,30 @@ struct SlideManager::Impl {
                  "this stack runs without security (--insecure): it issues no credentials");
   }
 
-  Status IssueCredential(const proto::CredentialRef& req, proto::ManagerReply* reply) {
+  // issue_credential, revoke_credential, list_credentials.
+  Status Credentials(const proto::ManagerRequest& req, proto::ManagerReply* reply) {
     if (!keys) return Insecure();
-    TESSERA_ASSIGN_OR_RETURN(security::Role role, security::ParseRole(req.role()));
-    TESSERA_ASSIGN_OR_RETURN(security::Credential c, keys->Issue(req.name(), role, endpoint));
-    log->info("credential={} role={} issued", c.name, req.role());
+    if (req.has_revoke_credential()) {
+      TESSERA_RETURN_IF_ERROR(keys->Revoke(req.revoke_credential().name()));
+      log->info("credential={} revoked", req.revoke_credential().name());
+      return OkStatus();
+    }
+    if (req.has_list_credentials()) {
+      for (const auto& c : keys->List()) {
+        auto* out = reply->mutable_credentials()->add_credentials();
+        out->set_name(c.name);
+        out->set_role(std::string(security::RoleName(c.role)));
+        out->set_revoked(c.revoked);
+      }
+      return OkStatus();
+    }
+    const proto::CredentialRef& ask = req.issue_credential();
+    TESSERA_ASSIGN_OR_RETURN(security::Role role, security::ParseRole(ask.role()));
+    TESSERA_ASSIGN_OR_RETURN(security::Credential c, keys->Issue(ask.name(), role, endpoint));
+    log->info("credential={} role={} issued", c.name, ask.role());
     auto* out = reply->mutable_credential();
     out->set_name(c.name);
-    out->set_role(req.role());
+    out->set_role(ask.role());
     out->set_endpoint(c.endpoint);
     out->set_server_key(c.server_key);
     out->set_public_key(c.keys.public_key);
@@ -507,66 +521,53 @@ struct SlideManager::Impl {
     const proto::ManagerRequest& req = call.request;
     proto::ManagerReply reply;
     Status s = OkStatus();
-    {
-      switch (req.body_case()) {
-        case proto::ManagerRequest::kOpenSlide: s = OpenSlide(req.open_slide(), &reply); break;
-        case proto::ManagerRequest::kCloseSlide:
-          s = CloseSlide(req.close_slide().slide_id(), &reply);
-          break;
-        case proto::ManagerRequest::kGetSlide: {
-          if (req.get_slide().slide_id().ends_with(kFusedSuffix)) {
-            s = FusedSummary(req.get_slide().slide_id(), reply.mutable_slide());
-            break;
-          }
-          auto r = catalog->Get(req.get_slide().slide_id());
-          s = r.status();
-          if (r.ok()) {
-            Summarize(*r, reply.mutable_slide());
-            AddPositions(*r, reply.mutable_slide());
-          }
+    switch (req.body_case()) {
+      case proto::ManagerRequest::kOpenSlide: s = OpenSlide(req.open_slide(), &reply); break;
+      case proto::ManagerRequest::kCloseSlide:
+        s = CloseSlide(req.close_slide().slide_id(), &reply);
+        break;
+      case proto::ManagerRequest::kGetSlide: {
+        if (req.get_slide().slide_id().ends_with(kFusedSuffix)) {
+          s = FusedSummary(req.get_slide().slide_id(), reply.mutable_slide());
           break;
         }
-        case proto::ManagerRequest::kStoreStitch: s = StoreStitch(req.store_stitch(), &reply); break;
-        case proto::ManagerRequest::kStitchSlide: s = StartStitch(req.stitch_slide(), &reply); break;
-        case proto::ManagerRequest::kGetStitch: s = GetStitch(req.get_stitch().slide_id(), &reply); break;
-        case proto::ManagerRequest::kStitchProgress: {
-          proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
-          if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
-          if (state.state() == "done") Publish(state.slide_id() + kFusedSuffix, false, /*closed=*/true);
-          if (state.state() == "done" || state.state() == "failed") ForgetStitch(state.slide_id());
-          break;
+        auto r = catalog->Get(req.get_slide().slide_id());
+        s = r.status();
+        if (r.ok()) {
+          Summarize(*r, reply.mutable_slide());
+          AddPositions(*r, reply.mutable_slide());
         }
-        case proto::ManagerRequest::kListSlides: {
-          auto all = catalog->List();
-          s = all.status();
-          if (all.ok()) {
-            for (const auto& r : *all) Summarize(r, reply.mutable_slides()->add_slides());
-          }
-          break;
-        }
-        case proto::ManagerRequest::kIssueCredential: s = IssueCredential(req.issue_credential(), &reply); break;
-        case proto::ManagerRequest::kRevokeCredential:
-          s = keys ? keys->Revoke(req.revoke_credential().name()) : Insecure();
-          if (s.ok()) log->info("credential={} revoked", req.revoke_credential().name());
-          break;
-        case proto::ManagerRequest::kListCredentials:
-          s = keys ? OkStatus() : Insecure();
-          for (const auto& c : keys ? keys->List() : std::vector<security::Issued>{}) {
-            auto* out = reply.mutable_credentials()->add_credentials();
-            out->set_name(c.name);
-            out->set_role(std::string(security::RoleName(c.role)));
-            out->set_revoked(c.revoked);
-          }
-          break;
-        case proto::ManagerRequest::kGetEndpoints: {
-          auto* eps = reply.mutable_endpoints()->mutable_endpoints();
-          (*eps)["manager"] = endpoint;
-          for (const auto& [k, v] : options.endpoints) (*eps)[k] = v;
-          break;
-        }
-        default:
-          s = Error(StatusCode::kInvalidArgument, "empty or unknown manager request");
+        break;
       }
+      case proto::ManagerRequest::kStoreStitch: s = StoreStitch(req.store_stitch(), &reply); break;
+      case proto::ManagerRequest::kStitchSlide: s = StartStitch(req.stitch_slide(), &reply); break;
+      case proto::ManagerRequest::kGetStitch: s = GetStitch(req.get_stitch().slide_id(), &reply); break;
+      case proto::ManagerRequest::kStitchProgress: {
+        proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
+        if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
+        if (state.state() == "done") Publish(state.slide_id() + kFusedSuffix, false, /*closed=*/true);
+        if (state.state() == "done" || state.state() == "failed") ForgetStitch(state.slide_id());
+        break;
+      }
+      case proto::ManagerRequest::kListSlides: {
+        auto all = catalog->List();
+        s = all.status();
+        if (all.ok()) {
+          for (const auto& r : *all) Summarize(r, reply.mutable_slides()->add_slides());
+        }
+        break;
+      }
+      case proto::ManagerRequest::kIssueCredential:
+      case proto::ManagerRequest::kRevokeCredential:
+      case proto::ManagerRequest::kListCredentials: s = Credentials(req, &reply); break;
+      case proto::ManagerRequest::kGetEndpoints: {
+        auto* eps = reply.mutable_endpoints()->mutable_endpoints();
+        (*eps)["manager"] = endpoint;
+        for (const auto& [k, v] : options.endpoints) (*eps)[k] = v;
+        break;
+      }
+      default:
+        s = Error(StatusCode::kInvalidArgument, "empty or unknown manager request");
     }
     if (!s.ok()) {
       log->info("request={} status={} {}", static_cast<int>(req.body_case()),
@@ -584,11 +585,6 @@ SlideManager::~SlideManager() {
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
 const std::string& SlideManager::admin_credential() const { return impl_->admin_credential; }
-std::map<std::string, std::string> SlideManager::endpoints() const {
-  auto all = impl_->options.endpoints;
-  all["manager"] = impl_->endpoint;
-  return all;
-}
 
 Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -602,11 +598,12 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
     return Error(StatusCode::kUnavailable, "cannot create data folder {}: {}", impl->SlidesDir(),
                  ec.message());
   }
-  if (!options.security_dir.empty()) {
-    const std::string dir = fs::absolute(options.security_dir).string();
-    TESSERA_ASSIGN_OR_RETURN(impl->keys, security::KeyStore::Open(dir));
-    TESSERA_ASSIGN_OR_RETURN(impl->zap, security::JoinStack(dir));
-    ::setenv("TESSERA_SECURITY", dir.c_str(), 1);  // every child joins the same stack
+  const std::string security_dir =
+      options.security_dir.empty() ? std::string() : fs::absolute(options.security_dir).string();
+  if (!security_dir.empty()) {
+    TESSERA_ASSIGN_OR_RETURN(impl->keys, security::KeyStore::Open(security_dir));
+    TESSERA_ASSIGN_OR_RETURN(impl->zap, security::JoinStack(security_dir));
+    ::setenv("TESSERA_SECURITY", security_dir.c_str(), 1);  // every child joins the same stack
   }
   TESSERA_ASSIGN_OR_RETURN(impl->catalog,
                            catalog::Catalog::Open((fs::path(options.data_dir) / "catalog.sqlite").string()));
@@ -617,7 +614,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
                                               options.bind, wire::kRequestLimits, {.authorize = &Impl::Authorize})));
   impl->endpoint = impl->server->endpoint();
   if (impl->keys) {
-    impl->admin_credential = fs::absolute(options.security_dir).string() + "/" + security::kAdminCredentialFile;
+    impl->admin_credential = security_dir + "/" + security::kAdminCredentialFile;
     TESSERA_RETURN_IF_ERROR(
         impl->keys->Ensure("admin", security::Role::kAdmin, impl->endpoint, impl->admin_credential).status());
   }

@@ -55,8 +55,6 @@ class SlideManager {
   ~SlideManager();
 
   const std::string& endpoint() const;
-  /// Every role's endpoint: "manager" and what the services announced.
-  std::map<std::string, std::string> endpoints() const;
   /// The admin credential of a secured stack (security_dir/admin.credential), written with
   /// this manager's endpoint; empty when insecure.
   const std::string& admin_credential() const;
