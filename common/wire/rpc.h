@@ -83,15 +83,12 @@ class Server {
       if (s.ok()) return call;
       if (++refused_ <= 10 || refused_ % 1000 == 0) LogRefused(policy_.log, s, refused_);
       Reply reply;
-      if constexpr (kHasStatus) {
-        if (policy_.refuse == nullptr) {
-          Answer(call, std::move(reply), s);
-          continue;
-        }
+      if (policy_.refuse != nullptr) {
+        policy_.refuse(s, &reply);
+      } else if constexpr (kHasStatus) {
+        ToProto(s, reply.mutable_status());
       }
-      if (policy_.refuse != nullptr) policy_.refuse(s, &reply);
-      reply.set_version(kProtocolVersion);
-      Send(socket_, &*call.message.identity, reply);
+      Send(socket_, &*call.message.identity, Stamped(call, std::move(reply)));
     }
   }
 
@@ -101,12 +98,8 @@ class Server {
               std::vector<zmq::message_t> payload = {})
     requires kHasStatus
   {
-    reply.set_version(kProtocolVersion);
-    if constexpr (requires { reply.set_request_id(call.request.request_id()); }) {
-      reply.set_request_id(call.request.request_id());
-    }
     ToProto(status, reply.mutable_status());
-    return Send(socket_, &*call.message.identity, reply, std::move(payload));
+    return Send(socket_, &*call.message.identity, Stamped(call, std::move(reply)), std::move(payload));
   }
 
   zmq::socket_t& socket() { return socket_; }
@@ -115,6 +108,15 @@ class Server {
   uint64_t refused() const { return refused_; }
 
  private:
+  // The protocol version, and the request's id for protocols whose replies echo it.
+  static Reply Stamped(const Incoming<Request>& call, Reply reply) {
+    reply.set_version(kProtocolVersion);
+    if constexpr (requires { reply.set_request_id(call.request.request_id()); }) {
+      reply.set_request_id(call.request.request_id());
+    }
+    return reply;
+  }
+
   zmq::socket_t socket_;
   Limits limits_;
   Policy policy_;

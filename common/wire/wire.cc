@@ -1,18 +1,17 @@
 #include "common/wire/wire.h"
 
-#include "common/wire/rpc.h"
-
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 
 #include "common/log/log.h"
-#include <fmt/ranges.h>
+#include "common/wire/rpc.h"
 
 namespace tessera::wire {
 

@@ -54,7 +54,7 @@ struct Reply {
 
 using Query = std::map<std::string, std::string>;
 
-constexpr const char* kTokenCookie = "tessera_token";
+constexpr std::string_view kTokenCookie = "tessera_token";
 
 http::status HttpStatus(StatusCode code) {
   switch (code) {
@@ -631,8 +631,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       std::string_view c = cookies.substr(0, semi);
       cookies = semi == std::string_view::npos ? std::string_view() : cookies.substr(semi + 1);
       while (c.starts_with(' ')) c.remove_prefix(1);
-      if (c.starts_with(kTokenCookie) && c.substr(std::string_view(kTokenCookie).size()).starts_with('=') &&
-          SameToken(c.substr(std::string_view(kTokenCookie).size() + 1), token)) {
+      if (c.starts_with(kTokenCookie) && c.substr(kTokenCookie.size()).starts_with('=') &&
+          SameToken(c.substr(kTokenCookie.size() + 1), token)) {
         return std::nullopt;
       }
     }
