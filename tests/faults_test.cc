@@ -81,6 +81,47 @@ TEST(FaultsTest, KilledWriterThenKilledProxyLoseNothingAndDoubleNothing) {
   ExpectFileHolds(after->path, plan, 30);
 }
 
+// The manager never waits for a child: a writer that takes its time to close (stopped here
+// with SIGSTOP, as a writer finishing the zoom levels of a large slide on a slow disk does)
+// holds only its own close, while every other request, another slide's open included, is
+// answered at once.
+TEST(FaultsTest, TheManagerAnswersWhileAWriterTakesItsTimeToClose) {
+  Stack stack;
+  const ScanPlan plan = NoisePlan(2, 128, 128);
+  Client client(stack.manager());
+  auto slide = client.OpenSlide(plan);
+  ASSERT_TRUE(slide.ok()) << slide.status().ToString();
+  ASSERT_GT(slide->writer_pid, 0);
+  ASSERT_EQ(::kill(slide->writer_pid, SIGSTOP), 0);
+
+  std::atomic<bool> closed{false};
+  Result<SlideSummary> close_result = Error(StatusCode::kInternal, "not closed");
+  std::thread closer([&] {
+    Client slow(stack.manager(), 120000);
+    close_result = slow.CloseSlide(slide->id);
+    closed = true;
+  });
+  // The proxy ends at once; the writer cannot until it runs again.
+  ASSERT_TRUE(WaitFor([&] { return stack.RolePids("proxy", slide->id).empty(); })) << "the proxy was not stopped";
+  Client quick(stack.manager(), 2000);
+  for (int i = 0; i < 5; ++i) {
+    auto list = quick.List();
+    ASSERT_TRUE(list.ok()) << "the manager did not answer while a writer was closing: " << list.status().ToString();
+    auto other = quick.OpenSlide(plan);
+    ASSERT_TRUE(other.ok()) << "another slide could not open while a writer was closing: " << other.status().ToString();
+    EXPECT_GT(other->writer_pid, 0);
+  }
+  EXPECT_FALSE(closed.load()) << "the close was answered before its writer ended";
+  auto during = quick.Info(slide->id);
+  ASSERT_TRUE(during.ok());
+  EXPECT_EQ(during->state, "acquiring");
+
+  ASSERT_EQ(::kill(slide->writer_pid, SIGCONT), 0);
+  closer.join();
+  ASSERT_TRUE(close_result.ok()) << close_result.status().ToString();
+  EXPECT_EQ(close_result->state, "acquired");
+}
+
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -21,7 +21,7 @@
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
 #include "common/wire/rpc.h"
-#include "server/supervisor/child_process.h"
+#include "server/supervisor/children.h"
 
 namespace tessera::manager {
 namespace {
@@ -42,9 +42,19 @@ int64_t UnixMs() {
       .count();
 }
 
+using Call = wire::Incoming<proto::ManagerRequest>;
+
+// An acquiring slide's proxy and writer. Each is started, restarted and stopped without the
+// manager waiting for it: requests that must wait for them (an open, a close) are kept here
+// and answered when the children are ready or have ended.
 struct Running {
-  supervisor::Child writer, proxy;
+  pid_t writer = -1, proxy = -1;  // alive: starting, serving or stopping
+  bool writer_ready = false, proxy_ready = false;
   int restarts = 0;
+  bool stopping = false;    // being stopped: never restarted
+  bool closing = false;     // stopped for a close, which completes once both have ended
+  std::vector<Call> opens;  // answered once both serve
+  std::vector<Call> closes; // answered once both have ended and the file is read
 };
 
 // The highest slide number among the files in `dir` ("s000042.h5", "s000042.plan.json", ...).
@@ -70,6 +80,7 @@ struct SlideManager::Impl {
   std::optional<wire::Server<proto::ManagerRequest, proto::ManagerReply>> server;
   std::string endpoint;
   std::map<std::string, Running> running;  // acquiring slides
+  supervisor::Children kids;  // every proxy, writer and stitcher
   std::shared_ptr<spdlog::logger> log = log::Get("manager");
   std::optional<zmq::socket_t> events;  // to the dealer: positions changed (connected at start)
   std::map<std::string, proto::StitchState> stitches;  // the last stitch of each slide, by id
@@ -109,47 +120,106 @@ struct SlideManager::Impl {
     return path.size() < 100 ? "ipc://" + path : "tcp://127.0.0.1:0";
   }
 
-  // Starts (or restarts, on their recorded endpoints) a slide's writer and proxy.
-  Status StartChildren(SlideRecord& r) {
-    Running& run = running[r.id];
-    const bool fresh = r.writer_endpoint.empty();
-    if (run.writer.pid <= 0) {
-      TESSERA_ASSIGN_OR_RETURN(
-          run.writer, supervisor::Spawn(options.exe, WriterArgs(r, fresh ? WriterBind(r.id) : r.writer_endpoint),
-                                      kReadyTimeoutMs));
-      r.writer_endpoint = run.writer.endpoint;
+  // Starts (or restarts, on their recorded endpoints) whichever of a slide's writer and
+  // proxy is not running: the writer first, the proxy once the writer serves. The opens
+  // waiting on the slide are answered when both serve; a child that does not become ready
+  // fails the slide.
+  void StartChildren(const std::string& id) {
+    auto rec = catalog->Get(id);
+    if (!rec.ok()) return MarkFailed(id, rec.status());
+    SlideRecord& r = *rec;
+    Running& run = running[id];
+    if (run.stopping) return;
+    if (run.writer <= 0) {
+      const bool fresh = r.writer_endpoint.empty();
+      StartChild(id, &Running::writer, WriterArgs(r, fresh ? WriterBind(id) : r.writer_endpoint));
+      return;
     }
-    if (run.proxy.pid <= 0) {
-      TESSERA_ASSIGN_OR_RETURN(
-          run.proxy,
-          supervisor::Spawn(options.exe, ProxyArgs(r, r.proxy_endpoint.empty() ? FreshBind() : r.proxy_endpoint),
-                          kReadyTimeoutMs));
-      r.proxy_endpoint = run.proxy.endpoint;
+    if (!run.writer_ready) return;  // the proxy follows once the writer serves
+    if (run.proxy <= 0) {
+      StartChild(id, &Running::proxy, ProxyArgs(r, r.proxy_endpoint.empty() ? FreshBind() : r.proxy_endpoint));
+      return;
     }
-    log->info("slide={} proxy={} pid={} writer={} pid={}", r.id, r.proxy_endpoint, run.proxy.pid,
-              r.writer_endpoint, run.writer.pid);
-    return catalog->Update(r);
+    if (!run.proxy_ready) return;
+    log->info("slide={} proxy={} pid={} writer={} pid={}", id, r.proxy_endpoint, run.proxy, r.writer_endpoint,
+              run.writer);
+    for (Call& call : std::exchange(run.opens, {})) {
+      log->info("slide={} name={} opened frames={} path={}", r.id, r.name, r.frames_total, r.path);
+      AutoStitch(r);
+      proto::ManagerReply reply;
+      Summarize(r, reply.mutable_slide());
+      server->Answer(call, std::move(reply), OkStatus());
+    }
   }
 
+  // Starts a slide's writer or proxy (`role`); when it is ready its endpoint is recorded and
+  // StartChildren goes on.
+  void StartChild(const std::string& id, pid_t Running::*role, const std::vector<std::string>& args) {
+    const bool writer = role == &Running::writer;
+    auto pid = kids.Start(options.exe, args, kReadyTimeoutMs, [this, id, writer](Result<supervisor::Child> c) {
+      auto it = running.find(id);
+      if (it == running.end() || it->second.stopping) return;
+      if (!c.ok()) return MarkFailed(id, c.status());
+      auto rec = catalog->Get(id);
+      if (!rec.ok()) return MarkFailed(id, rec.status());
+      (writer ? rec->writer_endpoint : rec->proxy_endpoint) = c->endpoint;
+      if (Status s = catalog->Update(*rec); !s.ok()) return MarkFailed(id, s);
+      (writer ? it->second.writer_ready : it->second.proxy_ready) = true;
+      StartChildren(id);
+    });
+    if (!pid.ok()) return MarkFailed(id, pid.status());
+    running[id].*role = *pid;
+    (writer ? running[id].writer_ready : running[id].proxy_ready) = false;
+  }
+
+  // Stops a slide's proxy, then its writer (so that nothing new reaches the writer, which
+  // then stores its zoom levels, syncs and closes), without waiting: Stopped() follows when
+  // both have ended.
   void StopChildren(const std::string& id) {
     auto it = running.find(id);
     if (it == running.end()) return;
-    // Proxy first, so nothing new reaches the writer; then the writer syncs and closes.
-    for (supervisor::Child* c : {&it->second.proxy, &it->second.writer}) {
-      if (c->pid > 0) {
-        const int st = supervisor::Stop(c->pid, c == &it->second.writer ? kWriterStopGraceMs : kStopGraceMs);
-        log->info("slide={} pid={} stopped: {}", id, c->pid, supervisor::DescribeExit(st));
-      }
-    }
-    running.erase(it);
+    Running& run = it->second;
+    run.stopping = true;
+    const bool proxy = run.proxy > 0;
+    const pid_t pid = proxy ? run.proxy : run.writer;
+    if (pid <= 0) return Stopped(id);
+    kids.Stop(pid, proxy ? kStopGraceMs : kWriterStopGraceMs, [this, id, pid, proxy](int st) {
+      log->info("slide={} pid={} stopped: {}", id, pid, supervisor::DescribeExit(st));
+      auto again = running.find(id);
+      if (again == running.end()) return;
+      (proxy ? again->second.proxy : again->second.writer) = -1;
+      StopChildren(id);
+    });
   }
 
-  void MarkFailed(SlideRecord& r, const Status& why) {
-    log->error("slide={} status={} failed: {}", r.id, StatusCodeName(why.code()), why.message());
-    StopChildren(r.id);
-    r.state = "failed";
-    r.error = why.message();
-    (void)catalog->Update(r);
+  // A slide's proxy and writer have both ended: a close completes, with the file as stored.
+  void Stopped(const std::string& id) {
+    auto it = running.find(id);
+    if (it == running.end()) return;
+    std::vector<Call> closes = std::move(it->second.closes);
+    const bool closing = it->second.closing;
+    running.erase(it);
+    if (!closing) return;
+    proto::ManagerReply reply;
+    Status s = FinishClose(id, &reply);
+    for (Call& call : closes) server->Answer(call, reply, s);
+  }
+
+  // A slide failed: it says why, its children are stopped, and every request waiting on it
+  // gets the reason.
+  void MarkFailed(const std::string& id, const Status& why) {
+    log->error("slide={} status={} failed: {}", id, StatusCodeName(why.code()), why.message());
+    if (auto rec = catalog->Get(id); rec.ok()) {
+      rec->state = "failed";
+      rec->error = why.message();
+      (void)catalog->Update(*rec);
+    }
+    auto it = running.find(id);
+    if (it == running.end()) return;
+    it->second.closing = false;
+    for (Call& call : std::exchange(it->second.opens, {})) server->Answer(call, {}, why);
+    for (Call& call : std::exchange(it->second.closes, {})) server->Answer(call, {}, why);
+    StopChildren(id);
   }
 
   // A child ended on its own: restart it, unless it keeps dying.
@@ -253,10 +323,20 @@ struct SlideManager::Impl {
       if (req.no_store()) args.push_back("--no-store");
       state = proto::StitchState();
       state.set_slide_id(r.id);
-      TESSERA_ASSIGN_OR_RETURN(supervisor::Child child, supervisor::Spawn(options.exe, args, kReadyTimeoutMs));
+      const std::string id = r.id;
+      TESSERA_ASSIGN_OR_RETURN(pid_t pid, kids.Start(options.exe, args, kReadyTimeoutMs, [this, id](Result<supervisor::Child> c) {
+        if (c.ok()) return log->info("slide={} stitcher pid={} started", id, c->pid);
+        log->warn("slide={} status={} stitcher not started: {}", id, StatusCodeName(c.status().code()),
+                  c.status().message());
+        proto::StitchState& now = stitches[id];
+        if (now.state() != "running") return;
+        now.set_state("failed");
+        now.set_pid(0);
+        now.set_error(c.status().message());
+        ForgetStitch(id);
+      }));
       state.set_state("running");
-      state.set_pid(child.pid);
-      log->info("slide={} stitcher pid={} started", r.id, child.pid);
+      state.set_pid(pid);
     }
     return OkStatus();
   }
@@ -280,29 +360,21 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
-  void Reap() {
-    int st = 0;
-    pid_t pid;
-    while ((pid = ::waitpid(-1, &st, WNOHANG)) > 0) {
-      if (ReapStitcher(pid, st)) continue;
-      for (auto& [id, run] : running) {
-        supervisor::Child* dead = run.writer.pid == pid ? &run.writer
-                                : run.proxy.pid == pid ? &run.proxy
-                                                       : nullptr;
-        if (dead == nullptr) continue;
-        const char* role = dead == &run.writer ? "writer" : "proxy";
-        log->warn("slide={} role={} pid={} {}; restarting", id, role, pid, supervisor::DescribeExit(st));
-        dead->pid = -1;
-        auto rec = catalog->Get(id);
-        if (!rec.ok()) break;
-        if (++run.restarts > options.max_restarts) {
-          MarkFailed(*rec, Error(StatusCode::kInternal, "the slide's {} died {} times", role,
-                                 run.restarts));
-          break;
-        }
-        if (Status s = StartChildren(*rec); !s.ok()) MarkFailed(*rec, s);
-        break;
+  // A child ended without being asked to: a stitcher is looked after by ReapStitcher; a
+  // slide's proxy or writer is started again on its endpoint, unless it keeps dying.
+  void Exited(pid_t pid, int st) {
+    if (ReapStitcher(pid, st)) return;
+    for (auto& [id, run] : running) {
+      if (run.writer != pid && run.proxy != pid) continue;
+      const bool writer = run.writer == pid;
+      const char* role = writer ? "writer" : "proxy";
+      (writer ? run.writer : run.proxy) = -1;
+      if (run.stopping) return StopChildren(id);
+      log->warn("slide={} role={} pid={} {}; restarting", id, role, pid, supervisor::DescribeExit(st));
+      if (++run.restarts > options.max_restarts) {
+        return MarkFailed(id, Error(StatusCode::kInternal, "the slide's {} died {} times", role, run.restarts));
       }
+      return StartChildren(std::string(id));
     }
   }
 
@@ -322,10 +394,10 @@ struct SlideManager::Impl {
       out->mutable_stitch()->clear_report_json();
     }
     auto it = running.find(r.id);
-    if (it == running.end()) return;
+    if (it == running.end() || !it->second.proxy_ready) return;
     out->set_proxy_endpoint(r.proxy_endpoint);
-    out->set_proxy_pid(it->second.proxy.pid);
-    out->set_writer_pid(it->second.writer.pid);
+    out->set_proxy_pid(it->second.proxy);
+    out->set_writer_pid(it->second.writer);
     proto::IngestMessage req;
     req.set_version(wire::kProtocolVersion);
     req.mutable_stats_request();
@@ -340,8 +412,9 @@ struct SlideManager::Impl {
     }
   }
 
-  Status OpenSlide(const proto::OpenSlide& req, proto::ManagerReply* reply) {
-    TESSERA_ASSIGN_OR_RETURN(ScanPlan plan, PlanFromJson(req.plan_json()));
+  // Opens a slide and starts its writer and proxy; the open is answered once both serve.
+  Status OpenSlide(Call& call) {
+    TESSERA_ASSIGN_OR_RETURN(ScanPlan plan, PlanFromJson(call.request.open_slide().plan_json()));
     plan.ClampChunks();
     TESSERA_RETURN_IF_ERROR(plan.Validate());
     SlideRecord r;
@@ -353,26 +426,32 @@ struct SlideManager::Impl {
     TESSERA_ASSIGN_OR_RETURN(r.id, catalog->Insert(r));
     if (r.name.empty()) r.name = r.id;
     r.path = fs::absolute(fs::path(SlidesDir()) / (r.id + ".h5")).string();
+    TESSERA_RETURN_IF_ERROR(catalog->Update(r));
     TESSERA_RETURN_IF_ERROR(WritePlanFile(PlanPath(r.id), plan));
-    if (Status s = StartChildren(r); !s.ok()) {
-      MarkFailed(r, s);
-      return s;
-    }
-    log->info("slide={} name={} opened frames={} path={}", r.id, r.name, r.frames_total, r.path);
-    AutoStitch(r);
-    Summarize(r, reply->mutable_slide());
+    running[r.id].opens.push_back(std::move(call));
+    StartChildren(r.id);
     return OkStatus();
   }
 
-  Status CloseSlide(const std::string& id, proto::ManagerReply* reply) {
+  // Stops a slide's proxy and writer; the close is answered once both have ended.
+  Status CloseSlide(Call& call) {
+    const std::string id = call.request.close_slide().slide_id();
     TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(id));
     if (r.state != "acquiring") {
       return Error(StatusCode::kFailedPrecondition, "slide {} is {}, not acquiring", id, r.state);
     }
+    Running& run = running[id];
+    run.closing = true;
+    run.closes.push_back(std::move(call));
     StopChildren(id);
+    return OkStatus();
+  }
+
+  Status FinishClose(const std::string& id, proto::ManagerReply* reply) {
+    TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(id));
     auto file = storage::SlideFile::OpenForRead(r.path);
     if (!file.ok()) {
-      MarkFailed(r, file.status());
+      MarkFailed(id, file.status());
       return file.status();
     }
     r.frames_written = (*file)->frames_written();
@@ -517,15 +596,18 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
-  void Handle(const wire::Incoming<proto::ManagerRequest>& call) {
+  void Handle(Call& call) {
     const proto::ManagerRequest& req = call.request;
     proto::ManagerReply reply;
     Status s = OkStatus();
     switch (req.body_case()) {
-      case proto::ManagerRequest::kOpenSlide: s = OpenSlide(req.open_slide(), &reply); break;
-      case proto::ManagerRequest::kCloseSlide:
-        s = CloseSlide(req.close_slide().slide_id(), &reply);
+      case proto::ManagerRequest::kOpenSlide:
+      case proto::ManagerRequest::kCloseSlide: {  // answered when the children are ready, or have ended
+        const auto what = req.body_case();
+        s = what == proto::ManagerRequest::kOpenSlide ? OpenSlide(call) : CloseSlide(call);
+        if (s.ok()) return;
         break;
+      }
       case proto::ManagerRequest::kGetSlide: {
         if (req.get_slide().slide_id().ends_with(kFusedSuffix)) {
           s = FusedSummary(req.get_slide().slide_id(), reply.mutable_slide());
@@ -581,7 +663,11 @@ SlideManager::SlideManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 SlideManager::~SlideManager() {
   std::vector<std::string> ids;
   for (const auto& [id, run] : impl_->running) ids.push_back(id);
-  for (const auto& id : ids) impl_->StopChildren(id);
+  for (const auto& id : ids) {
+    impl_->running[id].closing = false;  // slides stay acquiring, resumed at the next start
+    impl_->StopChildren(id);
+  }
+  impl_->kids.Wait();
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
 const std::string& SlideManager::admin_credential() const { return impl_->admin_credential; }
@@ -624,10 +710,12 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
     TESSERA_RETURN_IF_ERROR(wire::Connect(*impl->events, impl->options.events));
   }
   TESSERA_ASSIGN_OR_RETURN(auto all, impl->catalog->List());
+  Impl* m = impl.get();
+  impl->kids.OnExit([m](pid_t pid, int st) { m->Exited(pid, st); });
   for (auto& r : all) {
     if (r.state != "acquiring") continue;
     impl->log->info("slide={} was acquiring; restarting its proxy and writer", r.id);
-    if (Status s = impl->StartChildren(r); !s.ok()) impl->MarkFailed(r, s);
+    impl->StartChildren(r.id);
   }
   return std::unique_ptr<SlideManager>(new SlideManager(std::move(impl)));
 }
@@ -635,8 +723,8 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
 Status SlideManager::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
   while (!stop.load()) {
-    if (auto call = m.server->Next(100)) m.Handle(*call);
-    m.Reap();
+    if (auto call = m.server->Next(m.kids.busy() ? 5 : 100)) m.Handle(*call);
+    m.kids.Poll();
   }
   return OkStatus();
 }

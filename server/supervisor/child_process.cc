@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -18,7 +19,7 @@ extern char** environ;
 namespace tessera::supervisor {
 namespace {
 
-int64_t Now() {
+int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -26,13 +27,15 @@ int64_t Now() {
 
 }  // namespace
 
+int64_t SteadyMs() { return NowMs(); }
+
 std::string DescribeExit(int st) {
   if (WIFEXITED(st)) return fmt::format("exited with status {}", WEXITSTATUS(st));
   if (WIFSIGNALED(st)) return fmt::format("killed by signal {}", WTERMSIG(st));
   return "ended";
 }
 
-Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms) {
+Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& args) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     return Error(StatusCode::kInternal, "pipe: {}", std::strerror(errno));
@@ -52,33 +55,49 @@ Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args
     ::close(fds[0]);
     return Error(StatusCode::kInternal, "cannot start {}: {}", exe, std::strerror(rc));
   }
+  return Launched{pid, fds[0]};
+}
+
+std::string Describe(const std::string& exe, const std::vector<std::string>& args) {
+  std::string what = exe;
+  for (size_t i = 0; i < args.size() && i < 2; ++i) what += " " + args[i];
+  return what;
+}
+
+std::optional<std::string> ReadyEndpoint(const std::string& out) {
+  const auto nl = out.find('\n');
+  if (nl == std::string::npos || !out.starts_with("ready ")) return std::nullopt;
+  return out.substr(6, nl - 6);
+}
+
+Status NotReady(const std::string& what, int wait_status, const std::string& out) {
+  return Error(StatusCode::kUnavailable, "`{}` did not become ready ({}): {}", what, DescribeExit(wait_status),
+               out.empty() ? "no output; see its log above" : out);
+}
+
+Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms) {
+  TESSERA_ASSIGN_OR_RETURN(Launched child, Launch(exe, args));
   std::string out;
-  const int64_t deadline = Now() + timeout_ms;
+  const int64_t deadline = NowMs() + timeout_ms;
   while (out.find('\n') == std::string::npos) {
-    const int64_t left = deadline - Now();
-    pollfd p{fds[0], POLLIN, 0};
+    const int64_t left = deadline - NowMs();
+    pollfd p{child.fd, POLLIN, 0};
     if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) break;
     char buf[256];
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    const ssize_t n = ::read(child.fd, buf, sizeof buf);
     if (n <= 0) break;
     out.append(buf, static_cast<size_t>(n));
   }
-  ::close(fds[0]);
-  const auto nl = out.find('\n');
-  if (nl != std::string::npos && out.starts_with("ready ")) {
-    return Child{pid, out.substr(6, nl - 6)};
-  }
-  const int st = Stop(pid, 1000);
-  return Error(StatusCode::kUnavailable, "`{} {}` did not become ready ({}): {}", exe,
-               args.empty() ? "" : args[0] + " " + (args.size() > 1 ? args[1] : ""),
-               DescribeExit(st), out.empty() ? "no output; see its log above" : out);
+  ::close(child.fd);
+  if (auto endpoint = ReadyEndpoint(out)) return Child{child.pid, *endpoint};
+  return NotReady(Describe(exe, args), Stop(child.pid, 1000), out);
 }
 
 int Stop(pid_t pid, int grace_ms) {
   int st = 0;
   ::kill(pid, SIGTERM);
-  const int64_t deadline = Now() + grace_ms;
-  while (Now() < deadline) {
+  const int64_t deadline = NowMs() + grace_ms;
+  while (NowMs() < deadline) {
     if (::waitpid(pid, &st, WNOHANG) == pid) return st;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

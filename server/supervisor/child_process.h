@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,27 @@ struct Child {
 /// Starts `exe args...` and waits up to `timeout_ms` for its ready line. On failure the
 /// child is killed and the Status says what it printed or how it ended.
 Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms);
+
+/// A child just started: its pid, and the read end of its stdout (close-on-exec).
+struct Launched {
+  pid_t pid = -1;
+  int fd = -1;
+};
+
+/// Starts `exe args...` with its stdout on a pipe, without waiting for anything.
+Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& args);
+
+/// The endpoint of a complete ready line at the start of `out`; nullopt otherwise.
+std::optional<std::string> ReadyEndpoint(const std::string& out);
+
+/// UNAVAILABLE: `what` ended (or was stopped) with `wait_status` after printing `out`.
+Status NotReady(const std::string& what, int wait_status, const std::string& out);
+
+/// "exe serve writer": a child's first words, for messages.
+std::string Describe(const std::string& exe, const std::vector<std::string>& args);
+
+/// A monotonic clock in milliseconds.
+int64_t SteadyMs();
 
 /// SIGTERM, then SIGKILL after `grace_ms`; reaps the child. Returns its wait status.
 int Stop(pid_t pid, int grace_ms);
