@@ -136,10 +136,8 @@ struct Client::Reader {
   Result<SlideView> Describe(const std::string& id) {
     proto::DealerRequest req;
     req.mutable_slide_info()->set_slide_id(id);
-    TESSERA_ASSIGN_OR_RETURN(wire::Message in, link.Call(std::move(req)).get());
-    proto::DealerReply reply;
-    TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
-    TESSERA_ASSIGN_OR_RETURN(SlideView view, ViewFromProto(reply.slide_info()));
+    TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link.Call(std::move(req)).get());
+    TESSERA_ASSIGN_OR_RETURN(SlideView view, ViewFromProto(in.header.slide_info()));
     std::lock_guard lock(views_mu);
     views[id] = std::make_shared<const SlideView>(view);
     return view;
@@ -240,7 +238,7 @@ struct Client::Reader {
             if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
             ++job.in_flight;
           }
-          link.Send(std::move(req), [this, &job, &groups, &plan, &out, first, last, ci, zi](Result<wire::Message> r) {
+          link.Send(std::move(req), [this, &job, &groups, &plan, &out, first, last, ci, zi](Result<internal::DealerLink::Reply> r) {
             OnChunks(std::move(r), job, groups, plan, out, first, last, ci, zi);
           });
         }
@@ -251,14 +249,12 @@ struct Client::Reader {
     return job.error;
   }
 
-  void OnChunks(Result<wire::Message> r, ReadJob& job, const std::vector<ChunkCopies>& groups,
+  void OnChunks(Result<internal::DealerLink::Reply> r, ReadJob& job, const std::vector<ChunkCopies>& groups,
                 const ScanPlan& plan, Array& out, size_t first, size_t last, int64_t ci, int64_t zi) {
-    proto::DealerReply reply;
     Status s = r.status();
-    if (s.ok()) s = wire::ParseHeader(*r, &reply);
-    if (s.ok()) s = wire::FromProto(reply.status());
-    if (s.ok() && static_cast<size_t>(reply.chunks().results_size()) != last - first) {
-      s = Error(StatusCode::kInternal, "the dealer answered {} chunks for {}", reply.chunks().results_size(), last - first);
+    if (s.ok() && static_cast<size_t>(r->header.chunks().results_size()) != last - first) {
+      s = Error(StatusCode::kInternal, "the dealer answered {} chunks for {}", r->header.chunks().results_size(),
+                last - first);
     }
     std::lock_guard lock(job.mu);
     --job.in_flight;
@@ -267,7 +263,8 @@ struct Client::Reader {
       job.cv.notify_all();
       return;
     }
-    auto message = std::make_shared<wire::Message>(std::move(*r));
+    const proto::DealerReply& reply = r->header;
+    auto message = std::make_shared<wire::Message>(std::move(r->message));
     size_t payload = 0;
     for (size_t i = first; i < last; ++i) {
       const auto& result = reply.chunks().results(static_cast<int>(i - first));
@@ -319,10 +316,8 @@ struct Client::Reader {
       pr->mutable_box()->set_w(req.width);
       pr->mutable_box()->set_h(req.height);
       pr->set_cursor(cursor);
-      TESSERA_ASSIGN_OR_RETURN(wire::Message in, link.Call(std::move(dr)).get());
-      proto::DealerReply reply;
-      TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
-      const proto::RegionPlan& rp = reply.region();
+      TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link.Call(std::move(dr)).get());
+      const proto::RegionPlan& rp = in.header.region();
       TESSERA_RETURN_IF_ERROR(CheckPlan(plan, req, rp));
       if (!first && (rp.box().x() != out.x || rp.box().y() != out.y || rp.box().w() != out.shape[3] ||
                      rp.box().h() != out.shape[2])) {
@@ -448,13 +443,12 @@ Result<StoredChunk> Client::ReadChunk(const std::string& slide, const ChunkKey& 
   auto* rc = req.mutable_read_chunks();
   rc->set_slide_id(slide);
   ToRef(key, rc->add_chunks());
-  TESSERA_ASSIGN_OR_RETURN(wire::Message in, r->link.Call(std::move(req)).get());
-  proto::DealerReply reply;
-  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(in, &reply));
+  TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, r->link.Call(std::move(req)).get());
+  const proto::DealerReply& reply = in.header;
   if (reply.chunks().results_size() != 1) return Error(StatusCode::kInternal, "the dealer answered no chunk");
   TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.chunks().results(0).status()));
-  if (in.payload.size() != 1) return Error(StatusCode::kInternal, "the dealer's reply lacks the chunk");
-  auto message = std::make_shared<wire::Message>(std::move(in));
+  if (in.message.payload.size() != 1) return Error(StatusCode::kInternal, "the dealer's reply lacks the chunk");
+  auto message = std::make_shared<wire::Message>(std::move(in.message));
   StoredChunk chunk{wire::Bytes(message->payload[0]), reply.chunks().results(0).xxh64(), message};
   if (codec::Checksum(chunk.bytes) != chunk.xxh64) {
     return Error(StatusCode::kDataLoss, "chunk failed its checksum on arrival");

@@ -4,13 +4,14 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "client/client.h"
 #include "common/codec/codec.h"
 #include "common/log/log.h"
 #include "common/pyramid/pyramid.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 
 namespace tessera {
 namespace {
@@ -32,7 +33,7 @@ struct Scanner::Impl {
   ScannerOptions options;
   std::string server;
   SlideSummary slide;
-  zmq::socket_t socket;
+  std::optional<wire::Stream<proto::IngestMessage>> proxy;
   std::shared_ptr<spdlog::logger> log = log::Get("scanner");
 
   uint64_t proxy_incarnation = 0;
@@ -49,23 +50,17 @@ struct Scanner::Impl {
     for (const auto& c : f.chunks) payload.push_back(wire::Share(c));
     proto::IngestMessage header;
     header.ParseFromString(f.header);
-    wire::Send(socket, nullptr, header, std::move(payload));
+    proxy->Send(std::move(header), std::move(payload));
   }
 
   void Hello() {
     proto::IngestMessage m;
-    m.set_version(wire::kProtocolVersion);
     m.mutable_hello()->set_slide_id(slide.id);
-    wire::Send(socket, nullptr, m);
+    proxy->Send(std::move(m));
     hello_ms = wire::NowMs();
   }
 
-  void Handle(wire::Message& in) {
-    proto::IngestMessage m;
-    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
-      log->warn("slide={} status={} from proxy: {}", slide.id, StatusCodeName(s.code()), s.message());
-      return;
-    }
+  void Handle(const proto::IngestMessage& m) {
     heard_ms = wire::NowMs();
     switch (m.body_case()) {
       case proto::IngestMessage::kWelcome:
@@ -112,11 +107,8 @@ struct Scanner::Impl {
   void Pump(int wait_ms) {
     const int64_t now = wire::NowMs();
     if (now - heard_ms > kSilenceMs && now - hello_ms > kHelloIntervalMs) Hello();
-    auto in = wire::Receive(socket, wait_ms);
-    while (in) {
-      Handle(*in);
-      in = wire::Receive(socket, 0);
-    }
+    for (auto in = proxy->Next(wait_ms); in; in = proxy->Next(0)) Handle(in->header);
+    if (error.ok()) error = proxy->Refused();
   }
 
   // The proxy is silent: a slide that failed (its proxy stopped) is an error now, not at the
@@ -178,11 +170,10 @@ Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const 
   impl->server = server;
   Client client(server, std::min(options.timeout_ms, 10000));
   TESSERA_ASSIGN_OR_RETURN(impl->slide, client.OpenSlide(plan));
-  impl->socket = wire::MakeSocket(zmq::socket_type::dealer);
   // A fixed routing id: after a reconnect the proxy still knows whom to acknowledge.
   const std::string routing_id = fmt::format("scanner-{:016x}", wire::RandomId());
-  impl->socket.set(zmq::sockopt::routing_id, routing_id);
-  TESSERA_RETURN_IF_ERROR(wire::Connect(impl->socket, impl->slide.proxy_endpoint));
+  TESSERA_ASSIGN_OR_RETURN(impl->proxy, (wire::Stream<proto::IngestMessage>::Connect(
+                                            impl->slide.proxy_endpoint, routing_id, {}, "scanner")));
   impl->Hello();
   Impl& m = *impl;
   TESSERA_RETURN_IF_ERROR(m.WaitUntil([&m] { return m.proxy_incarnation != 0; }));

@@ -51,7 +51,7 @@ class ChaosTest : public ::testing::Test {
           auto all = client_->List();
           if (!all.ok() || all->empty()) return false;
           id = all->back().id;
-          return true;
+          return all->back().proxy_pid > 0 && all->back().frames_written > 0;  // serving, and pushed to
         },
         60000))
         << "the scan did not open a slide";

@@ -122,10 +122,15 @@ TEST(IngestTest, UpStopsCleanlyWithItsChildrenOnSigint) {
   EXPECT_NE(::kill(slide->writer_pid, 0), 0);
   // The slide was acquiring: a new `tessera up` on the same data finds it and restarts it.
   Stack again({}, stack->data_dir());
-  auto info = Client(again.manager()).Info(slide->id);
+  Client client(again.manager());
+  auto info = client.Info(slide->id);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, "acquiring");
-  EXPECT_GT(info->proxy_pid, 0);
+  // Its writer and proxy start while the manager serves: they are there once ready.
+  EXPECT_TRUE(WaitFor([&] {
+    info = client.Info(slide->id);
+    return info.ok() && info->proxy_pid > 0 && info->writer_pid > 0;
+  })) << "the slide's proxy and writer were not restarted";
 }
 
 }  // namespace

@@ -86,9 +86,10 @@ TEST(SecureStackTest, EachRoleMayDoItsPartAndIsRefusedTheRest) {
   // Viewers read (the credential names its endpoint: no --server needed) ...
   EXPECT_EQ(RunTessera({"ls", "--credential", viewer}).exit_code, 0);
   EXPECT_EQ(RunTessera({"info", id, "--credential", viewer}).exit_code, 0);
+  ASSERT_TRUE(UseCredential(viewer).ok());
+  Client open_viewer(stack.manager());  // stays connected to the dealer, as the viewer's keys
   {
-    ASSERT_TRUE(UseCredential(viewer).ok());
-    auto tile = Client(stack.manager()).ReadTile({.slide = id, .tile = 1});
+    auto tile = open_viewer.ReadTile({.slide = id, .tile = 1});
     EXPECT_TRUE(tile.ok()) << tile.status().ToString();
     // ... and may not serve tasks at the broker as a worker would.
     proto::BrokerMessage ready;
@@ -126,6 +127,13 @@ TEST(SecureStackTest, EachRoleMayDoItsPartAndIsRefusedTheRest) {
   EXPECT_NE(revoked.err.find("UNAUTHENTICATED"), std::string::npos) << revoked.err;
   EXPECT_NE(revoked.err.find("lab-viewer"), std::string::npos) << revoked.err;
   EXPECT_EQ(RunTessera({"ls", "--credential", scanner}).exit_code, 0) << "the others are unaffected";
+  // ... and so is a connection it made before: its next requests are refused, by name.
+  Status last;
+  EXPECT_TRUE(WaitFor([&] {
+    last = open_viewer.ReadTile({.slide = id, .tile = 1}).status();
+    return last.code() == StatusCode::kUnauthenticated;
+  }, 5000)) << "a connection made before the revocation still reads: " << last.ToString();
+  EXPECT_NE(last.message().find("lab-viewer"), std::string::npos) << last.ToString();
 }
 
 TEST(SecureStackTest, HttpAnswersOnlyWithTheTokenAndTheViewerLinkSetsIt) {

@@ -28,30 +28,25 @@ void DealerLink::Send(proto::DealerRequest request, Callback done) {
   (void)!::write(wake_fd_, &one, sizeof one);
 }
 
-std::future<Result<wire::Message>> DealerLink::Call(proto::DealerRequest request) {
-  auto promise = std::make_shared<std::promise<Result<wire::Message>>>();
+std::future<Result<DealerLink::Reply>> DealerLink::Call(proto::DealerRequest request) {
+  auto promise = std::make_shared<std::promise<Result<Reply>>>();
   auto future = promise->get_future();
-  Send(std::move(request), [promise](Result<wire::Message> reply) {
-    if (reply.ok()) {
-      proto::DealerReply header;
-      Status s = wire::ParseHeader(*reply, &header);
-      if (s.ok()) s = wire::FromProto(header.status());
-      if (!s.ok()) {
-        promise->set_value(s);
-        return;
-      }
-    }
-    promise->set_value(std::move(reply));
-  });
+  Send(std::move(request), [promise](Result<Reply> reply) { promise->set_value(std::move(reply)); });
   return future;
 }
 
 void DealerLink::Loop(std::stop_token stop) {
-  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
-  const Status connected = wire::Connect(socket, endpoint_);  // each request fails with it
-  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+  auto dealer = wire::Stream<proto::DealerReply, proto::DealerRequest>::Connect(endpoint_, "", {}, "client");
+  Status connected = dealer.status();  // each request fails with it
+  zmq::pollitem_t items[] = {{dealer.ok() ? dealer->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0},
+                             {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
   while (!stop.stop_requested()) {
     wire::Poll(items, 2, 100);
+    if (connected.ok()) connected = dealer->Refused();
+    if (!connected.ok()) {  // refused by the dealer: every request waiting fails with why
+      for (auto& [id, p] : pending_) p.done(connected);
+      pending_.clear();
+    }
     if (items[1].revents & ZMQ_POLLIN) {
       uint64_t n;
       (void)!::read(wake_fd_, &n, sizeof n);
@@ -67,21 +62,23 @@ void DealerLink::Loop(std::stop_token stop) {
           done(connected);
           continue;
         }
-        if (!wire::Send(socket, nullptr, req)) {
+        if (!dealer->Send(std::move(req))) {
           done(Error(StatusCode::kUnavailable, "cannot send to the tile dealer at {}", endpoint_));
           continue;
         }
         pending_.emplace(id, Pending{std::move(done), wire::NowMs() + timeout_ms_});
       }
     }
-    while (auto in = wire::Receive(socket, 0)) {
-      proto::DealerReply header;
-      if (!wire::ParseHeader(*in, &header).ok()) continue;  // nothing to match it to
-      auto it = pending_.find(header.request_id());
+    while (auto in = connected.ok() ? dealer->Next(0) : std::nullopt) {
+      auto it = pending_.find(in->header.request_id());
       if (it == pending_.end()) continue;  // timed out already
       auto done = std::move(it->second.done);
       pending_.erase(it);
-      done(std::move(*in));
+      if (Status s = wire::FromProto(in->header.status()); !s.ok()) {
+        done(s);
+      } else {
+        done(std::move(*in));
+      }
     }
     // Ids grow with time: the oldest requests come first.
     const int64_t now = wire::NowMs();

@@ -3,7 +3,7 @@
 // matches the reply, out of order, to its callback. Private to client/.
 //
 //   DealerLink link("tcp://127.0.0.1:7401", /*timeout_ms=*/10000);
-//   link.Send(request, [](Result<wire::Message> reply) { ... });   // on the link's thread
+//   link.Send(request, [](Result<DealerLink::Reply> reply) { ... });   // on the link's thread
 //   auto reply = link.Call(request).get();
 #pragma once
 
@@ -15,22 +15,25 @@
 #include <vector>
 
 #include "common/status/status.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 
 namespace tessera::internal {
 
 class DealerLink {
  public:
-  using Callback = std::function<void(Result<wire::Message>)>;
+  /// A reply whose status was OK, parsed, with its payload.
+  using Reply = wire::Received<proto::DealerReply>;
+  using Callback = std::function<void(Result<Reply>)>;
 
   DealerLink(std::string endpoint, int timeout_ms);
   ~DealerLink();  ///< fails what is pending with UNAVAILABLE
 
   /// Sends `request` (its request_id is set here); `done` runs on the link's thread with
-  /// the reply, or UNAVAILABLE after the timeout. `done` must be quick.
+  /// the reply, its status folded in, or UNAVAILABLE after the timeout (UNAUTHENTICATED as
+  /// soon as the dealer refused this process's key). `done` must be quick.
   void Send(proto::DealerRequest request, Callback done);
-  /// Send() with a future; the reply's status is checked.
-  std::future<Result<wire::Message>> Call(proto::DealerRequest request);
+  /// Send() with a future.
+  std::future<Result<Reply>> Call(proto::DealerRequest request);
 
   const std::string& endpoint() const { return endpoint_; }
 

@@ -282,8 +282,21 @@ struct ZapHandler::Impl {
   zmq::socket_t socket;
   std::jthread thread;
   std::atomic<uint64_t> refused{0};
+  std::mutex mu;  // clients and loaded: the ZAP thread and every thread that checks a message
   std::vector<Client> clients;
   std::pair<ino_t, int64_t> loaded{0, 0};  // the file's inode (each save renames a new one) and mtime
+  int64_t checked_ms = 0;  // when Admits last looked at the file
+
+  // Whether `key` is known and not revoked, the file looked at again at most every 200 ms.
+  bool Admits(std::string_view key) {
+    std::lock_guard lock(mu);
+    if (const int64_t now = wire::NowMs(); now - checked_ms >= 200) {
+      checked_ms = now;
+      Reload();
+    }
+    return std::any_of(clients.begin(), clients.end(),
+                       [&](const Client& c) { return c.public_key == key && !c.revoked; });
+  }
 
   void Reload() {
     const std::string path = dir + "/" + kClientsFile;
@@ -303,6 +316,7 @@ struct ZapHandler::Impl {
   void Answer(std::vector<zmq::message_t>& req) {
     std::string code = "400", text = "unknown key", user, metadata;
     if (req.size() >= 7 && req[0].to_string() == "1.0" && req[5].to_string() == "CURVE" && req[6].size() == 32) {
+      std::lock_guard lock(mu);
       Reload();
       const std::string key = Z85(static_cast<const uint8_t*>(req[6].data()));
       for (const auto& c : clients) {
@@ -312,12 +326,15 @@ struct ZapHandler::Impl {
           break;
         }
         code = "200", text = "OK", user = c.name;
-        // ZMTP metadata: a property "Role" on every message from this peer.
-        const std::string_view name = "Role", value = RoleName(c.role);
-        metadata.push_back(static_cast<char>(name.size()));
-        metadata += name;
-        for (int shift : {24, 16, 8, 0}) metadata.push_back(static_cast<char>((value.size() >> shift) & 0xFF));
-        metadata += value;
+        // ZMTP metadata on every message from this peer: its role, and its key, by which a
+        // revocation after the handshake is noticed (wire::Admitted).
+        for (const auto& [name, value] : {std::pair<std::string_view, std::string_view>{"Role", RoleName(c.role)},
+                                          {"Key", c.public_key}}) {
+          metadata.push_back(static_cast<char>(name.size()));
+          metadata += name;
+          for (int shift : {24, 16, 8, 0}) metadata.push_back(static_cast<char>((value.size() >> shift) & 0xFF));
+          metadata += value;
+        }
         break;
       }
     }
@@ -348,6 +365,7 @@ struct ZapHandler::Impl {
 
 ZapHandler::ZapHandler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ZapHandler::~ZapHandler() {
+  wire::SetAdmission(nullptr);
   impl_->thread.request_stop();
   impl_->thread = {};
 }
@@ -366,6 +384,7 @@ Result<std::unique_ptr<ZapHandler>> ZapHandler::Start(const std::string& dir) {
   impl->Reload();
   Impl* m = impl.get();
   impl->thread = std::jthread([m](std::stop_token stop) { m->Serve(stop); });
+  wire::SetAdmission([m](std::string_view key) { return m->Admits(key); });
   return std::unique_ptr<ZapHandler>(new ZapHandler(std::move(impl)));
 }
 

@@ -110,8 +110,9 @@ Result<std::string> ReadHttpToken(const std::string& dir);
 
 /// ZeroMQ's ZAP handler for this process (inproc://zeromq.zap.01): admits CURVE clients whose
 /// key is in `dir`'s clients.json and not revoked (the file is read again when it changes),
-/// and attaches the peer's name as User-Id and its role as the "Role" property of every
-/// message it sends. Stops when destroyed.
+/// and attaches the peer's name as User-Id, its role as the "Role" property and its key as the
+/// "Key" property of every message it sends. Keys revoked after a peer connected are refused
+/// from its next request on (wire::SetAdmission). Stops when destroyed.
 class ZapHandler {
  public:
   static Result<std::unique_ptr<ZapHandler>> Start(const std::string& dir);

@@ -2,7 +2,8 @@
 // message a peer sends it is checked, once, before the role's code sees it.
 //
 // A Server<Request, Reply> is a ROUTER socket with the endpoint's receive limits. Next()
-// hands out only requests that passed every check: no dropped parts, a header that parses
+// hands out only requests that passed every check: a peer whose key is still admitted (not
+// revoked since it connected), no dropped parts, a header that parses
 // as Request, this protocol version, the peer's role allowed to make it (Policy::authorize)
 // and its values in range (Policy::validate). Every other message is answered at once with
 // a Reply carrying the status that says why, and the role never sees it. Answer() sends one
@@ -22,6 +23,7 @@
 // This header pulls in zmq.hpp and protobuf: include it from .cc files only.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +40,13 @@ template <typename Request>
 struct Incoming {
   Message message;  ///< as received: identity, header (with the peer's properties), payload
   Request request;
+};
+
+/// A message from a stream's server that passed the checks.
+template <typename Header>
+struct Received {
+  Message message;  ///< as received: header bytes and payload
+  Header header;    ///< parsed
 };
 
 template <typename Request, typename Reply>
@@ -77,7 +86,8 @@ class Server {
       if (!in) return std::nullopt;
       if (!in->identity) continue;
       Incoming<Request> call{std::move(*in), {}};
-      Status s = ParseHeader(call.message, &call.request);
+      Status s = ParseHeader(call.message, &call.request);  // first: a refusal carries the request's id
+      if (s.ok()) s = Admitted(call.message);
       if (s.ok() && policy_.authorize != nullptr) s = policy_.authorize(call.message, call.request);
       if (s.ok() && policy_.validate != nullptr) s = policy_.validate(call.request);
       if (s.ok()) return call;
@@ -124,15 +134,79 @@ class Server {
   uint64_t refused_ = 0;
 };
 
-/// One request to `endpoint` (its version set here) and its reply, whose status is folded
-/// into the Result.
+/// The client side of a streaming protocol (a scanner and its proxy, a worker or a stitcher
+/// and the broker, the client library and the dealer): a DEALER socket to one server. Send()
+/// stamps the protocol version; Next() hands out only messages that parse as Message at this
+/// version, and logs (rate-limited) and skips the rest, which no peer answers. `Out` is what
+/// it sends, for protocols whose requests and replies differ (the dealer's). Refused() says,
+/// as soon as the server has refused this process's key, what credential to use instead.
+///
+///   TESSERA_ASSIGN_OR_RETURN(auto broker, wire::Stream<proto::BrokerMessage>::Connect(endpoint));
+///   broker.Send(hello);
+///   while (auto in = broker.Next(100)) Handle(in->header, in->message.payload);
+template <typename Message, typename Out = Message>
+class Stream {
+ public:
+  /// A DEALER with the stack's keys connected to `endpoint`; `routing_id` when not empty (a
+  /// peer the server recognises after a reconnect). Fails only for an endpoint that cannot
+  /// be connected to at all (a malformed one).
+  static Result<Stream> Connect(const std::string& endpoint, const std::string& routing_id = "",
+                                const Limits& limits = {}, const char* log = "wire") {
+    Stream s;
+    s.socket_ = std::make_unique<zmq::socket_t>(MakeSocket(zmq::socket_type::dealer, limits));
+    if (!routing_id.empty()) s.socket_->set(zmq::sockopt::routing_id, routing_id);
+    s.watch_ = std::make_unique<HandshakeWatch>(*s.socket_);
+    s.endpoint_ = endpoint;
+    s.limits_ = limits;
+    s.log_ = log;
+    TESSERA_RETURN_IF_ERROR(wire::Connect(*s.socket_, endpoint));
+    return s;
+  }
+
+  /// Sends `m` with this protocol's version; false when it would block or the socket closed.
+  bool Send(Out m, std::vector<zmq::message_t> payload = {}) {
+    m.set_version(kProtocolVersion);
+    return wire::Send(*socket_, nullptr, m, std::move(payload));
+  }
+
+  /// The next message that passed the checks, waiting at most `timeout_ms` for one.
+  std::optional<Received<Message>> Next(int timeout_ms) {
+    for (int wait = timeout_ms;; wait = 0) {
+      auto in = Receive(*socket_, wait, /*router=*/false, limits_.max_parts);
+      if (!in) return std::nullopt;
+      Received<Message> got{std::move(*in), {}};
+      Status s = ParseHeader(got.message, &got.header);
+      if (s.ok()) return got;
+      if (++refused_ <= 10 || refused_ % 1000 == 0) LogRefused(log_, s, refused_);
+    }
+  }
+
+  /// UNAUTHENTICATED naming the credential once the server refused this process's key.
+  Status Refused() { return watch_->Drain(endpoint_); }
+
+  zmq::socket_t& socket() { return *socket_; }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  std::unique_ptr<zmq::socket_t> socket_;  // stable: the watch monitors it
+  std::unique_ptr<HandshakeWatch> watch_;
+  std::string endpoint_;
+  Limits limits_;
+  const char* log_ = "wire";
+  uint64_t refused_ = 0;
+};
+
+/// One request to `endpoint` (its version set here) and its reply, checked, with its status
+/// (for protocols whose replies carry one) folded into the Result.
 template <typename Reply, typename Request>
 Result<Reply> Ask(const std::string& endpoint, Request request, int timeout_ms) {
   request.set_version(kProtocolVersion);
   TESSERA_ASSIGN_OR_RETURN(Message in, Call(endpoint, request, timeout_ms));
   Reply reply;
   TESSERA_RETURN_IF_ERROR(ParseHeader(in, &reply));
-  TESSERA_RETURN_IF_ERROR(FromProto(reply.status()));
+  if constexpr (requires { FromProto(reply.status()); }) {
+    TESSERA_RETURN_IF_ERROR(FromProto(reply.status()));
+  }
   return reply;
 }
 

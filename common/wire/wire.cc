@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <random>
 
 #include <fmt/format.h>
@@ -66,6 +67,32 @@ Security& ProcessSecurity() {
 }  // namespace
 
 void SetSecurity(const Security& security) { ProcessSecurity() = security; }
+
+namespace {
+std::mutex admission_mu;
+std::function<bool(std::string_view)>& Admission() {
+  static std::function<bool(std::string_view)> admission;
+  return admission;
+}
+}  // namespace
+
+void SetAdmission(std::function<bool(std::string_view key)> still_admitted) {
+  std::lock_guard lock(admission_mu);
+  Admission() = std::move(still_admitted);
+}
+
+Status Admitted(const Message& m) {
+  const char* key = zmq_msg_gets(const_cast<zmq_msg_t*>(m.header.handle()), "Key");
+  if (key == nullptr) return OkStatus();  // not a CURVE peer admitted by our ZAP handler
+  {
+    std::lock_guard lock(admission_mu);
+    if (!Admission() || Admission()(key)) return OkStatus();
+  }
+  const char* user = zmq_msg_gets(const_cast<zmq_msg_t*>(m.header.handle()), "User-Id");
+  return Error(StatusCode::kUnauthenticated,
+               "credential '{}' was revoked: ask the stack's admin for a new one (tessera credential new)",
+               user != nullptr ? user : "?");
+}
 const Security& GetSecurity() { return ProcessSecurity(); }
 
 Status Connect(zmq::socket_t& socket, const std::string& endpoint) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -69,6 +70,11 @@ struct Security {
 void SetSecurity(const Security& security);
 const Security& GetSecurity();
 
+/// Whether a peer's key (the "Key" property its handshake attached to its messages) is still
+/// admitted: set by the process's ZAP handler, so that a key revoked after it connected is
+/// refused from its next message on (Admitted() says why). Unset: every key is.
+void SetAdmission(std::function<bool(std::string_view key)> still_admitted);
+
 /// Connects, as a CURVE client of `GetSecurity().server_key` for a tcp:// endpoint when keys
 /// are set. INVALID_ARGUMENT for an endpoint ZeroMQ does not take.
 Status Connect(zmq::socket_t& socket, const std::string& endpoint);
@@ -102,6 +108,10 @@ struct Message {
 /// stack run --insecure) and peers on ipc:// endpoints (in a folder only the service user
 /// may open) are not authenticated and pass.
 Status Authorize(const Message& m, std::initializer_list<std::string_view> roles, std::string_view what);
+
+/// OK, or UNAUTHENTICATED naming the credential when `m` comes from a key the stack has
+/// revoked since the peer connected (see SetAdmission).
+Status Admitted(const Message& m);
 
 /// Receives one message, waiting at most `timeout_ms` (-1 forever). `router` says
 /// whether the first frame is a routing identity. std::nullopt on timeout; a message

@@ -188,6 +188,7 @@ struct SlideManager::Impl {
       auto again = running.find(id);
       if (again == running.end()) return;
       (proxy ? again->second.proxy : again->second.writer) = -1;
+      (proxy ? again->second.proxy_ready : again->second.writer_ready) = false;
       StopChildren(id);
     });
   }
@@ -369,6 +370,7 @@ struct SlideManager::Impl {
       const bool writer = run.writer == pid;
       const char* role = writer ? "writer" : "proxy";
       (writer ? run.writer : run.proxy) = -1;
+      (writer ? run.writer_ready : run.proxy_ready) = false;
       if (run.stopping) return StopChildren(id);
       log->warn("slide={} role={} pid={} {}; restarting", id, role, pid, supervisor::DescribeExit(st));
       if (++run.restarts > options.max_restarts) {
@@ -399,16 +401,10 @@ struct SlideManager::Impl {
     out->set_proxy_pid(it->second.proxy);
     out->set_writer_pid(it->second.writer);
     proto::IngestMessage req;
-    req.set_version(wire::kProtocolVersion);
     req.mutable_stats_request();
-    if (auto reply = wire::Call(r.proxy_endpoint, req, kStatsTimeoutMs); reply.ok()) {
-      proto::IngestMessage stats;
-      if (wire::ParseHeader(*reply, &stats).ok() && stats.has_stats()) {
-        out->set_frames_written(stats.stats().frames_durable());
-        if (stats.stats().writer_status().code() != proto::OK) {
-          out->set_error(stats.stats().writer_status().message());
-        }
-      }
+    if (auto stats = wire::Ask<proto::IngestMessage>(r.proxy_endpoint, req, kStatsTimeoutMs); stats.ok() && stats->has_stats()) {
+      out->set_frames_written(stats->stats().frames_durable());
+      if (stats->stats().writer_status().code() != proto::OK) out->set_error(stats->stats().writer_status().message());
     }
   }
 

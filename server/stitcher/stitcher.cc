@@ -29,7 +29,7 @@
 #include "common/pyramid/pyramid.h"
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 
 namespace tessera::stitcher {
 namespace {
@@ -37,12 +37,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
-
-proto::BrokerMessage Message() {
-  proto::BrokerMessage m;
-  m.set_version(wire::kProtocolVersion);
-  return m;
-}
 
 Result<std::string> BrokerOf(Client& client, const std::string& manager) {
   TESSERA_ASSIGN_OR_RETURN(auto endpoints, client.Endpoints());
@@ -55,12 +49,13 @@ Result<std::string> BrokerOf(Client& client, const std::string& manager) {
 }
 
 Result<BrokerState> Query(const std::string& broker) {
-  proto::BrokerMessage ask = Message();
+  proto::BrokerMessage ask;
   ask.mutable_status_request();
-  auto reply = wire::Call(broker, ask, 5000);
-  if (!reply.ok()) return Error(StatusCode::kUnavailable, "the broker at {} does not answer: is the stack up?", broker);
-  proto::BrokerMessage m;
-  TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*reply, &m));
+  auto reply = wire::Ask<proto::BrokerMessage>(broker, ask, 5000);
+  if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+    return Error(StatusCode::kUnavailable, "the broker at {} does not answer: is the stack up?", broker);
+  }
+  TESSERA_ASSIGN_OR_RETURN(proto::BrokerMessage m, std::move(reply));
   BrokerState state;
   state.broker = broker;
   for (const auto& w : m.status().workers()) {
@@ -100,8 +95,7 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
                 const std::function<Status(size_t, const proto::TaskResult&, std::vector<zmq::message_t>&)>& take,
                 const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
                 const Feed& feed = nullptr) {
-  zmq::socket_t socket = wire::MakeSocket(zmq::socket_type::dealer);
-  TESSERA_RETURN_IF_ERROR(wire::Connect(socket, broker));
+  TESSERA_ASSIGN_OR_RETURN(auto socket, wire::Stream<proto::BrokerMessage>::Connect(broker, "", {}, "stitcher"));
   std::deque<size_t> todo;
   if (!feed) {
     for (size_t i = 0; i < n; ++i) todo.push_back(i);
@@ -128,15 +122,16 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
     while (sent.size() < static_cast<size_t>(o.in_flight) && !todo.empty()) {
       const size_t i = todo.front();
       todo.pop_front();
-      proto::BrokerMessage m = Message();
+      proto::BrokerMessage m;
       proto::TaskRequest* t = m.mutable_request();
       t->set_task_id(i);
       t->set_service(service);
       make(i, *t);
-      wire::Send(socket, nullptr, m);
+      socket.Send(std::move(m));
       sent.insert(i);
     }
-    auto in = wire::Receive(socket, 200);
+    TESSERA_RETURN_IF_ERROR(socket.Refused());
+    auto in = socket.Next(200);
     if (!in) {
       if (progress) progress({service, done, n});  // the latest, even after a burst the reporter thinned
       if (wire::NowMs() - last_answer > o.stall_ms) {
@@ -149,8 +144,7 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
       }
       continue;
     }
-    proto::BrokerMessage m;
-    TESSERA_RETURN_IF_ERROR(wire::ParseHeader(*in, &m));
+    const proto::BrokerMessage& m = in->header;
     if (!m.has_result() || m.result().task_id() >= n || answered[m.result().task_id()]) continue;
     last_answer = wire::NowMs();
     const size_t i = m.result().task_id();
@@ -159,7 +153,7 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
       todo.push_back(i);
       continue;
     }
-    TESSERA_RETURN_IF_ERROR(take(i, m.result(), in->payload));
+    TESSERA_RETURN_IF_ERROR(take(i, m.result(), in->message.payload));
     answered[i] = true;
     ++done;
     if (progress) progress({service, done, n});

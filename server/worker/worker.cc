@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "common/log/log.h"
-#include "common/wire/wire.h"
+#include "common/wire/rpc.h"
 #include "server/worker/internal/tasks.h"
 #include "proto/tessera.pb.h"
 
@@ -26,35 +26,31 @@ struct Worker::Impl {
   std::string name;
   std::shared_ptr<spdlog::logger> log = log::Get("worker");
   std::unique_ptr<internal::TaskContext> context;  // used by the task's thread only
-  std::optional<zmq::socket_t> socket;
+  std::optional<wire::Stream<proto::BrokerMessage>> broker;
   int64_t last_heard = 0, next_heartbeat = 0;
   // The task being worked on, on its own thread so that heartbeats go on.
   std::optional<std::jthread> thread;
   std::future<Result<internal::TaskOutput>> result;
   uint64_t task_id = 0;
   bool abandoned = false;  // the broker gave it to another worker: its answer is dropped
-  std::optional<wire::HandshakeWatch> watch;  // on `socket`
   Status refused;  // the broker will not have this worker: why
-
-  static proto::BrokerMessage Message() {
-    proto::BrokerMessage m;
-    m.set_version(wire::kProtocolVersion);
-    return m;
-  }
 
   bool Busy() const { return thread.has_value(); }
 
   void Connect(const std::atomic<bool>& stop) {
     // A task given up on must end before this worker says it is free.
     while (Busy() && !stop.load()) FinishTask(100);
-    watch.reset();
-    socket.emplace(wire::MakeSocket(zmq::socket_type::dealer));
-    watch.emplace(*socket);
-    if (Status s = wire::Connect(*socket, options.broker); !s.ok()) log->error("status={} {}", StatusCodeName(s.code()), s.message());
-    proto::BrokerMessage ready = Message();
+    broker.reset();
+    auto connected = wire::Stream<proto::BrokerMessage>::Connect(options.broker, "", {}, "worker");
+    if (!connected.ok()) {
+      refused = connected.status();
+      return;
+    }
+    broker.emplace(std::move(*connected));
+    proto::BrokerMessage ready;
     for (const auto& s : options.services) ready.mutable_ready()->add_services(s);
     ready.mutable_ready()->set_name(name);
-    wire::Send(*socket, nullptr, ready);
+    broker->Send(ready);
     last_heard = wire::NowMs();
     next_heartbeat = last_heard + options.heartbeat_ms;
   }
@@ -79,7 +75,7 @@ struct Worker::Impl {
       log->info("task={} done after the broker gave it to another worker: answer dropped", task_id);
       return;
     }
-    proto::BrokerMessage m = Message();
+    proto::BrokerMessage m;
     std::vector<zmq::message_t> payload;
     if (r.ok()) {
       *m.mutable_result() = std::move(r->result);
@@ -88,22 +84,17 @@ struct Worker::Impl {
     m.mutable_result()->set_task_id(task_id);
     wire::ToProto(r.ok() ? OkStatus() : r.status(), m.mutable_result()->mutable_status());
     if (!r.ok()) log->warn("task={} failed: {}", task_id, r.status().ToString());
-    wire::Send(*socket, nullptr, m, std::move(payload));
+    broker->Send(std::move(m), std::move(payload));
   }
 
-  void Handle(const wire::Message& in, const std::atomic<bool>& stop) {
-    proto::BrokerMessage m;
-    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
-      log->warn("from the broker: {}", s.ToString());
-      return;
-    }
+  void Handle(const proto::BrokerMessage& m, const std::atomic<bool>& stop) {
     switch (m.body_case()) {
       case proto::BrokerMessage::kRequest:
         if (Busy()) {  // the broker sends one task at a time; answer rather than lose it
-          proto::BrokerMessage busy = Message();
+          proto::BrokerMessage busy;
           busy.mutable_result()->set_task_id(m.request().task_id());
           wire::ToProto(Error(StatusCode::kUnavailable, "worker {} is busy", name), busy.mutable_result()->mutable_status());
-          wire::Send(*socket, nullptr, busy);
+          broker->Send(std::move(busy));
         } else {
           Start(m.request());
         }
@@ -154,11 +145,12 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   m.log->info("worker={} services={} broker={}", m.name, fmt::join(m.options.services, ","), m.options.broker);
   const int tick = std::max(5, m.options.heartbeat_ms / 10);
   while (!stop.load()) {
-    if (auto in = wire::Receive(*m.socket, m.Busy() ? 0 : tick)) {
+    if (!m.refused.ok()) return m.refused;
+    if (auto in = m.broker->Next(m.Busy() ? 0 : tick)) {
       m.last_heard = wire::NowMs();
-      m.Handle(*in, stop);
+      m.Handle(in->header, stop);
     }
-    if (m.refused.ok()) m.refused = m.watch->Drain(m.options.broker);
+    if (m.refused.ok()) m.refused = m.broker->Refused();
     if (!m.refused.ok()) return m.refused;
     m.FinishTask(m.Busy() ? tick : 0);
     const int64_t now = wire::NowMs();
@@ -167,16 +159,16 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       m.abandoned = m.Busy();
       m.Connect(stop);
     } else if (now >= m.next_heartbeat) {
-      proto::BrokerMessage hb = Impl::Message();
+      proto::BrokerMessage hb;
       hb.mutable_heartbeat();
-      wire::Send(*m.socket, nullptr, hb);
+      m.broker->Send(std::move(hb));
       m.next_heartbeat = now + m.options.heartbeat_ms;
     }
   }
   // Tell the broker, so that the task (if any) goes to another worker at once.
-  proto::BrokerMessage bye = Impl::Message();
+  proto::BrokerMessage bye;
   bye.mutable_disconnect()->set_reason("stopping");
-  wire::Send(*m.socket, nullptr, bye);
+  if (m.broker) m.broker->Send(std::move(bye));
   return OkStatus();
 }
 
