@@ -30,7 +30,7 @@ struct SlideProxy::Impl {
   ScanPlan plan;
   wire::Limits limits;
   std::optional<wire::Server<proto::IngestMessage, proto::IngestMessage>> front;  // scanners
-  zmq::socket_t back;   // DEALER, the writer
+  std::optional<wire::Stream<proto::IngestMessage>> back;  // to the writer
   std::string endpoint;
   uint64_t incarnation = wire::RandomId();
   std::shared_ptr<spdlog::logger> log = log::Get("proxy");
@@ -64,9 +64,11 @@ struct SlideProxy::Impl {
     }
     zmq::message_t header;
     header.copy(f.header);
-    back.send(header, zmq::send_flags::sndmore);
+    // The scanner's header as it was checked, forwarded as is.
+    zmq::socket_t& writer = back->socket();
+    writer.send(header, zmq::send_flags::sndmore);
     for (size_t i = 0; i < payload.size(); ++i) {
-      back.send(payload[i], i + 1 < payload.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      writer.send(payload[i], i + 1 < payload.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
 
@@ -161,13 +163,7 @@ struct SlideProxy::Impl {
     }
   }
 
-  void HandleBack(wire::Message& in) {
-    proto::IngestMessage m;
-    if (Status s = wire::ParseHeader(in, &m); !s.ok()) {
-      log->error("slide={} status={} from writer: {}", options.slide_id, StatusCodeName(s.code()),
-                 s.message());
-      return;
-    }
+  void HandleBack(const proto::IngestMessage& m) {
     writer_heard_ms = wire::NowMs();
     switch (m.body_case()) {
       case proto::IngestMessage::kWelcome:
@@ -230,7 +226,7 @@ struct SlideProxy::Impl {
         now - writer_probed_ms > kProbeIntervalMs) {
       auto m = Envelope();
       m.mutable_hello()->set_slide_id(options.slide_id);
-      wire::Send(back, nullptr, m);
+      back->Send(std::move(m));
       writer_probed_ms = now;
     }
   }
@@ -245,10 +241,9 @@ Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options
   impl->options = options;
   TESSERA_ASSIGN_OR_RETURN(impl->plan, ReadPlanFile(options.plan_file));
   impl->limits = ingest::IngestLimits(impl->plan, options.fifo_bytes);
-  impl->back = wire::MakeSocket(zmq::socket_type::dealer);
   // Frames wait here, in the FIFO, not in the writer link's queue; held frames are resent
   // after a writer restart, so nothing queued for a dead writer needs to survive.
-  TESSERA_RETURN_IF_ERROR(wire::Connect(impl->back, options.writer));
+  TESSERA_ASSIGN_OR_RETURN(impl->back, wire::Stream<proto::IngestMessage>::Connect(options.writer, "", {}, "proxy"));
   TESSERA_ASSIGN_OR_RETURN(impl->front, (wire::Server<proto::IngestMessage, proto::IngestMessage>::Bind(
                                              options.bind, impl->limits,
                                              {.authorize = &Impl::Authorize, .refuse = &ingest::Refuse, .log = "proxy"})));
@@ -259,12 +254,12 @@ Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options
 Status SlideProxy::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
   zmq::pollitem_t items[] = {{m.front->socket().handle(), 0, ZMQ_POLLIN, 0},
-                             {m.back.handle(), 0, ZMQ_POLLIN, 0}};
+                             {m.back->socket().handle(), 0, ZMQ_POLLIN, 0}};
   while (!stop.load()) {
     m.ProbeWriter();
     wire::Poll(items, 2, static_cast<int>(kProbeIntervalMs));
     // Durability news first: it frees credit.
-    while (auto in = wire::Receive(m.back, 0)) m.HandleBack(*in);
+    while (auto in = m.back->Next(0)) m.HandleBack(in->header);
     for (int i = 0; i < 64; ++i) {
       auto in = m.front->Next(0);
       if (!in) break;
