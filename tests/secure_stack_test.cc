@@ -157,6 +157,13 @@ TEST(SecureStackTest, HttpAnswersOnlyWithTheTokenAndTheViewerLinkSetsIt) {
   auto cookie = Curl({"-H", "Cookie: a=b; tessera_token=" + token, url + "/api/slides"});
   EXPECT_TRUE(cookie.out.ends_with("200")) << cookie.out;
   EXPECT_TRUE(Curl({url + "/?token=bad"}).out.ends_with("401"));
+  // The stack refusing the gateway's own credential is the server's fault, not the browser's:
+  // 503 naming it, never a 401 that would ask the user for a token.
+  ASSERT_EQ(RunTessera({"credential", "revoke", "stack"}).exit_code, 0);
+  auto refused = RunProgram({"/usr/bin/curl", "-s", "-w", "%{http_code}", "-H", "Authorization: Bearer " + token,
+                             url + "/api/slides"});
+  EXPECT_TRUE(refused.out.ends_with("503")) << refused.out;
+  EXPECT_NE(refused.out.find("UNAUTHENTICATED"), std::string::npos) << refused.out;
 
   Stack published({"--http-public"});
   EXPECT_TRUE(Curl({published.endpoint("http") + "/api/slides"}).out.ends_with("200"));

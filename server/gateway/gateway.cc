@@ -65,7 +65,9 @@ http::status HttpStatus(StatusCode code) {
     case StatusCode::kUnimplemented: return http::status::not_implemented;
     case StatusCode::kUnavailable: return http::status::service_unavailable;
     case StatusCode::kDeadlineExceeded: return http::status::gateway_timeout;
-    case StatusCode::kUnauthenticated: return http::status::unauthorized;
+    // From the stack: the gateway's own credential was refused, which no browser can mend
+    // (a 401 would ask it for a token). The gateway's own 401s are made in Authenticate.
+    case StatusCode::kUnauthenticated: return http::status::service_unavailable;
     case StatusCode::kPermissionDenied: return http::status::forbidden;
     case StatusCode::kFailedPrecondition: return http::status::conflict;
     default: return http::status::internal_server_error;
@@ -641,7 +643,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   static Reply Unauthorized(std::string_view why) {
-    return ErrorReply(Error(StatusCode::kUnauthenticated, "{}", why));
+    Reply r = ErrorReply(Error(StatusCode::kUnauthenticated, "{}", why));
+    r.status = http::status::unauthorized;
+    return r;
   }
 
   // Compares in time that does not depend on where the first difference is.
