@@ -11,7 +11,7 @@
 #include "cli/progress.h"
 #include "client/client.h"
 #include "client/scanner.h"
-#include "common/imageio/tiff.h"
+#include "common/imageio/stack.h"
 #include "common/imageio/tile_config.h"
 #include "common/synth/synthetic_mosaic.h"
 
@@ -38,9 +38,12 @@ struct ScanArgs {
 // Produces frame `index` of the plan into `out`.
 using FrameSource = std::function<Status(uint64_t index, std::vector<uint8_t>& out)>;
 
+// A scan of the tiles a TileConfiguration names (dim 2 or 3): each file a multi-page TIFF or a
+// DCIMG stack whose planes are the tile's z planes, read a plane at a time as they are pushed.
 Result<ScanPlan> PlanFromTileConfig(const ScanArgs& a, FrameSource& source) {
   TESSERA_ASSIGN_OR_RETURN(auto config, imageio::ReadTileConfig(a.tile_config));
-  TESSERA_ASSIGN_OR_RETURN(auto first, imageio::ProbeTiff(config.entries.front().path));
+  TESSERA_ASSIGN_OR_RETURN(auto opened, imageio::StackReader::Open(config.entries.front().path));
+  const imageio::TiffInfo first = opened->info();
   ScanPlan plan;
   plan.name = a.name.empty() ? std::filesystem::path(a.tile_config).parent_path().filename().string()
                              : a.name;
@@ -53,21 +56,26 @@ Result<ScanPlan> PlanFromTileConfig(const ScanArgs& a, FrameSource& source) {
     plan.tiles.push_back({.name = e.file, .x = e.x, .y = e.y, .z = e.z});
   }
   plan.header_json = a.header;
-  source = [config, first](uint64_t index, std::vector<uint8_t>& out) -> Status {
-    const size_t plane = size_t{first.width} * first.height * DtypeSize(first.dtype);
-    const auto& entry = config.entries[index / first.planes];
-    TESSERA_ASSIGN_OR_RETURN(imageio::Image img, imageio::ReadTiff(entry.path));
-    if (img.width != first.width || img.height != first.height || img.dtype != first.dtype ||
-        img.planes != first.planes) {
-      return Error(StatusCode::kInvalidArgument,
-                   "{} is {}x{}x{} {}; the first tile is {}x{}x{} {}: tiles of a scan share one shape",
-                   entry.path, img.planes, img.height, img.width, DtypeName(img.dtype), first.planes,
-                   first.height, first.width, DtypeName(first.dtype));
+  // The stack being pushed stays open; the next tile's opens when its first plane is asked.
+  auto current = std::make_shared<std::pair<size_t, std::unique_ptr<imageio::StackReader>>>(0, std::move(opened));
+  source = [config, first, current](uint64_t index, std::vector<uint8_t>& out) -> Status {
+    const size_t tile = index / first.planes;
+    const auto& entry = config.entries[tile];
+    if (current->first != tile || current->second == nullptr) {
+      current->second.reset();
+      TESSERA_ASSIGN_OR_RETURN(current->second, imageio::StackReader::Open(entry.path));
+      current->first = tile;
+      const imageio::TiffInfo& info = current->second->info();
+      if (info.width != first.width || info.height != first.height || info.dtype != first.dtype ||
+          info.planes != first.planes) {
+        return Error(StatusCode::kInvalidArgument,
+                     "{} is {}x{}x{} {}; the first tile is {}x{}x{} {}: tiles of a scan share one shape",
+                     entry.path, info.planes, info.height, info.width, DtypeName(info.dtype), first.planes,
+                     first.height, first.width, DtypeName(first.dtype));
+      }
     }
-    const size_t z = index % first.planes;
-    out.assign(img.pixels.begin() + static_cast<ptrdiff_t>(z * plane),
-               img.pixels.begin() + static_cast<ptrdiff_t>((z + 1) * plane));
-    return OkStatus();
+    out.resize(current->second->plane_bytes());
+    return current->second->ReadPlane(static_cast<uint32_t>(index % first.planes), out);
   };
   return plan;
 }
@@ -162,7 +170,9 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
               "frame is durable");
   AddServerOption(scan, a.server);
   scan->add_option("--tile-config", a.tile_config,
-                   "Fiji Grid/Collection TileConfiguration.txt; its TIFF tiles are pushed in line order");
+                   "Fiji Grid/Collection TileConfiguration.txt (dim = 2 or 3); its tiles, multi-page (Big)TIFF "
+                   "or Hamamatsu .dcimg stacks (each page or frame a z plane), are pushed in line order, a plane "
+                   "at a time");
   scan->add_flag("--synthetic", a.synthetic, "Generate a realistic fluorescence mosaic instead");
   scan->add_option("--name", a.name, "Slide name (default: the folder, or 'synthetic')");
   scan->add_option("--cols", a.synth.cols, "Synthetic: grid columns")->capture_default_str();

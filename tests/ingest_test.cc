@@ -5,11 +5,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "client/client.h"
+#include "common/imageio/tiff.h"
 #include "common/storage/slide_file.h"
 #include "common/synth/synthetic_mosaic.h"
+#include "tests/dcimg_files.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
@@ -76,6 +80,54 @@ TEST(IngestTest, MistTileConfigReadsBackBitExactWithH5py) {
   auto verify = RunProgram({"/usr/bin/python3", "tests/verify_slide.py", info->path, config});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   EXPECT_NE(verify.out.find("verified 25 tiles and 3 levels"), std::string::npos) << verify.out;
+}
+
+// Light-sheet stacks as tiles: a dim = 3 configuration of DCIMG stacks (two versions) and a
+// multi-page TIFF, each frame or page a z plane, pushed a plane at a time and stored bit-exact.
+TEST(IngestTest, Dim3StacksOfDcimgAndTiffAreStoredPlaneByPlane) {
+  const std::string dir = FreshDir("stacks");
+  const uint32_t w = 64, h = 32, planes = 5;
+  for (uint32_t version : {0x7u, 0x2000000u}) {
+    const std::string bytes = Build({.version = version, .width = w, .height = h, .frames = planes});
+    std::ofstream(dir + (version == 0x7 ? "/a.dcimg" : "/b.dcimg"), std::ios::binary).write(bytes.data(),
+                                                                                      static_cast<std::streamsize>(bytes.size()));
+  }
+  imageio::Image tiff{.width = w, .height = h, .planes = planes, .dtype = Dtype::kUint16};
+  tiff.pixels.resize(size_t{w} * h * planes * 2);
+  for (uint32_t k = 0; k < planes; ++k) {
+    for (uint32_t y = 0; y < h; ++y) {
+      for (uint32_t x = 0; x < w; ++x) {
+        const uint16_t v = Truth(k, y, x);
+        std::memcpy(tiff.pixels.data() + ((size_t{k} * h + y) * w + x) * 2, &v, 2);
+      }
+    }
+  }
+  ASSERT_TRUE(imageio::WriteTiff(dir + "/c.tif", tiff).ok());
+  std::ofstream(dir + "/TileConfiguration.txt") << "dim = 3\na.dcimg; ; (0.0, 0.0, 0.0)\n"
+                                                   "b.dcimg; ; (50.0, 0.0, 2.0)\nc.tif; ; (0.0, 25.0, -1.0)\n";
+  Stack stack;
+  auto scan = RunTessera({"scan", "--no-stitch", "--tile-config", dir + "/TileConfiguration.txt", "--server",
+                          stack.manager()});
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  auto info = Client(stack.manager()).Info(scan.LastLine());
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  ASSERT_EQ(info->plan.z_planes, planes);
+  ASSERT_EQ(info->plan.tiles.size(), 3u);
+  EXPECT_EQ(info->plan.tiles[1].z, 2.0);
+  EXPECT_EQ(info->plan.tiles[2].z, -1.0);
+  auto file = storage::SlideFile::OpenForRead(info->path);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_EQ((*file)->frames_written(), 3u * planes);
+  for (uint32_t t = 0; t < 3; ++t) {
+    for (uint32_t z = 0; z < planes; ++z) {
+      auto got = (*file)->ReadFrame({.t = t, .c = 0, .z = z});
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      const auto* px = reinterpret_cast<const uint16_t*>(got->data());
+      for (uint32_t i = 0; i < w * h; ++i) {
+        ASSERT_EQ(px[i], Truth(z, i / w, i % w)) << "tile " << t << " plane " << z << " pixel " << i;
+      }
+    }
+  }
 }
 
 TEST(IngestTest, ExampleProgramStoresItsSlide) {

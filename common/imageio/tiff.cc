@@ -142,8 +142,63 @@ Result<TiffInfo> Probe(TIFF* t, const std::string& path, uint64_t file_bytes) {
   return first;
 }
 
-// Every page's pixels. The buffer grows as rows decode, so memory follows the data read,
-// never the sizes a header claims.
+// Page p's pixels into buf at `plane` (a byte offset). The buffer grows as rows decode, so
+// memory follows the data read, never the sizes a header claims.
+Status ReadPage(TIFF* t, const std::string& path, const TiffInfo& info, uint32_t p, uint64_t file_bytes,
+                std::vector<uint8_t>& buf, size_t plane) {
+  const size_t elem = DtypeSize(info.dtype);
+  const size_t row_bytes = size_t{info.width} * elem;
+  auto grow = [&](size_t end) {
+    if (buf.size() < end) buf.resize(end);
+  };
+  if (TIFFCurrentDirectory(t) != p && TIFFSetDirectory(t, static_cast<tdir_t>(p)) == 0) {
+    return Error(StatusCode::kDataLoss, "{}: cannot read page {}", path, p);
+  }
+  TESSERA_ASSIGN_OR_RETURN(TiffInfo page, PageInfo(t, path));
+  if (page.width != info.width || page.height != info.height || page.dtype != info.dtype) {
+    return Error(StatusCode::kDataLoss, "{}: page {} changed between reads", path, p);
+  }
+  last_error.clear();
+  if (TIFFIsTiled(t) != 0) {
+    uint32_t tw = 0, th = 0;
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+    const uint64_t tile_bytes = uint64_t{tw} * th * elem;
+    if (tile_bytes / kMaxTiffExpansion > file_bytes || TIFFTileSize64(t) < tile_bytes) {
+      return Error(StatusCode::kDataLoss, "{}: tiles of {}x{} pixels in a file of {} bytes", path, tw, th, file_bytes);
+    }
+    std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize64(t)));
+    for (uint32_t y = 0; y < info.height; y += th) {
+      const uint32_t rows = std::min(th, info.height - y);
+      grow(plane + (size_t{y} + rows) * row_bytes);
+      for (uint32_t x = 0; x < info.width; x += tw) {
+        const ttile_t index = TIFFComputeTile(t, x, y, 0, 0);
+        if (TIFFReadEncodedTile(t, index, tile.data(), static_cast<tmsize_t>(tile.size())) < 0) {
+          return Error(StatusCode::kDataLoss, "{}: damaged tile at ({}, {}): {}", path, x, y, last_error);
+        }
+        const uint32_t cols = std::min(tw, info.width - x);
+        for (uint32_t r = 0; r < rows; ++r) {
+          std::memcpy(buf.data() + plane + (size_t{y + r} * info.width + x) * elem,
+                      tile.data() + size_t{r} * tw * elem, size_t{cols} * elem);
+        }
+      }
+    }
+    return OkStatus();
+  }
+  if (static_cast<uint64_t>(TIFFScanlineSize64(t)) != row_bytes) {
+    return Error(StatusCode::kDataLoss, "{}: rows of {} bytes, expected {}", path, TIFFScanlineSize64(t), row_bytes);
+  }
+  for (uint32_t y = 0; y < info.height; ++y) {
+    grow(plane + (size_t{y} + 1) * row_bytes);
+    if (TIFFReadScanline(t, buf.data() + plane + y * row_bytes, y, 0) < 0) {
+      return Error(StatusCode::kDataLoss, "{}: damaged at row {} of page {}: {}", path, y, p,
+                   last_error.empty() ? "truncated file" : last_error);
+    }
+  }
+  return OkStatus();
+}
+
+// Every page's pixels.
 Result<Image> ReadAll(TIFF* t, const std::string& path, uint64_t file_bytes) {
   TESSERA_ASSIGN_OR_RETURN(TiffInfo info, Probe(t, path, file_bytes));
   Image img;
@@ -151,58 +206,9 @@ Result<Image> ReadAll(TIFF* t, const std::string& path, uint64_t file_bytes) {
   img.height = info.height;
   img.planes = info.planes;
   img.dtype = info.dtype;
-  const size_t elem = DtypeSize(info.dtype);
-  const size_t row_bytes = size_t{info.width} * elem;
-  const size_t plane_bytes = row_bytes * info.height;
-  auto grow = [&](size_t end) {
-    if (img.pixels.size() < end) img.pixels.resize(end);
-  };
+  const size_t plane_bytes = size_t{info.width} * info.height * DtypeSize(info.dtype);
   for (uint32_t p = 0; p < info.planes; ++p) {
-    if (TIFFSetDirectory(t, static_cast<tdir_t>(p)) == 0) {
-      return Error(StatusCode::kDataLoss, "{}: cannot read page {}", path, p);
-    }
-    TESSERA_ASSIGN_OR_RETURN(TiffInfo page, PageInfo(t, path));
-    if (page.width != info.width || page.height != info.height || page.dtype != info.dtype) {
-      return Error(StatusCode::kDataLoss, "{}: page {} changed between reads", path, p);
-    }
-    const size_t plane = p * plane_bytes;
-    last_error.clear();
-    if (TIFFIsTiled(t) != 0) {
-      uint32_t tw = 0, th = 0;
-      TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
-      TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-      const uint64_t tile_bytes = uint64_t{tw} * th * elem;
-      if (tile_bytes / kMaxTiffExpansion > file_bytes || TIFFTileSize64(t) < tile_bytes) {
-        return Error(StatusCode::kDataLoss, "{}: tiles of {}x{} pixels in a file of {} bytes", path, tw, th, file_bytes);
-      }
-      std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize64(t)));
-      for (uint32_t y = 0; y < info.height; y += th) {
-        const uint32_t rows = std::min(th, info.height - y);
-        grow(plane + (size_t{y} + rows) * row_bytes);
-        for (uint32_t x = 0; x < info.width; x += tw) {
-          const ttile_t index = TIFFComputeTile(t, x, y, 0, 0);
-          if (TIFFReadEncodedTile(t, index, tile.data(), static_cast<tmsize_t>(tile.size())) < 0) {
-            return Error(StatusCode::kDataLoss, "{}: damaged tile at ({}, {}): {}", path, x, y, last_error);
-          }
-          const uint32_t cols = std::min(tw, info.width - x);
-          for (uint32_t r = 0; r < rows; ++r) {
-            std::memcpy(img.pixels.data() + plane + (size_t{y + r} * info.width + x) * elem,
-                        tile.data() + size_t{r} * tw * elem, size_t{cols} * elem);
-          }
-        }
-      }
-    } else {
-      if (static_cast<uint64_t>(TIFFScanlineSize64(t)) != row_bytes) {
-        return Error(StatusCode::kDataLoss, "{}: rows of {} bytes, expected {}", path, TIFFScanlineSize64(t), row_bytes);
-      }
-      for (uint32_t y = 0; y < info.height; ++y) {
-        grow(plane + (size_t{y} + 1) * row_bytes);
-        if (TIFFReadScanline(t, img.pixels.data() + plane + y * row_bytes, y, 0) < 0) {
-          return Error(StatusCode::kDataLoss, "{}: damaged at row {} of page {}: {}", path, y, p,
-                       last_error.empty() ? "truncated file" : last_error);
-        }
-      }
-    }
+    TESSERA_RETURN_IF_ERROR(ReadPage(t, path, info, p, file_bytes, img.pixels, p * plane_bytes));
   }
   return img;
 }
@@ -222,6 +228,46 @@ Result<TiffInfo> ProbeTiff(const std::string& path) {
 Result<Image> ReadTiff(const std::string& path) {
   TESSERA_ASSIGN_OR_RETURN(TiffPtr t, Open(path, "r"));
   return ReadAll(t.get(), path, FileBytes(path));
+}
+
+struct TiffStack::Impl {
+  TiffPtr tiff;
+  std::string path;
+  uint64_t file_bytes = 0;
+  TiffInfo info;
+  std::vector<uint8_t> page;
+};
+
+TiffStack::TiffStack(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TiffStack::TiffStack(TiffStack&&) noexcept = default;
+TiffStack& TiffStack::operator=(TiffStack&&) noexcept = default;
+TiffStack::~TiffStack() = default;
+const TiffInfo& TiffStack::info() const { return impl_->info; }
+
+Result<TiffStack> TiffStack::Open(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  TESSERA_ASSIGN_OR_RETURN(impl->tiff, imageio::Open(path, "r"));
+  impl->path = path;
+  impl->file_bytes = FileBytes(path);
+  TESSERA_ASSIGN_OR_RETURN(impl->info, Probe(impl->tiff.get(), path, impl->file_bytes));
+  return TiffStack(std::move(impl));
+}
+
+Status TiffStack::ReadPlane(uint32_t z, std::span<uint8_t> out) {
+  Impl& m = *impl_;
+  const size_t plane_bytes = size_t{m.info.width} * m.info.height * DtypeSize(m.info.dtype);
+  if (z >= m.info.planes || out.size() != plane_bytes) {
+    return Error(StatusCode::kInvalidArgument, "{}: page {} of {} into {} bytes (pages are {} bytes)", m.path, z,
+                 m.info.planes, out.size(), plane_bytes);
+  }
+  // The next page follows the current one: read on instead of from the first directory.
+  if (z == TIFFCurrentDirectory(m.tiff.get()) + 1u && TIFFReadDirectory(m.tiff.get()) == 0) {
+    return Error(StatusCode::kDataLoss, "{}: cannot read page {}", m.path, z);
+  }
+  TESSERA_RETURN_IF_ERROR(ReadPage(m.tiff.get(), m.path, m.info, z, m.file_bytes, m.page, 0));
+  if (m.page.size() < plane_bytes) return Error(StatusCode::kDataLoss, "{}: page {} is short", m.path, z);
+  std::memcpy(out.data(), m.page.data(), plane_bytes);
+  return OkStatus();
 }
 
 Result<Image> DecodeTiff(std::string_view bytes) {

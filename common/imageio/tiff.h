@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +45,27 @@ Result<TiffInfo> ProbeTiff(const std::string& path);
 /// Reads every page: grayscale, 8 or 16 bits unsigned, strips or tiles, any compression
 /// libtiff decodes. Errors as ProbeTiff's.
 Result<Image> ReadTiff(const std::string& path);
+
+/// A z stack read a page at a time (each page a plane): memory for one plane whatever the
+/// stack's depth. Pages read in order cost one directory step each.
+class TiffStack {
+ public:
+  /// ProbeTiff's checks and errors.
+  static Result<TiffStack> Open(const std::string& path);
+  TiffStack(TiffStack&&) noexcept;
+  TiffStack& operator=(TiffStack&&) noexcept;
+  ~TiffStack();
+
+  const TiffInfo& info() const;
+  /// Page z (height x width, native byte order) into `out`. INVALID_ARGUMENT for a page or a
+  /// size that does not match, DATA_LOSS for a damaged page.
+  Status ReadPlane(uint32_t z, std::span<uint8_t> out);
+
+ private:
+  struct Impl;
+  explicit TiffStack(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 /// ReadTiff on a TIFF held in memory (`bytes` is only read during the call).
 Result<Image> DecodeTiff(std::string_view bytes);

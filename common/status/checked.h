@@ -20,4 +20,13 @@ inline std::optional<uint64_t> CheckedProduct(std::initializer_list<uint64_t> fa
   return p;
 }
 
+/// The sum of `terms`, or std::nullopt when it exceeds uint64_t.
+inline std::optional<uint64_t> CheckedSum(std::initializer_list<uint64_t> terms) {
+  uint64_t s = 0;
+  for (uint64_t t : terms) {
+    if (__builtin_add_overflow(s, t, &s)) return std::nullopt;
+  }
+  return s;
+}
+
 }  // namespace tessera

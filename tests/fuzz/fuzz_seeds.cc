@@ -9,9 +9,12 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "common/codec/codec.h"
 #include "common/imageio/tiff.h"
 #include "proto/tessera.pb.h"
+#include "tests/dcimg_files.h"
 
 namespace {
 
@@ -92,6 +95,13 @@ void TiffSeeds() {
   const std::string cut = encode(Ramp(30, 30, 1, Dtype::kUint16));
   Write("tiff_fuzz", "truncated.tif", cut.substr(0, cut.size() / 2));
   Write("tiff_fuzz", "not_a_tiff.txt", "this is not a tiff");
+}
+
+// DCIMG files of each version, as tests/dcimg_files.h writes them from the documented layout.
+void DcimgSeeds() {
+  for (uint32_t v : {0x7u, 0x1000000u, 0x2000000u}) {
+    Write("dcimg_fuzz", fmt::format("v{:x}.dcimg", v), testing::Build({.version = v, .width = 9, .height = 5, .frames = 2}));
+  }
 }
 
 // The ingest_fuzz layout: flags, header length, header, length-prefixed payload frames.
@@ -214,6 +224,7 @@ int main(int argc, char** argv) {
   }
   root = argv[1];
   TiffSeeds();
+  DcimgSeeds();
   IngestSeeds();
   RequestSeeds();
   return 0;
