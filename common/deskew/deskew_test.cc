@@ -1,5 +1,7 @@
 #include "common/deskew/deskew.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -69,8 +71,9 @@ std::vector<uint16_t> DeskewAll(const Params& p, const std::vector<uint16_t>& ra
 // The numpy reference of the convention (tests/deskew_reference.py), run on the same stack.
 std::vector<uint16_t> Reference(const Params& p, const std::vector<uint16_t>& raw, uint32_t k_planes, uint32_t h,
                                 uint32_t w, std::string* shape) {
-  const std::string dir = ::testing::TempDir();
-  const std::string in = dir + "/deskew_in.raw", out = dir + "/deskew_out.raw";
+  // Named per process: ctest runs the cases side by side.
+  const std::string stem = ::testing::TempDir() + "/deskew_" + std::to_string(::getpid());
+  const std::string in = stem + "_in.raw", out = stem + "_out.raw";
   std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(raw.data()), raw.size() * 2);
   std::ostringstream cmd;
   cmd.precision(17);

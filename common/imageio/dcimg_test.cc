@@ -55,7 +55,7 @@ TEST_P(DcimgVersionTest, FramesReadWithPaddedRowsAndTheirCornerPixelsRestored) {
   auto layout = ParseDcimg(bytes.size(), Memory(bytes));
   ASSERT_TRUE(layout.ok()) << layout.status().ToString();
   EXPECT_EQ(layout->corner_row, static_cast<int64_t>(CornerRow(s)));
-  const std::string path = ::testing::TempDir() + "/stack.dcimg";
+  const std::string path = ::testing::TempDir() + fmt::format("/stack_{:x}.dcimg", s.version);
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   auto stack = StackReader::Open(path);
   ASSERT_TRUE(stack.ok()) << stack.status().ToString();
