@@ -111,7 +111,7 @@ Status DeskewPlane(const Geometry& g, uint32_t k, std::span<const T> oriented, s
                  g.planes, oriented.size(), U, Y, out.size(), X, Y);
   }
   const double shift = g.Shift(k);
-  if (g.copy) {  // O[y][x] = D[y][x - shift], a whole shift
+  if (g.copy || shift == std::floor(shift)) {  // O[y][x] = D[y][x - shift], a whole shift
     const size_t at = static_cast<size_t>(shift);
     for (size_t y = 0; y < Y; ++y) {
       T* dst = out.data() + y * X;
@@ -120,22 +120,20 @@ Status DeskewPlane(const Geometry& g, uint32_t k, std::span<const T> oriented, s
     }
     return OkStatus();
   }
-  // q = x - shift for every x of the row; inside when 0 <= q <= U - 1.
+  // The shift is the same for every voxel of the plane: with shift = n + r (n whole, 0 < r < 1),
+  // q = x - shift = (x - n - 1) + (1 - r), so x takes raw samples i = x - n - 1 and i + 1 with
+  // weights r and 1 - r, and is inside [0, U - 1] exactly for n + 1 <= x <= n + U - 1.
+  const double n = std::floor(shift), f = 1 - (shift - n), keep = 1 - f;
+  const size_t first = static_cast<size_t>(n) + 1, last = static_cast<size_t>(n) + U - 1;  // inclusive
   for (size_t y = 0; y < Y; ++y) {
     const T* src = oriented.data() + y * U;
     T* dst = out.data() + y * X;
-    for (size_t x = 0; x < X; ++x) {
-      const double q = static_cast<double>(x) - shift;
-      if (q < 0 || q > static_cast<double>(U - 1)) {
-        dst[x] = 0;
-        continue;
-      }
-      const double fl = std::floor(q);
-      const size_t i = static_cast<size_t>(fl);
-      const double f = q - fl;
-      const double a = src[i], b = i + 1 < U ? src[i + 1] : src[i];
-      dst[x] = static_cast<T>(std::floor(a * (1 - f) + b * f + 0.5));
+    std::memset(dst, 0, first * sizeof(T));
+    for (size_t x = first, i = 0; x <= last; ++x, ++i) {
+      // Non-negative: truncation is the floor (and vectorises).
+      dst[x] = static_cast<T>(static_cast<uint32_t>(src[i] * keep + src[i + 1] * f + 0.5));
     }
+    if (last + 1 < X) std::memset(dst + last + 1, 0, (X - last - 1) * sizeof(T));
   }
   return OkStatus();
 }
