@@ -1,6 +1,7 @@
 // `tessera scan`: push a scan as a microscope would, from TIFF tiles on disk or synthetic.
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -33,7 +34,14 @@ struct ScanArgs {
   double pixel_size_um = 0;
   std::string header = "{}";
   int timeout_s = 60;
+  ObliqueScan oblique;  // an oblique light-sheet scan when angle_deg is set
 };
+
+// The oblique scan the options ask for, if any.
+std::optional<ObliqueScan> ObliqueOf(const ScanArgs& a) {
+  if (a.oblique.angle_deg == 0 && a.oblique.stage_step_um == 0) return std::nullopt;
+  return a.oblique;
+}
 
 // Produces frame `index` of the plan into `out`.
 using FrameSource = std::function<Status(uint64_t index, std::vector<uint8_t>& out)>;
@@ -91,6 +99,8 @@ int RunScan(const ScanArgs& a) {
     auto dtype = ParseDtype(a.dtype);
     if (!dtype.ok()) return Fail(dtype.status().ToString());
     o.dtype = *dtype;
+    o.oblique = ObliqueOf(a);
+    if (a.pixel_size_um > 0) o.pixel_size_um = a.pixel_size_um;
     if (Status s = synth::ValidateOptions(o); !s.ok()) return Fail(s.ToString());
     auto mosaic = std::make_shared<synth::SyntheticMosaic>(o);
     plan = mosaic->plan();
@@ -101,6 +111,12 @@ int RunScan(const ScanArgs& a) {
     nlohmann::json header = nlohmann::json::parse(a.header, nullptr, /*allow_exceptions=*/false);
     if (!header.is_object()) return Fail("--header must be a JSON object");
     header["synthetic"] = {{"seed", o.seed}, {"position_error_px", o.position_error_px}, {"true_positions", truth}};
+    if (o.light_sheet || o.oblique) {  // light-sheet stacks: where each one really is in z, in planes
+      nlohmann::json z = nlohmann::json::array();
+      for (uint32_t t = 0; t < plan.tiles.size(); ++t) z.push_back(mosaic->TrueZ(t));
+      header["synthetic"]["z_error_planes"] = o.z_error_planes;
+      header["synthetic"]["true_z"] = z;
+    }
     plan.header_json = header.dump();
     source = [mosaic](uint64_t index, std::vector<uint8_t>& out) {
       out.resize(mosaic->plan().frame_bytes());
@@ -119,6 +135,8 @@ int RunScan(const ScanArgs& a) {
   plan.chunk_y = plan.chunk_x = a.chunk;
   if (a.pixel_size_um > 0) plan.pixel_size_um = {a.pixel_size_um, a.pixel_size_um, plan.pixel_size_um[2]};
   if (!a.synthetic && a.header != "{}") plan.header_json = a.header;
+  if (!a.synthetic) plan.oblique = ObliqueOf(a);
+  if (Status s = plan.Validate(); !s.ok()) return Fail(s.ToString());
   plan.stitch = a.stitch;
 
   ScannerOptions so;
@@ -191,7 +209,21 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
   scan->add_option("--codec", a.codec, "Blosc compressor: lz4 (fast) or zstd (smaller)")->capture_default_str();
   scan->add_option("--level", a.level, "Blosc level 0-9")->capture_default_str();
   scan->add_option("--chunk", a.chunk, "Chunk edge in pixels (fitted to the tile)")->capture_default_str();
-  scan->add_option("--pixel-size", a.pixel_size_um, "Pixel size in micrometres (x and y)");
+  scan->add_option("--pixel-size", a.pixel_size_um, "Pixel size in micrometres (x and y; the camera pixel in the "
+                   "sample for an oblique scan)");
+  scan->add_flag("--light-sheet", a.synth.light_sheet,
+                 "Synthetic: light-sheet stacks (planes are sections of one 3-D scene, cells as 3-D blobs, a "
+                 "stage error in z too) instead of a widefield z-stack");
+  scan->add_option("--z-error", a.synth.z_error_planes, "Synthetic light sheet: max stage error in z, planes")
+      ->capture_default_str();
+  scan->add_option("--oblique", a.oblique.angle_deg,
+                   "An oblique (stage-scan) light-sheet scan: the angle between the sheet and the stage, degrees; "
+                   "its tiles get a deskewed view (needs --stage-step and --pixel-size)");
+  scan->add_option("--stage-step", a.oblique.stage_step_um, "Oblique scan: stage travel between planes, um");
+  scan->add_option("--scan-direction", a.oblique.scan_direction, "Oblique scan: 1 or -1")->capture_default_str();
+  scan->add_option("--rotate-90", a.oblique.rotate_90,
+                   "Oblique scan: quarter turns clockwise of each frame before the deskew")->capture_default_str();
+  scan->add_flag("--flip-ud", a.oblique.flip_ud, "Oblique scan: flip each frame up-down (after --rotate-90)");
   scan->add_option("--header", a.header, "Free-form slide header, as JSON")->capture_default_str();
   scan->add_flag("!--no-stitch", a.stitch,
                  "Do not stitch when the scan closes (by default the stack's workers register and solve it)");

@@ -151,6 +151,17 @@ std::string SummaryToJson(const SlideSummary& s) {
   j["chunk"] = {p.chunk_y, p.chunk_x};
   j["codec"] = codec::CompressorName(p.codec.compressor);
   j["header"] = nlohmann::json::parse(p.header_json, nullptr, false);
+  if (p.oblique) {  // an oblique light-sheet scan, and the deskewed view its tiles get
+    const ObliqueScan& o = *p.oblique;
+    j["oblique"] = {{"angle_deg", o.angle_deg}, {"stage_step_um", o.stage_step_um}, {"scan_direction", o.scan_direction},
+                    {"rotate_90", o.rotate_90}, {"flip_ud", o.flip_ud}};
+    if (auto g = deskew::Plan(DeskewParamsOf(p), p.width, p.height, p.z_planes); g.ok()) {
+      j["oblique"]["deskewed"] = {{"shape", {{"z", g->planes}, {"height", g->height}, {"width", g->width}}},
+                                  {"voxel_um", g->voxel_um},
+                                  {"shear_px_per_plane", g->shear},
+                                  {"copy", g->copy}};
+    }
+  }
   auto& tiles = j["tiles"] = nlohmann::json::array();
   const bool stitched = s.positions.size() == p.tiles.size();
   if (stitched) j["stitched_unix_ms"] = s.stitched_unix_ms;

@@ -130,6 +130,31 @@ TEST(IngestTest, Dim3StacksOfDcimgAndTiffAreStoredPlaneByPlane) {
   }
 }
 
+// A synthetic oblique light-sheet scan: its plan carries the deskew's parameters, `tessera info
+// --json` the deskewed view's shape and voxel size, and its header the truth in x, y and z.
+TEST(IngestTest, AnObliqueSyntheticScanRecordsItsDeskewAndItsTruth) {
+  Stack stack;
+  auto scan = RunTessera({"scan", "--synthetic", "--no-stitch", "--cols", "2", "--rows", "1", "--width", "128",
+                          "--height", "64", "--channels", "1", "--z", "12", "--oblique", "45", "--stage-step",
+                          "2.8284271247461903", "--pixel-size", "2", "--scan-direction", "-1", "--server",
+                          stack.manager()});
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  auto info = RunTessera({"info", scan.LastLine(), "--json", "--server", stack.manager()});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  ASSERT_TRUE(j.contains("oblique")) << info.out;
+  EXPECT_EQ(j["oblique"]["scan_direction"], -1);
+  EXPECT_EQ(j["oblique"]["deskewed"]["copy"], true);  // 45 degrees, a step of sqrt(2) pixels
+  EXPECT_EQ(j["oblique"]["deskewed"]["shape"]["width"], 128 + 11);
+  EXPECT_NEAR(j["oblique"]["deskewed"]["voxel_um"][2].get<double>(), 2.0, 1e-9);
+  EXPECT_EQ(j["header"]["synthetic"]["true_z"].size(), 2u);
+  EXPECT_EQ(j["frames_written"], 24);
+  // Parameters the deskew cannot take are refused before a slide opens, by name.
+  auto steep = RunTessera({"scan", "--synthetic", "--oblique", "90", "--stage-step", "1", "--server", stack.manager()});
+  EXPECT_NE(steep.exit_code, 0);
+  EXPECT_NE(steep.err.find("oblique angle 90"), std::string::npos) << steep.err;
+}
+
 TEST(IngestTest, ExampleProgramStoresItsSlide) {
   Stack stack;
   const auto example = std::filesystem::path(TesseraBin()).parent_path().parent_path() / "client" /

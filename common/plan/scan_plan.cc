@@ -190,7 +190,18 @@ Status ScanPlan::Validate() const {
     return Error(kInvalid, "header nests {} deep, over the limit of {} (kMaxJsonDepth)", depth, kMaxJsonDepth);
   }
   if (!nlohmann::json::accept(header_json)) return Error(kInvalid, "header is not valid JSON");
+  if (oblique) {  // the parameters, and planes the deskew can make
+    if (Status s = deskew::Plan(DeskewParamsOf(*this), width, height, z_planes).status(); !s.ok()) {
+      return Error(kInvalid, "oblique scan: {}", s.message());
+    }
+  }
   return OkStatus();
+}
+
+deskew::Params DeskewParamsOf(const ScanPlan& plan) {
+  const ObliqueScan o = plan.oblique.value_or(ObliqueScan{});
+  return {.angle_deg = o.angle_deg, .stage_step_um = o.stage_step_um, .pixel_size_um = plan.pixel_size_um[0],
+          .scan_direction = o.scan_direction, .rotate_90 = o.rotate_90, .flip_ud = o.flip_ud};
 }
 
 void ScanPlan::ClampChunks() {
@@ -249,6 +260,11 @@ std::string PlanToJson(const ScanPlan& p) {
                 {"shuffle", p.codec.shuffle}};
   j["header"] = nlohmann::json::parse(p.header_json, nullptr, /*allow_exceptions=*/false);
   j["stitch"] = p.stitch;
+  if (p.oblique) {
+    j["oblique"] = {{"angle_deg", p.oblique->angle_deg},   {"stage_step_um", p.oblique->stage_step_um},
+                    {"scan_direction", p.oblique->scan_direction}, {"rotate_90", p.oblique->rotate_90},
+                    {"flip_ud", p.oblique->flip_ud}};
+  }
   auto& tiles = j["tiles"] = nlohmann::json::array();
   for (const auto& t : p.tiles) {
     tiles.push_back({{"name", t.name}, {"x", t.x}, {"y", t.y}, {"z", t.z}, {"row", t.row},
@@ -361,6 +377,25 @@ Result<ScanPlan> PlanFromDom(const Json& j) {
   if ((m = Member(j, "header")) && !m->is_null()) p.header_json = m->dump();
   if ((m = Member(j, "stitch"))) {
     TESSERA_ASSIGN_OR_RETURN(p.stitch, Bool(*m, "stitch"));
+  }
+  if ((m = Member(j, "oblique")) && !m->is_null()) {
+    if (!m->is_object()) return Error(kInvalid, "scan plan: oblique must be an object");
+    ObliqueScan o;
+    const Json* f = nullptr;
+    if (!(f = Member(*m, "angle_deg"))) return Error(kInvalid, "scan plan: oblique.angle_deg is missing");
+    TESSERA_ASSIGN_OR_RETURN(o.angle_deg, Number(*f, "oblique.angle_deg"));
+    if (!(f = Member(*m, "stage_step_um"))) return Error(kInvalid, "scan plan: oblique.stage_step_um is missing");
+    TESSERA_ASSIGN_OR_RETURN(o.stage_step_um, Number(*f, "oblique.stage_step_um"));
+    if ((f = Member(*m, "scan_direction"))) {
+      TESSERA_ASSIGN_OR_RETURN(o.scan_direction, Whole<int>(*f, "oblique.scan_direction"));
+    }
+    if ((f = Member(*m, "rotate_90"))) {
+      TESSERA_ASSIGN_OR_RETURN(o.rotate_90, Whole<int>(*f, "oblique.rotate_90"));
+    }
+    if ((f = Member(*m, "flip_ud"))) {
+      TESSERA_ASSIGN_OR_RETURN(o.flip_ud, Bool(*f, "oblique.flip_ud"));
+    }
+    p.oblique = o;
   }
   if (!(m = Member(j, "tiles")) || !m->is_array()) return Error(kInvalid, "scan plan: tiles must be an array");
   if (m->size() > kMaxTiles) {

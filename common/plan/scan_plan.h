@@ -13,10 +13,12 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/codec/codec.h"
+#include "common/deskew/deskew.h"
 #include "common/status/status.h"
 
 namespace tessera {
@@ -81,6 +83,17 @@ inline constexpr double kMaxTilePosition = 1 << 30;             ///< |x|, |y|, |
 inline constexpr double kMinPixelSizeUm = 1e-6;                 ///< 1 pm: below any electron microscope's
 inline constexpr double kMaxPixelSizeUm = 1e6;                  ///< 1 m
 
+/// A stage-scan oblique light-sheet acquisition (../shared/design/LIGHTSHEET.md): each tile's
+/// planes are sheared and get a deskewed view. The camera pixel is pixel_size_um[0].
+struct ObliqueScan {
+  double angle_deg = 0;      ///< between the sheet and the stage plane, (0, 90)
+  double stage_step_um = 0;  ///< stage travel between planes
+  int scan_direction = 1;    ///< +1 or -1
+  int rotate_90 = 0;         ///< quarter turns clockwise of each raw frame before the deskew
+  bool flip_ud = false;      ///< then an up-down flip
+  bool operator==(const ObliqueScan&) const = default;
+};
+
 struct ScanPlan {
   std::string name;
   std::vector<TilePlacement> tiles;
@@ -93,6 +106,7 @@ struct ScanPlan {
   uint32_t chunk_y = 512, chunk_x = 512;
   codec::BloscParams codec;
   bool stitch = true;  ///< stitch by itself once the scan closes (when the stack has workers)
+  std::optional<ObliqueScan> oblique;  ///< set for an oblique light-sheet scan
 
   /// INVALID_ARGUMENT naming the first thing wrong (the field, and the limit above when it
   /// is one): empty or out-of-bound sizes, counts whose products overflow, numbers that are
@@ -123,6 +137,9 @@ struct ScanPlan {
   /// OUT_OF_RANGE when the key lies outside the plan.
   Status CheckKey(const FrameKey& k) const;
 };
+
+/// The deskew of an oblique scan's tiles (plan.oblique with the camera pixel pixel_size_um[0]).
+deskew::Params DeskewParamsOf(const ScanPlan& plan);
 
 /// OK when `name` may name a plan, tile or channel: at most kMaxNameBytes of UTF-8, no
 /// control characters. Otherwise INVALID_ARGUMENT, `what` ("tile 3's name") naming it.

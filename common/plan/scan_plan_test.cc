@@ -81,6 +81,32 @@ TEST(ScanPlanTest, JsonRoundTripKeepsEverything) {
   EXPECT_FALSE(PlanFromJson("[1,2]").ok());
 }
 
+TEST(ScanPlanTest, AnObliqueScanRoundTripsAndIsChecked) {
+  ScanPlan p = TwoByThree();
+  p.z_planes = 50;
+  p.pixel_size_um = {0.5, 0.5, 1.0};
+  p.oblique = ObliqueScan{.angle_deg = 45, .stage_step_um = 0.7071, .scan_direction = -1, .rotate_90 = 3,
+                          .flip_ud = true};
+  ASSERT_TRUE(p.Validate().ok()) << p.Validate().ToString();
+  auto back = PlanFromJson(PlanToJson(p));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(back->oblique.has_value());
+  EXPECT_EQ(*back->oblique, *p.oblique);
+  const deskew::Params d = DeskewParamsOf(*back);
+  EXPECT_EQ(d.pixel_size_um, 0.5);
+  EXPECT_EQ(d.scan_direction, -1);
+  EXPECT_FALSE(PlanFromJson(PlanToJson(TwoByThree()))->oblique.has_value());
+
+  p.oblique->angle_deg = 95;
+  EXPECT_NE(p.Validate().message().find("oblique scan: oblique angle"), std::string::npos) << p.Validate().ToString();
+  auto bad = PlanFromJson(R"({"width": 8, "height": 8, "channels": ["a"], "tiles": [{"name": "t"}],
+                             "oblique": {"angle_deg": "steep", "stage_step_um": 1}})");
+  EXPECT_NE(bad.status().message().find("oblique.angle_deg"), std::string::npos) << bad.status().ToString();
+  auto missing = PlanFromJson(R"({"width": 8, "height": 8, "channels": ["a"], "tiles": [{"name": "t"}],
+                                 "oblique": {"angle_deg": 30}})");
+  EXPECT_NE(missing.status().message().find("stage_step_um is missing"), std::string::npos);
+}
+
 TEST(ScanPlanTest, LevelsHalveWithCeilingUntilTheCoarsestEdge) {
   ScanPlan p = TwoByThree();  // 1000 x 600, chunks 512 x 512
   // 1000 -> 500 -> 250 -> 125 -> 63 -> 32: six levels.

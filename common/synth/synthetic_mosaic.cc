@@ -1,6 +1,7 @@
 #include "common/synth/synthetic_mosaic.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -37,6 +38,21 @@ Status ValidateOptions(const SyntheticOptions& o) {
   if (!(o.position_error_px >= 0)) {
     return Error(StatusCode::kInvalidArgument, "position error must be >= 0");
   }
+  if (!(o.z_error_planes >= 0 && o.z_error_planes <= 1000)) {
+    return Error(StatusCode::kInvalidArgument, "z error {} planes: give 0 to 1000", o.z_error_planes);
+  }
+  if (!(o.pixel_size_um >= 1e-3 && o.pixel_size_um <= 1e3)) {
+    return Error(StatusCode::kInvalidArgument, "pixel size {} um: give 0.001 to 1000", o.pixel_size_um);
+  }
+  if (o.oblique) {
+    if (o.oblique->rotate_90 != 0 || o.oblique->flip_ud) {
+      return Error(StatusCode::kInvalidArgument,
+                   "synthetic oblique stacks are generated unrotated and unflipped: drop --rotate-90 and --flip-ud");
+    }
+    const deskew::Params p{.angle_deg = o.oblique->angle_deg, .stage_step_um = o.oblique->stage_step_um,
+                           .pixel_size_um = o.pixel_size_um, .scan_direction = o.oblique->scan_direction};
+    TESSERA_RETURN_IF_ERROR(deskew::Plan(p, o.width, o.height, o.z_planes).status());
+  }
   return OkStatus();
 }
 
@@ -46,7 +62,16 @@ SyntheticMosaic::SyntheticMosaic(const SyntheticOptions& o) : options_(o) {
   plan_.height = o.height;
   plan_.z_planes = o.z_planes;
   plan_.dtype = o.dtype;
-  plan_.pixel_size_um = {0.65, 0.65, 2.0};
+  const bool light = o.light_sheet || o.oblique.has_value();
+  // z: the stage's step between planes (oblique) or the focus step.
+  plan_.pixel_size_um = {o.pixel_size_um, o.pixel_size_um, o.oblique ? o.oblique->stage_step_um : 2.0};
+  plan_.oblique = o.oblique;
+  if (o.oblique) {
+    shear_ = *deskew::Plan(DeskewParamsOf(plan_), o.width, o.height, o.z_planes);
+    sigma_z_per_px_ = o.pixel_size_um / shear_->voxel_um[2];
+  } else {
+    sigma_z_per_px_ = o.pixel_size_um / plan_.pixel_size_um[2];
+  }
   plan_.channels.clear();
   for (uint32_t c = 0; c < o.channels; ++c) {
     plan_.channels.push_back(c < 4 ? kChannelNames[c] : fmt::format("ch{}", c));
@@ -61,6 +86,8 @@ SyntheticMosaic::SyntheticMosaic(const SyntheticOptions& o) : options_(o) {
       const double ex = (2 * Unit(Mix(o.seed * 7919 + t * 2)) - 1) * o.position_error_px;
       const double ey = (2 * Unit(Mix(o.seed * 7919 + t * 2 + 1)) - 1) * o.position_error_px;
       true_positions_.push_back({c * step_x + ex, r * step_y + ey});
+      const double ez = (2 * Unit(Mix(o.seed * 7919 + t * 2 + 0x5EED)) - 1) * o.z_error_planes;
+      true_z_.push_back(light ? ez : 0.0);
     }
   }
   plan_.header_json = fmt::format(
@@ -100,17 +127,51 @@ void SyntheticMosaic::BlobsNear(uint32_t channel, double x0, double y0, double x
   }
 }
 
+void SyntheticMosaic::BlobsNear3(uint32_t channel, double x0, double y0, double x1, double y1, double z,
+                                 std::vector<Blob>& out) const {
+  // Cells of the 3-D scene: a 2-D layout per slab of kSlab planes, each cell a depth in it.
+  constexpr double kSlab = 8;
+  const double reach = 40 * cell_ / 64.0 * sigma_z_per_px_ + 1;
+  const int64_t s0 = static_cast<int64_t>(std::floor((z - reach) / kSlab));
+  const int64_t s1 = static_cast<int64_t>(std::floor((z + reach) / kSlab));
+  std::vector<Blob> slab;
+  for (int64_t s = s0; s <= s1; ++s) {
+    slab.clear();
+    BlobsNear(channel + 977 * static_cast<uint32_t>(s & 0xFFFF), x0, y0, x1, y1, slab);
+    for (Blob& b : slab) {
+      const uint64_t where = uint64_t{std::bit_cast<uint32_t>(b.x)} << 32 | std::bit_cast<uint32_t>(b.y);
+      b.z = static_cast<float>((static_cast<double>(s) + Unit(Mix(where ^ options_.seed))) * kSlab);
+      out.push_back(b);
+    }
+  }
+}
+
 void SyntheticMosaic::RenderFrame(const FrameKey& key, std::span<uint8_t> out) const {
   const uint32_t w = options_.width, h = options_.height;
-  const auto [tx, ty] = true_positions_[key.t];
+  auto [tx, ty] = true_positions_[key.t];
+  // An oblique frame sees the scene's plane shifted along x by the shear.
+  if (shear_) tx += shear_->Shift(key.z);
+  const bool light = options_.light_sheet || shear_.has_value();
+  const double depth = true_z_[key.t] + key.z;  // the scene's plane, light sheet
   std::vector<float> img(size_t{w} * h, 0.0f);
   std::vector<Blob> blobs;
-  BlobsNear(key.c, tx, ty, tx + w, ty + h, blobs);
+  if (light) {
+    BlobsNear3(key.c, tx, ty, tx + w, ty + h, depth, blobs);
+  } else {
+    BlobsNear(key.c, tx, ty, tx + w, ty + h, blobs);
+  }
   // Defocus: blobs widen and dim away from the middle plane.
   const double dz = options_.z_planes > 1 ? std::abs(key.z - (options_.z_planes - 1) / 2.0) : 0.0;
   for (const Blob& b : blobs) {
-    const float sigma = b.sigma * static_cast<float>(1 + 0.6 * dz);
-    const float amp = b.amplitude / static_cast<float>(1 + 0.8 * dz * dz);
+    float sigma = b.sigma, amp = b.amplitude;
+    if (light) {  // a section through the cell: dimmer away from its centre, no wider
+      const double sz = b.sigma * sigma_z_per_px_, d = depth - b.z;
+      if (std::abs(d) > 3.5 * sz) continue;
+      amp *= static_cast<float>(std::exp(-d * d / (2 * sz * sz)));
+    } else {
+      sigma *= static_cast<float>(1 + 0.6 * dz);
+      amp /= static_cast<float>(1 + 0.8 * dz * dz);
+    }
     const float r = 3.5f * sigma;
     const float cx = static_cast<float>(b.x - tx), cy = static_cast<float>(b.y - ty);
     const int xa = std::max(0, static_cast<int>(std::floor(cx - r)));

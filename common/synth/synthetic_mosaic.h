@@ -14,10 +14,12 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "common/deskew/deskew.h"
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 
@@ -34,6 +36,16 @@ struct SyntheticOptions {
   uint64_t seed = 1;
   bool noise = true;                    ///< shot and read noise
   bool vignetting = true;               ///< illumination falling off towards the corners
+  /// Light-sheet stacks: the planes of a tile are sections of one 3-D scene (cells as 3-D
+  /// blobs), each tile offset by a known error in z too; otherwise z planes defocus one 2-D
+  /// scene (a widefield z-stack).
+  bool light_sheet = false;
+  double z_error_planes = 2.0;          ///< max |true - nominal| in z, planes (light sheet)
+  /// An oblique stage scan (implies light_sheet): raw frame k sees the scene's plane k shifted
+  /// by the deskew's shift(k) along x, so that the deskew (common/deskew) recovers the scene.
+  /// Frames are generated unrotated and unflipped; the camera pixel is pixel_size_um.
+  std::optional<ObliqueScan> oblique;
+  double pixel_size_um = 0.65;
 };
 
 /// INVALID_ARGUMENT naming the first bad option.
@@ -50,6 +62,8 @@ class SyntheticMosaic {
 
   /// The true (x, y) of tile t in mosaic pixels.
   std::array<double, 2> TruePosition(uint32_t t) const;
+  /// The true z of tile t in planes (0 unless light_sheet).
+  double TrueZ(uint32_t t) const { return true_z_[t]; }
 
   /// Renders frame `key` into `out` (plan().frame_bytes() bytes, native byte order).
   /// Deterministic across calls and runs; thread-safe.
@@ -57,14 +71,18 @@ class SyntheticMosaic {
 
  private:
   struct Blob {
-    float x, y, sigma, amplitude;
+    float x, y, sigma, amplitude, z = 0;
   };
   SyntheticOptions options_;
   ScanPlan plan_;
   std::vector<std::array<double, 2>> true_positions_;
+  std::vector<double> true_z_;
+  double sigma_z_per_px_ = 1;  // a cell's depth in planes per pixel of its width
+  std::optional<deskew::Geometry> shear_;  // an oblique scan's
   double cell_ = 64;  // side of the hashing grid that places blobs, in mosaic pixels
   void BlobsNear(uint32_t channel, double x0, double y0, double x1, double y1,
                  std::vector<Blob>& out) const;
+  void BlobsNear3(uint32_t channel, double x0, double y0, double x1, double y1, double z, std::vector<Blob>& out) const;
 };
 
 }  // namespace tessera::synth
