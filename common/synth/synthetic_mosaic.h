@@ -1,7 +1,9 @@
 // SyntheticMosaic: a realistic fluorescence mosaic for demos, tests and benchmarks.
 //
 // One scene in mosaic coordinates (cells as Gaussian blobs of varied size and brightness,
-// different structures per channel, defocus away from the middle z plane), seen by a
+// different structures per channel, defocus away from the middle z plane; or, for light-sheet
+// stacks, a 3-D scene whose planes the stack sections, optionally sheared as an oblique scan
+// records it), seen by a
 // camera at each tile's TRUE position: the nominal stage position plus a known,
 // deterministic, sub-pixel error. Overlapping tiles therefore show the same content
 // where they truly overlap, so a registration can recover the error. Each frame adds
