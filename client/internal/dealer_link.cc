@@ -42,9 +42,10 @@ void DealerLink::Loop(std::stop_token stop) {
                              {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
   while (!stop.stop_requested()) {
     wire::Poll(items, 2, 100);
-    if (connected.ok()) connected = dealer->Refused();
-    if (!connected.ok()) {  // refused by the dealer: every request waiting fails with why
-      for (auto& [id, p] : pending_) p.done(connected);
+    // Refused by the dealer: every request waiting fails with why. Not for good: a handshake
+    // cut short by a dealer restarting looks the same, and the next one may pass.
+    if (Status refused = connected.ok() ? dealer->Refused() : OkStatus(); !refused.ok()) {
+      for (auto& [id, p] : pending_) p.done(refused);
       pending_.clear();
     }
     if (items[1].revents & ZMQ_POLLIN) {
