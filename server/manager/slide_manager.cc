@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 
@@ -143,13 +144,20 @@ struct SlideManager::Impl {
     if (!run.proxy_ready) return;
     log->info("slide={} proxy={} pid={} writer={} pid={}", id, r.proxy_endpoint, run.proxy, r.writer_endpoint,
               run.writer);
-    for (Call& call : std::exchange(run.opens, {})) {
-      log->info("slide={} name={} opened frames={} path={}", r.id, r.name, r.frames_total, r.path);
-      AutoStitch(r);
-      proto::ManagerReply reply;
-      Summarize(r, reply.mutable_slide());
-      server->Answer(call, std::move(reply), OkStatus());
-    }
+    if (run.opens.empty()) return;
+    log->info("slide={} name={} opened frames={} path={}", r.id, r.name, r.frames_total, r.path);
+    // The scanner starts once the open is answered: by then the live stitch is ready to
+    // register the first pairs as they land.
+    AutoStitch(r, [this, id] {
+      auto it = running.find(id);
+      auto rec = catalog->Get(id);
+      if (it == running.end() || !rec.ok()) return;
+      for (Call& call : std::exchange(it->second.opens, {})) {
+        proto::ManagerReply reply;
+        Summarize(*rec, reply.mutable_slide());
+        server->Answer(call, std::move(reply), OkStatus());
+      }
+    });
   }
 
   // Starts a slide's writer or proxy (`role`); when it is ready its endpoint is recorded and
@@ -268,17 +276,20 @@ struct SlideManager::Impl {
 
   // A scan stitches by itself, from when it opens (registering pairs as their tiles land)
   // to its fused image after it closes, when its plan asks and the stack has workers.
-  void AutoStitch(const SlideRecord& r) {
+  // `ready` runs once the stitcher serves (or failed to start, or none was needed).
+  void AutoStitch(const SlideRecord& r, std::function<void()> ready = {}) {
     auto plan = PlanFromJson(r.plan_json);
     if (!plan.ok() || !plan->stitch || plan->tiles.size() < 2 || !options.auto_stitch ||
         !options.endpoints.contains("broker")) {
+      if (ready) ready();
       return;
     }
     proto::StitchRequest req;
     req.set_slide_id(r.id);
     req.set_z(-1);
-    if (Status s = SpawnStitcher(r, req); !s.ok()) {
+    if (Status s = SpawnStitcher(r, req, ready); !s.ok()) {
       log->warn("slide={} status={} stitch not started: {}", r.id, StatusCodeName(s.code()), s.message());
+      if (ready) ready();
     }
   }
 
@@ -311,8 +322,11 @@ struct SlideManager::Impl {
     }
   }
 
-  Status SpawnStitcher(const SlideRecord& r, const proto::StitchRequest& req) {
+  // Starts a stitcher for the slide unless one runs; `ready` (if any) runs once it serves or
+  // failed to start, or at once when one already runs.
+  Status SpawnStitcher(const SlideRecord& r, const proto::StitchRequest& req, std::function<void()> ready = {}) {
     proto::StitchState& state = stitches[r.id];
+    if (state.state() == "running" && ready) ready();
     if (state.state() != "running") {
       if (state.state() != "restarting") stitch_restarts[r.id] = 0;
       stitch_requests[r.id] = req;
@@ -325,7 +339,9 @@ struct SlideManager::Impl {
       state = proto::StitchState();
       state.set_slide_id(r.id);
       const std::string id = r.id;
-      TESSERA_ASSIGN_OR_RETURN(pid_t pid, kids.Start(options.exe, args, kReadyTimeoutMs, [this, id](Result<supervisor::Child> c) {
+      TESSERA_ASSIGN_OR_RETURN(pid_t pid, kids.Start(options.exe, args, kReadyTimeoutMs,
+                                                     [this, id, ready](Result<supervisor::Child> c) {
+        if (ready) ready();
         if (c.ok()) return log->info("slide={} stitcher pid={} started", id, c->pid);
         log->warn("slide={} status={} stitcher not started: {}", id, StatusCodeName(c.status().code()),
                   c.status().message());
