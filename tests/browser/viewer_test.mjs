@@ -210,17 +210,18 @@ async function run(browser) {
 
   // 6. Every channel off: black ("channels=" with nothing on).
   const channelCount = await page.locator('#channels input[type="checkbox"]').count();
-  await changeAndWait(page, async () => {
-    for (let c = 1; c < channelCount; c++) await page.locator(`#channel-${c}-on`).uncheck();
-  }, 'every channel off');
+  // One switch at a time, each waited for: a draw of an earlier switch must not pass for the last.
+  for (let c = 1; c < channelCount; c++) {
+    await changeAndWait(page, () => page.locator(`#channel-${c}-on`).uncheck(), `channel ${c} off`);
+  }
   const none = await stats(page, 'every channel off');
   log(`every channel off: ${describe(none)}`);
   check(none.nonBlack < 0.01, `with every channel off the picture is not black: ${(none.nonBlack * 100).toFixed(1)}% lit`);
 
   // 7. Back on: the first picture again.
-  await changeAndWait(page, async () => {
-    for (let c = 0; c < channelCount; c++) await page.locator(`#channel-${c}-on`).check();
-  }, 'every channel back on');
+  for (let c = 0; c < channelCount; c++) {
+    await changeAndWait(page, () => page.locator(`#channel-${c}-on`).check(), `channel ${c} back on`);
+  }
   const again = await stats(page, 'every channel back on');
   let same = 0;
   for (let i = 0; i < shown.grid.length; i++) if (Math.abs(shown.grid[i] - again.grid[i]) <= 8) same++;
