@@ -108,10 +108,7 @@ struct Scanner::Impl {
     const int64_t now = wire::NowMs();
     if (now - heard_ms > kSilenceMs && now - hello_ms > kHelloIntervalMs) Hello();
     for (auto in = proxy->Next(wait_ms); in; in = proxy->Next(0)) Handle(in->header);
-    // A refused key is an error before the proxy first welcomed this scanner; after that, a
-    // handshake cut short by a proxy restarting is not a refusal (a key revoked meanwhile is
-    // answered UNAUTHENTICATED by the proxy itself).
-    if (Status refused = proxy->Refused(); error.ok() && proxy_incarnation == 0) error = refused;
+    if (error.ok()) error = proxy->Refused();
   }
 
   // The proxy is silent: a slide that failed (its proxy stopped) is an error now, not at the

@@ -42,8 +42,7 @@ void DealerLink::Loop(std::stop_token stop) {
                              {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
   while (!stop.stop_requested()) {
     wire::Poll(items, 2, 100);
-    // Refused by the dealer: every request waiting fails with why. Not for good: a handshake
-    // cut short by a dealer restarting looks the same, and the next one may pass.
+    // Refused by the dealer before it ever answered: every request waiting fails with why.
     if (Status refused = connected.ok() ? dealer->Refused() : OkStatus(); !refused.ok()) {
       for (auto& [id, p] : pending_) p.done(refused);
       pending_.clear();

@@ -176,13 +176,22 @@ class Stream {
       if (!in) return std::nullopt;
       Received<Message> got{std::move(*in), {}};
       Status s = ParseHeader(got.message, &got.header);
-      if (s.ok()) return got;
+      if (s.ok()) {
+        answered_ = true;
+        return got;
+      }
       if (++refused_ <= 10 || refused_ % 1000 == 0) LogRefused(log_, s, refused_);
     }
   }
 
-  /// UNAUTHENTICATED naming the credential once the server refused this process's key.
-  Status Refused() { return watch_->Drain(endpoint_); }
+  /// UNAUTHENTICATED naming the credential once the server refused this process's key, as
+  /// long as it never answered on this stream: after its first answer a failed handshake is
+  /// the server restarting mid-handshake (a key revoked since is answered UNAUTHENTICATED
+  /// request by request, see wire::Admitted).
+  Status Refused() {
+    Status s = watch_->Drain(endpoint_);  // read the events either way
+    return answered_ ? OkStatus() : s;
+  }
 
   zmq::socket_t& socket() { return *socket_; }
   const std::string& endpoint() const { return endpoint_; }
@@ -194,6 +203,7 @@ class Stream {
   Limits limits_;
   const char* log_ = "wire";
   uint64_t refused_ = 0;
+  bool answered_ = false;  // a message passed Next()
 };
 
 /// One request to `endpoint` (its version set here) and its reply, checked, with its status

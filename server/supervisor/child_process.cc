@@ -17,17 +17,11 @@
 extern char** environ;
 
 namespace tessera::supervisor {
-namespace {
-
-int64_t NowMs() {
+int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-}  // namespace
-
-int64_t SteadyMs() { return NowMs(); }
 
 std::string DescribeExit(int st) {
   if (WIFEXITED(st)) return fmt::format("exited with status {}", WEXITSTATUS(st));
@@ -78,9 +72,9 @@ Status NotReady(const std::string& what, int wait_status, const std::string& out
 Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms) {
   TESSERA_ASSIGN_OR_RETURN(Launched child, Launch(exe, args));
   std::string out;
-  const int64_t deadline = NowMs() + timeout_ms;
+  const int64_t deadline = SteadyMs() + timeout_ms;
   while (out.find('\n') == std::string::npos) {
-    const int64_t left = deadline - NowMs();
+    const int64_t left = deadline - SteadyMs();
     pollfd p{child.fd, POLLIN, 0};
     if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) break;
     char buf[256];
@@ -96,8 +90,8 @@ Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args
 int Stop(pid_t pid, int grace_ms) {
   int st = 0;
   ::kill(pid, SIGTERM);
-  const int64_t deadline = NowMs() + grace_ms;
-  while (NowMs() < deadline) {
+  const int64_t deadline = SteadyMs() + grace_ms;
+  while (SteadyMs() < deadline) {
     if (::waitpid(pid, &st, WNOHANG) == pid) return st;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -34,7 +34,6 @@ struct Worker::Impl {
   uint64_t task_id = 0;
   bool abandoned = false;  // the broker gave it to another worker: its answer is dropped
   Status refused;  // the broker will not have this worker: why
-  bool heard = false;  // the broker answered on this connection: its key was taken
 
   bool Busy() const { return thread.has_value(); }
 
@@ -54,7 +53,6 @@ struct Worker::Impl {
     broker->Send(ready);
     last_heard = wire::NowMs();
     next_heartbeat = last_heard + options.heartbeat_ms;
-    heard = false;
   }
 
   void Start(const proto::TaskRequest& request) {
@@ -150,12 +148,9 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     if (!m.refused.ok()) return m.refused;
     if (auto in = m.broker->Next(m.Busy() ? 0 : tick)) {
       m.last_heard = wire::NowMs();
-      m.heard = true;
       m.Handle(in->header, stop);
     }
-    // A refusal before the broker ever answered is this worker's key; after, a handshake cut
-    // short by a broker restarting (the silence below connects again).
-    if (Status s = m.broker->Refused(); m.refused.ok() && !m.heard) m.refused = s;
+    if (m.refused.ok()) m.refused = m.broker->Refused();
     if (!m.refused.ok()) return m.refused;
     m.FinishTask(m.Busy() ? tick : 0);
     const int64_t now = wire::NowMs();
