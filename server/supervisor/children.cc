@@ -68,20 +68,14 @@ bool Children::busy() const {
 // Reads what a starting child printed. Ready: its callback is due. Anything else, an end of
 // its output or a passed deadline: it is stopped, and its callback says why once it ended.
 void Children::ReadReady(pid_t pid, Kid& kid, std::vector<std::function<void()>>& due) {
-  bool ended = false;
-  for (;;) {
+  bool ended = false;  // its output ended, could not be read, or is longer than a ready line
+  while (!ended && kid.out.find('\n') == std::string::npos) {
     char buf[256];
     const ssize_t n = ::read(kid.fd, buf, sizeof buf);
-    if (n > 0) {
-      kid.out.append(buf, static_cast<size_t>(n));
-      if (kid.out.size() > 4096) ended = true;  // no ready line is this long
-      if (kid.out.find('\n') == std::string::npos && !ended) continue;
-      break;
-    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
-    ended = true;  // end of output, or an error reading it
-    break;
+    if (n > 0) kid.out.append(buf, static_cast<size_t>(n));
+    ended = n <= 0 || kid.out.size() > 4096;
   }
   if (auto endpoint = ReadyEndpoint(kid.out)) {
     ::close(kid.fd);
