@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstring>
+#include <functional>
 #include <memory>
 
 namespace tessera::imageio {
@@ -142,15 +143,14 @@ Result<TiffInfo> Probe(TIFF* t, const std::string& path, uint64_t file_bytes) {
   return first;
 }
 
-// Page p's pixels into buf at `plane` (a byte offset). The buffer grows as rows decode, so
-// memory follows the data read, never the sizes a header claims.
+// Page p's pixels, row by row: `room(end)` makes the page's first `end` bytes writable and
+// returns where the page starts, so that a buffer may grow as rows decode (memory follows the
+// data read, never the sizes a header claims).
+using Room = std::function<uint8_t*(size_t end)>;
 Status ReadPage(TIFF* t, const std::string& path, const TiffInfo& info, uint32_t p, uint64_t file_bytes,
-                std::vector<uint8_t>& buf, size_t plane) {
+                const Room& room) {
   const size_t elem = DtypeSize(info.dtype);
   const size_t row_bytes = size_t{info.width} * elem;
-  auto grow = [&](size_t end) {
-    if (buf.size() < end) buf.resize(end);
-  };
   if (TIFFCurrentDirectory(t) != p && TIFFSetDirectory(t, static_cast<tdir_t>(p)) == 0) {
     return Error(StatusCode::kDataLoss, "{}: cannot read page {}", path, p);
   }
@@ -170,7 +170,7 @@ Status ReadPage(TIFF* t, const std::string& path, const TiffInfo& info, uint32_t
     std::vector<uint8_t> tile(static_cast<size_t>(TIFFTileSize64(t)));
     for (uint32_t y = 0; y < info.height; y += th) {
       const uint32_t rows = std::min(th, info.height - y);
-      grow(plane + (size_t{y} + rows) * row_bytes);
+      uint8_t* page = room((size_t{y} + rows) * row_bytes);
       for (uint32_t x = 0; x < info.width; x += tw) {
         const ttile_t index = TIFFComputeTile(t, x, y, 0, 0);
         if (TIFFReadEncodedTile(t, index, tile.data(), static_cast<tmsize_t>(tile.size())) < 0) {
@@ -178,7 +178,7 @@ Status ReadPage(TIFF* t, const std::string& path, const TiffInfo& info, uint32_t
         }
         const uint32_t cols = std::min(tw, info.width - x);
         for (uint32_t r = 0; r < rows; ++r) {
-          std::memcpy(buf.data() + plane + (size_t{y + r} * info.width + x) * elem,
+          std::memcpy(page + (size_t{y + r} * info.width + x) * elem,
                       tile.data() + size_t{r} * tw * elem, size_t{cols} * elem);
         }
       }
@@ -189,8 +189,8 @@ Status ReadPage(TIFF* t, const std::string& path, const TiffInfo& info, uint32_t
     return Error(StatusCode::kDataLoss, "{}: rows of {} bytes, expected {}", path, TIFFScanlineSize64(t), row_bytes);
   }
   for (uint32_t y = 0; y < info.height; ++y) {
-    grow(plane + (size_t{y} + 1) * row_bytes);
-    if (TIFFReadScanline(t, buf.data() + plane + y * row_bytes, y, 0) < 0) {
+    uint8_t* page = room((size_t{y} + 1) * row_bytes);
+    if (TIFFReadScanline(t, page + y * row_bytes, y, 0) < 0) {
       return Error(StatusCode::kDataLoss, "{}: damaged at row {} of page {}: {}", path, y, p,
                    last_error.empty() ? "truncated file" : last_error);
     }
@@ -208,7 +208,11 @@ Result<Image> ReadAll(TIFF* t, const std::string& path, uint64_t file_bytes) {
   img.dtype = info.dtype;
   const size_t plane_bytes = size_t{info.width} * info.height * DtypeSize(info.dtype);
   for (uint32_t p = 0; p < info.planes; ++p) {
-    TESSERA_RETURN_IF_ERROR(ReadPage(t, path, info, p, file_bytes, img.pixels, p * plane_bytes));
+    const size_t at = p * plane_bytes;
+    TESSERA_RETURN_IF_ERROR(ReadPage(t, path, info, p, file_bytes, [&](size_t end) {
+      if (img.pixels.size() < at + end) img.pixels.resize(at + end);
+      return img.pixels.data() + at;
+    }));
   }
   return img;
 }
@@ -235,7 +239,6 @@ struct TiffStack::Impl {
   std::string path;
   uint64_t file_bytes = 0;
   TiffInfo info;
-  std::vector<uint8_t> page;
 };
 
 TiffStack::TiffStack(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -264,10 +267,8 @@ Status TiffStack::ReadPlane(uint32_t z, std::span<uint8_t> out) {
   if (z == TIFFCurrentDirectory(m.tiff.get()) + 1u && TIFFReadDirectory(m.tiff.get()) == 0) {
     return Error(StatusCode::kDataLoss, "{}: cannot read page {}", m.path, z);
   }
-  TESSERA_RETURN_IF_ERROR(ReadPage(m.tiff.get(), m.path, m.info, z, m.file_bytes, m.page, 0));
-  if (m.page.size() < plane_bytes) return Error(StatusCode::kDataLoss, "{}: page {} is short", m.path, z);
-  std::memcpy(out.data(), m.page.data(), plane_bytes);
-  return OkStatus();
+  // Straight into the caller's plane, whose size was checked above.
+  return ReadPage(m.tiff.get(), m.path, m.info, z, m.file_bytes, [&](size_t) { return out.data(); });
 }
 
 Result<Image> DecodeTiff(std::string_view bytes) {
