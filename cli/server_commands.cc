@@ -431,6 +431,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   sr->add_option("--z", stitcher_opts.z, "Plane to register on (-1: a z-stack's maximum projection over its planes)")->capture_default_str();
   sr->add_option("--max-shift", stitcher_opts.max_shift, "Pixels: the stage's error")->capture_default_str();
   sr->add_flag("!--no-store", stitcher_opts.store, "Report only: keep the slide's positions");
+  sr->add_flag("--deskew-only", stitcher_opts.deskew_only, "An oblique scan: make its deskewed view only");
   static RoleStart stitcher_start;
   AddRoleStartOptions(sr, stitcher_start);
   sr->callback([&] {

@@ -98,7 +98,9 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
                     {"fuse_s", s->fuse_s},
                     {"fused_mb", fused_mb},
                     {"stitcher_peak_rss_mb", static_cast<double>(s->peak_rss_bytes) / 1e6},
-                    {"registered_while_acquiring", s->registered_while_acquiring}};
+                    {"registered_while_acquiring", s->registered_while_acquiring},
+                    {"deskew_s", s->deskew_s},
+                    {"deskewed_while_acquiring", s->deskewed_while_acquiring}};
       }
       fmt::print("{}\n", j.dump(2));
       return;

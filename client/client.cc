@@ -19,7 +19,7 @@ namespace internal {
 StitchState StitchFromProto(const proto::StitchState& p) {
   return {p.slide_id(), p.state(),     p.stage(),  p.done(),        p.total(),          p.error(),
           p.report_json(), p.register_s(), p.solve_s(), p.fuse_s(), p.fused_bytes(), p.peak_rss_bytes(),
-          p.registered_while_acquiring()};
+          p.registered_while_acquiring(), p.deskew_s(), p.deskewed_while_acquiring()};
 }
 
 

@@ -59,7 +59,7 @@ struct CredentialEntry {
 struct StitchState {
   std::string slide;
   std::string state;  ///< running, done, failed; "" never stitched
-  std::string stage;  ///< register, solve, store
+  std::string stage;  ///< deskew, register, solve, fuse, pyramid, store
   uint64_t done = 0, total = 0;
   std::string error;
   std::string report_json;  ///< GetStitch, when done
@@ -67,6 +67,8 @@ struct StitchState {
   uint64_t fused_bytes = 0;     ///< the fused image, level 0, raw
   uint64_t peak_rss_bytes = 0;  ///< the stitcher's peak resident memory
   uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
+  double deskew_s = 0;                      ///< an oblique scan's deskew, when done
+  uint64_t deskewed_while_acquiring = 0;    ///< planes deskewed before the scan closed
 };
 
 struct SlideSummary {

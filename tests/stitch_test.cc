@@ -1,6 +1,7 @@
 // Stitching on the real stack: the broker, workers in their own processes over TCP, and
 // `tessera stitch` on a slide scanned from ../shared/data/mist-5x5.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
@@ -277,6 +278,116 @@ TEST_F(StitchTest, AWorkerFrozenThenKilledMidStitchChangesNothing) {
   EXPECT_FALSE(ps.worker_done.contains("w1")) << ps.text;
   EXPECT_GE(ps.services.at("register").retried + ps.services.at("fuse").retried, 1u) << ps.text;
   EXPECT_EQ(ps.services.at("register").failed + ps.services.at("fuse").failed, 0u) << ps.text;
+}
+
+nlohmann::json InfoJson(const Stack& stack, const std::string& id) {
+  auto r = RunTessera({"info", id, "--json", "--server", stack.manager()});
+  return r.exit_code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json{};
+}
+
+// An oblique light-sheet scan gets its deskewed view from the workers while it lands: a stack's
+// planes go out in blocks as they land, the view (a slide file of its own, served as
+// "<id>:deskewed") is the numpy reference's deskew of the raw stacks read by h5py, and the
+// stitch registers and fuses the deskewed stacks.
+TEST_F(StitchTest, AnObliqueScanIsDeskewedByTheWorkersAsItLandsThenStitched) {
+  // 45 degrees, a step of sqrt(2) camera pixels: one pixel of shear per plane, a copy.
+  // 4 stacks of 24 planes at 40 frames a second: 2.4 s of scan.
+  const pid_t scanner = StartTessera({"scan", "--synthetic", "--cols", "2", "--rows", "2", "--width", "128", "--height",
+                                      "96", "--channels", "1", "--z", "24", "--oblique", "45", "--stage-step",
+                                      "1.4142135623730951", "--pixel-size", "1", "--rate", "40", "--server",
+                                      stack_->manager()},
+                                     stack_->data_dir() + "/scan.log");
+  ASSERT_GT(scanner, 0);
+  Client client(stack_->manager());
+  std::string slide;
+  ASSERT_TRUE(WaitFor([&] {
+    auto all = client.List();
+    for (const auto& one : all.ok() ? *all : std::vector<SlideSummary>{}) {
+      if (one.id != slide_) slide = one.id;
+    }
+    return !slide.empty();
+  }));
+  // Deskewed planes are served while the scan still lands.
+  bool served_live = false;
+  EXPECT_TRUE(WaitFor([&] {
+    auto view = client.Info(slide + ":deskewed");
+    auto raw = client.Info(slide);
+    if (!view.ok() || !raw.ok() || raw->state != "acquiring") return !raw.ok() || raw->state != "acquiring";
+    if (view->frames_written == 0) return false;
+    auto plane = client.ReadTile({.slide = slide + ":deskewed", .tile = 0, .z_begin = 0, .z_end = 1});
+    served_live = plane.ok() && plane->missing_chunks == 0 && view->state == "acquiring";
+    return served_live;
+  }));
+  EXPECT_TRUE(served_live) << "no deskewed plane was served before the scan closed";
+  int st = 0;
+  ASSERT_EQ(::waitpid(scanner, &st, 0), scanner);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  auto waited = RunTessera({"stitch", slide, "--wait", "--json", "--server", stack_->manager()});
+  ASSERT_EQ(waited.exit_code, 0) << waited.err;
+  const auto qc = nlohmann::json::parse(waited.out);
+  EXPECT_GT(qc["run"]["deskewed_while_acquiring"].get<int>(), 0) << qc["run"].dump();
+  EXPECT_EQ(qc["summary"]["suspicious"], 0) << waited.out;
+  // Registered on the deskewed stacks' projections: x and y within half a pixel of the truth
+  // (z waits for the registration in 3-D).
+  synth::SyntheticOptions o;
+  o.cols = o.rows = 2;
+  o.width = 128;
+  o.height = 96;
+  o.channels = 1;
+  o.z_planes = 24;
+  o.oblique = ObliqueScan{.angle_deg = 45, .stage_step_um = 1.4142135623730951};
+  o.pixel_size_um = 1;
+  const synth::SyntheticMosaic truth(o);
+  double mx = 0, my = 0;
+  for (uint32_t t = 0; t < 4; ++t) {
+    mx += (qc["tiles"][t]["x"].get<double>() - truth.TruePosition(t)[0]) / 4;
+    my += (qc["tiles"][t]["y"].get<double>() - truth.TruePosition(t)[1]) / 4;
+  }
+  for (uint32_t t = 0; t < 4; ++t) {
+    EXPECT_NEAR(qc["tiles"][t]["x"].get<double>() - mx, truth.TruePosition(t)[0], 0.5) << "tile " << t;
+    EXPECT_NEAR(qc["tiles"][t]["y"].get<double>() - my, truth.TruePosition(t)[1], 0.5) << "tile " << t;
+  }
+
+  const auto raw = InfoJson(*stack_, slide), view = InfoJson(*stack_, slide + ":deskewed");
+  ASSERT_FALSE(view.is_null());
+  EXPECT_EQ(view["state"], "acquired");
+  EXPECT_EQ(view["frames_written"], 96);
+  EXPECT_EQ(view["shape"]["width"], 128 + 23);  // X = U + ceil((K - 1) s)
+  auto verify = RunProgram({"/usr/bin/python3", "tests/verify_deskewed.py", raw["path"], view["path"]});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("max difference 0"), std::string::npos) << verify.out;
+  // The view is served like any slide, at every level; and its fused image has every plane.
+  auto described = client.Describe(slide + ":deskewed");
+  ASSERT_TRUE(described.ok()) << described.status().ToString();
+  for (uint32_t level = 0; level < described->level_count; ++level) {
+    auto stack = client.ReadTile({.slide = slide + ":deskewed", .tile = 3, .level = level, .z_begin = 0, .z_end = 24});
+    ASSERT_TRUE(stack.ok()) << "level " << level << ": " << stack.status().ToString();
+    EXPECT_EQ(stack->missing_chunks, 0u) << "level " << level;
+  }
+  auto fused = client.Describe(slide + ":fused");
+  ASSERT_TRUE(fused.ok()) << fused.status().ToString();
+  EXPECT_EQ(fused->summary.plan.z_planes, 24u);
+}
+
+// Interpolated (30 degrees), scanned backwards, not stitched: deskewed all the same, within
+// one grey level of the reference; and a slide that is not oblique has no deskewed view.
+TEST_F(StitchTest, AnObliqueScanNotStitchedIsDeskewedWithinOneGreyLevel) {
+  auto scan = RunTessera({"scan", "--synthetic", "--no-stitch", "--cols", "2", "--rows", "1", "--width", "96",
+                          "--height", "64", "--channels", "2", "--z", "20", "--oblique", "30", "--stage-step", "1",
+                          "--pixel-size", "0.5", "--scan-direction", "-1", "--server", stack_->manager()});
+  ASSERT_EQ(scan.exit_code, 0) << scan.err;
+  const std::string slide = scan.LastLine();
+  nlohmann::json view;
+  ASSERT_TRUE(WaitFor([&] {
+    view = InfoJson(*stack_, slide + ":deskewed");
+    return !view.is_null() && view["state"] == "acquired";
+  })) << view.dump();
+  EXPECT_EQ(view["frames_written"], 80);
+  auto verify = RunProgram({"/usr/bin/python3", "tests/verify_deskewed.py", InfoJson(*stack_, slide)["path"], view["path"]});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  auto none = RunTessera({"info", slide_ + ":deskewed", "--server", stack_->manager()});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("not an oblique scan"), std::string::npos) << none.err;
 }
 
 }  // namespace

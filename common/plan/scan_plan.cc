@@ -204,6 +204,22 @@ deskew::Params DeskewParamsOf(const ScanPlan& plan) {
           .scan_direction = o.scan_direction, .rotate_90 = o.rotate_90, .flip_ud = o.flip_ud};
 }
 
+Result<ScanPlan> DeskewedPlanOf(const ScanPlan& raw) {
+  if (!raw.oblique) return Error(StatusCode::kFailedPrecondition, "plan {} is not an oblique scan", raw.name);
+  TESSERA_ASSIGN_OR_RETURN(const deskew::Geometry g,
+                           deskew::Plan(DeskewParamsOf(raw), raw.width, raw.height, raw.z_planes));
+  ScanPlan d = raw;
+  d.name = raw.name + " (deskewed)";
+  d.width = g.width;
+  d.height = g.height;
+  d.pixel_size_um = g.voxel_um;
+  d.oblique.reset();
+  d.stitch = false;
+  d.ClampChunks();
+  TESSERA_RETURN_IF_ERROR(d.Validate());
+  return d;
+}
+
 void ScanPlan::ClampChunks() {
   chunk_y = std::min(chunk_y, height);
   chunk_x = std::min(chunk_x, width);

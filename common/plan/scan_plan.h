@@ -140,6 +140,11 @@ struct ScanPlan {
 
 /// The deskew of an oblique scan's tiles (plan.oblique with the camera pixel pixel_size_um[0]).
 deskew::Params DeskewParamsOf(const ScanPlan& plan);
+/// The plan of an oblique scan's deskewed view (`ID:deskewed`, docs/format.md): the same
+/// tiles at the same positions, channels, planes, type, chunks and codec, each frame the
+/// deskewed plane (deskew::Geometry's width x height) and the voxel size of the deskew.
+/// FAILED_PRECONDITION when the plan is not an oblique scan.
+Result<ScanPlan> DeskewedPlanOf(const ScanPlan& raw);
 
 /// OK when `name` may name a plan, tile or channel: at most kMaxNameBytes of UTF-8, no
 /// control characters. Otherwise INVALID_ARGUMENT, `what` ("tile 3's name") naming it.

@@ -57,15 +57,17 @@ Status Write(const std::string& path, const StitchRecord& r) {
 
 }  // namespace
 
-std::string StitchPathOf(const std::string& slide_path) {
+namespace {
+std::string Beside(const std::string& slide_path, const char* suffix) {
   std::filesystem::path p(slide_path);
-  return (p.parent_path() / (p.stem().string() + ".stitch.h5")).string();
+  return (p.parent_path() / (p.stem().string() + suffix)).string();
 }
+}  // namespace
 
-std::string FusedPathOf(const std::string& slide_path) {
-  std::filesystem::path p(slide_path);
-  return (p.parent_path() / (p.stem().string() + ".fused.h5")).string();
-}
+std::string StitchPathOf(const std::string& slide_path) { return Beside(slide_path, ".stitch.h5"); }
+
+std::string FusedPathOf(const std::string& slide_path) { return Beside(slide_path, ".fused.h5"); }
+std::string DeskewedPathOf(const std::string& slide_path) { return Beside(slide_path, ".deskewed.h5"); }
 
 Status WriteStitchFile(const std::string& path, const StitchRecord& record) {
   if (record.positions.size() != record.stage.size()) {

@@ -37,6 +37,9 @@ std::string StitchPathOf(const std::string& slide_path);
 /// "DIR/s000001.h5" -> "DIR/s000001.fused.h5": the fused image, a slide file of one field of
 /// view (the whole mosaic) with its zoom levels (docs/format.md).
 std::string FusedPathOf(const std::string& slide_path);
+/// "DIR/s000001.h5" -> "DIR/s000001.deskewed.h5": an oblique scan's deskewed view, a slide
+/// file with the scan's tiles, each plane deskewed (DeskewedPlanOf), written as planes land.
+std::string DeskewedPathOf(const std::string& slide_path);
 
 /// INVALID_ARGUMENT when positions and stage differ in length; RESOURCE_EXHAUSTED on a
 /// full disk (the old file, if any, stays).

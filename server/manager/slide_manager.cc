@@ -31,7 +31,9 @@ namespace fs = std::filesystem;
 using catalog::SlideRecord;
 
 constexpr int kReadyTimeoutMs = 20000;
-constexpr const char* kFusedSuffix = ":fused";  // the fused view of a slide, as a slide id
+// A slide's derived views, slide files of their own beside it, served as slide ids.
+constexpr const char* kFusedSuffix = ":fused";        // the fused image of a stitched slide
+constexpr const char* kDeskewedSuffix = ":deskewed";  // an oblique scan's deskewed stacks
 constexpr int kStopGraceMs = 30000;
 // A writer finishes the zoom levels of what it stored, syncs and closes its file on SIGTERM.
 constexpr int kWriterStopGraceMs = 300000;
@@ -277,16 +279,18 @@ struct SlideManager::Impl {
   // A scan stitches by itself, from when it opens (registering pairs as their tiles land)
   // to its fused image after it closes, when its plan asks and the stack has workers.
   // `ready` runs once the stitcher serves (or failed to start, or none was needed).
+  // An oblique scan is deskewed as it lands even when it is not stitched.
   void AutoStitch(const SlideRecord& r, std::function<void()> ready = {}) {
     auto plan = PlanFromJson(r.plan_json);
-    if (!plan.ok() || !plan->stitch || plan->tiles.size() < 2 || !options.auto_stitch ||
-        !options.endpoints.contains("broker")) {
+    const bool stitch = plan.ok() && plan->stitch && plan->tiles.size() >= 2;
+    if (!plan.ok() || !(stitch || plan->oblique) || !options.auto_stitch || !options.endpoints.contains("broker")) {
       if (ready) ready();
       return;
     }
     proto::StitchRequest req;
     req.set_slide_id(r.id);
     req.set_z(-1);
+    req.set_deskew_only(!stitch);
     if (Status s = SpawnStitcher(r, req, ready); !s.ok()) {
       log->warn("slide={} status={} stitch not started: {}", r.id, StatusCodeName(s.code()), s.message());
       if (ready) ready();
@@ -336,6 +340,7 @@ struct SlideManager::Impl {
                                     "--die-with-parent"};
       if (req.max_shift() > 0) args.insert(args.end(), {"--max-shift", std::to_string(req.max_shift())});
       if (req.no_store()) args.push_back("--no-store");
+      if (req.deskew_only()) args.push_back("--deskew-only");
       state = proto::StitchState();
       state.set_slide_id(r.id);
       const std::string id = r.id;
@@ -477,20 +482,28 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
-  // "s000001:fused": the fused image of a stitched slide, a slide file of its own beside it.
-  Status FusedSummary(const std::string& id, proto::SlideSummary* out) {
-    const std::string base = id.substr(0, id.size() - std::strlen(kFusedSuffix));
+  // "s000001:fused", "s000001:deskewed": a derived view, a slide file of its own beside the
+  // slide (the deskewed view is "acquiring" while its stitcher still writes it).
+  Status ViewSummary(const std::string& id, proto::SlideSummary* out) {
+    const bool fused = id.ends_with(kFusedSuffix);
+    const std::string base = id.substr(0, id.rfind(':'));
     TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(base));
-    const std::string path = storage::FusedPathOf(r.path);
+    const std::string path = fused ? storage::FusedPathOf(r.path) : storage::DeskewedPathOf(r.path);
     std::error_code ec;
     if (!fs::exists(path, ec)) {
-      return Error(StatusCode::kNotFound, "slide {} has no fused image yet (tessera stitch {} makes it)", base, base);
+      if (fused) return Error(StatusCode::kNotFound, "slide {} has no fused image yet (tessera stitch {} makes it)", base, base);
+      auto plan = PlanFromJson(r.plan_json);
+      if (plan.ok() && !plan->oblique) {
+        return Error(StatusCode::kNotFound, "slide {} is not an oblique scan: it has no deskewed view", base);
+      }
+      return Error(StatusCode::kNotFound, "slide {} has no deskewed view yet: it is made as the scan lands, on the "
+                   "stack's workers (tessera stitch {} makes it again)", base, base);
     }
     TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::OpenForRead(path));
     const ScanPlan& plan = file->plan();
     out->set_slide_id(id);
     out->set_name(plan.name);
-    out->set_state("acquired");
+    out->set_state(file->live() ? "acquiring" : "acquired");
     out->set_path(path);
     out->set_frames_total(plan.frame_count());
     out->set_frames_written(file->frames_written());
@@ -621,8 +634,8 @@ struct SlideManager::Impl {
         break;
       }
       case proto::ManagerRequest::kGetSlide: {
-        if (req.get_slide().slide_id().ends_with(kFusedSuffix)) {
-          s = FusedSummary(req.get_slide().slide_id(), reply.mutable_slide());
+        if (const std::string& id = req.get_slide().slide_id(); id.ends_with(kFusedSuffix) || id.ends_with(kDeskewedSuffix)) {
+          s = ViewSummary(id, reply.mutable_slide());
           break;
         }
         auto r = catalog->Get(req.get_slide().slide_id());
@@ -638,7 +651,12 @@ struct SlideManager::Impl {
       case proto::ManagerRequest::kGetStitch: s = GetStitch(req.get_stitch().slide_id(), &reply); break;
       case proto::ManagerRequest::kStitchProgress: {
         proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
+        const bool deskewing = state.stage() == "deskew";
         if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
+        // A view written anew or to its end: the dealer opens it again.
+        if (deskewing && (state.stage() != "deskew" || state.state() != "running")) {
+          Publish(state.slide_id() + kDeskewedSuffix, false, /*closed=*/true);
+        }
         if (state.state() == "done") Publish(state.slide_id() + kFusedSuffix, false, /*closed=*/true);
         if (state.state() == "done" || state.state() == "failed") ForgetStitch(state.slide_id());
         break;

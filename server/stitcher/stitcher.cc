@@ -161,15 +161,201 @@ Status RunTasks(const std::string& broker, const std::string& service, size_t n,
   return OkStatus();
 }
 
+// The frames of a slide as they land, from the dealer's events: subscribed first, then the
+// dealer's state read, so that nothing lands unseen in between. A slide no longer written is
+// closed from the start (what it has is all it will have). Thread-safe.
+class Landing {
+ public:
+  static Result<std::unique_ptr<Landing>> Watch(Client& client, const std::string& slide, uint64_t frames) {
+    auto landing = std::unique_ptr<Landing>(new Landing(frames));
+    Landing* l = landing.get();
+    TESSERA_ASSIGN_OR_RETURN(auto sub, client.Subscribe(slide, [l](const LandedEvent& e) {
+      std::lock_guard lock(l->mu_);
+      for (uint64_t f : e.landed) l->Mark(f);
+      l->closed_ = l->closed_ || e.closed;
+    }));
+    landing->subscription_.emplace(std::move(sub));
+    TESSERA_ASSIGN_OR_RETURN(SlideView view, client.Describe(slide));
+    std::lock_guard lock(l->mu_);
+    for (size_t f = 0; f < view.landed.size(); ++f) {
+      if (view.landed[f] >= 1) l->Mark(f);
+    }
+    l->closed_ = l->closed_ || !view.live;
+    return landing;
+  }
+  ~Landing() { subscription_.reset(); }  // the callback ends before the state it writes
+
+  /// Appends the frames landed since the last call; true once the scan has closed.
+  bool Take(std::vector<uint64_t>& fresh) {
+    std::lock_guard lock(mu_);
+    fresh.insert(fresh.end(), fresh_.begin(), fresh_.end());
+    fresh_.clear();
+    return closed_;
+  }
+  bool closed() {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+
+ private:
+  explicit Landing(uint64_t frames) : seen_(frames) {}
+  void Mark(uint64_t f) {  // under mu_
+    if (f < seen_.size() && !seen_[f]) {
+      seen_[f] = true;
+      fresh_.push_back(f);
+    }
+  }
+  std::mutex mu_;
+  std::vector<bool> seen_;
+  std::vector<uint64_t> fresh_;
+  bool closed_ = false;
+  std::optional<Subscription> subscription_;
+};
+
+// The deskewed view of an oblique scan (`ID:deskewed`): every few planes of a stack a
+// "deskew" task, sent as soon as its raw planes have landed, its chunks (every level) written
+// into DATA/slides/<id>.deskewed.h5 as they come back. The file is written in SWMR mode from
+// the start, so the dealer serves each deskewed plane once it is synced; a stitcher started
+// again resumes it, deskewing only the planes it lacks.
+constexpr uint32_t kDeskewTaskPlanes = 8;                 // so that a stack's first planes go out early
+constexpr size_t kDeskewTaskChunks = 512;                 // per task, over every level
+constexpr uint64_t kDeskewTaskBytes = uint64_t{32} << 20;  // raw and deskewed planes of a task
+
+Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& summary, const std::string& broker,
+                   const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
+                   StitchResult& r) {
+  const ScanPlan& raw = summary.plan;
+  TESSERA_ASSIGN_OR_RETURN(const ScanPlan plan, DeskewedPlanOf(raw));
+  const std::string path = storage::DeskewedPathOf(summary.path);
+  std::error_code ec;
+  auto opened = std::filesystem::exists(path, ec) ? storage::SlideFile::OpenForWrite(path)
+                                                   : storage::SlideFile::Create(path, plan, o.slide + ":deskewed");
+  if (!opened.ok() && opened.status().code() != StatusCode::kFailedPrecondition) {  // not ours to resume: anew
+    log::Get("stitcher")->warn("slide={} deskewed view {} not resumed ({}): made again", o.slide, path,
+                               opened.status().message());
+    std::filesystem::remove(path, ec);
+    opened = storage::SlideFile::Create(path, plan, o.slide + ":deskewed");
+  }
+  TESSERA_ASSIGN_OR_RETURN(auto file, std::move(opened));
+  if (file->plan().width != plan.width || file->plan().frame_count() != plan.frame_count()) {
+    return Error(StatusCode::kDataLoss, "{} is not the deskewed view of {}: remove it and stitch again", path, o.slide);
+  }
+  // Planes per task: bounded by the answer's chunks and by the bytes in the worker's memory.
+  size_t chunks = 0;
+  for (uint32_t l = 0; l < plan.level_count(); ++l) chunks += plan.Level(l).chunks_per_frame();
+  const uint64_t plane_bytes = raw.frame_bytes() + plan.frame_bytes();
+  const auto block = static_cast<uint32_t>(std::clamp<uint64_t>(
+      std::min<uint64_t>(kDeskewTaskChunks / chunks, kDeskewTaskBytes / plane_bytes), 1,
+      std::min(kDeskewTaskPlanes, raw.z_planes)));
+  const uint32_t blocks = (raw.z_planes + block - 1) / block;
+  const size_t stacks = raw.tiles.size() * raw.channels.size(), n = stacks * blocks;
+  auto first_plane = [&](size_t i) { return static_cast<uint32_t>(i % blocks) * block; };
+  auto planes_of = [&](size_t i) { return std::min(block, raw.z_planes - first_plane(i)); };
+  auto frame_of = [&](size_t i, uint32_t p) {  // p-th plane of task i, as a frame of either plan
+    const auto stack = static_cast<uint32_t>(i / blocks);
+    return raw.FrameIndex({stack / static_cast<uint32_t>(raw.channels.size()),
+                           stack % static_cast<uint32_t>(raw.channels.size()), first_plane(i) + p});
+  };
+  std::vector<uint32_t> landed(n, 0);  // raw planes of each task landed
+  std::vector<bool> queued(n, false);
+  for (size_t i = 0; i < n; ++i) {  // what a stitcher before this one deskewed
+    bool all = true;
+    for (uint32_t p = 0; p < planes_of(i) && all; ++p) all = file->IsWritten(frame_of(i, p)) && file->LevelsWritten(frame_of(i, p));
+    queued[i] = all;
+  }
+  TESSERA_ASSIGN_OR_RETURN(auto landing, Landing::Watch(client, o.slide, raw.frame_count()));
+  size_t settled_before = 0;
+  for (size_t i = 0; i < n; ++i) settled_before += queued[i];
+  std::vector<uint64_t> fresh;
+  bool ended = false;
+  const Feed feed = [&](std::vector<size_t>& ready, size_t& settled) {
+    settled += std::exchange(settled_before, 0);
+    fresh.clear();
+    const bool closed = landing->Take(fresh);
+    for (uint64_t f : fresh) {
+      const FrameKey k = raw.KeyOf(f);
+      const size_t i = (size_t{k.t} * raw.channels.size() + k.c) * blocks + k.z / block;
+      if (!queued[i] && ++landed[i] == planes_of(i)) {
+        queued[i] = true;
+        ready.push_back(i);
+      }
+    }
+    if (!closed || ended) return;
+    ended = true;
+    for (size_t i = 0; i < n; ++i) {  // the scan is over: planes that never landed stay missing
+      if (queued[i]) continue;
+      queued[i] = true;
+      ++settled;
+    }
+  };
+  const auto started = Clock::now();
+  int64_t synced = wire::NowMs();
+  TESSERA_RETURN_IF_ERROR(RunTasks(
+      broker, "deskew", n, o,
+      [&](size_t i, proto::TaskRequest& t) {
+        proto::DeskewTask* d = t.mutable_deskew();
+        const FrameKey k = raw.KeyOf(frame_of(i, 0));
+        d->set_slide(o.slide);
+        d->set_tile(k.t);
+        d->set_channel(k.c);
+        d->set_z(k.z);
+        d->set_planes(planes_of(i));
+      },
+      [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
+        const FrameKey first = raw.KeyOf(frame_of(i, 0));
+        if (Status s = wire::FromProto(res.status()); !s.ok()) {
+          return Error(s.code(), "deskewing planes {} to {} of tile {} channel {} of {} failed: {}", first.z,
+                       first.z + planes_of(i) - 1, first.t, first.c, o.slide, s.message());
+        }
+        const size_t expected = chunks * planes_of(i);
+        if (payload.size() != expected || static_cast<size_t>(res.chunk().checksums_size()) != expected) {
+          return Error(StatusCode::kDataLoss, "the deskewed chunks of tile {} planes {}+ of {} came back {} instead of {}",
+                       first.t, first.z, o.slide, payload.size(), expected);
+        }
+        size_t next = 0;
+        for (uint32_t p = 0; p < planes_of(i); ++p) {
+          const FrameKey frame{first.t, first.c, first.z + p};
+          for (uint32_t l = 0; l < plan.level_count(); ++l) {
+            const LevelShape shape = plan.Level(l);
+            for (uint32_t c = 0; c < shape.chunks_per_frame(); ++c, ++next) {
+              const auto bytes = wire::Bytes(payload[next]);
+              const uint64_t sum = res.chunk().checksums(static_cast<int>(next));
+              if (codec::Checksum(bytes) != sum) {
+                return Error(StatusCode::kDataLoss, "a deskewed chunk of tile {} of {} came back damaged", first.t, o.slide);
+              }
+              TESSERA_RETURN_IF_ERROR(file->WriteChunk({frame, l, c / shape.chunks_x(), c % shape.chunks_x()}, bytes, sum));
+            }
+          }
+          file->MarkWritten(plan.FrameIndex(frame));
+          file->MarkLevelsWritten(plan.FrameIndex(frame));
+        }
+        if (!landing->closed()) r.deskewed_while_acquiring += planes_of(i);
+        if (wire::NowMs() - synced >= 250) {  // readers see what is synced
+          TESSERA_RETURN_IF_ERROR(file->Sync(/*fsync=*/false));
+          synced = wire::NowMs();
+        }
+        return OkStatus();
+      },
+      progress, stop, feed));
+  TESSERA_RETURN_IF_ERROR(file->Close());
+  r.deskew_s = Seconds(started);
+  log::Get("stitcher")->info("slide={} deskewed {}x{}x{} x {} stacks deskew_s={:.2f} while_acquiring={} path={}", o.slide,
+                             plan.width, plan.height, plan.z_planes, stacks, r.deskew_s, r.deskewed_while_acquiring,
+                             path);
+  return OkStatus();
+}
+
 // The fused image of a stitched slide: a slide file of one field of view, the whole mosaic
 // with the tiles at their solved positions rounded to the pixel (where the dealer places them),
 // every level-0 chunk a "fuse" task, then its zoom levels here, chunk by chunk (four chunks of
 // the level below make one: memory stays a few chunks). Written under a temporary name and
 // renamed when complete, so the fused view is the last whole one.
-Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std::vector<std::array<double, 2>>& solved,
-                 const std::string& broker, const std::function<void(const StitchProgress&)>& progress,
-                 const std::atomic<bool>& stop, StitchResult& r) {
-  const ScanPlan& plan = summary.plan;
+// `source` is the slide fused: the scan itself, or an oblique scan's deskewed view.
+Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::string& slide_path,
+                 const std::vector<std::array<double, 2>>& solved, const std::string& broker,
+                 const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
+                 StitchResult& r) {
+  const ScanPlan& plan = source.plan;
   std::vector<std::array<int64_t, 2>> at;
   int64_t x0 = INT64_MAX, y0 = INT64_MAX, x1 = INT64_MIN, y1 = INT64_MIN;
   for (const auto& p : solved) {
@@ -188,7 +374,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
   fused.ClampChunks();
   TESSERA_RETURN_IF_ERROR(fused.Validate());
   const mosaic::MosaicIndex index(solved, {plan.width, plan.height});
-  const std::string path = storage::FusedPathOf(summary.path), partial = path + ".partial";
+  const std::string path = storage::FusedPathOf(slide_path), partial = path + ".partial";
   std::error_code ec;
   std::filesystem::remove(partial, ec);
   TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::Create(partial, fused, o.slide + ":fused"));
@@ -214,7 +400,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& summary, const std:
       [&](size_t i, proto::TaskRequest& t) {
         const Group g = group_of(i);
         proto::FuseTask* f = t.mutable_fuse();
-        f->set_slide(o.slide);
+        f->set_slide(source.id);
         f->set_channel(g.c);
         f->set_z(g.z);
         const mosaic::Box box{x0 + int64_t{g.cx} * l0.chunk_x, y0 + int64_t{g.cy} * l0.chunk_y, g.nx * l0.chunk_x,
@@ -353,6 +539,15 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   Client client(o.manager);
   TESSERA_ASSIGN_OR_RETURN(SlideSummary summary, client.Info(o.slide));
   TESSERA_ASSIGN_OR_RETURN(const std::string broker, BrokerOf(client, o.manager));
+  StitchResult r;
+  const std::string slide_path = summary.path;
+  if (summary.plan.oblique) {  // deskewed as it lands; its deskewed view is what is stitched
+    TESSERA_RETURN_IF_ERROR(DeskewSlide(o, client, summary, broker, progress, stop, r));
+    if (o.deskew_only) return r;
+    TESSERA_ASSIGN_OR_RETURN(summary, client.Info(o.slide + ":deskewed"));
+  } else if (o.deskew_only) {
+    return Error(StatusCode::kInvalidArgument, "slide {} is not an oblique scan: it has no deskewed view", o.slide);
+  }
   const ScanPlan& plan = summary.plan;
   if (o.channel >= plan.channels.size()) {
     return Error(StatusCode::kInvalidArgument, "channel {}: slide {} has channels 0 to {}", o.channel, o.slide,
@@ -370,72 +565,46 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
     stage.push_back({t.x, t.y});
     names.push_back(t.name);
   }
-  StitchResult r;
   r.pairs = stitch::OverlappingPairs(stage, plan.width, plan.height);
   r.links.resize(r.pairs.size());
 
   // A slide still acquiring: each pair goes out as soon as both its tiles have landed (the
   // dealer's events), and registration ends once the scan has closed and every pair is in; a
   // pair whose tile never landed is an unreliable link.
-  struct Landing {
-    std::mutex mu;
-    std::vector<bool> tile;           // landed, on the channel and plane registered
-    std::vector<uint32_t> fresh;      // landed since the feed last looked
-    bool closed = false;
-  } landing;
   std::vector<std::vector<size_t>> pairs_of(plan.tiles.size());
   for (size_t i = 0; i < r.pairs.size(); ++i) {
     pairs_of[r.pairs[i].a].push_back(i);
     pairs_of[r.pairs[i].b].push_back(i);
   }
-  std::vector<bool> queued(r.pairs.size());
-  auto mark = [&](uint64_t frame) {  // under landing.mu
-    const FrameKey k = plan.KeyOf(frame);
-    // Registered on a projection, a tile is in once its last plane is (frames land in scan order).
-    const uint32_t needed = project_z ? plan.z_planes - 1 : z;
-    if (k.c == o.channel && k.z == needed && k.t < landing.tile.size() && !landing.tile[k.t]) {
-      landing.tile[k.t] = true;
-      landing.fresh.push_back(k.t);
-    }
-  };
+  std::vector<bool> queued(r.pairs.size()), tile_in(plan.tiles.size());
+  std::vector<uint64_t> fresh;
+  std::unique_ptr<Landing> landing;
   Feed feed;
-  std::optional<Subscription> subscription;  // declared after `landing`: it ends first
   if (summary.state == "acquiring") {
-    landing.tile.assign(plan.tiles.size(), false);
-    // Subscribed first, then the state read: nothing lands unseen in between.
-    TESSERA_ASSIGN_OR_RETURN(auto sub, client.Subscribe(o.slide, [&](const LandedEvent& e) {
-      std::lock_guard lock(landing.mu);
-      for (uint64_t f : e.landed) mark(f);
-      landing.closed = landing.closed || e.closed;
-    }));
-    subscription.emplace(std::move(sub));
-    TESSERA_ASSIGN_OR_RETURN(SlideView view, client.Describe(o.slide));
-    {
-      std::lock_guard lock(landing.mu);
-      for (size_t f = 0; f < view.landed.size(); ++f) {
-        if (view.landed[f] >= 1) mark(f);
-      }
-      landing.closed = landing.closed || !view.live;
-    }
+    TESSERA_ASSIGN_OR_RETURN(landing, Landing::Watch(client, summary.id, plan.frame_count()));
     feed = [&](std::vector<size_t>& ready, size_t& settled) {
-      std::lock_guard lock(landing.mu);
-      for (uint32_t t : landing.fresh) {
-        for (size_t i : pairs_of[t]) {
-          if (!queued[i] && landing.tile[r.pairs[i].a] && landing.tile[r.pairs[i].b]) {
+      fresh.clear();
+      const bool closed = landing->Take(fresh);
+      for (uint64_t f : fresh) {
+        const FrameKey k = plan.KeyOf(f);
+        // Registered on a projection, a tile is in once its last plane is (frames land in scan order).
+        if (k.c != o.channel || k.z != (project_z ? plan.z_planes - 1 : z) || tile_in[k.t]) continue;
+        tile_in[k.t] = true;
+        for (size_t i : pairs_of[k.t]) {
+          if (!queued[i] && tile_in[r.pairs[i].a] && tile_in[r.pairs[i].b]) {
             queued[i] = true;
             ready.push_back(i);
           }
         }
       }
-      landing.fresh.clear();
-      if (!landing.closed) return;
+      if (!closed) return;
       for (size_t i = 0; i < r.pairs.size(); ++i) {  // the scan is over: what has not landed never will
         if (queued[i]) continue;
         queued[i] = true;
         stitch::Link& link = r.links[i];
         link.dx = link.nominal_dx = r.pairs[i].dx;
         link.dy = link.nominal_dy = r.pairs[i].dy;
-        link.reason = fmt::format("tile {} never landed", landing.tile[r.pairs[i].a] ? r.pairs[i].b : r.pairs[i].a);
+        link.reason = fmt::format("tile {} never landed", tile_in[r.pairs[i].a] ? r.pairs[i].b : r.pairs[i].a);
         ++settled;
       }
     };
@@ -448,7 +617,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
       [&](size_t i, proto::TaskRequest& t) {
         const stitch::TilePair& p = r.pairs[i];
         proto::RegisterTask* reg = t.mutable_register_pair();
-        reg->set_slide(o.slide);
+        reg->set_slide(summary.id);
         reg->set_a(p.a);
         reg->set_b(p.b);
         reg->set_channel(o.channel);
@@ -473,10 +642,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
           return Error(s.code(), "registering tiles {} and {} of {} failed: {}", r.pairs[i].a, r.pairs[i].b, o.slide,
                        s.message());
         }
-        if (feed) {
-          std::lock_guard lock(landing.mu);
-          r.registered_while_acquiring += !landing.closed;
-        }
+        if (landing) r.registered_while_acquiring += !landing->closed();
         const proto::LinkResult& l = res.link();
         link.dx = l.dx();
         link.dy = l.dy();
@@ -503,7 +669,9 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   if (progress) progress({"solve", 1, 1});
   r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift);
   if (o.store) TESSERA_RETURN_IF_ERROR(client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report)).status());
-  if (o.store && o.fuse) TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, r.solution.positions, broker, progress, stop, r));
+  if (o.store && o.fuse) {
+    TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, slide_path, r.solution.positions, broker, progress, stop, r));
+  }
   return r;
 }
 
@@ -532,6 +700,8 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
       st->set_fused_bytes(done->fused_bytes);
       st->set_peak_rss_bytes(static_cast<uint64_t>(usage.ru_maxrss) * 1024);
       st->set_registered_while_acquiring(done->registered_while_acquiring);
+      st->set_deskew_s(done->deskew_s);
+      st->set_deskewed_while_acquiring(done->deskewed_while_acquiring);
     }
     last_report = wire::NowMs();
     return wire::Call(o.manager, req, 5000).status();

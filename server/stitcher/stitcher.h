@@ -1,6 +1,9 @@
 // Stitcher: registers every overlapping pair of fields of view of a slide through the
 // broker's workers, then solves the tile positions, reports on them (QC) and stores both
 // with the slide (through the manager), so that the mosaic is served at the solved positions.
+// An oblique scan is first deskewed, plane blocks as they land ("deskew" tasks), into its
+// deskewed view `ID:deskewed` (DATA/slides/<id>.deskewed.h5), and that view is what is
+// registered and fused.
 //
 // Pairs come from the stage positions (common/stitch/report.h); each is a "register" task
 // (proto RegisterTask) for any worker, at most `in_flight` at a time, sent again when the
@@ -39,10 +42,11 @@ struct StitchOptions {
                              ///< writes them; the dealer places the tiles there from then on)
   bool fuse = true;          ///< then fuse: the blended image and its levels (with store only)
   int blend = 64;            ///< feather width, px
+  bool deskew_only = false;  ///< an oblique scan: its deskewed view only, no registration
 };
 
 struct StitchProgress {
-  std::string stage;         ///< "register", "solve"
+  std::string stage;         ///< "deskew", "register", "solve", "fuse", "pyramid"
   uint64_t done = 0, total = 0;
 };
 
@@ -51,9 +55,10 @@ struct StitchResult {
   std::vector<stitch::Link> links;        ///< per pair
   stitch::Solution solution;
   stitch::QcReport report;
-  double register_s = 0, solve_s = 0, fuse_s = 0;
+  double deskew_s = 0, register_s = 0, solve_s = 0, fuse_s = 0;
   uint64_t fused_bytes = 0;  ///< level 0, uncompressed
   uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
+  uint64_t deskewed_while_acquiring = 0;    ///< planes deskewed before the scan closed
 };
 
 /// What the broker is doing: `tessera ps`.

@@ -17,7 +17,7 @@
 namespace tessera::worker {
 
 const std::vector<std::string>& KnownServices() {
-  static const std::vector<std::string> services = {"register", "fuse"};
+  static const std::vector<std::string> services = {"register", "fuse", "deskew"};
   return services;
 }
 

@@ -6,6 +6,9 @@
 //              only the windows of both that can overlap, from the tile dealer
 //   fuse       one chunk of the fused image (common/stitch/fuse.h): the windows of the tiles
 //              over it, feathered, compressed with the slide's codec; the chunk is the answer
+//   deskew     a few planes of one stack of an oblique scan (common/deskew/deskew.h): the raw
+//              planes read from the tile dealer, turned, sheared, their zoom levels made, each
+//              chunk compressed with the slide's codec; the chunks are the answer
 //
 // A worker reads pixels through the client library (the stack's manager names the
 // dealer), so it runs on any host that reaches the broker and the dealer. It heartbeats to
@@ -31,7 +34,7 @@ const std::vector<std::string>& KnownServices();
 struct WorkerOptions {
   std::string broker;                              ///< the broker's endpoint
   std::string manager;                             ///< the stack's manager (finds the dealer)
-  std::vector<std::string> services = {"register", "fuse"};
+  std::vector<std::string> services = {"register", "fuse", "deskew"};
   std::string name;                                ///< in `tessera ps`; default host:pid
   int heartbeat_ms = 1000;                         ///< as the broker's
   int heartbeat_misses = 3;                        ///< the broker silent this long: connect again

@@ -6,8 +6,11 @@
 #include <vector>
 
 #include "common/codec/codec.h"
+#include "common/deskew/deskew.h"
+#include "common/pyramid/pyramid.h"
 #include "common/stitch/fuse.h"
 #include "common/stitch/register.h"
+#include "common/wire/wire.h"
 
 namespace tessera::worker::internal {
 namespace {
@@ -148,6 +151,84 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   return out;
 }
 
+// At most this many planes, and chunks over all their levels, in one deskew task: the answer
+// is one message (its parts bounded by the broker's limits) and the planes are in memory.
+constexpr uint32_t kMaxDeskewPlanes = 256;
+constexpr size_t kMaxDeskewChunks = wire::Limits{}.max_parts - 24;
+
+// Appends frame `key` of `plan` (its level-0 pixels) as stored chunks: level 0 row-major,
+// then each zoom level row-major.
+Status AppendFrameChunks(const ScanPlan& plan, const FrameKey& key, std::span<const uint8_t> pixels, TaskOutput& out) {
+  const LevelShape l0 = plan.Level(0);
+  const size_t elem = DtypeSize(plan.dtype);
+  std::vector<uint8_t> chunk(l0.chunk_pixels() * elem);
+  auto add = [&](std::vector<uint8_t> packed, uint64_t sum) {
+    out.result.mutable_chunk()->add_checksums(sum);
+    out.payload.push_back(std::move(packed));
+  };
+  for (uint32_t cy = 0; cy < l0.chunks_y(); ++cy) {
+    for (uint32_t cx = 0; cx < l0.chunks_x(); ++cx) {
+      pyramid::ExtractChunk(pixels, l0, elem, cy, cx, chunk);
+      TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, plan.codec));
+      const uint64_t sum = codec::Checksum(packed);
+      add(std::move(packed), sum);
+    }
+  }
+  TESSERA_ASSIGN_OR_RETURN(auto levels, pyramid::EncodeLevels(key, pixels, plan));
+  for (auto& c : levels) add(std::move(c.blosc), c.xxh64);
+  return OkStatus();
+}
+
+// Raw planes of one stack, turned and sheared one at a time into the deskewed view's frames.
+template <typename T>
+Status DeskewPlanes(const ScanPlan& raw, const ScanPlan& deskewed, const deskew::Geometry& g, const Array& planes,
+                    const proto::DeskewTask& t, TaskOutput& out) {
+  const auto values = planes.values<T>();
+  const size_t frame = size_t{raw.width} * raw.height;
+  std::vector<T> oriented(size_t{g.raw_width} * g.raw_height), plane(size_t{g.width} * g.height);
+  for (uint32_t i = 0; i < t.planes(); ++i) {
+    const uint32_t k = t.z() + i;
+    TESSERA_RETURN_IF_ERROR(deskew::Orient<T>(g.params, values.subspan(i * frame, frame), raw.width, raw.height, oriented));
+    TESSERA_RETURN_IF_ERROR(deskew::DeskewPlane<T>(g, k, oriented, plane));
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(plane.data()), plane.size() * sizeof(T));
+    TESSERA_RETURN_IF_ERROR(AppendFrameChunks(deskewed, {t.tile(), t.channel(), k}, bytes, out));
+  }
+  return OkStatus();
+}
+
+// Planes of one stack of an oblique scan, deskewed with their zoom levels.
+Result<TaskOutput> Deskew(TaskContext& context, const proto::DeskewTask& t) {
+  TESSERA_ASSIGN_OR_RETURN(const ScanPlan* raw, context.Plan(t.slide()));
+  TESSERA_ASSIGN_OR_RETURN(const ScanPlan deskewed, DeskewedPlanOf(*raw));
+  if (t.tile() >= raw->tiles.size() || t.channel() >= raw->channels.size() || t.planes() == 0 ||
+      t.planes() > kMaxDeskewPlanes || t.z() >= raw->z_planes || t.planes() > raw->z_planes - t.z()) {
+    return Error(StatusCode::kInvalidArgument,
+                 "deskew tile {} channel {} planes {}+{}: slide {} has {} tiles, {} channels, {} planes (at most {} a task)",
+                 t.tile(), t.channel(), t.z(), t.planes(), t.slide(), raw->tiles.size(), raw->channels.size(),
+                 raw->z_planes, kMaxDeskewPlanes);
+  }
+  size_t chunks = 0;
+  for (uint32_t l = 0; l < deskewed.level_count(); ++l) chunks += deskewed.Level(l).chunks_per_frame();
+  if (chunks * t.planes() > kMaxDeskewChunks) {
+    return Error(StatusCode::kInvalidArgument, "deskew of {} planes of {}: {} chunks, more than a task answers ({})",
+                 t.planes(), t.slide(), chunks * t.planes(), kMaxDeskewChunks);
+  }
+  TESSERA_ASSIGN_OR_RETURN(const deskew::Geometry g,
+                           deskew::Plan(DeskewParamsOf(*raw), raw->width, raw->height, raw->z_planes));
+  TESSERA_ASSIGN_OR_RETURN(Array planes,
+                           context.client().ReadTile({.slide = t.slide(), .tile = t.tile(), .level = 0,
+                                                      .channels = {t.channel()}, .z_begin = t.z(),
+                                                      .z_end = t.z() + t.planes()}));
+  TaskOutput out;
+  out.payload.reserve(chunks * t.planes());
+  if (raw->dtype == Dtype::kUint16) {
+    TESSERA_RETURN_IF_ERROR(DeskewPlanes<uint16_t>(*raw, deskewed, g, planes, t, out));
+  } else {
+    TESSERA_RETURN_IF_ERROR(DeskewPlanes<uint8_t>(*raw, deskewed, g, planes, t, out));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<const ScanPlan*> TaskContext::Plan(const std::string& slide) {
@@ -160,6 +241,7 @@ Result<TaskOutput> RunTask(TaskContext& context, const proto::TaskRequest& reque
   switch (request.body_case()) {
     case proto::TaskRequest::kRegisterPair: return Register(context, request.register_pair());
     case proto::TaskRequest::kFuse: return Fuse(context, request.fuse());
+    case proto::TaskRequest::kDeskew: return Deskew(context, request.deskew());
     default:
       return Error(StatusCode::kInvalidArgument, "service {}: this worker has no task of that kind", request.service());
   }
