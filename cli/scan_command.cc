@@ -35,6 +35,7 @@ struct ScanArgs {
   std::string header = "{}";
   int timeout_s = 60;
   ObliqueScan oblique;  // an oblique light-sheet scan when angle_deg is set
+  bool widefield = false;  // synthetic z-stacks as a focus series rather than light-sheet stacks
 };
 
 // The oblique scan the options ask for, if any.
@@ -100,6 +101,8 @@ int RunScan(const ScanArgs& a) {
     if (!dtype.ok()) return Fail(dtype.status().ToString());
     o.dtype = *dtype;
     o.oblique = ObliqueOf(a);
+    if (a.widefield && (o.light_sheet || o.oblique)) return Fail("--widefield and --light-sheet (or --oblique) exclude each other");
+    o.light_sheet = o.light_sheet || (o.z_planes > 1 && !a.widefield);  // stacks are light-sheet volumes unless told
     if (a.pixel_size_um > 0) o.pixel_size_um = a.pixel_size_um;
     if (Status s = synth::ValidateOptions(o); !s.ok()) return Fail(s.ToString());
     auto mosaic = std::make_shared<synth::SyntheticMosaic>(o);
@@ -213,7 +216,10 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
                    "sample for an oblique scan)");
   scan->add_flag("--light-sheet", a.synth.light_sheet,
                  "Synthetic: light-sheet stacks (planes are sections of one 3-D scene, cells as 3-D blobs, a "
-                 "stage error in z too) instead of a widefield z-stack");
+                 "stage error in z too); the default for --z above 1");
+  scan->add_flag("--widefield", a.widefield,
+                 "Synthetic: a widefield z-stack instead (a focus series of one 2-D scene: cells blur and dim "
+                 "away from the middle plane)");
   scan->add_option("--z-error", a.synth.z_error_planes, "Synthetic light sheet: max stage error in z, planes")
       ->capture_default_str();
   scan->add_option("--oblique", a.oblique.angle_deg,

@@ -39,6 +39,7 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   s.error = p.error();
   if (auto plan = PlanFromJson(p.plan_json()); plan.ok()) s.plan = *std::move(plan);
   for (int i = 0; i + 1 < p.positions_size(); i += 2) s.positions.push_back({p.positions(i), p.positions(i + 1)});
+  s.positions_z.assign(p.positions_z().begin(), p.positions_z().end());
   s.stitched_unix_ms = p.stitched_unix_ms();
   if (p.has_stitch()) s.stitch = StitchFromProto(p.stitch());
   return s;
@@ -173,8 +174,10 @@ std::string SummaryToJson(const SlideSummary& s) {
   for (size_t i = 0; i < p.tiles.size(); ++i) {
     const auto& t = p.tiles[i];
     const double x = stitched ? s.positions[i][0] : t.x, y = stitched ? s.positions[i][1] : t.y;
-    tiles.push_back({{"index", i}, {"name", t.name}, {"x", x}, {"y", y}, {"z", t.z}, {"stage_x", t.x},
-                     {"stage_y", t.y}, {"width", p.width}, {"height", p.height}});
+    const double z = s.positions_z.size() == p.tiles.size() ? s.positions_z[i] : t.z;
+    tiles.push_back({{"index", i}, {"name", t.name}, {"x", x}, {"y", y}, {"z", z}, {"stage_x", t.x},
+                     {"stage_y", t.y}, {"stage_z", t.z}, {"width", p.width}, {"height", p.height},
+                     {"planes", p.z_planes}});
   }
   return j.dump(2);
 }
@@ -189,7 +192,7 @@ Result<SlideSummary> Client::OpenSlide(const ScanPlan& plan) {
 }
 
 Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
-                                         const std::string& report_json) {
+                                         const std::string& report_json, const std::vector<double>& z) {
   proto::ManagerRequest req;
   auto* st = req.mutable_store_stitch();
   st->set_slide_id(id);
@@ -198,6 +201,7 @@ Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vecto
     st->add_positions(p[1]);
   }
   st->set_report_json(report_json);
+  for (double v : z) st->add_z(v);
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   return internal::SummaryFromProto(reply.slide());
 }

@@ -87,6 +87,7 @@ struct SlideSummary {
   /// After a stitch (`Info` only): each tile's solved x, y in level-0 pixels, sub-pixel;
   /// empty before, when the plan's stage positions hold.
   std::vector<std::array<double, 2>> positions;
+  std::vector<double> positions_z;  ///< stacks stitched in 3-D: each tile's solved z, planes
   int64_t stitched_unix_ms = 0;
   /// The last stitch this stack's manager ran for the slide (state "" if none); no report.
   StitchState stitch;
@@ -100,9 +101,10 @@ struct StitchRequest {
   bool store = true;       ///< false: report only
 };
 
-/// `tessera info --json`: id, name, state, path, counts, and `tiles`
-/// [{index, name, x, y, z, stage_x, stage_y, width, height}] in level-0 pixels: x, y solved
-/// once the slide is stitched, the stage's before.
+/// `tessera info --json`: id, name, state, path, counts, shape, voxel size (pixel_size_um),
+/// and `tiles` [{index, name, x, y, z, stage_x, stage_y, stage_z, width, height, planes}] in
+/// level-0 voxels: x, y (and z, for stacks stitched in 3-D) solved once the slide is stitched,
+/// the stage's before.
 std::string SummaryToJson(const SlideSummary& s);
 
 /// What the dealer knows of a slide: its summary, levels, current tile positions and
@@ -163,10 +165,10 @@ class Client {
   Result<SlideSummary> CloseSlide(const std::string& id);
   /// NOT_FOUND for an id the catalog does not have.
   Result<SlideSummary> Info(const std::string& id);
-  /// Stores a stitch's solved positions (one x, y per tile) and QC report beside the slide;
-  /// the dealer places the tiles there from then on.
+  /// Stores a stitch's solved positions (one x, y per tile, and z for stacks stitched in 3-D)
+  /// and QC report beside the slide; the dealer places the tiles there from then on.
   Result<SlideSummary> StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
-                                   const std::string& report_json);
+                                   const std::string& report_json, const std::vector<double>& z = {});
   /// Starts stitching a closed slide on the stack's workers (or returns the stitch under way).
   Result<StitchState> StartStitch(const StitchRequest& request);
   /// The slide's last stitch, with its report once done.

@@ -52,6 +52,7 @@ TEST(IngestTest, SyntheticScanIsStoredListedAndBitExact) {
   // Every frame in the file equals the frame the generator renders.
   synth::SyntheticOptions o;
   o.cols = 3, o.rows = 2, o.width = 300, o.height = 200, o.channels = 2, o.z_planes = 2, o.seed = 7;
+  o.light_sheet = true;  // --z above 1: light-sheet stacks
   synth::SyntheticMosaic mosaic(o);
   auto file = storage::SlideFile::OpenForRead(j["path"].get<std::string>());
   ASSERT_TRUE(file.ok()) << file.status().ToString();

@@ -517,4 +517,61 @@ Result<Link> RegisterPair(const ImageView& a, const ImageView& b, double nominal
   return link;
 }
 
+DepthOverlap DepthOverlapOf(int64_t aw, int64_t ah, int64_t bw, int64_t bh, double dx, double dy, bool sheared_x) {
+  const int64_t rdx = std::llround(dx), rdy = std::llround(dy);
+  DepthOverlap d;
+  d.a = Intersect({0, 0, aw, ah}, {rdx, rdy, rdx + bw, rdy + bh});
+  d.b = {d.a.x0 - rdx, d.a.y0 - rdy, d.a.x1 - rdx, d.a.y1 - rdy};
+  d.along_x = !sheared_x && d.a.width() <= d.a.height();
+  d.length = d.a.empty() ? 0 : d.along_x ? d.a.height() : d.a.width();
+  d.residual = d.along_x ? dy - static_cast<double>(rdy) : dx - static_cast<double>(rdx);
+  return d;
+}
+
+void ProjectSide(const ImageView& crop, bool along_x, std::span<uint16_t> row) {
+  std::fill(row.begin(), row.end(), uint16_t{0});
+  for (int64_t y = 0; y < crop.height; ++y) {
+    const uint16_t* in = crop.data + y * (crop.stride ? crop.stride : crop.width);
+    if (along_x) {
+      row[static_cast<size_t>(y)] = *std::max_element(in, in + crop.width);
+    } else {
+      for (int64_t x = 0; x < crop.width; ++x) row[static_cast<size_t>(x)] = std::max(row[static_cast<size_t>(x)], in[x]);
+    }
+  }
+}
+
+void FillEmpty(std::span<uint16_t> image) {
+  std::vector<uint16_t> data;
+  data.reserve(image.size());
+  for (uint16_t v : image) {
+    if (v != 0) data.push_back(v);
+  }
+  if (data.empty() || data.size() == image.size()) return;
+  std::nth_element(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(data.size() / 2), data.end());
+  const uint16_t median = data[data.size() / 2];
+  for (uint16_t& v : image) {
+    if (v == 0) v = median;
+  }
+}
+
+Status RegisterDepth(const ImageView& side_a, const ImageView& side_b, const DepthOverlap& overlap, double nominal_dz,
+                     const RegisterOptions& options, Link& link) {
+  link.nominal_dz = link.dz = nominal_dz;
+  RegisterOptions o = options;
+  o.min_overlap_px = std::min<int64_t>(o.min_overlap_px, side_a.width * std::max<int64_t>(1, side_a.height / 2));
+  auto side = RegisterPair(side_a, side_b, overlap.residual, nominal_dz, o);
+  if (!side.ok()) {
+    link.reliable = false;
+    link.reason = fmt::format("z: {}", side.status().message());
+    return OkStatus();
+  }
+  link.dz = side->dy;
+  link.ncc_z = side->ncc;
+  if (!side->reliable && link.reliable) {
+    link.reliable = false;
+    link.reason = fmt::format("z: {}", side->reason);
+  }
+  return OkStatus();
+}
+
 }  // namespace tessera::stitch

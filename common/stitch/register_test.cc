@@ -10,6 +10,7 @@
 #include "common/imageio/tiff.h"
 #include "common/imageio/tile_config.h"
 #include "common/stitch/solve.h"
+#include "common/synth/synthetic_mosaic.h"
 
 namespace tessera::stitch {
 namespace {
@@ -195,6 +196,81 @@ TEST(Register, SmoothContentIsNotAmbiguousAndLargeWindowsAreExact) {
   EXPECT_NEAR(link->dx, 583, 0.25);
   EXPECT_NEAR(link->dy, 9, 0.25);
   EXPECT_GT(link->ncc, 0.999);
+}
+
+// One stack of a synthetic light-sheet mosaic, every plane, as uint16.
+struct Stack3 {
+  std::vector<uint16_t> voxels;
+  int64_t width = 0, height = 0, depth = 0;
+  ImageView plane(int64_t z) const { return {voxels.data() + z * width * height, width, height, 0}; }
+};
+
+Stack3 RenderStack(const synth::SyntheticMosaic& m, uint32_t t) {
+  const ScanPlan& p = m.plan();
+  Stack3 s{std::vector<uint16_t>(size_t{p.width} * p.height * p.z_planes), p.width, p.height, p.z_planes};
+  for (uint32_t z = 0; z < p.z_planes; ++z) {
+    m.RenderFrame({t, 0, z}, {reinterpret_cast<uint8_t*>(s.voxels.data() + size_t{z} * p.width * p.height),
+                              p.frame_bytes()});
+  }
+  return s;
+}
+
+// Registers b against a in 3-D as a worker does: x, y on the projections over z, then z on the
+// side views of the overlap.
+Link Register3(const Stack3& a, const Stack3& b, double ndx, double ndy, double ndz) {
+  auto project = [](const Stack3& s) {
+    std::vector<uint16_t> p(static_cast<size_t>(s.width * s.height), 0);
+    for (int64_t z = 0; z < s.depth; ++z) {
+      for (size_t i = 0; i < p.size(); ++i) p[i] = std::max(p[i], s.voxels[static_cast<size_t>(z * s.width * s.height) + i]);
+    }
+    return p;
+  };
+  const auto pa = project(a), pb = project(b);
+  auto link = RegisterPair({pa.data(), a.width, a.height, 0}, {pb.data(), b.width, b.height, 0}, ndx, ndy, {});
+  EXPECT_TRUE(link.ok());
+  if (!link.ok()) return {};
+  const DepthOverlap d = DepthOverlapOf(a.width, a.height, b.width, b.height, link->dx, link->dy);
+  auto side = [&](const Stack3& s, const Rect& r) {
+    std::vector<uint16_t> rows(static_cast<size_t>(d.length * s.depth));
+    for (int64_t z = 0; z < s.depth; ++z) {
+      const ImageView crop{s.voxels.data() + z * s.width * s.height + r.y0 * s.width + r.x0, r.width(), r.height(),
+                           s.width};
+      ProjectSide(crop, d.along_x, std::span(rows).subspan(static_cast<size_t>(z * d.length), static_cast<size_t>(d.length)));
+    }
+    return rows;
+  };
+  const auto sa = side(a, d.a), sb = side(b, d.b);
+  EXPECT_TRUE(RegisterDepth({sa.data(), d.length, a.depth, 0}, {sb.data(), d.length, b.depth, 0}, d, ndz,
+                            {.max_shift = 8}, *link).ok());
+  return *link;
+}
+
+// Light-sheet stacks offset by a known error in x, y and z: every pair within half a voxel.
+TEST(Register, LightSheetStacksRegisterInThreeDimensionsWithinHalfAVoxel) {
+  for (uint64_t seed : {1u, 2u}) {
+    synth::SyntheticOptions o;
+    o.cols = o.rows = 2;
+    o.width = o.height = 192;
+    o.channels = 1;
+    o.z_planes = 40;
+    o.light_sheet = true;
+    o.z_error_planes = 3;
+    o.position_error_px = 5;
+    o.seed = seed;
+    const synth::SyntheticMosaic m(o);
+    std::vector<Stack3> stacks;
+    for (uint32_t t = 0; t < 4; ++t) stacks.push_back(RenderStack(m, t));
+    for (auto [a, b] : {std::pair{0u, 1u}, {0u, 2u}, {1u, 3u}, {2u, 3u}}) {
+      const auto& ta = m.plan().tiles[a];
+      const auto& tb = m.plan().tiles[b];
+      const Link l = Register3(stacks[a], stacks[b], tb.x - ta.x, tb.y - ta.y, 0);
+      EXPECT_TRUE(l.reliable) << l.reason;
+      EXPECT_NEAR(l.dx, m.TruePosition(b)[0] - m.TruePosition(a)[0], 0.5) << "seed " << seed << " " << a << "-" << b;
+      EXPECT_NEAR(l.dy, m.TruePosition(b)[1] - m.TruePosition(a)[1], 0.5) << "seed " << seed << " " << a << "-" << b;
+      EXPECT_NEAR(l.dz, m.TrueZ(b) - m.TrueZ(a), 0.5) << "seed " << seed << " " << a << "-" << b;
+      EXPECT_GT(l.ncc_z, 0.5);
+    }
+  }
 }
 
 }  // namespace

@@ -43,8 +43,9 @@ std::vector<TilePair> OverlappingPairs(const std::vector<std::array<double, 2>>&
 
 QcReport MakeReport(const std::vector<std::string>& names, const std::vector<std::array<double, 2>>& stage,
                     const std::vector<TilePair>& pairs, const std::vector<Link>& links, const Solution& solution,
-                    double max_shift) {
+                    double max_shift, const std::vector<double>& stage_z, double max_shift_z) {
   QcReport r;
+  r.volume = !solution.z.empty() && stage_z.size() == stage.size();
   r.tiles.resize(stage.size());
   for (uint32_t t = 0; t < stage.size(); ++t) {
     TileReport& tr = r.tiles[t];
@@ -52,6 +53,10 @@ QcReport MakeReport(const std::vector<std::string>& names, const std::vector<std
     tr.name = t < names.size() ? names[t] : fmt::format("tile {}", t);
     tr.stage = stage[t];
     tr.solved = solution.positions[t];
+    if (r.volume) {
+      tr.stage_z = stage_z[t];
+      tr.solved_z = solution.z[t];
+    }
   }
   std::vector<std::vector<std::string>> why(stage.size());
   for (size_t i = 0; i < pairs.size() && i < links.size(); ++i) {
@@ -81,6 +86,9 @@ QcReport MakeReport(const std::vector<std::string>& names, const std::vector<std
                                                               : "no reliable link: at its stage position");
     }
     if (moved > max_shift) why[tr.tile].push_back(fmt::format("moved {:.1f} px from the stage", moved));
+    if (r.volume && std::abs(tr.solved_z - tr.stage_z) > max_shift_z) {
+      why[tr.tile].push_back(fmt::format("moved {:.1f} planes from the stage's z", tr.solved_z - tr.stage_z));
+    }
     tr.suspicious = !why[tr.tile].empty();
     tr.why = fmt::format("{}", fmt::join(why[tr.tile], "; "));
     r.suspicious += tr.suspicious;
@@ -92,7 +100,8 @@ std::string ReportJson(const QcReport& r) {
   using nlohmann::json;
   json j;
   j["summary"] = {{"tiles", r.tiles.size()},  {"links", r.links.size()},      {"reliable", r.reliable},
-                  {"used", r.used},           {"suspicious", r.suspicious}, {"max_residual_px", r.max_residual}};
+                  {"used", r.used},           {"suspicious", r.suspicious}, {"max_residual_px", r.max_residual},
+                  {"volume", r.volume}};
   auto& links = j["links"] = json::array();
   for (const auto& l : r.links) {
     links.push_back({{"a", l.a},
@@ -108,6 +117,11 @@ std::string ReportJson(const QcReport& r) {
                      {"used", l.used},
                      {"residual_px", l.residual},
                      {"note", l.note}});
+    if (r.volume) {
+      links.back()["dz"] = l.link.dz;
+      links.back()["shift_z"] = l.link.dz - l.link.nominal_dz;
+      links.back()["ncc_z"] = l.link.ncc_z;
+    }
   }
   auto& tiles = j["tiles"] = json::array();
   for (const auto& t : r.tiles) {
@@ -121,6 +135,10 @@ std::string ReportJson(const QcReport& r) {
                      {"links_used", t.used},
                      {"suspicious", t.suspicious},
                      {"why", t.why}});
+    if (r.volume) {
+      tiles.back()["z"] = t.solved_z;
+      tiles.back()["stage_z"] = t.stage_z;
+    }
   }
   return j.dump(2);
 }
@@ -137,6 +155,7 @@ Result<QcReport> ReportFromJson(const std::string& text) {
     r.used = s.at("used").get<int>();
     r.suspicious = s.at("suspicious").get<int>();
     r.max_residual = s.at("max_residual_px").get<double>();
+    r.volume = s.value("volume", false);
     for (const auto& l : j["links"]) {
       LinkReport lr;
       lr.a = l.at("a").get<uint32_t>();
@@ -152,6 +171,11 @@ Result<QcReport> ReportFromJson(const std::string& text) {
       lr.used = l.at("used").get<bool>();
       lr.residual = l.at("residual_px").get<double>();
       lr.note = l.at("note").get<std::string>();
+      if (r.volume) {
+        lr.link.dz = l.at("dz").get<double>();
+        lr.link.nominal_dz = lr.link.dz - l.at("shift_z").get<double>();
+        lr.link.ncc_z = l.at("ncc_z").get<double>();
+      }
       r.links.push_back(std::move(lr));
     }
     for (const auto& t : j["tiles"]) {
@@ -164,6 +188,10 @@ Result<QcReport> ReportFromJson(const std::string& text) {
       tr.used = t.at("links_used").get<int>();
       tr.suspicious = t.at("suspicious").get<bool>();
       tr.why = t.at("why").get<std::string>();
+      if (r.volume) {
+        tr.solved_z = t.at("z").get<double>();
+        tr.stage_z = t.at("stage_z").get<double>();
+      }
       r.tiles.push_back(std::move(tr));
     }
     return r;
@@ -173,12 +201,14 @@ Result<QcReport> ReportFromJson(const std::string& text) {
 }
 
 std::string ReportTable(const QcReport& r) {
-  std::string out = fmt::format("{:>5} {:>5} {:>8} {:>8} {:>6} {:>6} {:>9} {:>5}  {}\n", "a", "b", "shift_x", "shift_y",
-                                "ncc", "margin", "resid_px", "used", "note");
+  std::string out = fmt::format("{:>5} {:>5} {:>8} {:>8} {}{:>6} {:>6} {:>9} {:>5}  {}\n", "a", "b", "shift_x", "shift_y",
+                                r.volume ? fmt::format("{:>8} ", "shift_z") : "", "ncc", "margin", "resid_px", "used",
+                                "note");
   for (const auto& l : r.links) {
-    out += fmt::format("{:>5} {:>5} {:>8.2f} {:>8.2f} {:>6.3f} {:>6.3f} {:>9.2f} {:>5}  {}\n", l.a, l.b,
-                       l.link.dx - l.link.nominal_dx, l.link.dy - l.link.nominal_dy, l.link.ncc, l.link.margin,
-                       l.residual, l.used ? "yes" : "no", l.note);
+    out += fmt::format("{:>5} {:>5} {:>8.2f} {:>8.2f} {}{:>6.3f} {:>6.3f} {:>9.2f} {:>5}  {}\n", l.a, l.b,
+                       l.link.dx - l.link.nominal_dx, l.link.dy - l.link.nominal_dy,
+                       r.volume ? fmt::format("{:>8.2f} ", l.link.dz - l.link.nominal_dz) : "", l.link.ncc,
+                       l.link.margin, l.residual, l.used ? "yes" : "no", l.note);
   }
   out += fmt::format("\n{} tiles, {} links: {} reliable, {} used, largest residual {:.2f} px\n", r.tiles.size(),
                      r.links.size(), r.reliable, r.used, r.max_residual);

@@ -44,12 +44,14 @@ struct TileReport {
   uint32_t tile = 0;
   std::string name;
   std::array<double, 2> stage{}, solved{};
+  double stage_z = 0, solved_z = 0;  ///< planes, stacks solved in 3-D
   int links = 0, used = 0;  ///< links touching it; of those, used in the solve
   bool suspicious = false;
   std::string why;
 };
 
 struct QcReport {
+  bool volume = false;  ///< stacks registered and solved in x, y and z
   std::vector<LinkReport> links;
   std::vector<TileReport> tiles;
   int reliable = 0, used = 0, suspicious = 0;
@@ -59,10 +61,11 @@ struct QcReport {
 /// `links[i]` registered pair `pairs[i]`; `solution` solved them (SolvePositions, with the
 /// reliable links in the order they appear). A tile is suspicious when no link of it was
 /// used (it stays at its stage position), when a link of it disagrees with the solve by
-/// more than 1 px, or when it moved further than `max_shift` from the stage.
+/// more than 1 px, or when it moved further than `max_shift` from the stage (in x and y; in z
+/// further than `max_shift_z`, for a solution in 3-D: `stage_z` its stage z).
 QcReport MakeReport(const std::vector<std::string>& names, const std::vector<std::array<double, 2>>& stage,
                     const std::vector<TilePair>& pairs, const std::vector<Link>& links, const Solution& solution,
-                    double max_shift);
+                    double max_shift, const std::vector<double>& stage_z = {}, double max_shift_z = 0);
 
 std::string ReportJson(const QcReport& report);
 /// The report back from ReportJson's text; DATA_LOSS when it is not one.

@@ -40,8 +40,12 @@ std::vector<int> Groups(size_t tiles, const std::vector<TileLink>& links, const 
 }  // namespace
 
 Result<Solution> SolvePositions(const std::vector<std::array<double, 2>>& stage, const std::vector<TileLink>& links,
-                                const SolveOptions& o) {
+                                const SolveOptions& o, const std::vector<double>& stage_z) {
   const auto n = static_cast<Eigen::Index>(stage.size());
+  const bool solve_z = !stage_z.empty();
+  if (solve_z && stage_z.size() != stage.size()) {
+    return Error(StatusCode::kInvalidArgument, "{} stage z for {} tiles", stage_z.size(), stage.size());
+  }
   for (const TileLink& l : links) {
     if (l.a >= stage.size() || l.b >= stage.size() || l.a == l.b) {
       return Error(StatusCode::kInvalidArgument, "link {}-{} names no pair of the {} tiles", l.a, l.b, stage.size());
@@ -57,13 +61,14 @@ Result<Solution> SolvePositions(const std::vector<std::array<double, 2>>& stage,
   s.residual.assign(links.size(), 0);
   while (true) {
     ++s.iterations;
-    // Normal equations: the graph Laplacian (weights) plus the stage pull; x and y share it.
+    // Normal equations: the graph Laplacian (weights) plus the stage pull; x, y and z share it.
     std::vector<Eigen::Triplet<double>> t;
-    Eigen::VectorXd bx = Eigen::VectorXd::Zero(n), by = Eigen::VectorXd::Zero(n);
+    Eigen::VectorXd bx = Eigen::VectorXd::Zero(n), by = Eigen::VectorXd::Zero(n), bz = Eigen::VectorXd::Zero(n);
     for (Eigen::Index i = 0; i < n; ++i) {
       t.emplace_back(i, i, o.stage_weight);
       bx[i] = o.stage_weight * stage[static_cast<size_t>(i)][0];
       by[i] = o.stage_weight * stage[static_cast<size_t>(i)][1];
+      if (solve_z) bz[i] = o.stage_weight * stage_z[static_cast<size_t>(i)];
     }
     for (size_t l = 0; l < links.size(); ++l) {
       if (!s.used[l]) continue;
@@ -77,21 +82,25 @@ Result<Solution> SolvePositions(const std::vector<std::array<double, 2>>& stage,
       bx[b] += k.weight * k.dx;
       by[a] -= k.weight * k.dy;
       by[b] += k.weight * k.dy;
+      bz[a] -= k.weight * k.dz;
+      bz[b] += k.weight * k.dz;
     }
     Eigen::SparseMatrix<double> A(n, n);
     A.setFromTriplets(t.begin(), t.end());
     Eigen::SimplicialLDLT<Eigen::SparseMatrix<double>> solver(A);
     if (solver.info() != Eigen::Success) return Error(StatusCode::kInternal, "the tile graph's system is singular");
     const Eigen::VectorXd x = solver.solve(bx), y = solver.solve(by);
+    const Eigen::VectorXd z = solve_z ? Eigen::VectorXd(solver.solve(bz)) : Eigen::VectorXd::Zero(n);
     s.positions.resize(stage.size());
     for (Eigen::Index i = 0; i < n; ++i) s.positions[static_cast<size_t>(i)] = {x[i], y[i]};
+    if (solve_z) s.z.assign(z.data(), z.data() + n);
 
     // Residuals; the worst link in use goes if it disagrees with the rest.
     std::vector<double> in_use;
     size_t worst = links.size();
     for (size_t l = 0; l < links.size(); ++l) {
       const TileLink& k = links[l];
-      s.residual[l] = std::hypot(x[k.b] - x[k.a] - k.dx, y[k.b] - y[k.a] - k.dy);
+      s.residual[l] = std::hypot(x[k.b] - x[k.a] - k.dx, y[k.b] - y[k.a] - k.dy, solve_z ? z[k.b] - z[k.a] - k.dz : 0.0);
       if (!s.used[l]) continue;
       in_use.push_back(s.residual[l]);
       if (worst == links.size() || s.residual[l] > s.residual[worst]) worst = l;

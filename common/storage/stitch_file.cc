@@ -51,6 +51,10 @@ Status Write(const std::string& path, const StitchRecord& r) {
   if (!group.valid()) return LastError(StatusCode::kInternal, "cannot create /stitch in " + path);
   TESSERA_RETURN_IF_ERROR(WritePairs(group.get(), "positions", r.positions));
   TESSERA_RETURN_IF_ERROR(WritePairs(group.get(), "stage", r.stage));
+  if (!r.z.empty()) {
+    TESSERA_RETURN_IF_ERROR(
+        internal::WriteSmallDataset(group.get(), "z", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {r.z.size()}, r.z.data()));
+  }
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return LastError(StatusCode::kInternal, "cannot flush " + path);
   return OkStatus();
 }
@@ -70,9 +74,9 @@ std::string FusedPathOf(const std::string& slide_path) { return Beside(slide_pat
 std::string DeskewedPathOf(const std::string& slide_path) { return Beside(slide_path, ".deskewed.h5"); }
 
 Status WriteStitchFile(const std::string& path, const StitchRecord& record) {
-  if (record.positions.size() != record.stage.size()) {
-    return Error(StatusCode::kInvalidArgument, "{} solved positions for {} stage positions", record.positions.size(),
-                 record.stage.size());
+  if (record.positions.size() != record.stage.size() || (!record.z.empty() && record.z.size() != record.stage.size())) {
+    return Error(StatusCode::kInvalidArgument, "{} solved positions ({} z) for {} stage positions",
+                 record.positions.size(), record.z.size(), record.stage.size());
   }
   internal::InitHdf5();
   StitchRecord r = record;
@@ -110,6 +114,19 @@ Result<StitchRecord> ReadStitchFile(const std::string& path) {
   if (!group.valid()) return LastError(StatusCode::kDataLoss, "missing /stitch in " + path);
   TESSERA_ASSIGN_OR_RETURN(r.positions, ReadPairs(group.get(), "positions"));
   TESSERA_ASSIGN_OR_RETURN(r.stage, ReadPairs(group.get(), "stage"));
+  if (H5Lexists(group.get(), "z", H5P_DEFAULT) > 0) {
+    Handle ds(H5Dopen2(group.get(), "z", H5P_DEFAULT));
+    Handle space(ds.valid() ? H5Dget_space(ds.get()) : H5I_INVALID_HID);
+    hsize_t n = 0;
+    if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 1 ||
+        H5Sget_simple_extent_dims(space.get(), &n, nullptr) < 0 || n != r.stage.size()) {
+      return Error(StatusCode::kDataLoss, "/stitch/z of {} is not one z per tile", path);
+    }
+    r.z.resize(n);
+    if (n > 0 && H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, r.z.data()) < 0) {
+      return LastError(StatusCode::kDataLoss, "cannot read /stitch/z of " + path);
+    }
+  }
   return r;
 }
 

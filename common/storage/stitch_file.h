@@ -3,6 +3,7 @@
 //
 //   /stitch/positions   float64 (T, 2)   solved x, y of each tile, level-0 pixels (sub-pixel)
 //   /stitch/stage       float64 (T, 2)   the stage positions the solve started from
+//   /stitch/z           float64 (T)      stacks solved in 3-D: each tile's z, planes (else absent)
 //   attributes of /: format "tessera-stitch", format_version, slide_id, created_unix_ms,
 //                    report (the QC report, JSON: `tessera stitch ID --json`)
 //
@@ -28,6 +29,7 @@ struct StitchRecord {
   std::string slide_id;
   std::vector<std::array<double, 2>> positions;  ///< solved
   std::vector<std::array<double, 2>> stage;
+  std::vector<double> z;  ///< solved, planes; empty unless solved in 3-D
   std::string report_json;
   int64_t created_unix_ms = 0;
 };
@@ -41,7 +43,7 @@ std::string FusedPathOf(const std::string& slide_path);
 /// file with the scan's tiles, each plane deskewed (DeskewedPlanOf), written as planes land.
 std::string DeskewedPathOf(const std::string& slide_path);
 
-/// INVALID_ARGUMENT when positions and stage differ in length; RESOURCE_EXHAUSTED on a
+/// INVALID_ARGUMENT when positions and stage (or a non-empty z) differ in length; RESOURCE_EXHAUSTED on a
 /// full disk (the old file, if any, stays).
 Status WriteStitchFile(const std::string& path, const StitchRecord& record);
 /// NOT_FOUND when the file does not exist; DATA_LOSS when it is not a stitch file.

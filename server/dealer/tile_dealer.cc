@@ -166,7 +166,7 @@ struct TileDealer::Impl {
     for (size_t i = 0; i < plan.tiles.size(); ++i) {
       info->add_positions(placement->positions[i][0]);
       info->add_positions(placement->positions[i][1]);
-      info->add_positions(plan.tiles[i].z);
+      info->add_positions(placement->z[i]);
     }
     std::string landed(plan.frame_count(), '\0');
     std::lock_guard lock(registry->hdf5_mutex());

@@ -540,6 +540,7 @@ struct SlideManager::Impl {
       out->add_positions(p[0]);
       out->add_positions(p[1]);
     }
+    for (double z : stitch->z) out->add_positions_z(z);
     out->set_stitched_unix_ms(stitch->created_unix_ms);
   }
 
@@ -554,7 +555,15 @@ struct SlideManager::Impl {
     for (int i = 0; i < req.positions_size(); ++i) {
       TESSERA_RETURN_IF_ERROR(CheckPosition(static_cast<size_t>(i / 2), i % 2 == 0 ? "x" : "y", req.positions(i)));
     }
-    storage::StitchRecord stitch{.slide_id = r.id, .report_json = req.report_json()};
+    if (req.z_size() != 0 && static_cast<size_t>(req.z_size()) != plan.tiles.size()) {
+      return Error(StatusCode::kInvalidArgument, "{} z values for slide {} of {} tiles: give one per tile, or none",
+                   req.z_size(), r.id, plan.tiles.size());
+    }
+    for (int i = 0; i < req.z_size(); ++i) {
+      TESSERA_RETURN_IF_ERROR(CheckPosition(static_cast<size_t>(i), "z", req.z(i)));
+    }
+    storage::StitchRecord stitch{.slide_id = r.id, .z = {req.z().begin(), req.z().end()},
+                                 .report_json = req.report_json()};
     for (size_t i = 0; i < plan.tiles.size(); ++i) {
       stitch.positions.push_back({req.positions(static_cast<int>(2 * i)), req.positions(static_cast<int>(2 * i + 1))});
       stitch.stage.push_back({plan.tiles[i].x, plan.tiles[i].y});

@@ -350,9 +350,12 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
 // every level-0 chunk a "fuse" task, then its zoom levels here, chunk by chunk (four chunks of
 // the level below make one: memory stays a few chunks). Written under a temporary name and
 // renamed when complete, so the fused view is the last whole one.
-// `source` is the slide fused: the scan itself, or an oblique scan's deskewed view.
+// `source` is the slide fused: the scan itself, or an oblique scan's deskewed view. Stacks
+// solved in 3-D (`solved_z`, planes) are placed in z too, rounded to the plane: the fused
+// volume spans every stack, and each fused plane takes from each stack the plane under it.
 Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::string& slide_path,
-                 const std::vector<std::array<double, 2>>& solved, const std::string& broker,
+                 const std::vector<std::array<double, 2>>& solved, const std::vector<double>& solved_z,
+                 const std::string& broker,
                  const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
                  StitchResult& r) {
   const ScanPlan& plan = source.plan;
@@ -365,11 +368,22 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
     x1 = std::max(x1, at.back()[0] + plan.width);
     y1 = std::max(y1, at.back()[1] + plan.height);
   }
+  std::vector<int64_t> at_z(solved.size(), 0);
+  int64_t z0 = 0, z1 = plan.z_planes;
+  if (!solved_z.empty()) {
+    z0 = INT64_MAX, z1 = INT64_MIN;
+    for (size_t t = 0; t < solved.size(); ++t) {
+      at_z[t] = static_cast<int64_t>(std::floor(solved_z[t] + 0.5));
+      z0 = std::min(z0, at_z[t]);
+      z1 = std::max(z1, at_z[t] + plan.z_planes);
+    }
+  }
   ScanPlan fused = plan;
   fused.name = plan.name + " (fused)";
-  fused.tiles = {{.name = "fused", .x = static_cast<double>(x0), .y = static_cast<double>(y0)}};
+  fused.tiles = {{.name = "fused", .x = static_cast<double>(x0), .y = static_cast<double>(y0), .z = static_cast<double>(z0)}};
   fused.width = static_cast<uint32_t>(x1 - x0);
   fused.height = static_cast<uint32_t>(y1 - y0);
+  fused.z_planes = static_cast<uint32_t>(z1 - z0);
   fused.stitch = false;
   fused.ClampChunks();
   TESSERA_RETURN_IF_ERROR(fused.Validate());
@@ -413,10 +427,13 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
         f->set_chunk_height(l0.chunk_y);
         f->set_blend(static_cast<uint32_t>(o.blend));
         for (uint32_t tile : index.Query(0, box)) {
+          const int64_t plane = z0 + g.z - at_z[tile];  // the stack's plane under this fused one
+          if (plane < 0 || plane >= plan.z_planes) continue;
           proto::FuseTile* ft = f->add_tiles();
           ft->set_tile(tile);
           ft->set_x(at[tile][0]);
           ft->set_y(at[tile][1]);
+          ft->set_z(static_cast<uint32_t>(plane));
         }
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
@@ -528,6 +545,11 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
 
 }  // namespace
 
+bool IsVolume(const ScanPlan& plan, bool deskewed) {
+  if (deskewed || plan.oblique || plan.z_planes >= kVolumePlanes) return plan.z_planes > 1;
+  return std::any_of(plan.tiles.begin(), plan.tiles.end(), [&](const TilePlacement& t) { return t.z != plan.tiles[0].z; });
+}
+
 Result<BrokerState> QueryBroker(const std::string& manager) {
   Client client(manager);
   TESSERA_ASSIGN_OR_RETURN(const std::string broker, BrokerOf(client, manager));
@@ -553,16 +575,20 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
     return Error(StatusCode::kInvalidArgument, "channel {}: slide {} has channels 0 to {}", o.channel, o.slide,
                  plan.channels.size() - 1);
   }
-  // A z-stack is registered on its maximum projection over z unless a plane is named.
+  // A z-stack is registered on its maximum projection over z unless a plane is named; stacks
+  // that are volumes are registered and solved in z too.
   const bool project_z = o.z < 0 && plan.z_planes > 1;
   const uint32_t z = o.z < 0 ? 0 : static_cast<uint32_t>(o.z);
   if (z >= plan.z_planes) {
     return Error(StatusCode::kInvalidArgument, "z {}: slide {} has planes 0 to {}", z, o.slide, plan.z_planes - 1);
   }
+  const bool register_z = project_z && IsVolume(plan, /*deskewed=*/summary.id != o.slide);
   std::vector<std::array<double, 2>> stage;
+  std::vector<double> stage_z;
   std::vector<std::string> names;
   for (const auto& t : plan.tiles) {
     stage.push_back({t.x, t.y});
+    stage_z.push_back(t.z);
     names.push_back(t.name);
   }
   r.pairs = stitch::OverlappingPairs(stage, plan.width, plan.height);
@@ -604,6 +630,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
         stitch::Link& link = r.links[i];
         link.dx = link.nominal_dx = r.pairs[i].dx;
         link.dy = link.nominal_dy = r.pairs[i].dy;
+        link.dz = link.nominal_dz = stage_z[r.pairs[i].b] - stage_z[r.pairs[i].a];
         link.reason = fmt::format("tile {} never landed", tile_in[r.pairs[i].a] ? r.pairs[i].b : r.pairs[i].a);
         ++settled;
       }
@@ -626,12 +653,17 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
         reg->set_nominal_dy(p.dy);
         reg->set_max_shift(static_cast<uint32_t>(o.max_shift));
         reg->set_project_z(project_z);
+        reg->set_register_z(register_z);
+        reg->set_nominal_dz(stage_z[p.b] - stage_z[p.a]);
+        reg->set_max_shift_z(static_cast<uint32_t>(o.max_shift_z));
+        reg->set_zero_is_empty(summary.id != o.slide);  // a deskewed view
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>&) -> Status {
         const Status s = wire::FromProto(res.status());
         stitch::Link& link = r.links[i];
         link.nominal_dx = r.pairs[i].dx;
         link.nominal_dy = r.pairs[i].dy;
+        link.dz = link.nominal_dz = stage_z[r.pairs[i].b] - stage_z[r.pairs[i].a];
         if (s.code() == StatusCode::kInvalidArgument) {  // e.g. no overlap within the stage's error
           link.dx = link.nominal_dx;
           link.dy = link.nominal_dy;
@@ -646,6 +678,8 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
         const proto::LinkResult& l = res.link();
         link.dx = l.dx();
         link.dy = l.dy();
+        link.dz = l.dz();
+        link.ncc_z = l.ncc_z();
         link.ncc = l.ncc();
         link.margin = l.margin();
         link.texture = l.texture();
@@ -656,21 +690,25 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
       progress, stop, feed));
   r.register_s = Seconds(started);
 
-  // The solve, on this side: it is small (a sparse system of two unknowns per tile).
+  // The solve, on this side: it is small (a sparse system of two or three unknowns per tile).
   const auto solve_started = Clock::now();
   if (progress) progress({"solve", 0, 1});
   std::vector<stitch::TileLink> links;
   for (size_t i = 0; i < r.pairs.size(); ++i) {
     links.push_back({r.pairs[i].a, r.pairs[i].b, r.links[i].dx, r.links[i].dy, std::max(0.01, r.links[i].ncc),
-                     r.links[i].reliable});
+                     r.links[i].reliable, r.links[i].dz});
   }
-  TESSERA_ASSIGN_OR_RETURN(r.solution, stitch::SolvePositions(stage, links, {}));
+  TESSERA_ASSIGN_OR_RETURN(r.solution,
+                           stitch::SolvePositions(stage, links, {}, register_z ? stage_z : std::vector<double>{}));
   r.solve_s = Seconds(solve_started);
   if (progress) progress({"solve", 1, 1});
-  r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift);
-  if (o.store) TESSERA_RETURN_IF_ERROR(client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report)).status());
+  r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift, stage_z, o.max_shift_z);
+  if (o.store) {
+    TESSERA_RETURN_IF_ERROR(
+        client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report), r.solution.z).status());
+  }
   if (o.store && o.fuse) {
-    TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, slide_path, r.solution.positions, broker, progress, stop, r));
+    TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, slide_path, r.solution.positions, r.solution.z, broker, progress, stop, r));
   }
   return r;
 }

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 #include "common/stitch/report.h"
 
@@ -36,6 +37,7 @@ struct StitchOptions {
   uint32_t channel = 0;      ///< registered on this channel
   int z = -1;                ///< ... and this plane (-1: a z-stack's maximum projection)
   int max_shift = 20;        ///< px: the stage's error
+  int max_shift_z = 10;      ///< planes: the stage's error in z (stacks registered in 3-D)
   int in_flight = 32;        ///< tasks sent and not answered yet
   int stall_ms = 30000;      ///< no answer this long: check that a worker offers the service
   bool store = true;         ///< store the positions and report with the slide (the manager
@@ -60,6 +62,13 @@ struct StitchResult {
   uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
   uint64_t deskewed_while_acquiring = 0;    ///< planes deskewed before the scan closed
 };
+
+/// Stacks are registered and solved in 3-D (z offsets too) when they are volumes: an oblique
+/// scan's deskewed stacks, stacks of at least kVolumePlanes planes, or tiles the stage placed
+/// at different z. Shorter z-stacks at one z (widefield focus series) are registered in x, y
+/// on their projections only.
+inline constexpr uint32_t kVolumePlanes = 16;
+bool IsVolume(const ScanPlan& plan, bool deskewed);
 
 /// What the broker is doing: `tessera ps`.
 struct WorkerRow {

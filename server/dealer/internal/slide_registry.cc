@@ -25,8 +25,11 @@ std::shared_ptr<const Placement> PlacementOf(const ScanPlan& plan, const proto::
     positions.push_back(stitched ? std::array<double, 2>{summary.positions(k), summary.positions(k + 1)}
                                  : std::array<double, 2>{plan.tiles[i].x, plan.tiles[i].y});
   }
+  std::vector<double> z;
+  const bool solved_z = static_cast<size_t>(summary.positions_z_size()) == plan.tiles.size();
+  for (size_t i = 0; i < plan.tiles.size(); ++i) z.push_back(solved_z ? summary.positions_z(static_cast<int>(i)) : plan.tiles[i].z);
   mosaic::MosaicIndex index(positions, mosaic::TileGeometry{plan.width, plan.height});
-  return std::make_shared<const Placement>(Placement{std::move(positions), std::move(index), stitched});
+  return std::make_shared<const Placement>(Placement{std::move(positions), std::move(z), std::move(index), stitched});
 }
 
 }  // namespace

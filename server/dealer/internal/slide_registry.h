@@ -29,6 +29,7 @@ namespace tessera::dealer::internal {
 /// Where the tiles lie: the plan's stage positions, or a stitch's solved ones.
 struct Placement {
   std::vector<std::array<double, 2>> positions;
+  std::vector<double> z;  ///< per tile, planes: solved for stacks stitched in 3-D, else the stage's
   mosaic::MosaicIndex index;
   bool stitched = false;
 };

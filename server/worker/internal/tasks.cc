@@ -21,12 +21,10 @@ struct Plane {
   stitch::ImageView view;
 };
 
-// The array's planes (one channel) as one: the plane itself, or the maximum over its z planes.
-// (A tile read is whole or an error: a chunk not stored yet fails it.)
-Plane ToPlane(const Array& a) {
-  Plane p;
+// The maximum over the array's planes (one channel) folded into `p` (empty: set to it).
+void MaxInto(const Array& a, Plane& p) {
   const auto n = static_cast<size_t>(a.shape[2] * a.shape[3]);
-  p.pixels.assign(n, 0);
+  if (p.pixels.size() != n) p.pixels.assign(n, 0);
   auto project = [&](auto values) {
     for (int64_t z = 0; z < a.shape[1]; ++z) {
       for (size_t i = 0; i < n; ++i) p.pixels[i] = std::max<uint16_t>(p.pixels[i], values[static_cast<size_t>(z) * n + i]);
@@ -38,7 +36,55 @@ Plane ToPlane(const Array& a) {
     project(a.values<uint8_t>());
   }
   p.view = {p.pixels.data(), a.shape[3], a.shape[2], 0};
+}
+
+// The array's planes (one channel) as one: the plane itself, or the maximum over its z planes.
+// (A tile read is whole or an error: a chunk not stored yet fails it.)
+Plane ToPlane(const Array& a) {
+  Plane p;
+  MaxInto(a, p);
   return p;
+}
+
+// Plane z of the array (one channel), as uint16.
+Plane PlaneOf(const Array& a, int64_t z) {
+  Plane p;
+  const auto n = static_cast<size_t>(a.shape[2] * a.shape[3]);
+  p.pixels.resize(n);
+  if (a.dtype == Dtype::kUint16) {
+    const auto v = a.values<uint16_t>().subspan(static_cast<size_t>(z) * n, n);
+    std::copy(v.begin(), v.end(), p.pixels.begin());
+  } else {
+    const auto v = a.values<uint8_t>().subspan(static_cast<size_t>(z) * n, n);
+    std::copy(v.begin(), v.end(), p.pixels.begin());
+  }
+  p.view = {p.pixels.data(), a.shape[3], a.shape[2], 0};
+  return p;
+}
+
+// Reads windows `rects` of tiles `tiles` (one channel), planes [z0, z1), a block of planes at
+// a time (both tiles' blocks read together), and hands each pair of blocks to `use`: memory
+// is one block of the two windows whatever the stacks' depth.
+constexpr uint64_t kPlaneBlockBytes = uint64_t{64} << 20;
+
+Status ForPlaneBlocks(TaskContext& context, const std::string& slide, uint32_t channel, std::array<uint32_t, 2> tiles,
+                      std::array<stitch::Rect, 2> rects, uint32_t z0, uint32_t z1,
+                      const std::function<void(const Array&, const Array&)>& use) {
+  const uint64_t plane_bytes = 2 * uint64_t(rects[0].width() * rects[0].height() + rects[1].width() * rects[1].height());
+  const auto block = static_cast<uint32_t>(std::clamp<uint64_t>(kPlaneBlockBytes / std::max<uint64_t>(plane_bytes, 1), 1, z1 - z0));
+  for (uint32_t z = z0; z < z1; z += block) {
+    const uint32_t end = std::min(z1, z + block);
+    auto read = [&](uint32_t k) {
+      return context.client().ReadTileAsync({.slide = slide, .tile = tiles[k], .level = 0, .channels = {channel},
+                                             .z_begin = z, .z_end = end, .x = rects[k].x0, .y = rects[k].y0,
+                                             .width = rects[k].width(), .height = rects[k].height()});
+    };
+    auto fa = read(0), fb = read(1);
+    TESSERA_ASSIGN_OR_RETURN(Array a, fa.get());
+    TESSERA_ASSIGN_OR_RETURN(Array b, fb.get());
+    use(a, b);
+  }
+  return OkStatus();
 }
 
 Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) {
@@ -59,27 +105,59 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
                  t.nominal_dx(), t.nominal_dy(), t.max_shift());
   }
   const uint32_t z0 = t.project_z() ? 0 : t.z(), z1 = t.project_z() ? plan->z_planes : t.z() + 1;
-  auto read = [&](uint32_t tile, const stitch::Rect& r) {
-    return context.client().ReadTileAsync({.slide = t.slide(), .tile = tile, .level = 0, .channels = {t.channel()},
-                                           .z_begin = z0, .z_end = z1, .x = r.x0, .y = r.y0,
-                                           .width = r.width(), .height = r.height()});
-  };
-  auto fa = read(t.a(), wa), fb = read(t.b(), wb);
-  TESSERA_ASSIGN_OR_RETURN(Array aa, fa.get());
-  TESSERA_ASSIGN_OR_RETURN(Array ab, fb.get());
-  const Plane pa = ToPlane(aa), pb = ToPlane(ab);
+  // The windows' maximum projections over their planes, read a block of planes at a time.
+  Plane pa, pb;
+  TESSERA_RETURN_IF_ERROR(ForPlaneBlocks(context, t.slide(), t.channel(), {t.a(), t.b()}, {wa, wb}, z0, z1,
+                                         [&](const Array& a, const Array& b) {
+    MaxInto(a, pa);
+    MaxInto(b, pb);
+  }));
+  if (t.zero_is_empty()) {
+    stitch::FillEmpty(pa.pixels);
+    stitch::FillEmpty(pb.pixels);
+  }
   // In the windows' pixels b's origin moves by the windows' corners.
   const double gx = static_cast<double>(wb.x0 - wa.x0), gy = static_cast<double>(wb.y0 - wa.y0);
   stitch::RegisterOptions o;
   o.max_shift = static_cast<int>(t.max_shift());
   TESSERA_ASSIGN_OR_RETURN(stitch::Link link,
                            stitch::RegisterPair(pa.view, pb.view, t.nominal_dx() + gx, t.nominal_dy() + gy, o));
+  link.dx -= gx;
+  link.dy -= gy;
+  if (t.register_z() && t.project_z() && link.reliable) {
+    // z: side views of the overlap at that offset, a row per plane, again a block at a time.
+    const stitch::DepthOverlap d = stitch::DepthOverlapOf(w, h, w, h, link.dx, link.dy, t.zero_is_empty());
+    const auto length = static_cast<size_t>(d.length), planes = size_t{z1 - z0};
+    std::vector<uint16_t> side_a(length * planes), side_b(length * planes);
+    uint32_t at = 0;
+    TESSERA_RETURN_IF_ERROR(ForPlaneBlocks(context, t.slide(), t.channel(), {t.a(), t.b()}, {d.a, d.b}, z0, z1,
+                                           [&](const Array& a, const Array& b) {
+      for (int64_t z = 0; z < a.shape[1]; ++z, ++at) {
+        Plane qa = PlaneOf(a, z), qb = PlaneOf(b, z);
+        stitch::ProjectSide(qa.view, d.along_x, std::span(side_a).subspan(at * length, length));
+        stitch::ProjectSide(qb.view, d.along_x, std::span(side_b).subspan(at * length, length));
+      }
+    }));
+    if (t.zero_is_empty()) {
+      stitch::FillEmpty(side_a);
+      stitch::FillEmpty(side_b);
+    }
+    stitch::RegisterOptions oz = o;
+    oz.max_shift = static_cast<int>(t.max_shift_z());
+    TESSERA_RETURN_IF_ERROR(stitch::RegisterDepth({side_a.data(), d.length, static_cast<int64_t>(planes), 0},
+                                                  {side_b.data(), d.length, static_cast<int64_t>(planes), 0}, d,
+                                                  t.nominal_dz(), oz, link));
+  } else {
+    link.dz = link.nominal_dz = t.nominal_dz();
+  }
   TaskOutput out;
   proto::LinkResult* l = out.result.mutable_link();
   l->set_a(t.a());
   l->set_b(t.b());
-  l->set_dx(link.dx - gx);
-  l->set_dy(link.dy - gy);
+  l->set_dx(link.dx);
+  l->set_dy(link.dy);
+  l->set_dz(link.dz);
+  l->set_ncc_z(link.ncc_z);
   l->set_ncc(link.ncc);
   l->set_margin(link.margin);
   l->set_texture(link.texture);
@@ -92,7 +170,7 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
 // then compressed with the slide's codec.
 Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
-  if (t.channel() >= plan->channels.size() || t.z() >= plan->z_planes || t.width() == 0 || t.height() == 0 ||
+  if (t.channel() >= plan->channels.size() || t.width() == 0 || t.height() == 0 ||
       t.width() > 8192 || t.height() > 8192 || t.chunk_width() == 0 || t.chunk_height() == 0 ||
       t.width() % t.chunk_width() != 0 || t.height() % t.chunk_height() != 0) {
     return Error(StatusCode::kInvalidArgument, "fuse channel {} z {} box {}x{} in chunks of {}x{}: not a fusable box of slide {}",
@@ -107,15 +185,15 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   };
   std::vector<Part> parts;
   for (const auto& ft : t.tiles()) {
-    if (ft.tile() >= plan->tiles.size()) {
-      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {}", t.slide(), ft.tile());
+    if (ft.tile() >= plan->tiles.size() || ft.z() >= plan->z_planes) {
+      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {} plane {}", t.slide(), ft.tile(), ft.z());
     }
     const stitch::Rect window{std::max<int64_t>(0, box.x0 - ft.x()), std::max<int64_t>(0, box.y0 - ft.y()),
                               std::min<int64_t>(w, box.x1 - ft.x()), std::min<int64_t>(h, box.y1 - ft.y())};
     if (window.empty()) continue;
     parts.push_back({window, &ft,
                      context.client().ReadTileAsync({.slide = t.slide(), .tile = ft.tile(), .level = 0,
-                                                     .channels = {t.channel()}, .z_begin = t.z(), .z_end = t.z() + 1,
+                                                     .channels = {t.channel()}, .z_begin = ft.z(), .z_end = ft.z() + 1,
                                                      .x = window.x0, .y = window.y0, .width = window.width(),
                                                      .height = window.height()})});
   }
