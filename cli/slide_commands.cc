@@ -1,5 +1,7 @@
 // `tessera ls`, `tessera info ID`, `tessera close ID`, `tessera get ID`.
+#include <array>
 #include <sstream>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -94,34 +96,60 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
   });
 
   // ---- get
-  static std::string get_id, get_region, get_out;
+  static std::string get_id, get_region, get_box, get_out;
   static uint32_t get_level = 0;
   static int64_t get_tile = -1;
   static std::vector<uint32_t> get_channels;
   static int64_t get_z = -1;
   auto* get = app.add_subcommand(
-      "get", "Read a field of view or a mosaic region at a zoom level and write it as TIFF");
+      "get", "Read a field of view, a mosaic region or a 3-D box at a zoom level and write it as TIFF");
   AddServerOption(get, server);
-  get->add_option("ID", get_id, "Slide id")->required();
+  get->add_option("ID", get_id, "Slide id, or a view of it: ID:fused, ID:deskewed")->required();
   get->add_option("--level", get_level, "Zoom level: level L is 2^L times smaller")->capture_default_str();
   auto* tile_opt = get->add_option("--tile", get_tile, "One field of view (its index in the scan plan)");
   auto* region_opt = get->add_option("--region", get_region, "A mosaic region x,y,w,h in level-L pixels");
+  auto* box_opt = get->add_option("--box", get_box,
+                                  "A 3-D box x,y,z,w,h,d of the volume: level-L pixels in x and y, planes in z "
+                                  "(stacks placed at their z; plane 0 the lowest stack's first)");
   tile_opt->excludes(region_opt);
+  box_opt->excludes(tile_opt)->excludes(region_opt);
   get->add_option("--channel", get_channels, "Channel index; repeat for several (default: all)");
-  get->add_option("--z", get_z, "One z plane (default: all)");
-  get->add_option("-o,--output", get_out, "TIFF file to write (BigTIFF when over 2 GiB); one page per channel and z plane")
+  auto* z_opt = get->add_option("--z", get_z, "One z plane (default: all)");
+  z_opt->excludes(box_opt);
+  get->add_option("-o,--output", get_out,
+                  "TIFF file to write (BigTIFF when over 2 GiB): the z planes of each channel as pages, with the voxel "
+                  "size as Fiji reads it (several channels: an ImageJ hyperstack)")
       ->required();
   get->callback([&] {
-    if ((get_tile < 0) == get_region.empty()) {
-      exit_code = Fail("give either --tile T or --region x,y,w,h");
+    if ((get_tile >= 0) + !get_region.empty() + !get_box.empty() != 1) {
+      exit_code = Fail("give one of --tile T, --region x,y,w,h and --box x,y,z,w,h,d");
       return;
     }
     Client client(server);
     const uint32_t z0 = get_z < 0 ? 0 : static_cast<uint32_t>(get_z);
     const uint32_t z1 = get_z < 0 ? 0 : z0 + 1;
     Result<Array> a = Status(StatusCode::kInternal, "unreachable");
+    bool z_clipped = false;
     if (get_tile >= 0) {
       a = client.ReadTile({get_id, static_cast<uint32_t>(get_tile), get_level, get_channels, z0, z1});
+    } else if (!get_box.empty()) {
+      std::array<int64_t, 6> b{};
+      char sep[5] = {};
+      std::istringstream in(get_box);
+      in >> b[0] >> sep[0] >> b[1] >> sep[1] >> b[2] >> sep[2] >> b[3] >> sep[3] >> b[4] >> sep[4] >> b[5];
+      if (!in || std::string_view(sep, 5) != ",,,,," || b[3] <= 0 || b[4] <= 0 || b[5] <= 0) {
+        exit_code = Fail(fmt::format("--box '{}' is not x,y,z,w,h,d (six integers, w, h and d above 0)", get_box));
+        return;
+      }
+      // Planes before the first are outside the volume, as columns left of the mosaic are.
+      const int64_t zb = std::max<int64_t>(0, b[2]), ze = b[2] + b[5];
+      if (ze <= 0 || ze > int64_t{kMaxZPlanes} + 2 * static_cast<int64_t>(kMaxTilePosition)) {
+        exit_code = Fail(fmt::format("--box planes [{}, {}) lie outside the volume", b[2], ze));
+        return;
+      }
+      z_clipped = zb != b[2];
+      a = client.ReadRegion({get_id, get_level, b[0], b[1], b[3], b[4], get_channels, static_cast<uint32_t>(zb),
+                             static_cast<uint32_t>(ze)});
     } else {
       int64_t x, y, w, h;
       char c1, c2, c3;
@@ -136,9 +164,10 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
       exit_code = Fail(a.status().ToString());
       return;
     }
-    if (a->clipped) {
-      fmt::print(stderr, "note: the region reaches outside the mosaic; written: x={} y={} {}x{}\n", a->x, a->y,
-                 a->shape[3], a->shape[2]);
+    if (a->clipped || z_clipped) {
+      fmt::print(stderr, "note: the {} reaches outside the {}; written: x={} y={} z={} {}x{}x{}\n",
+                 get_box.empty() ? "region" : "box", get_box.empty() ? "mosaic" : "volume", a->x, a->y, a->z_begin,
+                 a->shape[3], a->shape[2], a->shape[1]);
     }
     if (a->missing_chunks > 0) {
       fmt::print(stderr, "note: {} chunks are not stored yet (the slide is being acquired); they read as 0\n",
@@ -149,14 +178,17 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
     image.height = static_cast<uint32_t>(a->shape[2]);
     image.planes = static_cast<uint32_t>(a->shape[0] * a->shape[1]);
     image.dtype = a->dtype;
+    image.channels = static_cast<uint32_t>(a->shape[0]);
+    image.voxel_um = a->pixel_size_um;
     image.pixels = std::move(a->data);
     const bool big = image.pixels.size() > (uint64_t{2} << 30);
     if (Status s = imageio::WriteTiff(get_out, image, big); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;
     }
-    fmt::print("{} {}x{} x {} pages {} level {} origin {},{}\n", get_out, image.width, image.height, image.planes,
-               DtypeName(image.dtype), a->level, a->x, a->y);
+    fmt::print("{} {}x{}x{} x {} channels {} level {} origin {},{},{} voxel {}x{}x{} um\n", get_out, image.width,
+               image.height, image.planes / image.channels, image.channels, DtypeName(image.dtype), a->level, a->x, a->y,
+               a->z_begin, a->pixel_size_um[0], a->pixel_size_um[1], a->pixel_size_um[2]);
   });
 }
 

@@ -189,7 +189,10 @@ class Client {
 
   /// A box of the mosaic at a level, composed from the fields of view at their current
   /// positions (the higher tile index on top where they overlap); pixels no tile covers
-  /// are 0. A box partly outside the mosaic is clipped (Array::clipped says so).
+  /// are 0. z_begin, z_end count the mosaic's planes: stacks placed at their z (solved, or the
+  /// stage's), plane 0 the lowest stack's first, so a 3-D box of a volume is x, y, z_begin and
+  /// width, height, z_end - z_begin. A box partly outside the mosaic (or past its last plane)
+  /// is clipped (Array::clipped says so).
   Result<Array> ReadRegion(const RegionRequest& request);
   std::future<Result<Array>> ReadRegionAsync(RegionRequest request);
 

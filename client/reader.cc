@@ -25,6 +25,7 @@ struct Copy {
 struct ChunkCopies {
   uint32_t tile, cy, cx;
   std::vector<Copy> copies;
+  uint32_t first_plane = 0;  ///< the tile's first plane among the read's planes (stacks placed in z)
 };
 
 // The dealer's region plan, checked before a byte is written by it: parallel arrays of one
@@ -35,8 +36,12 @@ Status CheckPlan(const ScanPlan& plan, const RegionRequest& req, const proto::Re
   const uint32_t level = req.level;
   const int n = rp.tile_size();
   for (int size : {rp.cy_size(), rp.cx_size(), rp.sx_size(), rp.sy_size(), rp.w_size(), rp.h_size(), rp.dx_size(),
-                   rp.dy_size()}) {
+                   rp.dy_size(), rp.first_plane_size()}) {
     if (size != n) return Error(StatusCode::kDataLoss, "the dealer's region plan has arrays of {} and {} copies", n, size);
+  }
+  if (rp.depth() < plan.z_planes || rp.depth() > uint64_t{kMaxZPlanes} + 2 * static_cast<uint64_t>(kMaxTilePosition)) {
+    return Error(StatusCode::kDataLoss, "the dealer's region plan spans {} planes for stacks of {}", rp.depth(),
+                 plan.z_planes);
   }
   if (level >= plan.level_count()) return Error(StatusCode::kDataLoss, "the dealer planned level {}, which the slide lacks", level);
   const proto::Box& b = rp.box();
@@ -52,7 +57,7 @@ Status CheckPlan(const ScanPlan& plan, const RegionRequest& req, const proto::Re
     const bool ok = rp.tile(i) < plan.tiles.size() && rp.cy(i) < s.chunks_y() && rp.cx(i) < s.chunks_x() &&
                     rp.w(i) > 0 && rp.h(i) > 0 && uint64_t{rp.sx(i)} + rp.w(i) <= s.chunk_x &&
                     uint64_t{rp.sy(i)} + rp.h(i) <= s.chunk_y && int64_t{rp.dx(i)} + rp.w(i) <= b.w() &&
-                    int64_t{rp.dy(i)} + rp.h(i) <= b.h();
+                    int64_t{rp.dy(i)} + rp.h(i) <= b.h() && uint64_t{rp.first_plane(i)} + plan.z_planes <= rp.depth();
     if (!ok) {
       return Error(StatusCode::kDataLoss,
                    "the dealer's region plan copy {} (tile {} chunk {},{} from {},{} size {}x{} to {},{}) lies outside "
@@ -153,9 +158,11 @@ struct Client::Reader {
     return views[id];
   }
 
-  // Allocates `out` for channels x z x height x width at `level`.
+  // Allocates `out` for channels x z x height x width at `level`; z among `depth` planes (a
+  // tile's own, or the mosaic's: stacks placed in z).
   Status Prepare(const ScanPlan& plan, const std::vector<uint32_t>& channels, uint32_t z_begin,
-                 uint32_t z_end, uint32_t level, int64_t height, int64_t width, Array& out) {
+                 uint32_t z_end, uint32_t level, int64_t height, int64_t width, Array& out, uint64_t depth = 0) {
+    if (depth == 0) depth = plan.z_planes;
     if (level >= plan.level_count()) {
       return Error(StatusCode::kNotFound, "level {} does not exist: the slide has levels 0..{}", level,
                    plan.level_count() - 1);
@@ -170,10 +177,9 @@ struct Client::Reader {
                      plan.channels.size());
       }
     }
-    if (z_end == 0) z_end = plan.z_planes;
-    if (z_begin >= z_end || z_end > plan.z_planes) {
-      return Error(StatusCode::kOutOfRange, "z planes [{}, {}) are outside the slide's 0..{}", z_begin, z_end,
-                   plan.z_planes);
+    if (z_end == 0) z_end = static_cast<uint32_t>(depth);
+    if (z_begin >= z_end || z_end > depth) {
+      return Error(StatusCode::kOutOfRange, "z planes [{}, {}) are outside the slide's 0..{}", z_begin, z_end, depth);
     }
     out.dtype = plan.dtype;
     out.level = level;
@@ -220,16 +226,24 @@ struct Client::Reader {
   // Returns only once no reply or decode in flight refers to `groups`, `out` or `job`.
   Status Compose(const std::string& slide, const ScanPlan& plan, const std::vector<ChunkCopies>& groups,
                  Array& out, ReadJob& job) {
+    std::vector<size_t> present;
     for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
       for (int64_t zi = 0; zi < out.shape[1]; ++zi) {
-        for (size_t first = 0; first < groups.size(); first += kChunksPerRequest) {
-          const size_t last = std::min(groups.size(), first + kChunksPerRequest);
+        // The groups whose tile has a plane under this one (stacks placed in z), and that plane.
+        auto plane_of = [&](size_t i) { return int64_t{out.z_begin} + zi - groups[i].first_plane; };
+        present.clear();
+        for (size_t i = 0; i < groups.size(); ++i) {
+          if (plane_of(i) >= 0 && plane_of(i) < plan.z_planes) present.push_back(i);
+        }
+        for (size_t first = 0; first < present.size(); first += kChunksPerRequest) {
+          auto batch = std::make_shared<const std::vector<size_t>>(
+              present.begin() + static_cast<std::ptrdiff_t>(first),
+              present.begin() + static_cast<std::ptrdiff_t>(std::min(present.size(), first + kChunksPerRequest)));
           proto::DealerRequest req;
           auto* rc = req.mutable_read_chunks();
           rc->set_slide_id(slide);
-          for (size_t i = first; i < last; ++i) {
-            const FrameKey frame{groups[i].tile, out.channels[static_cast<size_t>(ci)],
-                                 out.z_begin + static_cast<uint32_t>(zi)};
+          for (size_t i : *batch) {
+            const FrameKey frame{groups[i].tile, out.channels[static_cast<size_t>(ci)], static_cast<uint32_t>(plane_of(i))};
             ToRef({frame, out.level, groups[i].cy, groups[i].cx}, rc->add_chunks());
           }
           {
@@ -238,8 +252,8 @@ struct Client::Reader {
             if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
             ++job.in_flight;
           }
-          link.Send(std::move(req), [this, &job, &groups, &plan, &out, first, last, ci, zi](Result<internal::DealerLink::Reply> r) {
-            OnChunks(std::move(r), job, groups, plan, out, first, last, ci, zi);
+          link.Send(std::move(req), [this, &job, &groups, &plan, &out, batch, ci, zi](Result<internal::DealerLink::Reply> r) {
+            OnChunks(std::move(r), job, groups, plan, out, *batch, ci, zi);
           });
         }
       }
@@ -249,12 +263,13 @@ struct Client::Reader {
     return job.error;
   }
 
+  // `batch`: the indices in `groups` of the chunks asked for, in order.
   void OnChunks(Result<internal::DealerLink::Reply> r, ReadJob& job, const std::vector<ChunkCopies>& groups,
-                const ScanPlan& plan, Array& out, size_t first, size_t last, int64_t ci, int64_t zi) {
+                const ScanPlan& plan, Array& out, const std::vector<size_t>& batch, int64_t ci, int64_t zi) {
     Status s = r.status();
-    if (s.ok() && static_cast<size_t>(r->header.chunks().results_size()) != last - first) {
+    if (s.ok() && static_cast<size_t>(r->header.chunks().results_size()) != batch.size()) {
       s = Error(StatusCode::kInternal, "the dealer answered {} chunks for {}", r->header.chunks().results_size(),
-                last - first);
+                batch.size());
     }
     std::lock_guard lock(job.mu);
     --job.in_flight;
@@ -266,8 +281,9 @@ struct Client::Reader {
     const proto::DealerReply& reply = r->header;
     auto message = std::make_shared<wire::Message>(std::move(r->message));
     size_t payload = 0;
-    for (size_t i = first; i < last; ++i) {
-      const auto& result = reply.chunks().results(static_cast<int>(i - first));
+    for (size_t k = 0; k < batch.size(); ++k) {
+      const size_t i = batch[k];
+      const auto& result = reply.chunks().results(static_cast<int>(k));
       Status cs = wire::FromProto(result.status());
       if (cs.code() == StatusCode::kNotFound) {  // not landed yet: stays 0
         ++job.missing;
@@ -324,18 +340,21 @@ struct Client::Reader {
         return Error(StatusCode::kDataLoss, "the dealer's region plan changed its box between pages");
       }
       if (first) {
-        TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, rp.box().h(),
-                                        rp.box().w(), out));
+        // z as x and y: a box reaching past the mosaic's planes is clipped to them.
+        const bool deeper = req.z_end > rp.depth() && req.z_begin < rp.depth();
+        TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin,
+                                        deeper ? static_cast<uint32_t>(rp.depth()) : req.z_end, req.level,
+                                        rp.box().h(), rp.box().w(), out, rp.depth()));
         out.x = rp.box().x();
         out.y = rp.box().y();
-        out.clipped = rp.clipped();
+        out.clipped = rp.clipped() || deeper;
         first = false;
       }
       std::vector<ChunkCopies> groups;
       for (int i = 0; i < rp.tile_size(); ++i) {
         if (groups.empty() || groups.back().tile != rp.tile(i) || groups.back().cy != rp.cy(i) ||
             groups.back().cx != rp.cx(i)) {
-          groups.push_back({rp.tile(i), rp.cy(i), rp.cx(i), {}});
+          groups.push_back({rp.tile(i), rp.cy(i), rp.cx(i), {}, rp.first_plane(i)});
         }
         groups.back().copies.push_back({rp.sx(i), rp.sy(i), rp.w(i), rp.h(i), rp.dx(i), rp.dy(i)});
       }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
@@ -334,6 +335,45 @@ TEST_F(StitchTest, LightSheetStacksAreStitchedInThreeDimensionsWithinHalfAVoxel)
   ASSERT_TRUE(fused.ok()) << fused.status().ToString();
   EXPECT_EQ(fused->summary.plan.z_planes, static_cast<uint32_t>(32 + zmax - zmin));
   EXPECT_EQ(fused->positions[0][2], zmin);
+
+  // Any 3-D box of the fused volume: `tessera get --box` writes the box, clipped to the volume
+  // (and says so), as a TIFF stack with its voxel size; the client library reads the same.
+  const int64_t fx = static_cast<int64_t>(fused->positions[0][0]) + 100, fy = static_cast<int64_t>(fused->positions[0][1]) + 60;
+  const std::string tif = stack_->data_dir() + "/box.tif";
+  auto got = RunTessera({"get", slide + ":fused", "--box", fmt::format("{},{},-3,64,48,12", fx, fy), "-o", tif,
+                         "--server", stack_->manager()});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_NE(got.err.find("reaches outside the volume"), std::string::npos) << got.err;
+  auto read = RunProgram({"/usr/bin/python3", "-c",
+                          "import sys, tifffile; t = tifffile.TiffFile(sys.argv[1]); a = t.asarray(); "
+                          "r = t.pages[0].tags['XResolution'].value; "
+                          "print(a.shape, t.imagej_metadata['spacing'], round(r[0] / r[1], 4), int(a.sum()))",
+                          tif});
+  ASSERT_EQ(read.exit_code, 0) << read.err;
+  auto box = client.ReadRegion({.slide = slide + ":fused", .level = 0, .x = fx, .y = fy, .width = 64, .height = 48,
+                                .z_begin = 0, .z_end = 9});
+  ASSERT_TRUE(box.ok()) << box.status().ToString();
+  uint64_t sum = 0;
+  for (uint16_t v : box->values<uint16_t>()) sum += v;
+  // 0.65 um pixels (1.5385 per um), planes 2 um apart: the synthetic scan's voxel.
+  EXPECT_EQ(read.out, fmt::format("(9, 48, 64) 2 1.5385 {}\n", sum)) << read.out;
+
+  // The raw stacks placed in z: a box inside one stack alone, at the planes where that stack
+  // lies, is that stack's own planes.
+  auto described = client.Describe(slide);
+  ASSERT_TRUE(described.ok());
+  int64_t lowest = INT64_MAX;
+  for (const auto& p : described->positions) lowest = std::min(lowest, static_cast<int64_t>(std::floor(p[2] + 0.5)));
+  const uint32_t t = 4;
+  const auto& p = described->positions[t];
+  const auto first = static_cast<uint32_t>(static_cast<int64_t>(std::floor(p[2] + 0.5)) - lowest);
+  auto inside = client.ReadRegion({.slide = slide, .level = 0, .x = static_cast<int64_t>(std::floor(p[0] + 0.5)) + 40,
+                                   .y = static_cast<int64_t>(std::floor(p[1] + 0.5)) + 40, .width = 32, .height = 32,
+                                   .z_begin = first, .z_end = first + 32});
+  auto own = client.ReadTile({.slide = slide, .tile = t, .x = 40, .y = 40, .width = 32, .height = 32});
+  ASSERT_TRUE(inside.ok() && own.ok()) << inside.status().ToString() << own.status().ToString();
+  EXPECT_EQ(inside->data, own->data);
+  EXPECT_FALSE(inside->clipped);
 }
 
 // An oblique light-sheet scan gets its deskewed view from the workers while it lands: a stack's

@@ -1,5 +1,6 @@
 #include "common/imageio/tiff.h"
 
+#include <fmt/format.h>
 #include <tiffio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -291,7 +292,20 @@ namespace {
 Status WritePages(TIFF* t, const Image& image, const std::string& name) {
   const size_t elem = DtypeSize(image.dtype);
   const size_t row_bytes = size_t{image.width} * elem;
-  for (uint32_t p = 0; p < image.planes; ++p) {
+  const bool voxel = image.voxel_um[0] > 0 && image.voxel_um[1] > 0;
+  const uint32_t channels = std::max<uint32_t>(1, image.channels);
+  if (image.planes % channels != 0) {
+    return Error(StatusCode::kInvalidArgument, "{}: {} planes are not {} channels of a stack", name, image.planes, channels);
+  }
+  const uint32_t slices = image.planes / channels;
+  const std::string description =
+      voxel ? fmt::format("ImageJ=1.11a\nimages={}\nchannels={}\nslices={}\n{}unit=micron\nspacing={}\nloop=false\n",
+                          image.planes, channels, slices, channels > 1 ? "hyperstack=true\nmode=grayscale\n" : "",
+                          image.voxel_um[2] > 0 ? image.voxel_um[2] : 1.0)
+            : std::string();
+  for (uint32_t page = 0; page < image.planes; ++page) {
+    // ImageJ's order (channel fastest) for a hyperstack; the planes' own order otherwise.
+    const uint32_t p = voxel && channels > 1 ? (page % channels) * slices + page / channels : page;
     TIFFSetField(t, TIFFTAG_IMAGEWIDTH, image.width);
     TIFFSetField(t, TIFFTAG_IMAGELENGTH, image.height);
     TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
@@ -302,7 +316,13 @@ Status WritePages(TIFF* t, const Image& image, const std::string& name) {
     TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, image.height);
     if (image.planes > 1) {
       TIFFSetField(t, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
-      TIFFSetField(t, TIFFTAG_PAGENUMBER, p, image.planes);
+      TIFFSetField(t, TIFFTAG_PAGENUMBER, page, image.planes);
+    }
+    if (voxel) {
+      TIFFSetField(t, TIFFTAG_XRESOLUTION, static_cast<float>(1.0 / image.voxel_um[0]));
+      TIFFSetField(t, TIFFTAG_YRESOLUTION, static_cast<float>(1.0 / image.voxel_um[1]));
+      TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
+      if (page == 0) TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, description.c_str());
     }
     const uint8_t* plane = image.pixels.data() + p * row_bytes * image.height;
     for (uint32_t y = 0; y < image.height; ++y) {

@@ -10,6 +10,7 @@
 // that claim a huge image are refused before any memory is set aside for it).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -30,6 +31,13 @@ struct Image {
   uint32_t width = 0, height = 0, planes = 1;
   Dtype dtype = Dtype::kUint16;
   std::vector<uint8_t> pixels;  ///< planes x height x width, native byte order, row-major
+  /// For writing: the planes are `channels` x planes / channels (channel slowest), and the
+  /// voxel size in micrometres (x, y, z; 0: unknown). With a voxel size the file carries it as
+  /// Fiji and tifffile read it (XResolution, YResolution, and an ImageJ description with the
+  /// z spacing), and a several-channel stack is written as an ImageJ hyperstack (pages in
+  /// z-major, channel-minor order).
+  uint32_t channels = 1;
+  std::array<double, 3> voxel_um{};
 };
 
 struct TiffInfo {

@@ -1,5 +1,8 @@
 #include "server/dealer/internal/slide_registry.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/wire/rpc.h"
 
 namespace tessera::dealer::internal {
@@ -28,8 +31,18 @@ std::shared_ptr<const Placement> PlacementOf(const ScanPlan& plan, const proto::
   std::vector<double> z;
   const bool solved_z = static_cast<size_t>(summary.positions_z_size()) == plan.tiles.size();
   for (size_t i = 0; i < plan.tiles.size(); ++i) z.push_back(solved_z ? summary.positions_z(static_cast<int>(i)) : plan.tiles[i].z);
+  // z within kMaxTilePosition (CheckPosition): the planes fit a uint32 with the stacks' depth.
+  std::vector<uint32_t> first(plan.tiles.size(), 0);
+  double lowest = 0;
+  for (size_t i = 0; i < z.size(); ++i) lowest = i == 0 ? std::floor(z[i] + 0.5) : std::min(lowest, std::floor(z[i] + 0.5));
+  uint64_t depth = plan.z_planes;
+  for (size_t i = 0; i < z.size(); ++i) {
+    first[i] = static_cast<uint32_t>(std::floor(z[i] + 0.5) - lowest);
+    depth = std::max<uint64_t>(depth, uint64_t{first[i]} + plan.z_planes);
+  }
   mosaic::MosaicIndex index(positions, mosaic::TileGeometry{plan.width, plan.height});
-  return std::make_shared<const Placement>(Placement{std::move(positions), std::move(z), std::move(index), stitched});
+  return std::make_shared<const Placement>(
+      Placement{std::move(positions), std::move(z), std::move(first), depth, std::move(index), stitched});
 }
 
 }  // namespace

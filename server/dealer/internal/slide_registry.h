@@ -30,6 +30,10 @@ namespace tessera::dealer::internal {
 struct Placement {
   std::vector<std::array<double, 2>> positions;
   std::vector<double> z;  ///< per tile, planes: solved for stacks stitched in 3-D, else the stage's
+  /// The mosaic's planes: each tile's first plane among them (its z rounded, from the lowest
+  /// tile's), and how many there are.
+  std::vector<uint32_t> first_plane;
+  uint64_t depth = 1;
   mosaic::MosaicIndex index;
   bool stitched = false;
 };
