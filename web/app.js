@@ -11,7 +11,8 @@
 // For tests and scripts, window.tessera exposes the state (see `hook` below); controls
 // have stable ids: #slide-{id}, #channel-{c}-on, #channel-{c}-color, #channel-{c}-min,
 // #channel-{c}-max (sliders) and #channel-{c}-min-value, #channel-{c}-max-value (numbers),
-// #view-select, #scalebar-label, #cursor-px, #cursor-um, #cursor-values.
+// #view-select, #z-slider, #z-value, #xz-view, #neuroglancer-link, #scalebar-label, #cursor-px,
+// #cursor-um, #cursor-values.
 'use strict';
 
 (() => {
@@ -62,6 +63,8 @@
     tileErrors: 0,
     liveRefreshes: 0,
     pixelRequests: 0,
+    sectionsAsked: 0,   // XZ sections of a volume asked for, and drawn
+    sectionsDrawn: 0,
     whenIdle() {
       return hook.busy ? new Promise((resolve) => idleWaiters.push(resolve)) : Promise.resolve();
     },
@@ -219,6 +222,7 @@
     hook.viewer = viewer;
     viewer.addHandler('update-viewport', drawScaleBar);
     viewer.addHandler('resize', drawScaleBar);
+    viewer.addHandler('animation-finish', () => refreshSection());
     viewer.addHandler('tile-load-failed', onTileFailed);
     viewer.addHandler('add-item-failed', (e) => fail(new Error(`cannot open the image: ${e.message || 'unknown error'}`)));
     const tracker = new OSD.MouseTracker({
@@ -293,9 +297,11 @@
       if (seq !== selectSeq) return;
       const defaults = channelDefaults(display, summary);
       const views = Array.isArray(display.views) && display.views.length ? display.views : ['raw'];
+      const depths = display.depths || { raw: display.depth || 1 };
       current = {
-        id, seq, summary, display, info, defaults,
-        settings: { channels: defaults.map((c) => ({ ...c })), view: views[0] },
+        id, seq, summary, display, info, defaults, depths,
+        settings: { channels: defaults.map((c) => ({ ...c })), view: views[0],
+                    z: Math.floor(((depths[views[0]] || 1) - 1) / 2) },
         views,
         liveGen: 0,
         events: null,
@@ -419,7 +425,53 @@
     }
     select.value = current.settings.view;
     $('view-row').hidden = current.views.length < 2;
+    renderDepth();
     renderChannels();
+  }
+
+  // ---- volumes: a z slider, the XZ section beside the image, Neuroglancer in 3-D
+
+  function depth() { return current ? current.depths[current.settings.view] || 1 : 1; }
+
+  function renderDepth() {
+    const d = depth();
+    const volume = d > 1;
+    $('z-row').hidden = !volume;
+    $('xz-panel').hidden = !volume;
+    $('neuroglancer-row').hidden = !volume;
+    if (!volume) return;
+    current.settings.z = Math.min(current.settings.z, d - 1);
+    const slider = $('z-slider');
+    slider.max = String(d - 1);
+    slider.value = String(current.settings.z);
+    $('z-value').textContent = `${current.settings.z} / ${d - 1}`;
+    const view = current.settings.view !== 'raw' ? `:${current.settings.view}` : '';
+    const source = new URL(`precomputed/${encodeURIComponent(current.id + view)}`, location.href).href;
+    // Channel 0's window as Neuroglancer's default shader takes it (its range is the dtype's).
+    const c0 = current.settings.channels[0] || { min: 0, max: current.dtypeMax };
+    const state = { layers: [{ type: 'image', source: `precomputed://${source}`, name: current.id + view,
+                               shaderControls: { normalized: { range: [c0.min, c0.max] } } }],
+                    layout: '4panel' };
+    $('neuroglancer-link').href = `vendor/neuroglancer/index.html#!${encodeURIComponent(JSON.stringify(state))}`;
+  }
+
+  // The XZ section through the row at the middle of what is shown, in the current rendering.
+  function refreshSection() {
+    if (!current || depth() <= 1) return;
+    const d = current.display;
+    let row = Math.floor(d.height / 2);
+    const item = shownItem();
+    if (item) {
+      const c = item.viewportToImageCoordinates(viewer.viewport.getCenter(true));
+      row = Math.min(d.height - 1, Math.max(0, Math.floor(c.y)));
+    }
+    const img = $('xz-view');
+    const url = `${slidePath(current.id)}/section.png?y=${row}&${tileQuery().replace(/(^|&)z=\d+/, '')}`;
+    if (img.dataset.url === url) return;
+    img.dataset.url = url;
+    hook.sectionsAsked++;
+    img.onload = () => { if (img.dataset.url === url) { hook.sectionsDrawn++; $('xz-label').textContent = `XZ section at y ${row}`; } };
+    img.src = url;
   }
 
   function sliderMax(c) {
@@ -509,6 +561,7 @@
       parts.push(`window${i}=${c.min},${c.max}`, `color${i}=${c.color}`);
     });
     if (s.view && s.view !== 'raw' && current.views.length > 1) parts.push(`view=${encodeURIComponent(s.view)}`);
+    if (depth() > 1) parts.push(`z=${s.z}`);
     if (current.liveGen > 0) parts.push(`v=${current.liveGen}`);  // new pixels: not the cached tiles
     return parts.join('&');
   }
@@ -579,6 +632,7 @@
           if (current !== slide) return;
           hook.drawn++;
           hook.state = 'ready';
+          refreshSection();
           hook.isReady = true;
           setBusy(!!pendingItem || !!slide.settingsTimer);
           readyDeferred.resolve(slide.id);
@@ -615,6 +669,7 @@
           afterNextDraw(() => {
             if (current !== slide) return;
             hook.drawn++;
+            refreshSection();
             if (reason === 'live') hook.liveRefreshes++;
             if (!pendingItem && !slide.settingsTimer) setBusy(false);
           });
@@ -828,7 +883,14 @@
     $('view-select').addEventListener('change', () => {
       if (!current) return;
       current.settings.view = $('view-select').value;
+      renderDepth();
       settingsChanged(0);
+    });
+    $('z-slider').addEventListener('input', () => {
+      if (!current) return;
+      current.settings.z = Number($('z-slider').value);
+      $('z-value').textContent = `${current.settings.z} / ${depth() - 1}`;
+      settingsChanged(150);
     });
     window.addEventListener('hashchange', () => {
       const id = slideFromHash();

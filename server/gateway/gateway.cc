@@ -110,6 +110,7 @@ struct SlideGeometry {
   ScanPlan plan;
   std::string state;
   int64_t width = 0, height = 0;  // the mosaic at level 0
+  int64_t depth = 1;              // its planes: stacks placed at their z (the dealer's rule)
   uint32_t levels = 1;
   std::vector<ChannelStyle> styles;
   Clock::time_point fetched;
@@ -168,18 +169,27 @@ class Handler {
       if (parts[4] == "display") return Display(std::string(parts[3]));
       TESSERA_ASSIGN_OR_RETURN(const std::string id, ViewOf(parts[3], query));
       if (parts[4] == "pixel") return Pixel(id, query);
+      if (parts[4] == "section.png" || parts[4] == "section.jpg") return Section(id, query, parts[4] == "section.png");
       if (parts[4] == "region.npy" || parts[4] == "region.tiff") return RawRegion(id, query, parts[4] == "region.npy");
     }
     return Error(StatusCode::kNotFound, "no such API path: see docs/protocol.md for the gateway's");
   }
 
   // The slide id a request reads: `view=fused` is the stitched slide's fused image (the
-  // slide "<id>:fused"), `view=raw` (the default) the fields of view as acquired.
+  // slide "<id>:fused"), `view=deskewed` an oblique scan's deskewed stacks, `view=raw` (the
+  // default) the fields of view as acquired.
   static Result<std::string> ViewOf(std::string_view id, const Query& query) {
     auto it = query.find("view");
     if (it == query.end() || it->second == "raw") return std::string(id);
-    if (it->second == "fused") return std::string(id) + ":fused";
-    return Error(StatusCode::kInvalidArgument, "view={}: give raw or fused", it->second);
+    if (it->second == "fused" || it->second == "deskewed") return fmt::format("{}:{}", id, it->second);
+    return Error(StatusCode::kInvalidArgument, "view={}: give raw, deskewed or fused", it->second);
+  }
+
+  // A plane of the mosaic's (z=N, default 0), checked against its depth.
+  static Result<uint32_t> PlaneOf(const Query& query, const SlideGeometry& g) {
+    TESSERA_ASSIGN_OR_RETURN(int64_t z, Count(query, "z", 0));
+    if (z >= g.depth) return Error(StatusCode::kOutOfRange, "z={}: the slide has planes 0 to {}", z, g.depth - 1);
+    return static_cast<uint32_t>(z);
   }
 
   Result<SlideGeometry> Geometry(const std::string& id) {
@@ -194,10 +204,14 @@ class Handler {
     g.plan = view.summary.plan;
     g.state = view.summary.state;
     g.levels = view.level_count;
+    int64_t lowest = INT64_MAX, highest = INT64_MIN;
     for (const auto& p : view.positions) {
       g.width = std::max(g.width, static_cast<int64_t>(std::floor(p[0] + 0.5)) + g.plan.width);
       g.height = std::max(g.height, static_cast<int64_t>(std::floor(p[1] + 0.5)) + g.plan.height);
+      lowest = std::min(lowest, static_cast<int64_t>(std::floor(p[2] + 0.5)));
+      highest = std::max(highest, static_cast<int64_t>(std::floor(p[2] + 0.5)));
     }
+    g.depth = view.positions.empty() ? g.plan.z_planes : highest - lowest + g.plan.z_planes;
     g.fetched = Clock::now();
     {
       std::lock_guard lock(mu_);
@@ -218,7 +232,8 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = level, .x = 0, .y = 0,
                                                            .width = std::max<int64_t>(1, g.width >> level),
                                                            .height = std::max<int64_t>(1, g.height >> level),
-                                                           .z_begin = 0, .z_end = 1}));
+                                                           .z_begin = static_cast<uint32_t>(g.depth / 2),
+                                                           .z_end = static_cast<uint32_t>(g.depth / 2 + 1)}));
     std::vector<ChannelStyle> styles;
     const size_t plane = static_cast<size_t>(a.shape[2] * a.shape[3]);
     std::vector<uint16_t> values(plane);
@@ -244,8 +259,16 @@ class Handler {
     j["tile"] = kIiifTile;
     j["pixel_size_um"] = g.plan.pixel_size_um;
     j["dtype"] = DtypeName(g.plan.dtype);
+    j["depth"] = g.depth;
     j["views"] = {"raw"};
-    if (Geometry(id + ":fused").ok()) j["views"].push_back("fused");  // stitched and fused
+    j["depths"] = {{"raw", g.depth}};  // each view's planes (a fused volume spans every stack)
+    for (const char* view : {"deskewed", "fused"}) {
+      if (std::string_view(view) == "deskewed" && !g.plan.oblique) continue;
+      if (auto v = Geometry(fmt::format("{}:{}", id, view)); v.ok()) {
+        j["views"].push_back(view);
+        j["depths"][view] = v->depth;
+      }
+    }
     auto& channels = j["channels"] = nlohmann::json::array();
     for (size_t c = 0; c < g.styles.size(); ++c) {
       const ChannelStyle& s = g.styles[c];
@@ -273,9 +296,9 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(int64_t y, Count(query, "y", std::nullopt));
     TESSERA_ASSIGN_OR_RETURN(int64_t z, Count(query, "z", 0));
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
-    if (x >= g.width || y >= g.height || z >= g.plan.z_planes) {
+    if (x >= g.width || y >= g.height || z >= g.depth) {
       return Error(StatusCode::kInvalidArgument, "pixel ({}, {}, {}) lies outside the {} x {} x {} slide", x, y, z,
-                   g.width, g.height, g.plan.z_planes);
+                   g.width, g.height, g.depth);
     }
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = 0, .x = x, .y = y, .width = 1,
                                                            .height = 1, .z_begin = static_cast<uint32_t>(z),
@@ -313,15 +336,15 @@ class Handler {
     }
     if (auto it = query.find("z"); it != query.end()) {  // "3" or "2:5"
       const auto range = ParseRange(it->second, ':');
-      if (!range || range->second > g.plan.z_planes) {
+      if (!range || range->second > g.depth) {
         return Error(StatusCode::kInvalidArgument, "z={}: give a plane or begin:end within 0:{}", it->second,
-                     g.plan.z_planes);
+                     g.depth);
       }
       r.z_begin = static_cast<uint32_t>(range->first);
       r.z_end = static_cast<uint32_t>(range->second);
     }
     const uint64_t planes = (r.channels.empty() ? g.plan.channels.size() : r.channels.size()) *
-                            ((r.z_end ? r.z_end : g.plan.z_planes) - r.z_begin);
+                            ((r.z_end ? r.z_end : static_cast<uint64_t>(g.depth)) - r.z_begin);
     const auto bytes = CheckedProduct({static_cast<uint64_t>(w), static_cast<uint64_t>(h), planes,
                                        DtypeSize(g.plan.dtype)});
     if (!bytes || *bytes > options_.max_raw_bytes) {
@@ -391,9 +414,10 @@ class Handler {
       used.push_back(styles[0]);
       used[0].on = false;
     }
+    TESSERA_ASSIGN_OR_RETURN(const uint32_t z, PlaneOf(query, g));
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
                                                            .y = y0, .width = x1 - x0, .height = y1 - y0,
-                                                           .channels = channels, .z_begin = 0, .z_end = 1}));
+                                                           .channels = channels, .z_begin = z, .z_end = z + 1}));
     const double fd = static_cast<double>(f);
     const SourceBox box{static_cast<double>(req.x) / fd - static_cast<double>(a.x),
                         static_cast<double>(req.y) / fd - static_cast<double>(a.y), static_cast<double>(req.w) / fd,
@@ -408,6 +432,59 @@ class Handler {
     return Reply{http::status::ok, png ? "image/png" : "image/jpeg", std::move(encoded), {}, cacheable, {}};
   }
 
+  // The XZ section of a volume through level-0 row y (y=, required): every plane of the mosaic
+  // at the coarsest level at most 1024 pixels wide (or level=), rendered as tiles are (the
+  // style query applies), stretched in z to the voxel's aspect: what the viewer shows beside XY.
+  Result<Reply> Section(const std::string& id, const Query& query, bool png) {
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    TESSERA_ASSIGN_OR_RETURN(int64_t y, Count(query, "y", std::nullopt));
+    if (y >= g.height) return Error(StatusCode::kOutOfRange, "y={}: the slide has rows 0 to {}", y, g.height - 1);
+    int64_t level = 0;
+    while (level + 1 < g.levels && (g.width >> level) > 1024) ++level;
+    TESSERA_ASSIGN_OR_RETURN(level, Count(query, "level", level));
+    if (level >= g.levels) return Error(StatusCode::kNotFound, "no level {} in slide {}", level, id);
+    TESSERA_ASSIGN_OR_RETURN(auto styles, ApplyStyleQuery(g.styles, query));
+    std::vector<uint32_t> channels;
+    std::vector<ChannelStyle> used;
+    for (uint32_t c = 0; c < styles.size(); ++c) {
+      if (styles[c].on) {
+        channels.push_back(c);
+        used.push_back(styles[c]);
+      }
+    }
+    if (channels.empty()) {
+      channels.push_back(0);
+      used.push_back(styles[0]);
+      used[0].on = false;
+    }
+    const int64_t width = std::max<int64_t>(1, (g.width + (int64_t{1} << level) - 1) >> level);
+    const auto bytes = CheckedProduct({static_cast<uint64_t>(width), static_cast<uint64_t>(g.depth), channels.size(),
+                                       DtypeSize(g.plan.dtype)});
+    if (!bytes || *bytes > options_.max_raw_bytes) {
+      return Error(StatusCode::kResourceExhausted, "the section is over this gateway's {} MB: ask for a coarser level=",
+                   options_.max_raw_bytes >> 20);
+    }
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = 0,
+                                                           .y = y >> level, .width = width, .height = 1,
+                                                           .channels = channels, .z_begin = 0,
+                                                           .z_end = static_cast<uint32_t>(g.depth)}));
+    // C x Z x 1 x X: each channel a Z x X picture.
+    const Planes planes{a.data, static_cast<int>(DtypeSize(a.dtype)), static_cast<int>(a.shape[0]), a.shape[3],
+                        a.shape[1]};
+    const double aspect = g.plan.pixel_size_um[2] / (g.plan.pixel_size_um[0] * static_cast<double>(int64_t{1} << level));
+    IiifImageRequest req;
+    req.w = a.shape[3];
+    req.h = a.shape[1];
+    req.out_w = req.w;
+    req.out_h = std::clamp<int64_t>(std::llround(static_cast<double>(req.h) * aspect), 1, options_.max_output_edge);
+    req.format = png ? IiifImageRequest::Format::kPng : IiifImageRequest::Format::kJpg;
+    TESSERA_ASSIGN_OR_RETURN(Image8 image, Render(planes, {0, 0, static_cast<double>(req.w), static_cast<double>(req.h)},
+                                                  used, req));
+    TESSERA_ASSIGN_OR_RETURN(std::string encoded, png ? EncodePng(image) : EncodeJpeg(image));
+    const bool cacheable = a.missing_chunks == 0 && g.state != "acquiring";
+    return Reply{http::status::ok, png ? "image/png" : "image/jpeg", std::move(encoded), {}, cacheable, {}};
+  }
+
   // Neuroglancer's "precomputed" volume: /precomputed/{id}/info and raw chunks
   // /precomputed/{id}/{level}/{x0}-{x1}_{y0}-{y1}_{z0}-{z1} (x fastest, then y, z, channel).
   Result<Reply> Precomputed(const std::vector<std::string_view>& parts) {
@@ -415,7 +492,7 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
     auto level_size = [&](int64_t level) {
       const int64_t f = int64_t{1} << level;
-      return std::array<int64_t, 3>{(g.width + f - 1) / f, (g.height + f - 1) / f, g.plan.z_planes};
+      return std::array<int64_t, 3>{(g.width + f - 1) / f, (g.height + f - 1) / f, g.depth};
     };
     if (parts.size() == 4 && parts[3] == "info") {
       nlohmann::json j;
@@ -424,6 +501,12 @@ class Handler {
       j["data_type"] = DtypeName(g.plan.dtype);
       j["num_channels"] = g.plan.channels.size();
       auto& scales = j["scales"] = nlohmann::json::array();
+      // A volume's chunks are boxes (an XZ or YZ view then reads a few, not a plane per row);
+      // a slide's, its stored chunks.
+      const std::array<int64_t, 3> chunk =
+          g.depth > 1 ? std::array<int64_t, 3>{std::min<int64_t>(128, g.plan.chunk_x), std::min<int64_t>(128, g.plan.chunk_y),
+                                               std::min<int64_t>(32, g.depth)}
+                      : std::array<int64_t, 3>{g.plan.chunk_x, g.plan.chunk_y, 1};
       for (uint32_t l = 0; l < g.levels; ++l) {
         const double f = static_cast<double>(int64_t{1} << l);
         const auto& um = g.plan.pixel_size_um;
@@ -431,7 +514,7 @@ class Handler {
                           {"size", level_size(l)},
                           {"resolution", {um[0] * 1000 * f, um[1] * 1000 * f, um[2] * 1000}},  // nanometres
                           {"voxel_offset", {0, 0, 0}},
-                          {"chunk_sizes", {{g.plan.chunk_x, g.plan.chunk_y, 1}}},
+                          {"chunk_sizes", {chunk}},
                           {"encoding", "raw"}});
       }
       return Json(j.dump(2) + "\n");

@@ -9,6 +9,7 @@
 //   GET /api/slides/{id}/display            extent, levels, pixel size, default channel rendering
 //   GET /api/slides/{id}/pixel?x=&y=        every channel's value at a level-0 pixel
 //   GET /api/slides/{id}/region.npy?...     raw pixels of a box (also region.tiff)
+//   GET /api/slides/{id}/section.png?y=     a volume's XZ section through a row, rendered
 //   GET /precomputed/{id}/info              Neuroglancer "precomputed" (raw chunks)
 //   GET /iiif/3/{id}/info.json              IIIF Image API 3.0 (docs/protocol.md)
 //   GET /iiif/3/{id}/{region}/{size}/{rotation}/{quality}.{format}   jpg or png, rendered

@@ -93,10 +93,19 @@ if ! [[ "$slide" =~ ^s[0-9]+$ ]]; then
   slide="$(grep -oE '\bs[0-9]{6}\b' "$tmp/scan.log" | tail -n 1 || true)"
 fi
 [ -n "$slide" ] || { cat "$tmp/scan.log" >&2; fail "cannot find the slide id in tessera scan's output"; }
-echo "run.sh: slide $slide, viewer $http/#$slide, screenshots to $TESSERA_ARTIFACTS"
+# And a light-sheet volume: 2 x 2 stacks of 48 planes, for the z slider, the XZ section and
+# Neuroglancer.
+if ! "$bin" scan --synthetic --cols 2 --rows 2 --width 256 --height 256 --channels 1 --z 48 --no-stitch \
+    --name volume --credential "$credential" >"$tmp/scan-volume.log" 2>&1; then
+  cat "$tmp/scan-volume.log" >&2
+  fail "tessera scan of the volume failed"
+fi
+volume="$(tail -n 1 "$tmp/scan-volume.log" | tr -d '[:space:]')"
+[[ "$volume" =~ ^s[0-9]+$ ]] || { cat "$tmp/scan-volume.log" >&2; fail "cannot find the volume's slide id"; }
+echo "run.sh: slide $slide, volume $volume, viewer $http/#$slide, screenshots to $TESSERA_ARTIFACTS"
 
 # 3. The browser test (in the background, so that a TERM stops it at once).
-node "$here/viewer_test.mjs" "$http" "$slide" "$token" &
+node "$here/viewer_test.mjs" "$http" "$slide" "$token" "$volume" &
 test_pid=$!
 if wait "$test_pid"; then
   status=0

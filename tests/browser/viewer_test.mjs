@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // End-to-end test of the viewer page (web/) in Debian's chromium, through a running gateway.
 //
-//   node viewer_test.mjs URL SLIDE [TOKEN]  e.g. node viewer_test.mjs http://127.0.0.1:8080 s000001 f0dd...
+//   node viewer_test.mjs URL SLIDE [TOKEN [VOLUME]]  e.g. node viewer_test.mjs http://127.0.0.1:8080 s000001 f0dd... s000002
 //   TESSERA_URL=... TESSERA_SLIDE=... node viewer_test.mjs
 //
 // Opens URL/?token=TOKEN#SLIDE (as `tessera up` prints it), waits for the viewer's ready signal (window.tessera), then checks that
@@ -9,7 +9,10 @@
 //   * the scale bar shows a length,
 //   * hovering the image shows the cursor's position (pixels, µm) and the raw values under it,
 //     without a request per mouse event,
-//   * turning channel 0 off changes the picture, and turning every channel off makes it black.
+//   * turning channel 0 off changes the picture, and turning every channel off makes it black,
+//   * for VOLUME (a light-sheet volume): the z slider shows, the plane drawn is not blank and
+//     moving in z changes it, the XZ section beside it is drawn and not blank, and Neuroglancer,
+//     opened from the page's link on the volume's precomputed view, renders non-blank planes.
 // Screenshots go to $TESSERA_ARTIFACTS (default: the current folder): viewer.png and
 // viewer-channel0-off.png. Exit code 0 on success; 1 with the reasons on failure; 2 on usage.
 //
@@ -23,6 +26,7 @@ const slide = process.argv[3] || process.env.TESSERA_SLIDE || '';
 // The gateway's token: the page is opened the way `tessera up` prints it (?token=), and must
 // keep it (the gateway sets a cookie) for every request it makes after.
 const token = process.argv[4] || process.env.TESSERA_TOKEN || '';
+const volume = process.argv[5] || process.env.TESSERA_VOLUME || '';
 if (!baseUrl || !slide) {
   console.error('usage: node viewer_test.mjs URL SLIDE   (or TESSERA_URL and TESSERA_SLIDE)');
   process.exit(2);
@@ -228,8 +232,88 @@ async function run(browser) {
   check(same / shown.grid.length > 0.95, `with every channel back on the picture differs from the first: ${describe(again)}`);
   log('every channel back on: the first picture again');
 
+  if (volume) await checkVolume(context, page);
   check(pageErrors.length === 0, `the page threw:\n  ${pageErrors.join('\n  ')}`);
   await context.close();
+}
+
+// Stats of a picture given as a data URL (an <img> or a screenshot), drawn on a 2D canvas.
+async function pictureStats(page, dataUrl) {
+  return page.evaluate(async (url) => {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    // Lit pixels; and grey ones that are neither black nor a panel's flat grey: a volume's data.
+    let lit = 0, data = 0;
+    const distinct = new Set(), greys = new Set();
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i] + d[i + 1] + d[i + 2] > 24) lit++;
+      if (i % 64 === 0) distinct.add((d[i] >> 4) * 256 + (d[i + 1] >> 4) * 16 + (d[i + 2] >> 4));
+      const grey = d[i] === d[i + 1] && d[i + 1] === d[i + 2];
+      if (grey && d[i] > 40 && Math.abs(d[i] - 128) > 3) {
+        data++;
+        greys.add(d[i]);
+      }
+    }
+    const n = c.width * c.height;
+    return { width: c.width, height: c.height, nonBlack: lit / n, distinct: distinct.size, data: data / n, greys: greys.size };
+  }, dataUrl);
+}
+
+async function checkVolume(context, page) {
+  await page.evaluate((id) => { location.hash = `#${id}`; }, volume);
+  await page.waitForFunction((id) => window.tessera.slide === id && window.tessera.state === 'ready' && !window.tessera.busy,
+    volume, { timeout: stepTimeout });
+  check(await page.locator('#z-row').isVisible(), 'the z slider is not shown for a volume');
+  const max = Number(await page.locator('#z-slider').getAttribute('max'));
+  check(max === 47, `the z slider spans 0..${max}, not the volume's 48 planes`);
+  const middle = await stats(page, 'the volume\'s middle plane');
+  check(middle.nonBlack > 0.05, `the volume's middle plane is blank: ${describe(middle)}`);
+  await changeAndWait(page, () => page.locator('#z-slider').fill('4'), 'moving to plane 4');
+  check((await page.evaluate(() => window.tessera.query())).includes('z=4'), 'the tiles do not carry z=4');
+  const other = await stats(page, 'plane 4');
+  let differ = 0;
+  for (let i = 0; i < middle.grid.length; i++) if (Math.abs(middle.grid[i] - other.grid[i]) > 8) differ++;
+  check(differ / middle.grid.length > 0.05, `moving in z did not change the picture (${differ} of ${middle.grid.length} samples)`);
+  log(`volume ${volume}: plane 4 differs from the middle one at ${(100 * differ / middle.grid.length).toFixed(0)}% of samples`);
+  // The XZ section beside the plane.
+  await page.waitForFunction(() => window.tessera.sectionsDrawn > 0, null, { timeout: stepTimeout });
+  const src = await page.locator('#xz-view').evaluate(async (img) => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    c.getContext('2d').drawImage(img, 0, 0);
+    return c.toDataURL('image/png');
+  });
+  const xz = await pictureStats(page, src);
+  check(xz.width > 100 && xz.height > 10 && xz.nonBlack > 0.05, `the XZ section is blank or empty: ${JSON.stringify(xz)}`);
+  log(`XZ section ${xz.width}x${xz.height}, ${(xz.nonBlack * 100).toFixed(0)}% lit`);
+  await page.screenshot({ path: resolve(artifacts, 'viewer-volume.png') });
+  // Neuroglancer, from the page's link, on the volume's precomputed view.
+  const href = await page.locator('#neuroglancer-link').getAttribute('href');
+  check(href && href.startsWith('vendor/neuroglancer/index.html#!'), `no Neuroglancer link: ${href}`);
+  const ng = await context.newPage();
+  ng.on('pageerror', (e) => pageErrors.push(`neuroglancer: ${e}`));
+  await ng.goto(new URL(href, `${baseUrl}/`).href, { waitUntil: 'load' });
+  const deadline = Date.now() + stepTimeout;
+  let shot = null;
+  while (Date.now() < deadline) {
+    await ng.waitForTimeout(1000);
+    const png = await ng.screenshot({ type: 'png' });
+    shot = await pictureStats(page, `data:image/png;base64,${png.toString('base64')}`);
+    if (shot.data > 0.01 && shot.greys > 30) break;
+  }
+  await ng.screenshot({ path: resolve(artifacts, 'neuroglancer-volume.png') });
+  // Cells in its panels: grey levels of the data, windowed as the viewer page windows them.
+  check(shot && shot.data > 0.01 && shot.greys > 30, `Neuroglancer rendered nothing of the volume: ${JSON.stringify(shot)}`);
+  log(`Neuroglancer: ${(shot.data * 100).toFixed(1)}% of its window shows the volume's data, ${shot.greys} grey levels`);
+  await ng.close();
 }
 
 async function main() {
@@ -238,7 +322,9 @@ async function main() {
     console.error(`viewer_test: FAIL: no browser at ${executablePath} (apt-get install chromium, or set CHROMIUM)`);
     return 1;
   }
-  const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'], timeout: stepTimeout });
+  // WebGL (Neuroglancer) on the CPU: there is no GPU here.
+  const browser = await chromium.launch({ executablePath, headless: true, timeout: stepTimeout,
+    args: ['--no-sandbox', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist'] });
   log(`chromium ${browser.version()}`);
   try {
     await run(browser);
