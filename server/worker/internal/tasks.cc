@@ -1,6 +1,9 @@
 #include "server/worker/internal/tasks.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <functional>
 #include <cstring>
 #include <future>
 #include <vector>
@@ -98,6 +101,13 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
     return Error(StatusCode::kInvalidArgument, "channel {} z {}: slide {} has {} channels and {} planes", t.channel(),
                  t.z(), t.slide(), plan->channels.size(), plan->z_planes);
   }
+  // The task's numbers, from the broker's client: bounded before they size anything.
+  constexpr uint32_t kMaxShift = 4096;
+  if (t.max_shift() > kMaxShift || t.max_shift_z() > kMaxZPlanes || !(std::abs(t.nominal_dx()) <= kMaxTilePosition) ||
+      !(std::abs(t.nominal_dy()) <= kMaxTilePosition) || !(std::abs(t.nominal_dz()) <= kMaxTilePosition)) {
+    return Error(StatusCode::kInvalidArgument, "register {} against {}: shifts up to {} px and {} planes, offsets within {}",
+                 t.b(), t.a(), kMaxShift, kMaxZPlanes, kMaxTilePosition);
+  }
   const int64_t w = plan->width, h = plan->height;
   const auto [wa, wb] = stitch::OverlapWindows(w, h, w, h, t.nominal_dx(), t.nominal_dy(), static_cast<int>(t.max_shift()));
   if (wa.empty() || wb.empty()) {
@@ -128,6 +138,10 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
     // z: side views of the overlap at that offset, a row per plane, again a block at a time.
     const stitch::DepthOverlap d = stitch::DepthOverlapOf(w, h, w, h, link.dx, link.dy, t.zero_is_empty());
     const auto length = static_cast<size_t>(d.length), planes = size_t{z1 - z0};
+    if (length * planes > (size_t{1} << 28)) {  // 2 x 512 MiB: far beyond any stack's side
+      return Error(StatusCode::kResourceExhausted, "register {} against {}: side views of {} x {} are too large", t.b(),
+                   t.a(), length, planes);
+    }
     std::vector<uint16_t> side_a(length * planes), side_b(length * planes);
     uint32_t at = 0;
     TESSERA_RETURN_IF_ERROR(ForPlaneBlocks(context, t.slide(), t.channel(), {t.a(), t.b()}, {d.a, d.b}, z0, z1,
