@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "client/client.h"
@@ -54,15 +55,33 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
   auto* info = app.add_subcommand("info", "Show a slide: state, file, shape, tiles");
   AddServerOption(info, server);
   info->add_option("ID", info_id, "Slide id (see `tessera ls`)")->required();
-  info->add_flag("--json", json, "Machine-readable: id, name, state, path, tiles[...]");
+  info->add_flag("--json", json, "Machine-readable: id, name, state, path, shape, pixel_size_um, tiles[...], views");
   info->callback([&] {
-    auto s = Client(server).Info(info_id);
+    Client client(server);
+    auto s = client.Info(info_id);
     if (!s.ok()) {
       exit_code = Fail(s.status().ToString());
       return;
     }
+    // A slide's derived views that exist, with their shape and voxel size.
+    std::vector<SlideSummary> views;
+    if (info_id.find(':') == std::string::npos) {
+      for (const char* view : {"deskewed", "fused"}) {
+        if (std::string_view(view) == "deskewed" && !s->plan.oblique) continue;
+        if (auto v = client.Info(fmt::format("{}:{}", info_id, view)); v.ok()) views.push_back(std::move(*v));
+      }
+    }
     if (json) {
-      fmt::print("{}\n", SummaryToJson(*s));
+      auto j = nlohmann::json::parse(SummaryToJson(*s));
+      for (const SlideSummary& v : views) {
+        const ScanPlan& p = v.plan;
+        j["views"][v.id.substr(v.id.find(':') + 1)] = {
+            {"id", v.id}, {"state", v.state}, {"path", v.path},
+            {"shape", {{"tiles", p.tiles.size()}, {"channels", p.channels.size()}, {"z", p.z_planes},
+                       {"height", p.height}, {"width", p.width}}},
+            {"pixel_size_um", p.pixel_size_um}};
+      }
+      fmt::print("{}\n", j.dump(2));
       return;
     }
     const ScanPlan& p = s->plan;
@@ -74,11 +93,17 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
     fmt::print("chunks   {}x{} blosc {}\n", p.chunk_y, p.chunk_x, codec::CompressorName(p.codec.compressor));
     if (!s->proxy_endpoint.empty()) fmt::print("proxy    {}\n", s->proxy_endpoint);
     if (!s->error.empty()) fmt::print("error    {}\n", s->error);
+    fmt::print("voxel    {} x {} x {} um\n", p.pixel_size_um[0], p.pixel_size_um[1], p.pixel_size_um[2]);
     if (const StitchState& st = s->stitch; !st.state.empty()) {
       fmt::print("stitch   {}", st.state);
       if (st.state == "running") fmt::print(" ({} {}/{})", st.stage, st.done, st.total);
       if (!st.error.empty()) fmt::print(": {}", st.error);
       fmt::print("\n");
+    }
+    for (const SlideSummary& v : views) {
+      fmt::print("view     {} ({}): {} tiles x {} z x {}x{}, voxel {} x {} x {} um\n", v.id, v.state, v.plan.tiles.size(),
+                 v.plan.z_planes, v.plan.height, v.plan.width, v.plan.pixel_size_um[0], v.plan.pixel_size_um[1],
+                 v.plan.pixel_size_um[2]);
     }
   });
 

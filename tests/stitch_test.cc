@@ -442,6 +442,10 @@ TEST_F(StitchTest, AnObliqueScanIsDeskewedByTheWorkersAsItLandsThenStitched) {
 
   const auto raw = InfoJson(*stack_, slide), view = InfoJson(*stack_, slide + ":deskewed");
   ASSERT_FALSE(view.is_null());
+  // The slide names its views, each with its shape and voxel size.
+  EXPECT_EQ(raw["views"]["deskewed"]["shape"]["width"], 128 + 23) << raw.dump();
+  EXPECT_NEAR(raw["views"]["deskewed"]["pixel_size_um"][2].get<double>(), 1.0, 1e-9) << raw.dump();
+  EXPECT_TRUE(raw["views"].contains("fused")) << raw.dump();
   EXPECT_EQ(view["state"], "acquired");
   EXPECT_EQ(view["frames_written"], 96);
   EXPECT_EQ(view["shape"]["width"], 128 + 23);  // X = U + ceil((K - 1) s)
