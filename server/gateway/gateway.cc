@@ -378,6 +378,25 @@ class Handler {
     return out;
   }
 
+  // The channels a rendering reads and their styles: those that are on; when every one is
+  // off, channel 0 switched off (black, but of the right size).
+  static std::pair<std::vector<uint32_t>, std::vector<ChannelStyle>> ChannelsToRead(const std::vector<ChannelStyle>& styles) {
+    std::vector<uint32_t> channels;
+    std::vector<ChannelStyle> used;
+    for (uint32_t c = 0; c < styles.size(); ++c) {
+      if (styles[c].on) {
+        channels.push_back(c);
+        used.push_back(styles[c]);
+      }
+    }
+    if (channels.empty()) {
+      channels.push_back(0);
+      used.push_back(styles[0]);
+      used[0].on = false;
+    }
+    return {channels, used};
+  }
+
   Result<Reply> Iiif(const std::vector<std::string_view>& parts, const Query& query) {
     TESSERA_ASSIGN_OR_RETURN(const std::string id, ViewOf(parts[3], query));
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
@@ -401,19 +420,7 @@ class Handler {
     const int64_t f = int64_t{1} << level;
     const int64_t x0 = req.x / f, y0 = req.y / f;
     const int64_t x1 = (req.x + req.w + f - 1) / f, y1 = (req.y + req.h + f - 1) / f;
-    std::vector<uint32_t> channels;
-    std::vector<ChannelStyle> used;
-    for (uint32_t c = 0; c < styles.size(); ++c) {
-      if (styles[c].on) {
-        channels.push_back(c);
-        used.push_back(styles[c]);
-      }
-    }
-    if (channels.empty()) {  // all off: black, but of the right size
-      channels.push_back(0);
-      used.push_back(styles[0]);
-      used[0].on = false;
-    }
+    const auto [channels, used] = ChannelsToRead(styles);
     TESSERA_ASSIGN_OR_RETURN(const uint32_t z, PlaneOf(query, g));
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
                                                            .y = y0, .width = x1 - x0, .height = y1 - y0,
@@ -444,19 +451,7 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(level, Count(query, "level", level));
     if (level >= g.levels) return Error(StatusCode::kNotFound, "no level {} in slide {}", level, id);
     TESSERA_ASSIGN_OR_RETURN(auto styles, ApplyStyleQuery(g.styles, query));
-    std::vector<uint32_t> channels;
-    std::vector<ChannelStyle> used;
-    for (uint32_t c = 0; c < styles.size(); ++c) {
-      if (styles[c].on) {
-        channels.push_back(c);
-        used.push_back(styles[c]);
-      }
-    }
-    if (channels.empty()) {
-      channels.push_back(0);
-      used.push_back(styles[0]);
-      used[0].on = false;
-    }
+    const auto [channels, used] = ChannelsToRead(styles);
     const int64_t width = std::max<int64_t>(1, (g.width + (int64_t{1} << level) - 1) >> level);
     const auto bytes = CheckedProduct({static_cast<uint64_t>(width), static_cast<uint64_t>(g.depth), channels.size(),
                                        DtypeSize(g.plan.dtype)});
