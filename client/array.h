@@ -49,6 +49,7 @@ struct RegionRequest {
   int64_t x = 0, y = 0, width = 0, height = 0;  ///< in the level's pixels
   std::vector<uint32_t> channels;               ///< empty: every channel
   uint32_t z_begin = 0, z_end = 0;              ///< planes [z_begin, z_end); z_end 0: to the last
+  // (planes of the level too: a volume view's levels halve z where its voxel allows, LevelShape)
 };
 
 /// A stored field of view at one level, or a window of it: a viewer's 512x512 tile aligned

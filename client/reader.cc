@@ -27,6 +27,13 @@ struct ChunkCopies {
   std::vector<Copy> copies;
   uint32_t first_plane = 0;  ///< the tile's first plane among the read's planes (stacks placed in z)
 };
+// One stored chunk asked for: group `group`'s chunk whose first plane is `z` (among its tile's
+// planes at the read's level), planes [from, from + planes) of it into output planes zi.. .
+struct Piece {
+  size_t group;
+  uint32_t z, from, planes;
+  int64_t zi;
+};
 
 // The dealer's region plan, checked before a byte is written by it: parallel arrays of one
 // length, every chunk inside the slide's level, every copy inside its chunk and inside the
@@ -39,11 +46,12 @@ Status CheckPlan(const ScanPlan& plan, const RegionRequest& req, const proto::Re
                    rp.dy_size(), rp.first_plane_size()}) {
     if (size != n) return Error(StatusCode::kDataLoss, "the dealer's region plan has arrays of {} and {} copies", n, size);
   }
-  if (rp.depth() < plan.z_planes || rp.depth() > uint64_t{kMaxZPlanes} + 2 * static_cast<uint64_t>(kMaxTilePosition)) {
-    return Error(StatusCode::kDataLoss, "the dealer's region plan spans {} planes for stacks of {}", rp.depth(),
-                 plan.z_planes);
-  }
   if (level >= plan.level_count()) return Error(StatusCode::kDataLoss, "the dealer planned level {}, which the slide lacks", level);
+  const LevelShape s = plan.Level(level);
+  if (rp.depth() < s.depth || rp.depth() > uint64_t{kMaxZPlanes} + 2 * static_cast<uint64_t>(kMaxTilePosition)) {
+    return Error(StatusCode::kDataLoss, "the dealer's region plan spans {} planes for stacks of {}", rp.depth(),
+                 s.depth);
+  }
   const proto::Box& b = rp.box();
   // Unsigned differences: b.x() >= req.x is checked first, so they cannot wrap.
   if (b.w() < 0 || b.h() < 0 || b.w() > req.width || b.h() > req.height || b.x() < req.x || b.y() < req.y ||
@@ -52,12 +60,11 @@ Status CheckPlan(const ScanPlan& plan, const RegionRequest& req, const proto::Re
     return Error(StatusCode::kDataLoss, "the dealer's region plan box {}x{} at ({}, {}) is not inside the request",
                  b.w(), b.h(), b.x(), b.y());
   }
-  const LevelShape s = plan.Level(level);
   for (int i = 0; i < n; ++i) {
     const bool ok = rp.tile(i) < plan.tiles.size() && rp.cy(i) < s.chunks_y() && rp.cx(i) < s.chunks_x() &&
                     rp.w(i) > 0 && rp.h(i) > 0 && uint64_t{rp.sx(i)} + rp.w(i) <= s.chunk_x &&
                     uint64_t{rp.sy(i)} + rp.h(i) <= s.chunk_y && int64_t{rp.dx(i)} + rp.w(i) <= b.w() &&
-                    int64_t{rp.dy(i)} + rp.h(i) <= b.h() && uint64_t{rp.first_plane(i)} + plan.z_planes <= rp.depth();
+                    int64_t{rp.dy(i)} + rp.h(i) <= b.h() && uint64_t{rp.first_plane(i)} + s.depth <= rp.depth();
     if (!ok) {
       return Error(StatusCode::kDataLoss,
                    "the dealer's region plan copy {} (tile {} chunk {},{} from {},{} size {}x{} to {},{}) lies outside "
@@ -158,15 +165,16 @@ struct Client::Reader {
     return views[id];
   }
 
-  // Allocates `out` for channels x z x height x width at `level`; z among `depth` planes (a
-  // tile's own, or the mosaic's: stacks placed in z).
+  // Allocates `out` for channels x z x height x width at `level`; z among `depth` planes of
+  // that level (a tile's own, or the mosaic's: stacks placed in z).
   Status Prepare(const ScanPlan& plan, const std::vector<uint32_t>& channels, uint32_t z_begin,
                  uint32_t z_end, uint32_t level, int64_t height, int64_t width, Array& out, uint64_t depth = 0) {
-    if (depth == 0) depth = plan.z_planes;
     if (level >= plan.level_count()) {
       return Error(StatusCode::kNotFound, "level {} does not exist: the slide has levels 0..{}", level,
                    plan.level_count() - 1);
     }
+    const LevelShape shape = plan.Level(level);
+    if (depth == 0) depth = shape.depth;
     out.channels = channels;
     if (out.channels.empty()) {
       for (uint32_t c = 0; c < plan.channels.size(); ++c) out.channels.push_back(c);
@@ -186,7 +194,8 @@ struct Client::Reader {
     out.z_begin = z_begin;
     out.shape = {static_cast<int64_t>(out.channels.size()), z_end - z_begin, height, width};
     const double scale = static_cast<double>(uint64_t{1} << level);
-    out.pixel_size_um = {plan.pixel_size_um[0] * scale, plan.pixel_size_um[1] * scale, plan.pixel_size_um[2]};
+    out.pixel_size_um = {plan.pixel_size_um[0] * scale, plan.pixel_size_um[1] * scale,
+                         plan.pixel_size_um[2] * static_cast<double>(uint64_t{1} << shape.z_shift)};
     const uint64_t bytes = out.elements() * DtypeSize(plan.dtype);
     if (bytes > options.max_region_bytes) {
       return Error(StatusCode::kResourceExhausted,
@@ -198,64 +207,79 @@ struct Client::Reader {
     return OkStatus();
   }
 
-  // Decodes one chunk and applies its copies to plane (ci, zi) of `out`.
-  static Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const zmq::message_t& payload,
-                      uint64_t xxh64, int64_t ci, int64_t zi, Array& out) {
+  // Decodes one chunk and applies its group's copies from its planes to those of channel ci of `out`.
+  static Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const Piece& piece,
+                      const zmq::message_t& payload, uint64_t xxh64, int64_t ci, Array& out) {
     const auto bytes = wire::Bytes(payload);
     if (codec::Checksum(bytes) != xxh64) {
-      return Error(StatusCode::kDataLoss, "chunk (tile={} level={} cy={} cx={}) failed its checksum on arrival",
-                   g.tile, level, g.cy, g.cx);
+      return Error(StatusCode::kDataLoss, "chunk (tile={} level={} z={} cy={} cx={}) failed its checksum on arrival",
+                   g.tile, level, piece.z, g.cy, g.cx);
     }
     const LevelShape s = plan.Level(level);
     const size_t elem = DtypeSize(plan.dtype);
     thread_local std::vector<uint8_t> chunk;
-    chunk.resize(s.chunk_pixels() * elem);
+    chunk.resize(s.chunk_voxels() * elem);
     TESSERA_RETURN_IF_ERROR(codec::Decompress(bytes, chunk));
     const int64_t width = out.shape[3];
-    uint8_t* plane = out.data.data() + out.index(ci, zi, 0, 0) * elem;
-    for (const Copy& c : g.copies) {
-      for (uint32_t r = 0; r < c.h; ++r) {
-        std::memcpy(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem,
-                    chunk.data() + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
+    for (uint32_t k = 0; k < piece.planes; ++k) {
+      uint8_t* plane = out.data.data() + out.index(ci, piece.zi + k, 0, 0) * elem;
+      const uint8_t* from = chunk.data() + (piece.from + k) * s.chunk_pixels() * elem;
+      for (const Copy& c : g.copies) {
+        for (uint32_t r = 0; r < c.h; ++r) {
+          std::memcpy(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem,
+                      from + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
+        }
       }
     }
     return OkStatus();
+  }
+
+  // The stored chunks under `out`'s planes: for each group, the chunks of its tile's planes
+  // (a chunk of several planes asked for once), in the order of the output's planes.
+  static std::vector<Piece> PiecesOf(const ScanPlan& plan, const std::vector<ChunkCopies>& groups, const Array& out) {
+    const LevelShape s = plan.Level(out.level);
+    std::vector<Piece> pieces;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      // The tile's planes under the output's: [z0, z1) of its own.
+      const int64_t z0 = std::max<int64_t>(0, int64_t{out.z_begin} - groups[i].first_plane);
+      const int64_t z1 = std::min<int64_t>(s.depth, int64_t{out.z_begin} + out.shape[1] - groups[i].first_plane);
+      for (int64_t z = z0; z < z1;) {
+        const auto first = static_cast<uint32_t>(z - z % s.chunk_z);
+        const auto end = std::min<int64_t>(z1, first + s.chunk_z);
+        pieces.push_back({i, first, static_cast<uint32_t>(z - first), static_cast<uint32_t>(end - z),
+                          z + groups[i].first_plane - out.z_begin});
+        z = end;
+      }
+    }
+    std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.zi < b.zi; });
+    return pieces;
   }
 
   // Fetches the chunks of `groups` for every channel and plane of `out`, and composes them.
   // Returns only once no reply or decode in flight refers to `groups`, `out` or `job`.
   Status Compose(const std::string& slide, const ScanPlan& plan, const std::vector<ChunkCopies>& groups,
                  Array& out, ReadJob& job) {
-    std::vector<size_t> present;
+    const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
     for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
-      for (int64_t zi = 0; zi < out.shape[1]; ++zi) {
-        // The groups whose tile has a plane under this one (stacks placed in z), and that plane.
-        auto plane_of = [&](size_t i) { return int64_t{out.z_begin} + zi - groups[i].first_plane; };
-        present.clear();
-        for (size_t i = 0; i < groups.size(); ++i) {
-          if (plane_of(i) >= 0 && plane_of(i) < plan.z_planes) present.push_back(i);
+      for (size_t first = 0; first < pieces->size(); first += kChunksPerRequest) {
+        const size_t end = std::min(pieces->size(), first + kChunksPerRequest);
+        proto::DealerRequest req;
+        auto* rc = req.mutable_read_chunks();
+        rc->set_slide_id(slide);
+        for (size_t k = first; k < end; ++k) {
+          const Piece& p = (*pieces)[k];
+          const FrameKey frame{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z};
+          ToRef({frame, out.level, groups[p.group].cy, groups[p.group].cx}, rc->add_chunks());
         }
-        for (size_t first = 0; first < present.size(); first += kChunksPerRequest) {
-          auto batch = std::make_shared<const std::vector<size_t>>(
-              present.begin() + static_cast<std::ptrdiff_t>(first),
-              present.begin() + static_cast<std::ptrdiff_t>(std::min(present.size(), first + kChunksPerRequest)));
-          proto::DealerRequest req;
-          auto* rc = req.mutable_read_chunks();
-          rc->set_slide_id(slide);
-          for (size_t i : *batch) {
-            const FrameKey frame{groups[i].tile, out.channels[static_cast<size_t>(ci)], static_cast<uint32_t>(plane_of(i))};
-            ToRef({frame, out.level, groups[i].cy, groups[i].cx}, rc->add_chunks());
-          }
-          {
-            std::unique_lock lock(job.mu);
-            job.cv.wait(lock, [&] { return job.in_flight < kWindow || !job.error.ok(); });
-            if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
-            ++job.in_flight;
-          }
-          link.Send(std::move(req), [this, &job, &groups, &plan, &out, batch, ci, zi](Result<internal::DealerLink::Reply> r) {
-            OnChunks(std::move(r), job, groups, plan, out, *batch, ci, zi);
-          });
+        {
+          std::unique_lock lock(job.mu);
+          job.cv.wait(lock, [&] { return job.in_flight < kWindow || !job.error.ok(); });
+          if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
+          ++job.in_flight;
         }
+        link.Send(std::move(req), [this, &job, &groups, &plan, &out, pieces, first, end, ci](Result<internal::DealerLink::Reply> r) {
+          OnChunks(std::move(r), job, groups, plan, out, pieces, first, end, ci);
+        });
       }
     }
     std::unique_lock lock(job.mu);
@@ -263,13 +287,14 @@ struct Client::Reader {
     return job.error;
   }
 
-  // `batch`: the indices in `groups` of the chunks asked for, in order.
+  // The reply to pieces [first, end) of channel ci, in order.
   void OnChunks(Result<internal::DealerLink::Reply> r, ReadJob& job, const std::vector<ChunkCopies>& groups,
-                const ScanPlan& plan, Array& out, const std::vector<size_t>& batch, int64_t ci, int64_t zi) {
+                const ScanPlan& plan, Array& out, const std::shared_ptr<const std::vector<Piece>>& pieces,
+                size_t first, size_t end, int64_t ci) {
     Status s = r.status();
-    if (s.ok() && static_cast<size_t>(r->header.chunks().results_size()) != batch.size()) {
-      s = Error(StatusCode::kInternal, "the dealer answered {} chunks for {}", r->header.chunks().results_size(),
-                batch.size());
+    const size_t count = end - first;
+    if (s.ok() && static_cast<size_t>(r->header.chunks().results_size()) != count) {
+      s = Error(StatusCode::kInternal, "the dealer answered {} chunks for {}", r->header.chunks().results_size(), count);
     }
     std::lock_guard lock(job.mu);
     --job.in_flight;
@@ -281,8 +306,7 @@ struct Client::Reader {
     const proto::DealerReply& reply = r->header;
     auto message = std::make_shared<wire::Message>(std::move(r->message));
     size_t payload = 0;
-    for (size_t k = 0; k < batch.size(); ++k) {
-      const size_t i = batch[k];
+    for (size_t k = 0; k < count; ++k) {
       const auto& result = reply.chunks().results(static_cast<int>(k));
       Status cs = wire::FromProto(result.status());
       if (cs.code() == StatusCode::kNotFound) {  // not landed yet: stays 0
@@ -301,8 +325,9 @@ struct Client::Reader {
       const uint64_t sum = result.xxh64();
       ++job.decoding;
       ++job.decoded;
-      pool.Submit([&job, &groups, &plan, &out, message, p, i, sum, ci, zi] {
-        Status ds = Apply(plan, out.level, groups[i], message->payload[p], sum, ci, zi, out);
+      pool.Submit([&job, &groups, &plan, &out, message, pieces, p, k = first + k, sum, ci] {
+        const Piece& piece = (*pieces)[k];
+        Status ds = Apply(plan, out.level, groups[piece.group], piece, message->payload[p], sum, ci, out);
         std::lock_guard l(job.mu);
         if (!ds.ok() && job.error.ok()) job.error = ds;
         --job.decoding;

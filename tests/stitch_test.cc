@@ -358,6 +358,23 @@ TEST_F(StitchTest, LightSheetStacksAreStitchedInThreeDimensionsWithinHalfAVoxel)
   // 0.65 um pixels (1.5385 per um), planes 2 um apart: the synthetic scan's voxel.
   EXPECT_EQ(read.out, fmt::format("(9, 48, 64) 2 1.5385 {}\n", sum)) << read.out;
 
+  // The fused volume is stored in 3-D chunks and its levels halve z where the voxel is not
+  // coarser in z (0.65 um pixels, 2 um planes: from level 3 on); h5py reads every level, and
+  // the whole of level 3 read back through `tessera get --level 3` is that level.
+  const LevelShape l3 = fused->summary.plan.Level(3);
+  EXPECT_EQ(l3.z_shift, 1u);
+  EXPECT_EQ(l3.depth, (fused->summary.plan.z_planes + 1) / 2);
+  const std::string level3 = stack_->data_dir() + "/level3.tif";
+  auto whole = RunTessera({"get", slide + ":fused", "--level", "3", "--box",
+                           fmt::format("-100000,-100000,0,200000,200000,{}", l3.depth), "-o", level3, "--server",
+                           stack_->manager()});
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  auto volume = RunProgram({"/usr/bin/python3", "tests/verify_volume.py", InfoJson(*stack_, slide + ":fused")["path"],
+                            level3, "3"});
+  EXPECT_EQ(volume.exit_code, 0) << volume.out << volume.err;
+  EXPECT_NE(volume.out.find("in chunks (8, 128, 128)"), std::string::npos) << volume.out;
+  EXPECT_NE(volume.out.find("z halved at levels [3, 4]"), std::string::npos) << volume.out;
+
   // The raw stacks placed in z: a box inside one stack alone, at the planes where that stack
   // lies, is that stack's own planes.
   auto described = client.Describe(slide);

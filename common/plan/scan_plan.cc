@@ -108,7 +108,9 @@ Status ScanPlan::Validate() const {
   if (width == 0 || height == 0) return Error(kInvalid, "tile shape {}x{} is empty", width, height);
   if (channels.empty()) return Error(kInvalid, "scan plan has no channels");
   if (z_planes == 0) return Error(kInvalid, "z_planes must be at least 1");
-  if (chunk_y == 0 || chunk_x == 0) return Error(kInvalid, "chunk shape {}x{} is empty", chunk_y, chunk_x);
+  if (chunk_y == 0 || chunk_x == 0 || chunk_z == 0) {
+    return Error(kInvalid, "chunk shape {}x{}x{} is empty", chunk_z, chunk_y, chunk_x);
+  }
   // The products first, checked, so that no bound below is ever computed from a wrapped value.
   uint64_t frames = 0, pixels = 0, frame_bytes = 0, slide_bytes = 0;
   if (__builtin_mul_overflow(uint64_t{tiles.size()}, uint64_t{channels.size()}, &frames) ||
@@ -139,6 +141,14 @@ Status ScanPlan::Validate() const {
   if (chunk_y > kMaxChunkEdge || chunk_x > kMaxChunkEdge) {
     return Error(kInvalid, "chunk shape {}x{} is over the limit of {} pixels a side (kMaxChunkEdge)", chunk_y,
                  chunk_x, kMaxChunkEdge);
+  }
+  if (chunk_z > kMaxChunkPlanes || chunk_z > z_planes) {
+    return Error(kInvalid, "chunks of {} planes: at most {} (kMaxChunkPlanes) and at most z_planes ({})", chunk_z,
+                 kMaxChunkPlanes, z_planes);
+  }
+  if (const uint64_t b = uint64_t{chunk_z} * chunk_y * chunk_x * DtypeSize(dtype); b > kMaxChunkBytes) {
+    return Error(kInvalid, "chunks of {}x{}x{} {} are {} bytes, over the limit of {} (kMaxChunkBytes)", chunk_z, chunk_y,
+                 chunk_x, DtypeName(dtype), b, kMaxChunkBytes);
   }
   if (const uint64_t n = uint64_t{chunks_y()} * chunks_x(); n > kMaxChunksPerFrame) {
     return Error(kInvalid, "{}x{} frames in {}x{} chunks make {} chunks a frame, over the limit of {} "
@@ -223,6 +233,7 @@ Result<ScanPlan> DeskewedPlanOf(const ScanPlan& raw) {
 void ScanPlan::ClampChunks() {
   chunk_y = std::min(chunk_y, height);
   chunk_x = std::min(chunk_x, width);
+  chunk_z = std::min(chunk_z, z_planes);
 }
 
 uint32_t ScanPlan::level_count() const {
@@ -241,6 +252,21 @@ LevelShape ScanPlan::Level(uint32_t level) const {
   }
   s.chunk_y = std::min(chunk_y, s.height);
   s.chunk_x = std::min(chunk_x, s.width);
+  // A volume view halves z from level l to l + 1 where level l's voxel is not coarser in z
+  // than in x (anisotropy-aware, as Neuroglancer's multiscale volumes are).
+  if (chunk_z > 1) {
+    double xy = pixel_size_um[0], z = pixel_size_um[2];
+    uint32_t planes = z_planes;
+    for (uint32_t l = 0; l < level; ++l, xy *= 2) {
+      if (planes > 1 && z <= xy * (1 + 1e-9)) {
+        planes = (planes + 1) / 2;
+        z *= 2;
+        ++s.z_shift;
+      }
+    }
+  }
+  s.depth = static_cast<uint32_t>(s.DepthOf(z_planes));
+  s.chunk_z = std::min(chunk_z, s.depth);
   return s;
 }
 
@@ -271,6 +297,7 @@ std::string PlanToJson(const ScanPlan& p) {
   j["dtype"] = DtypeName(p.dtype);
   j["pixel_size_um"] = p.pixel_size_um;
   j["chunk"] = {p.chunk_y, p.chunk_x};
+  if (p.chunk_z != 1) j["chunk_z"] = p.chunk_z;
   j["codec"] = {{"compressor", CompressorName(p.codec.compressor)},
                 {"level", p.codec.level},
                 {"shuffle", p.codec.shuffle}};
@@ -375,6 +402,9 @@ Result<ScanPlan> PlanFromDom(const Json& j) {
     if (!m->is_array() || m->size() != 2) return Error(kInvalid, "scan plan: chunk must be [chunk_y, chunk_x]");
     TESSERA_ASSIGN_OR_RETURN(p.chunk_y, Whole<uint32_t>((*m)[0], "chunk_y"));
     TESSERA_ASSIGN_OR_RETURN(p.chunk_x, Whole<uint32_t>((*m)[1], "chunk_x"));
+  }
+  if ((m = Member(j, "chunk_z"))) {
+    TESSERA_ASSIGN_OR_RETURN(p.chunk_z, Whole<uint32_t>(*m, "chunk_z"));
   }
   if ((m = Member(j, "codec"))) {
     if (!m->is_object()) return Error(kInvalid, "scan plan: codec must be an object");

@@ -42,7 +42,9 @@ struct FrameKey {
   bool operator==(const FrameKey&) const = default;
 };
 
-/// One stored chunk: chunk (cy, cx) of frame `frame` at resolution `level`.
+/// One stored chunk: chunk (cy, cx) of frame `frame` at resolution `level`. In a plan whose
+/// chunks hold several planes (chunk_z > 1), frame.z is the chunk's first plane among the
+/// level's planes, a multiple of the level's chunk_z.
 struct ChunkKey {
   FrameKey frame;
   uint32_t level = 0, cy = 0, cx = 0;
@@ -51,14 +53,23 @@ struct ChunkKey {
 
 /// A field of view's shape at one resolution level. Level 0 is the frame as acquired;
 /// level L is ceil(width / 2^L) x ceil(height / 2^L), chunked like level 0 but never
-/// larger than itself (docs/format.md).
+/// larger than itself (docs/format.md). A volume view (chunk_z > 1) halves z too, where its
+/// voxel is not already coarser in z than in x: level L then has ceil(z_planes / 2^z_shift)
+/// planes, in chunks of chunk_z planes (never more than it has).
 struct LevelShape {
   uint32_t width = 0, height = 0, chunk_y = 0, chunk_x = 0;
+  uint32_t depth = 1, chunk_z = 1;  ///< the level's planes, planes per chunk
+  uint32_t z_shift = 0;             ///< a level plane is 2^z_shift planes of level 0
   uint32_t chunks_y() const { return (height + chunk_y - 1) / chunk_y; }
   uint32_t chunks_x() const { return (width + chunk_x - 1) / chunk_x; }
+  uint32_t chunks_z() const { return (depth + chunk_z - 1) / chunk_z; }
   uint32_t chunks_per_frame() const { return chunks_y() * chunks_x(); }
+  /// Pixels of one plane of a chunk; a chunk holds chunk_z of them.
   size_t chunk_pixels() const { return size_t{chunk_y} * chunk_x; }
+  size_t chunk_voxels() const { return chunk_pixels() * chunk_z; }
   size_t pixels() const { return size_t{width} * height; }
+  /// The level's planes under a level-0 extent of `planes` (a mosaic's, stacks placed in z).
+  uint64_t DepthOf(uint64_t planes) const { return (planes + (uint64_t{1} << z_shift) - 1) >> z_shift; }
 };
 
 /// Levels stop once a field of view's longer edge is at most this many pixels.
@@ -76,6 +87,8 @@ inline constexpr size_t kMaxChannels = 64;                      ///< channels pe
 inline constexpr uint32_t kMaxZPlanes = 100'000;                ///< z planes per field of view
 inline constexpr uint32_t kMaxFrameEdge = 65536;                ///< width and height of a frame, pixels
 inline constexpr uint32_t kMaxChunkEdge = 8192;                 ///< chunk_y and chunk_x, pixels
+inline constexpr uint32_t kMaxChunkPlanes = 256;                ///< chunk_z, planes
+inline constexpr uint64_t kMaxChunkBytes = uint64_t{256} << 20;  ///< one chunk, uncompressed
 inline constexpr uint64_t kMaxChunksPerFrame = 65536;           ///< e.g. a 65536^2 frame in 256^2 chunks
 inline constexpr uint64_t kMaxFrames = 100'000'000;             ///< tiles x channels x z planes
 inline constexpr uint64_t kMaxSlideBytes = uint64_t{1} << 50;   ///< level 0 uncompressed: 1 PiB
@@ -104,6 +117,9 @@ struct ScanPlan {
   std::array<double, 3> pixel_size_um = {1.0, 1.0, 1.0};  ///< x, y, z
   std::string header_json = "{}";                          ///< free-form, must parse as JSON
   uint32_t chunk_y = 512, chunk_x = 512;
+  /// Planes per chunk: 1 for a scan (each frame stored as it arrives); more for a volume view
+  /// written by Tessera (a fused volume), whose levels then halve z as well (LevelShape).
+  uint32_t chunk_z = 1;
   codec::BloscParams codec;
   bool stitch = true;  ///< stitch by itself once the scan closes (when the stack has workers)
   std::optional<ObliqueScan> oblique;  ///< set for an oblique light-sheet scan
@@ -112,7 +128,7 @@ struct ScanPlan {
   /// is one): empty or out-of-bound sizes, counts whose products overflow, numbers that are
   /// not finite, over-long or non-UTF-8 names, a header that is not JSON.
   Status Validate() const;
-  /// HDF5 needs chunks no larger than the frame: shrinks chunk_y/chunk_x to fit.
+  /// HDF5 needs chunks no larger than the frame: shrinks chunk_y/chunk_x/chunk_z to fit.
   /// The slide manager applies it when it opens a slide.
   void ClampChunks();
 
@@ -120,7 +136,7 @@ struct ScanPlan {
   uint32_t chunks_y() const { return (height + chunk_y - 1) / chunk_y; }
   uint32_t chunks_x() const { return (width + chunk_x - 1) / chunk_x; }
   uint32_t chunks_per_frame() const { return chunks_y() * chunks_x(); }
-  size_t chunk_bytes() const { return size_t{chunk_y} * chunk_x * DtypeSize(dtype); }
+  size_t chunk_bytes() const { return size_t{chunk_z} * chunk_y * chunk_x * DtypeSize(dtype); }
   size_t frame_bytes() const { return size_t{width} * height * DtypeSize(dtype); }
 
   /// Resolution levels stored per frame, level 0 included: halving until the longer edge

@@ -142,6 +142,48 @@ std::string JsonRefusal(const std::string& json) {
   return r.ok() ? "" : r.status().message();
 }
 
+TEST(ScanPlanTest, AVolumeViewsLevelsHalveZWhereTheVoxelIsNotCoarserInZ) {
+  ScanPlan p;
+  p.tiles.push_back({.name = "fused"});
+  p.width = 1000;
+  p.height = 600;
+  p.z_planes = 100;
+  p.pixel_size_um = {0.5, 0.5, 2.0};
+  p.chunk_y = p.chunk_x = 128;
+  p.chunk_z = 8;
+  ASSERT_TRUE(p.Validate().ok());
+  // Voxel (x, z) by level: (0.5, 2) (1, 2) (2, 2) -> halve -> (4, 4) -> halve -> (8, 8) ...
+  const std::vector<uint32_t> depth = {100, 100, 100, 50, 25, 13};
+  for (uint32_t l = 0; l < depth.size(); ++l) {
+    const LevelShape s = p.Level(l);
+    EXPECT_EQ(s.depth, depth[l]) << "level " << l;
+    EXPECT_EQ(s.chunk_z, 8u) << "level " << l;
+    EXPECT_EQ(s.chunks_z(), (depth[l] + 7) / 8) << "level " << l;
+    EXPECT_EQ(s.DepthOf(100), depth[l]) << "level " << l;
+  }
+  EXPECT_EQ(p.Level(3).z_shift, 1u);
+  // A plane's chunks are 2-D and so are its levels, whatever its voxel.
+  ScanPlan flat = p;
+  flat.chunk_z = 1;
+  EXPECT_EQ(flat.Level(5).depth, 100u);
+  EXPECT_EQ(flat.Level(5).z_shift, 0u);
+  // chunk_z survives JSON, and is bounded.
+  auto back = PlanFromJson(PlanToJson(p));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->chunk_z, 8u);
+  EXPECT_EQ(PlanFromJson(PlanToJson(flat))->chunk_z, 1u);
+  for (uint32_t bad : {0u, 101u, kMaxChunkPlanes + 1}) {
+    ScanPlan q = p;
+    q.chunk_z = bad;
+    EXPECT_EQ(q.Validate().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  ScanPlan huge = p;
+  huge.z_planes = 256;
+  huge.chunk_z = 256;
+  huge.width = huge.height = huge.chunk_x = huge.chunk_y = 1024;  // 512 MiB a chunk
+  EXPECT_EQ(huge.Validate().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ScanPlanBoundsTest, NanPositionIsRefused) {
   ScanPlan p = TwoByThree();
   p.tiles[2].x = kNaN;

@@ -27,7 +27,34 @@ void Halve(const T* src, uint32_t w, uint32_t h, T* dst) {
   }
 }
 
+template <typename T>
+void Halve3(const T* a, const T* b, uint32_t w, uint32_t h, T* dst) {
+  const uint32_t ow = (w + 1) / 2, oh = (h + 1) / 2;
+  for (uint32_t oy = 0; oy < oh; ++oy) {
+    const size_t y0 = size_t{2 * oy} * w, y1 = 2 * oy + 1 < h ? y0 + w : y0;
+    T* out = dst + size_t{oy} * ow;
+    for (uint32_t ox = 0; ox < ow; ++ox) {
+      const size_t x0 = 2 * ox, x1 = 2 * ox + 1 < w ? x0 + 1 : x0;
+      const uint32_t s = uint32_t{a[y0 + x0]} + a[y0 + x1] + a[y1 + x0] + a[y1 + x1] + b[y0 + x0] + b[y0 + x1] +
+                         b[y1 + x0] + b[y1 + x1] + 4;
+      out[ox] = static_cast<T>(s >> 3);
+    }
+  }
+}
+
 }  // namespace
+
+void Downsample2x2x2(std::span<const uint8_t> a, std::span<const uint8_t> b, const LevelShape& s, Dtype dtype,
+                     std::span<uint8_t> dst) {
+  assert(a.size() >= LevelBytes(s, dtype) && b.size() >= LevelBytes(s, dtype));
+  assert(dst.size() >= size_t{(s.width + 1) / 2} * ((s.height + 1) / 2) * DtypeSize(dtype));
+  if (dtype == Dtype::kUint8) {
+    Halve3(a.data(), b.data(), s.width, s.height, dst.data());
+  } else {
+    Halve3(reinterpret_cast<const uint16_t*>(a.data()), reinterpret_cast<const uint16_t*>(b.data()), s.width, s.height,
+           reinterpret_cast<uint16_t*>(dst.data()));
+  }
+}
 
 size_t LevelBytes(const LevelShape& shape, Dtype dtype) { return shape.pixels() * DtypeSize(dtype); }
 
@@ -68,6 +95,10 @@ void InsertChunk(std::span<const uint8_t> chunk, const LevelShape& s, size_t ele
 
 Result<std::vector<EncodedChunk>> EncodeLevels(const FrameKey& key, std::span<const uint8_t> level0,
                                                const ScanPlan& plan) {
+  if (plan.chunk_z != 1) {
+    return Error(StatusCode::kInvalidArgument, "the levels of a volume view (chunks of {} planes) are made of blocks, not frames",
+                 plan.chunk_z);
+  }
   if (level0.size() != plan.frame_bytes()) {
     return Error(StatusCode::kInvalidArgument, "a frame of {} bytes; the plan's frames are {}",
                  level0.size(), plan.frame_bytes());

@@ -2,7 +2,8 @@
 //
 // Level L + 1 is the 2x2 mean of level L, rounded as (a + b + c + d + 2) >> 2. A level of
 // odd width or height gets ceil(n / 2) pixels; its last column (row) is the mean of the
-// last column (row) below with itself, i.e. the edge is replicated (docs/format.md).
+// last column (row) below with itself, i.e. the edge is replicated (docs/format.md). A volume
+// view's level that halves z is the 2x2x2 mean, rounded as (sum + 4) >> 3, alike at its edges.
 //
 //   std::vector<uint8_t> half(pyramid::LevelBytes(plan.Level(1), plan.dtype));
 //   pyramid::Downsample2x(frame, plan.Level(0), plan.dtype, half);
@@ -27,6 +28,13 @@ size_t LevelBytes(const LevelShape& shape, Dtype dtype);
 /// which holds ceil(h / 2) x ceil(w / 2) elements.
 void Downsample2x(std::span<const uint8_t> src, const LevelShape& src_shape, Dtype dtype,
                   std::span<uint8_t> dst);
+
+/// Halves two planes `a` and `b` (shape.height x shape.width each) into one plane of `dst`
+/// (ceil(h / 2) x ceil(w / 2)): the 2 x 2 x 2 mean, rounded as (sum + 4) >> 3, edges
+/// replicated as Downsample2x does; the last plane of an odd depth passes itself as `b`.
+/// A volume view's level that halves z is made of these (LevelShape::z_shift).
+void Downsample2x2x2(std::span<const uint8_t> a, std::span<const uint8_t> b, const LevelShape& shape, Dtype dtype,
+                     std::span<uint8_t> dst);
 
 /// Copies chunk (cy, cx) out of a level image into `chunk` (chunk_y x chunk_x elements);
 /// the part beyond the image's edge is zero, as HDF5 stores edge chunks.

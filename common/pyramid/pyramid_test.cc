@@ -31,6 +31,20 @@ TEST(PyramidTest, MeanOfTwoByTwoRoundsHalfUp) {
   EXPECT_EQ(At(dst, 1), 65535);
 }
 
+TEST(PyramidTest, TwoByTwoByTwoMeanRoundsHalfUpAndReplicatesOddEdges) {
+  // 3 x 1 planes a, b: (1+2 + 3+4 ... ) the 2x2x2 mean of each pair of columns, rows replicated.
+  const std::vector<uint16_t> a = {1, 2, 9}, b = {3, 5, 65535};
+  std::vector<uint8_t> dst(2 * 2);
+  Downsample2x2x2(AsBytes(a), AsBytes(b), {.width = 3, .height = 1}, Dtype::kUint16, dst);
+  EXPECT_EQ(At(dst, 0), (2 * (1 + 2 + 3 + 5) + 4) >> 3);  // 3
+  EXPECT_EQ(At(dst, 1), (4 * 9 + 4 * 65535 + 4) >> 3);    // the last column with itself, no overflow
+  // An odd depth's last plane pairs with itself: the 2x2 mean of that plane.
+  const std::vector<uint8_t> c = {10, 11, 12, 14};
+  std::vector<uint8_t> one(1);
+  Downsample2x2x2(c, c, {.width = 2, .height = 2}, Dtype::kUint8, one);
+  EXPECT_EQ(one[0], (2 * (10 + 11 + 12 + 14) + 4) >> 3);
+}
+
 TEST(PyramidTest, OddEdgesReplicateTheLastRowAndColumn) {
   // 3 x 3 uint8: the last column pairs with itself, as does the last row.
   const std::vector<uint8_t> src = {10, 20, 31,  //
@@ -62,6 +76,16 @@ TEST(PyramidTest, ExtractThenInsertRebuildsTheImageAndPadsEdgesWithZero) {
     }
   }
   EXPECT_EQ(rebuilt, image);
+}
+
+TEST(PyramidTest, EncodeLevelsRefusesAVolumeView) {
+  ScanPlan plan;
+  plan.width = plan.height = 64;
+  plan.z_planes = 8;
+  plan.chunk_z = 4;
+  plan.tiles.push_back({.name = "t"});
+  std::vector<uint8_t> frame(plan.frame_bytes());
+  EXPECT_EQ(EncodeLevels({0, 0, 0}, frame, plan).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PyramidTest, EncodeLevelsStoresEveryLevelAsTheMeanOfTheOneBelow) {

@@ -93,9 +93,16 @@ struct SlideFile::Impl {
   int fd = -1;
   internal::WriterLock lock;  // held while writable
 
+  // A chunk's place among its level's checksums: (t, c, z chunk, cy, cx) row-major.
   size_t ChunkSlot(const ChunkKey& k) const {
     const LevelShape& s = levels[k.level].shape;
-    return plan.FrameIndex(k.frame) * s.chunks_per_frame() + size_t{k.cy} * s.chunks_x() + k.cx;
+    const size_t zc = (size_t{k.frame.t} * plan.channels.size() + k.frame.c) * s.chunks_z() + k.frame.z / s.chunk_z;
+    return zc * s.chunks_per_frame() + size_t{k.cy} * s.chunks_x() + k.cx;
+  }
+
+  // The level-0 frame whose written-map entry promises a chunk: its first plane's.
+  uint64_t FrameOf(const ChunkKey& k) const {
+    return plan.FrameIndex({k.frame.t, k.frame.c, k.frame.z << levels[k.level].shape.z_shift});
   }
 
   std::array<hsize_t, 5> Offset(const ChunkKey& k) const {
@@ -110,6 +117,10 @@ struct SlideFile::Impl {
                    k.level, levels.size() - 1);
     }
     const LevelShape& s = levels[k.level].shape;
+    if (k.frame.z >= s.depth || k.frame.z % s.chunk_z != 0) {
+      return Error(StatusCode::kOutOfRange, "z={} is not the first plane of a chunk of level {} ({} planes in chunks of {})",
+                   k.frame.z, k.level, s.depth, s.chunk_z);
+    }
     if (k.cy >= s.chunks_y() || k.cx >= s.chunks_x()) {
       return Error(StatusCode::kOutOfRange, "chunk ({}, {}) is outside the {}x{} chunk grid of level {}",
                    k.cy, k.cx, s.chunks_y(), s.chunks_x(), k.level);
@@ -121,7 +132,8 @@ struct SlideFile::Impl {
     levels.resize(plan.level_count());
     for (uint32_t l = 0; l < levels.size(); ++l) {
       levels[l].shape = plan.Level(l);
-      levels[l].checksums.assign(plan.frame_count() * levels[l].shape.chunks_per_frame(), 0);
+      const LevelShape& s = levels[l].shape;
+      levels[l].checksums.assign(plan.tiles.size() * plan.channels.size() * s.chunks_z() * s.chunks_per_frame(), 0);
     }
     written.assign(plan.frame_count(), 0);
     levels_done.assign(plan.frame_count(), 0);
@@ -181,16 +193,17 @@ struct SlideFile::Impl {
     return H5Dwrite(ds.get(), type, ms.get(), fs.get(), H5P_DEFAULT, data) >= 0;
   }
 
-  // A frame's map byte and its chunk checksums at levels [first, last).
+  // A frame's map byte and, at levels [first, last), the checksums of the chunks holding it.
   bool WriteFrameRows(uint64_t f, const Handle& map_ds, const uint8_t* flag, uint32_t first,
                       uint32_t last) {
     const FrameKey k = plan.KeyOf(f);
     if (!WriteRow(map_ds, H5T_NATIVE_UINT8, {k.t, k.c, k.z}, {1, 1, 1}, flag)) return false;
     for (uint32_t l = first; l < last; ++l) {
       const LevelShape& s = levels[l].shape;
-      if (!WriteRow(levels[l].checksum_ds, H5T_NATIVE_UINT64, {k.t, k.c, k.z, 0, 0},
+      const uint32_t zc = (k.z >> s.z_shift) / s.chunk_z;
+      if (!WriteRow(levels[l].checksum_ds, H5T_NATIVE_UINT64, {k.t, k.c, zc, 0, 0},
                     {1, 1, 1, s.chunks_y(), s.chunks_x()},
-                    &levels[l].checksums[f * s.chunks_per_frame()])) {
+                    &levels[l].checksums[ChunkSlot({{k.t, k.c, zc * s.chunk_z}, l, 0, 0})])) {
         return false;
       }
     }
@@ -262,7 +275,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
   Handle raw(H5Gcreate2(f, "raw", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   if (!raw.valid()) return LastError(StatusCode::kInternal, "cannot create /raw in " + path);
 
-  const hsize_t T = plan.tiles.size(), C = plan.channels.size(), Z = plan.z_planes;
+  const hsize_t T = plan.tiles.size(), C = plan.channels.size(), Z = plan.z_planes;  // frames: level 0's
   impl->SizeLevels();
   Handle levels_group(H5Gcreate2(raw.get(), "levels", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   if (!levels_group.valid()) return LastError(StatusCode::kInternal, "cannot create /raw/levels");
@@ -276,13 +289,13 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
       if (!group.valid()) return LastError(StatusCode::kInternal, "cannot create level " + std::to_string(l));
     }
     const hid_t parent = l == 0 ? raw.get() : group.get();
-    const std::array<hsize_t, 5> dims{T, C, Z, ls.height, ls.width};
-    const std::array<hsize_t, 5> chunk{1, 1, 1, ls.chunk_y, ls.chunk_x};
+    const std::array<hsize_t, 5> dims{T, C, ls.depth, ls.height, ls.width};
+    const std::array<hsize_t, 5> chunk{1, 1, ls.chunk_z, ls.chunk_y, ls.chunk_x};
     Handle space(H5Screate_simple(5, dims.data(), nullptr));
     Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
     H5Pset_chunk(dcpl.get(), 5, chunk.data());
     const auto cd = codec::Hdf5FilterValues(DtypeSize(plan.dtype),
-                                            ls.chunk_pixels() * DtypeSize(plan.dtype), plan.codec);
+                                            ls.chunk_voxels() * DtypeSize(plan.dtype), plan.codec);
     H5Pset_filter(dcpl.get(), codec::kHdf5BloscFilterId, H5Z_FLAG_OPTIONAL, cd.size(), cd.data());
     Handle dapl(H5Pcreate(H5P_DATASET_ACCESS));
     H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);  // chunks go straight to disk
@@ -293,16 +306,17 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
       return LastError(StatusCode::kInternal, "cannot create " + LevelPath(l, "tiles"));
     }
     hid_t ds = level.tiles.get();
-    const double scale = static_cast<double>(uint64_t{1} << l);
+    const double scale = static_cast<double>(uint64_t{1} << l), scale_z = static_cast<double>(uint64_t{1} << ls.z_shift);
     TESSERA_RETURN_IF_ERROR(WriteStringAttr(ds, "axes", "TCZYX"));
     TESSERA_RETURN_IF_ERROR(WriteStringArrayAttr(ds, "channel_names", plan.channels));
     TESSERA_RETURN_IF_ERROR(WriteDoublesAttr(
         ds, "pixel_size_um",
-        {plan.pixel_size_um[2], plan.pixel_size_um[1] * scale, plan.pixel_size_um[0] * scale}));
+        {plan.pixel_size_um[2] * scale_z, plan.pixel_size_um[1] * scale, plan.pixel_size_um[0] * scale}));
     TESSERA_RETURN_IF_ERROR(WriteDoublesAttr(ds, "downsample", {scale, scale}));
+    TESSERA_RETURN_IF_ERROR(WriteDoublesAttr(ds, "downsample_z", {scale_z}));
     TESSERA_ASSIGN_OR_RETURN(level.checksum_ds,
                              CreateInPlaceDataset(parent, "chunk_xxh64", H5T_STD_U64LE,
-                                                  {T, C, Z, ls.chunks_y(), ls.chunks_x()}));
+                                                  {T, C, ls.chunks_z(), ls.chunks_y(), ls.chunks_x()}));
   }
   std::vector<double> positions;
   std::vector<int32_t> grid;
@@ -472,7 +486,7 @@ Status SlideFile::Refresh() {
 Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {
   const Impl& m = *impl_;
   TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
-  const uint64_t frame = m.plan.FrameIndex(key.frame);
+  const uint64_t frame = m.FrameOf(key);
   // A live file's chunk index may hold chunks the written-map does not promise yet.
   if (key.level == 0 ? !IsWritten(frame) : !LevelsWritten(frame)) {
     return Error(StatusCode::kNotFound, "chunk ({}, {}) of level {} of frame t={} c={} z={} is not stored{}",
@@ -508,12 +522,17 @@ Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key, uint32_t 
                  impl_->levels.size() - 1);
   }
   const LevelShape& s = impl_->levels[level].shape;
+  if (key.z >= s.depth) {
+    return Error(StatusCode::kOutOfRange, "plane {} does not exist: level {} has {} planes", key.z, level, s.depth);
+  }
   const size_t elem = DtypeSize(p.dtype);
   std::vector<uint8_t> frame(s.pixels() * elem);
-  std::vector<uint8_t> chunk(s.chunk_pixels() * elem);
+  std::vector<uint8_t> chunk(s.chunk_voxels() * elem);
+  const uint32_t in_chunk = key.z % s.chunk_z;  // the plane among its chunk's
+  const std::span<const uint8_t> plane = std::span<const uint8_t>(chunk).subspan(in_chunk * s.chunk_pixels() * elem);
   for (uint32_t cy = 0; cy < s.chunks_y(); ++cy) {
     for (uint32_t cx = 0; cx < s.chunks_x(); ++cx) {
-      const ChunkKey ck{key, level, cy, cx};
+      const ChunkKey ck{{key.t, key.c, key.z - in_chunk}, level, cy, cx};
       TESSERA_ASSIGN_OR_RETURN(auto packed, ReadChunk(ck));
       const uint64_t expected = StoredChecksum(ck);
       if (expected != 0 && codec::Checksum(packed) != expected) {
@@ -522,7 +541,7 @@ Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key, uint32_t 
                      cx, level, key.t, key.c, key.z, impl_->path);
       }
       TESSERA_RETURN_IF_ERROR(codec::Decompress(packed, chunk));
-      pyramid::InsertChunk(chunk, s, elem, cy, cx, frame);
+      pyramid::InsertChunk(plane, s, elem, cy, cx, frame);
     }
   }
   return frame;

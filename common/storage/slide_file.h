@@ -2,7 +2,9 @@
 //
 // Layout (docs/format.md): /raw/tiles (T, C, Z, Y, X) chunked (1, 1, 1, cy, cx), each chunk
 // a Blosc buffer stored through HDF5 filter 32001 exactly as the scanner produced it
-// (direct chunk write); the zoom levels /raw/levels/L/tiles (L >= 1) laid out alike;
+// (direct chunk write); the zoom levels /raw/levels/L/tiles (L >= 1) laid out alike. A
+// volume view written by Tessera (plan.chunk_z > 1: a fused volume) has chunks of chunk_z
+// planes and levels that halve z as well (LevelShape), each level its own depth;
 // /raw/positions, /raw/grid, /raw/tile_names, the written-maps and chunk checksums
 // beside them; the plan, header, pixel sizes and channel names as attributes.
 // h5py + hdf5plugin read it with no Tessera code. Every dataset is created with the file
@@ -87,8 +89,8 @@ class SlideFile {
   /// For the file's writer: a chunk it wrote, before the written-maps promise it to readers
   /// (e.g. to compute the next zoom level from it). DATA_LOSS if it was never written.
   Result<std::vector<uint8_t>> ReadOwnChunk(const ChunkKey& key) const;
-  /// A whole frame at `level`, decompressed: height x width elements of that level,
-  /// native byte order. NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its
+  /// A whole frame at `level` (key.z among that level's planes), decompressed: height x
+  /// width elements of that level, native byte order. NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its
   /// checksum or Blosc check.
   Result<std::vector<uint8_t>> ReadFrame(const FrameKey& key, uint32_t level = 0) const;
   /// The checksum recorded for a chunk at Sync (0 when unknown).

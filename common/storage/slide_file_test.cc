@@ -253,5 +253,60 @@ TEST_F(SlideFileTest, ReadFrameReassemblesChunksAndCropsPadding) {
   EXPECT_EQ((*f)->ReadFrame({0, 0, 0}).status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(SlideFileTest, AVolumeViewStoresChunksOfSeveralPlanesAndLevelsOfTheirOwnDepth) {
+  ScanPlan plan;
+  plan.name = "volume";
+  plan.tiles.push_back({.name = "fused"});
+  plan.width = 96;
+  plan.height = 64;
+  plan.z_planes = 10;  // chunks of 4 planes: 0-3, 4-7, 8-9 (the last padded)
+  plan.chunk_y = plan.chunk_x = 32;
+  plan.chunk_z = 4;
+  plan.pixel_size_um = {1, 1, 1};  // isotropic: every level halves z
+  ASSERT_TRUE(plan.Validate().ok());
+  const LevelShape l0 = plan.Level(0), l1 = plan.Level(1);
+  ASSERT_EQ(l1.depth, 5u);
+  // Plane z of the volume holds value z * 100 + x.
+  std::vector<uint16_t> chunk(l0.chunk_voxels());
+  auto f = SlideFile::Create(path_, plan, "v-1");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  for (uint32_t z = 0; z < l0.depth; z += l0.chunk_z) {
+    for (uint32_t cy = 0; cy < l0.chunks_y(); ++cy)
+      for (uint32_t cx = 0; cx < l0.chunks_x(); ++cx) {
+        for (uint32_t k = 0; k < l0.chunk_z; ++k)
+          for (uint32_t i = 0; i < l0.chunk_pixels(); ++i)
+            chunk[k * l0.chunk_pixels() + i] = static_cast<uint16_t>(z + k < l0.depth ? (z + k) * 100 + cx * 32 + i % 32 : 0);
+        auto packed = *codec::Compress({reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size() * 2}, 2, plan.codec);
+        ASSERT_TRUE((*f)->WriteChunk({{0, 0, z}, 0, cy, cx}, packed, codec::Checksum(packed)).ok());
+      }
+    for (uint32_t k = z; k < std::min(z + l0.chunk_z, l0.depth); ++k) (*f)->MarkWritten(plan.FrameIndex({0, 0, k}));
+  }
+  ASSERT_TRUE((*f)->Sync(false).ok());
+  // A chunk is named by its first plane; any other plane is refused, as is a plane past the level.
+  EXPECT_TRUE((*f)->ReadChunk({{0, 0, 8}, 0, 1, 2}).ok());
+  EXPECT_EQ((*f)->ReadChunk({{0, 0, 2}, 0, 0, 0}).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ((*f)->ReadChunk({{0, 0, 5}, 1, 0, 0}).status().code(), StatusCode::kOutOfRange);  // level 1 has 5 planes
+  EXPECT_EQ((*f)->ReadChunk({{0, 0, 4}, 1, 0, 0}).status().code(), StatusCode::kNotFound);    // not computed yet
+  // A plane out of a chunk of several, checksums and all.
+  auto plane9 = (*f)->ReadFrame({0, 0, 9});
+  ASSERT_TRUE(plane9.ok()) << plane9.status().ToString();
+  uint16_t v;
+  std::memcpy(&v, plane9->data() + 2 * (5 * 96 + 70), 2);
+  EXPECT_EQ(v, 9 * 100 + 70);
+  ASSERT_TRUE((*f)->Close().ok());
+  // h5py's view of it: chunks of 4 planes, level 1 five planes deep.
+  const std::string script =
+      "import sys, h5py, hdf5plugin; f = h5py.File(sys.argv[1], 'r'); t = f['/raw/tiles']; l = f['/raw/levels/1/tiles']; "
+      "print(t.chunks, l.shape, l.chunks, int(t[0, 0, 9, 5, 70]), list(l.attrs['pixel_size_um']))";
+  const std::string cmd = "/usr/bin/python3 -c \"" + script + "\" " + path_;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char line[512] = {};
+  const bool read = std::fgets(line, sizeof line, p) != nullptr;
+  ::pclose(p);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(std::string(line), "(1, 1, 4, 32, 32) (1, 1, 5, 32, 48) (1, 1, 4, 32, 32) 970 [2.0, 2.0, 2.0]\n");
+}
+
 }  // namespace
 }  // namespace tessera::storage

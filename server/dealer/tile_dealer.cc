@@ -234,9 +234,9 @@ struct TileDealer::Impl {
       plan_out->add_h(c.h);
       plan_out->add_dx(c.dx);
       plan_out->add_dy(static_cast<uint32_t>(c.dy + page * band));
-      plan_out->add_first_plane(placement->first_plane[c.tile]);
+      plan_out->add_first_plane(placement->first_plane[c.tile] >> shape.z_shift);
     }
-    plan_out->set_depth(placement->depth);
+    plan_out->set_depth(shape.DepthOf(placement->depth));  // the level's planes (a volume's levels halve z)
     plan_out->set_next_cursor(page + 1 < bands ? static_cast<uint64_t>(page + 1) : 0);
     plan_out->set_total_copies(static_cast<uint64_t>(plan_out->tile_size()));
     return OkStatus();

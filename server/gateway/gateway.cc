@@ -114,6 +114,10 @@ struct SlideGeometry {
   uint32_t levels = 1;
   std::vector<ChannelStyle> styles;
   Clock::time_point fetched;
+  /// Planes at `level` (a volume view's levels halve z where its voxel allows), and the
+  /// level's plane under level-0 plane z.
+  int64_t DepthAt(uint32_t level) const { return static_cast<int64_t>(plan.Level(level).DepthOf(static_cast<uint64_t>(depth))); }
+  uint32_t PlaneAt(uint32_t level, uint32_t z) const { return z >> plan.Level(level).z_shift; }
 };
 
 }  // namespace
@@ -232,8 +236,8 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = level, .x = 0, .y = 0,
                                                            .width = std::max<int64_t>(1, g.width >> level),
                                                            .height = std::max<int64_t>(1, g.height >> level),
-                                                           .z_begin = static_cast<uint32_t>(g.depth / 2),
-                                                           .z_end = static_cast<uint32_t>(g.depth / 2 + 1)}));
+                                                           .z_begin = g.PlaneAt(level, static_cast<uint32_t>(g.depth / 2)),
+                                                           .z_end = g.PlaneAt(level, static_cast<uint32_t>(g.depth / 2)) + 1}));
     std::vector<ChannelStyle> styles;
     const size_t plane = static_cast<size_t>(a.shape[2] * a.shape[3]);
     std::vector<uint16_t> values(plane);
@@ -336,15 +340,15 @@ class Handler {
     }
     if (auto it = query.find("z"); it != query.end()) {  // "3" or "2:5"
       const auto range = ParseRange(it->second, ':');
-      if (!range || range->second > g.depth) {
-        return Error(StatusCode::kInvalidArgument, "z={}: give a plane or begin:end within 0:{}", it->second,
-                     g.depth);
+      if (!range || range->second > g.DepthAt(r.level)) {
+        return Error(StatusCode::kInvalidArgument, "z={}: give a plane or begin:end within 0:{} (level {}'s planes)",
+                     it->second, g.DepthAt(r.level), r.level);
       }
       r.z_begin = static_cast<uint32_t>(range->first);
       r.z_end = static_cast<uint32_t>(range->second);
     }
     const uint64_t planes = (r.channels.empty() ? g.plan.channels.size() : r.channels.size()) *
-                            ((r.z_end ? r.z_end : static_cast<uint64_t>(g.depth)) - r.z_begin);
+                            ((r.z_end ? r.z_end : static_cast<uint64_t>(g.DepthAt(r.level))) - r.z_begin);
     const auto bytes = CheckedProduct({static_cast<uint64_t>(w), static_cast<uint64_t>(h), planes,
                                        DtypeSize(g.plan.dtype)});
     if (!bytes || *bytes > options_.max_raw_bytes) {
@@ -424,7 +428,9 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(const uint32_t z, PlaneOf(query, g));
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
                                                            .y = y0, .width = x1 - x0, .height = y1 - y0,
-                                                           .channels = channels, .z_begin = z, .z_end = z + 1}));
+                                                           .channels = channels,
+                                                           .z_begin = g.PlaneAt(static_cast<uint32_t>(level), z),
+                                                           .z_end = g.PlaneAt(static_cast<uint32_t>(level), z) + 1}));
     const double fd = static_cast<double>(f);
     const SourceBox box{static_cast<double>(req.x) / fd - static_cast<double>(a.x),
                         static_cast<double>(req.y) / fd - static_cast<double>(a.y), static_cast<double>(req.w) / fd,
@@ -453,7 +459,8 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(auto styles, ApplyStyleQuery(g.styles, query));
     const auto [channels, used] = ChannelsToRead(styles);
     const int64_t width = std::max<int64_t>(1, (g.width + (int64_t{1} << level) - 1) >> level);
-    const auto bytes = CheckedProduct({static_cast<uint64_t>(width), static_cast<uint64_t>(g.depth), channels.size(),
+    const int64_t depth = g.DepthAt(static_cast<uint32_t>(level));
+    const auto bytes = CheckedProduct({static_cast<uint64_t>(width), static_cast<uint64_t>(depth), channels.size(),
                                        DtypeSize(g.plan.dtype)});
     if (!bytes || *bytes > options_.max_raw_bytes) {
       return Error(StatusCode::kResourceExhausted, "the section is over this gateway's {} MB: ask for a coarser level=",
@@ -462,11 +469,12 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = 0,
                                                            .y = y >> level, .width = width, .height = 1,
                                                            .channels = channels, .z_begin = 0,
-                                                           .z_end = static_cast<uint32_t>(g.depth)}));
+                                                           .z_end = static_cast<uint32_t>(depth)}));
     // C x Z x 1 x X: each channel a Z x X picture.
     const Planes planes{a.data, static_cast<int>(DtypeSize(a.dtype)), static_cast<int>(a.shape[0]), a.shape[3],
                         a.shape[1]};
-    const double aspect = g.plan.pixel_size_um[2] / (g.plan.pixel_size_um[0] * static_cast<double>(int64_t{1} << level));
+    const double aspect = g.plan.pixel_size_um[2] * static_cast<double>(int64_t{1} << g.plan.Level(static_cast<uint32_t>(level)).z_shift) /
+                          (g.plan.pixel_size_um[0] * static_cast<double>(int64_t{1} << level));
     IiifImageRequest req;
     req.w = a.shape[3];
     req.h = a.shape[1];
@@ -487,7 +495,7 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
     auto level_size = [&](int64_t level) {
       const int64_t f = int64_t{1} << level;
-      return std::array<int64_t, 3>{(g.width + f - 1) / f, (g.height + f - 1) / f, g.depth};
+      return std::array<int64_t, 3>{(g.width + f - 1) / f, (g.height + f - 1) / f, g.DepthAt(static_cast<uint32_t>(level))};
     };
     if (parts.size() == 4 && parts[3] == "info") {
       nlohmann::json j;
@@ -498,16 +506,18 @@ class Handler {
       auto& scales = j["scales"] = nlohmann::json::array();
       // A volume's chunks are boxes (an XZ or YZ view then reads a few, not a plane per row);
       // a slide's, its stored chunks.
-      const std::array<int64_t, 3> chunk =
-          g.depth > 1 ? std::array<int64_t, 3>{std::min<int64_t>(128, g.plan.chunk_x), std::min<int64_t>(128, g.plan.chunk_y),
-                                               std::min<int64_t>(32, g.depth)}
-                      : std::array<int64_t, 3>{g.plan.chunk_x, g.plan.chunk_y, 1};
       for (uint32_t l = 0; l < g.levels; ++l) {
         const double f = static_cast<double>(int64_t{1} << l);
+        const double fz = static_cast<double>(int64_t{1} << g.plan.Level(l).z_shift);
         const auto& um = g.plan.pixel_size_um;
+        const int64_t depth = level_size(l)[2];
+        const std::array<int64_t, 3> chunk =
+            depth > 1 ? std::array<int64_t, 3>{std::min<int64_t>(128, g.plan.chunk_x), std::min<int64_t>(128, g.plan.chunk_y),
+                                               std::min<int64_t>(32, depth)}
+                      : std::array<int64_t, 3>{g.plan.chunk_x, g.plan.chunk_y, 1};
         scales.push_back({{"key", std::to_string(l)},
                           {"size", level_size(l)},
-                          {"resolution", {um[0] * 1000 * f, um[1] * 1000 * f, um[2] * 1000}},  // nanometres
+                          {"resolution", {um[0] * 1000 * f, um[1] * 1000 * f, um[2] * 1000 * fz}},  // nanometres
                           {"voxel_offset", {0, 0, 0}},
                           {"chunk_sizes", {chunk}},
                           {"encoding", "raw"}});

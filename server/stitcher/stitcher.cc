@@ -345,10 +345,108 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
   return OkStatus();
 }
 
+// The zoom levels of a fused image, each chunk from the chunks of the level below under it
+// (2 x 2, and 2 deep where the level halves z: memory stays a few chunks), on two threads
+// (the file's reads and writes one at a time: HDF5 is not thread-safe; decoding, averaging,
+// encoding in parallel).
+Status FuseLevels(const StitchOptions& o, storage::SlideFile& file,
+                  const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop) {
+  const ScanPlan& fused = file.plan();
+  const size_t elem = DtypeSize(fused.dtype);
+  const auto channels = static_cast<uint32_t>(fused.channels.size());
+  uint64_t level_chunks = 0;
+  for (uint32_t l = 1; l < fused.level_count(); ++l) {
+    level_chunks += uint64_t{fused.Level(l).chunks_per_frame()} * fused.Level(l).chunks_z() * channels;
+  }
+  std::atomic<uint64_t> made{0};
+  std::mutex file_mu;
+  for (uint32_t l = 1; l < fused.level_count(); ++l) {
+    const LevelShape src = fused.Level(l - 1), dst = fused.Level(l);  // chunks shrink with small levels
+    const bool halve_z = dst.z_shift > src.z_shift;
+    const size_t per_layer = dst.chunks_per_frame(), jobs = size_t{channels} * dst.chunks_z() * per_layer;
+    std::atomic<size_t> next{0};
+    std::mutex error_mu;
+    Status error;
+    auto work = [&] {
+      std::vector<uint8_t> below(src.chunk_voxels() * elem), region, half, chunk(dst.chunk_voxels() * elem);
+      for (size_t j; (j = next++) < jobs;) {
+        const size_t layer = j / per_layer, k = j % per_layer;
+        const auto c = static_cast<uint32_t>(layer / dst.chunks_z());
+        const auto dz = static_cast<uint32_t>(layer % dst.chunks_z() * dst.chunk_z);  // the chunk's first plane
+        const uint32_t dn = std::min(dst.chunk_z, dst.depth - dz);
+        const auto cy = static_cast<uint32_t>(k / dst.chunks_x()), cx = static_cast<uint32_t>(k % dst.chunks_x());
+        // The source region: up to 2 x 2 chunks of the level below (and its planes under the
+        // chunk's), cut at its edge.
+        const uint32_t rx = 2 * cx * src.chunk_x, ry = 2 * cy * src.chunk_y;
+        const LevelShape rs{std::min(2 * src.chunk_x, src.width - rx), std::min(2 * src.chunk_y, src.height - ry),
+                            src.chunk_y, src.chunk_x};
+        const uint32_t sz0 = halve_z ? 2 * dz : dz, sz1 = halve_z ? std::min(2 * (dz + dn), src.depth) : dz + dn;
+        const size_t rplane = rs.pixels() * elem;
+        region.assign(rplane * (sz1 - sz0), 0);
+        Status s;
+        for (uint32_t zc = sz0 - sz0 % src.chunk_z; zc < sz1 && s.ok(); zc += src.chunk_z) {
+          for (uint32_t sy = 0; sy < 2 && 2 * cy + sy < src.chunks_y() && s.ok(); ++sy) {
+            for (uint32_t sx = 0; sx < 2 && 2 * cx + sx < src.chunks_x() && s.ok(); ++sx) {
+              Result<std::vector<uint8_t>> stored = Error(StatusCode::kInternal, "not read");
+              {
+                std::lock_guard lock(file_mu);
+                stored = file.ReadOwnChunk({{0, c, zc}, l - 1, 2 * cy + sy, 2 * cx + sx});
+              }
+              s = stored.ok() ? codec::Decompress(*stored, below) : stored.status();
+              for (uint32_t z = std::max(zc, sz0); s.ok() && z < std::min(zc + src.chunk_z, sz1); ++z) {
+                pyramid::InsertChunk(std::span<const uint8_t>(below).subspan((z - zc) * src.chunk_pixels() * elem), rs,
+                                     elem, sy, sx, std::span(region).subspan((z - sz0) * rplane, rplane));
+              }
+            }
+          }
+        }
+        if (s.ok()) {
+          const LevelShape hs{(rs.width + 1) / 2, (rs.height + 1) / 2, dst.chunk_y, dst.chunk_x};
+          const size_t hplane = dst.chunk_pixels() * elem;
+          half.assign(hs.pixels() * elem, 0);
+          std::fill(chunk.begin(), chunk.end(), uint8_t{0});
+          for (uint32_t i = 0; i < dn; ++i) {
+            auto plane = [&](uint32_t z) { return std::span<const uint8_t>(region).subspan((z - sz0) * rplane, rplane); };
+            if (halve_z) {
+              const uint32_t a = 2 * (dz + i), b = std::min(a + 1, sz1 - 1);  // an odd depth's last plane pairs with itself
+              pyramid::Downsample2x2x2(plane(a), plane(b), rs, fused.dtype, half);
+            } else {
+              pyramid::Downsample2x(plane(dz + i), rs, fused.dtype, half);
+            }
+            pyramid::ExtractChunk(half, hs, elem, 0, 0, std::span(chunk).subspan(i * hplane, hplane));
+          }
+          auto packed = codec::Compress(chunk, elem, fused.codec);
+          if (packed.ok()) {
+            std::lock_guard lock(file_mu);
+            s = file.WriteChunk({{0, c, dz}, l, cy, cx}, *packed, codec::Checksum(*packed));
+          } else {
+            s = packed.status();
+          }
+        }
+        if (!s.ok() || stop.load()) {
+          std::lock_guard lock(error_mu);
+          if (error.ok()) error = s.ok() ? Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide) : s;
+          next = jobs;
+          return;
+        }
+        if (const uint64_t n = ++made; progress && (n % 64 == 0 || n == level_chunks)) {
+          std::lock_guard lock(file_mu);  // one progress report at a time
+          progress({"pyramid", n, level_chunks});
+        }
+      }
+    };
+    {
+      std::jthread helper(work);
+      work();
+    }
+    TESSERA_RETURN_IF_ERROR(error);
+  }
+  return OkStatus();
+}
+
 // The fused image of a stitched slide: a slide file of one field of view, the whole mosaic
 // with the tiles at their solved positions rounded to the pixel (where the dealer places them),
-// every level-0 chunk a "fuse" task, then its zoom levels here, chunk by chunk (four chunks of
-// the level below make one: memory stays a few chunks). Written under a temporary name and
+// every block of level-0 chunks a "fuse" task, then its zoom levels here (FuseLevels). Written under a temporary name and
 // renamed when complete, so the fused view is the last whole one.
 // `source` is the slide fused: the scan itself, or an oblique scan's deskewed view. Stacks
 // solved in 3-D (`solved_z`, planes) are placed in z too, rounded to the plane: the fused
@@ -385,6 +483,11 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
   fused.height = static_cast<uint32_t>(y1 - y0);
   fused.z_planes = static_cast<uint32_t>(z1 - z0);
   fused.stitch = false;
+  if (!solved_z.empty()) {  // a volume: 3-D chunks and levels (docs/benchmarks.md, "Chunk shapes")
+    fused.chunk_z = kFusedVolumeChunk[0];
+    fused.chunk_y = kFusedVolumeChunk[1];
+    fused.chunk_x = kFusedVolumeChunk[2];
+  }
   fused.ClampChunks();
   TESSERA_RETURN_IF_ERROR(fused.Validate());
   const mosaic::MosaicIndex index(solved, {plan.width, plan.height});
@@ -392,31 +495,36 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
   std::error_code ec;
   std::filesystem::remove(partial, ec);
   TESSERA_ASSIGN_OR_RETURN(auto file, storage::SlideFile::Create(partial, fused, o.slide + ":fused"));
-  // Tasks of up to 2 x 2 chunks: the tiles' stored chunks under a task are read and decoded
-  // once for all of them (a chunk-sized task would decode most of them four times).
+  // Tasks of about 1024 x 1024 pixels, one chunk deep (2 x 2 chunks of a plane's 512 x 512, 8 x 8
+  // of a volume's 128 x 128 x 8): the tiles' stored chunks under a task are read and decoded
+  // once for all of them (a chunk-sized task would decode most of them several times).
   const LevelShape l0 = fused.Level(0);
-  constexpr uint32_t kGroup = 2;
-  const uint32_t groups_x = (l0.chunks_x() + kGroup - 1) / kGroup, groups_y = (l0.chunks_y() + kGroup - 1) / kGroup;
-  const size_t per_plane = size_t{groups_x} * groups_y, planes = fused.channels.size() * fused.z_planes;
-  std::vector<size_t> plane_done(planes, 0);  // chunks
+  const uint32_t group_y = std::clamp(1024 / l0.chunk_y, 1u, 8u), group_x = std::clamp(1024 / l0.chunk_x, 1u, 8u);
+  const uint32_t groups_x = (l0.chunks_x() + group_x - 1) / group_x, groups_y = (l0.chunks_y() + group_y - 1) / group_y;
+  const size_t per_block = size_t{groups_x} * groups_y, blocks = fused.channels.size() * l0.chunks_z();
+  const size_t planes = fused.channels.size() * fused.z_planes;
+  std::vector<size_t> block_done(blocks, 0);  // chunks
   struct Group {
-    uint32_t c, z, cy, cx, ny, nx;  // the first chunk and how many down and across
+    uint32_t c, z, planes, cy, cx, ny, nx;  // the first plane and chunk, how many planes, chunks down and across
   };
   auto group_of = [&](size_t i) {
-    const size_t k = i % per_plane, plane = i / per_plane;
-    const auto cy = static_cast<uint32_t>(k / groups_x * kGroup), cx = static_cast<uint32_t>(k % groups_x * kGroup);
-    return Group{static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes), cy, cx,
-                 std::min(kGroup, l0.chunks_y() - cy), std::min(kGroup, l0.chunks_x() - cx)};
+    const size_t k = i % per_block, block = i / per_block;
+    const auto cy = static_cast<uint32_t>(k / groups_x * group_y), cx = static_cast<uint32_t>(k % groups_x * group_x);
+    const auto z = static_cast<uint32_t>(block % l0.chunks_z() * l0.chunk_z);
+    return Group{static_cast<uint32_t>(block / l0.chunks_z()), z, std::min(l0.chunk_z, l0.depth - z), cy, cx,
+                 std::min(group_y, l0.chunks_y() - cy), std::min(group_x, l0.chunks_x() - cx)};
   };
   const auto started = Clock::now();
   TESSERA_RETURN_IF_ERROR(RunTasks(
-      broker, "fuse", planes * per_plane, o,
+      broker, "fuse", blocks * per_block, o,
       [&](size_t i, proto::TaskRequest& t) {
         const Group g = group_of(i);
         proto::FuseTask* f = t.mutable_fuse();
         f->set_slide(source.id);
         f->set_channel(g.c);
         f->set_z(g.z);
+        f->set_planes(g.planes);
+        f->set_chunk_depth(l0.chunk_z);
         const mosaic::Box box{x0 + int64_t{g.cx} * l0.chunk_x, y0 + int64_t{g.cy} * l0.chunk_y, g.nx * l0.chunk_x,
                               g.ny * l0.chunk_y};
         f->set_x(box.x);
@@ -427,13 +535,17 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
         f->set_chunk_height(l0.chunk_y);
         f->set_blend(static_cast<uint32_t>(o.blend));
         for (uint32_t tile : index.Query(0, box)) {
-          const int64_t plane = z0 + g.z - at_z[tile];  // the stack's plane under this fused one
-          if (plane < 0 || plane >= plan.z_planes) continue;
+          // The task's planes the stack lies under, and its plane under the first of them.
+          const int64_t under = z0 + g.z - at_z[tile];  // the stack's plane under the task's first
+          const int64_t first = std::max<int64_t>(0, -under), last = std::min<int64_t>(g.planes, plan.z_planes - under);
+          if (first >= last) continue;
           proto::FuseTile* ft = f->add_tiles();
           ft->set_tile(tile);
           ft->set_x(at[tile][0]);
           ft->set_y(at[tile][1]);
-          ft->set_z(static_cast<uint32_t>(plane));
+          ft->set_z(static_cast<uint32_t>(under + first));
+          ft->set_at(static_cast<uint32_t>(first));
+          ft->set_planes(static_cast<uint32_t>(last - first));
         }
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
@@ -455,82 +567,16 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
           }
           TESSERA_RETURN_IF_ERROR(file->WriteChunk({{0, g.c, g.z}, 0, g.cy + k / g.nx, g.cx + k % g.nx}, bytes, sum));
         }
-        if ((plane_done[i / per_plane] += n) == l0.chunks_per_frame()) file->MarkWritten(fused.FrameIndex({0, g.c, g.z}));
+        if ((block_done[i / per_block] += n) == l0.chunks_per_frame()) {
+          for (uint32_t z = g.z; z < g.z + g.planes; ++z) file->MarkWritten(fused.FrameIndex({0, g.c, z}));
+        }
         return OkStatus();
       },
       progress, stop));
   r.fused_bytes = uint64_t{fused.width} * fused.height * planes * DtypeSize(fused.dtype);
 
   const double level0_s = Seconds(started);
-  // The zoom levels, each chunk from the 2 x 2 chunks below it, on two threads (the file's
-  // reads and writes one at a time: HDF5 is not thread-safe; decoding, averaging, encoding
-  // in parallel).
-  const size_t elem = DtypeSize(fused.dtype);
-  uint64_t level_chunks = 0;
-  for (uint32_t l = 1; l < fused.level_count(); ++l) level_chunks += fused.Level(l).chunks_per_frame() * planes;
-  std::atomic<uint64_t> made{0};
-  std::mutex file_mu;
-  for (uint32_t l = 1; l < fused.level_count(); ++l) {
-    const LevelShape src = fused.Level(l - 1), dst = fused.Level(l);  // chunks shrink with small levels
-    const size_t jobs = planes * dst.chunks_per_frame();
-    std::atomic<size_t> next{0};
-    std::mutex error_mu;
-    Status error;
-    auto work = [&] {
-      std::vector<uint8_t> below(src.chunk_pixels() * elem), region, half, chunk(dst.chunk_pixels() * elem);
-      for (size_t j; (j = next++) < jobs;) {
-        const size_t plane = j / dst.chunks_per_frame(), k = j % dst.chunks_per_frame();
-        const FrameKey frame{0, static_cast<uint32_t>(plane / fused.z_planes), static_cast<uint32_t>(plane % fused.z_planes)};
-        const auto cy = static_cast<uint32_t>(k / dst.chunks_x()), cx = static_cast<uint32_t>(k % dst.chunks_x());
-        // The source region: up to 2 x 2 chunks of the level below, cut at its edge.
-        const uint32_t rx = 2 * cx * src.chunk_x, ry = 2 * cy * src.chunk_y;
-        const LevelShape rs{std::min(2 * src.chunk_x, src.width - rx), std::min(2 * src.chunk_y, src.height - ry),
-                            src.chunk_y, src.chunk_x};
-        region.assign(rs.pixels() * elem, 0);
-        Status s;
-        for (uint32_t sy = 0; sy < 2 && 2 * cy + sy < src.chunks_y() && s.ok(); ++sy) {
-          for (uint32_t sx = 0; sx < 2 && 2 * cx + sx < src.chunks_x() && s.ok(); ++sx) {
-            Result<std::vector<uint8_t>> stored = Error(StatusCode::kInternal, "not read");
-            {
-              std::lock_guard lock(file_mu);
-              stored = file->ReadOwnChunk({frame, l - 1, 2 * cy + sy, 2 * cx + sx});
-            }
-            s = stored.ok() ? codec::Decompress(*stored, below) : stored.status();
-            if (s.ok()) pyramid::InsertChunk(below, rs, elem, sy, sx, region);
-          }
-        }
-        if (s.ok()) {
-          const LevelShape hs{(rs.width + 1) / 2, (rs.height + 1) / 2, dst.chunk_y, dst.chunk_x};
-          half.assign(hs.pixels() * elem, 0);
-          pyramid::Downsample2x(region, rs, fused.dtype, half);
-          std::fill(chunk.begin(), chunk.end(), uint8_t{0});
-          pyramid::ExtractChunk(half, hs, elem, 0, 0, chunk);
-          auto packed = codec::Compress(chunk, elem, fused.codec);
-          if (packed.ok()) {
-            std::lock_guard lock(file_mu);
-            s = file->WriteChunk({frame, l, cy, cx}, *packed, codec::Checksum(*packed));
-          } else {
-            s = packed.status();
-          }
-        }
-        if (!s.ok() || stop.load()) {
-          std::lock_guard lock(error_mu);
-          if (error.ok()) error = s.ok() ? Error(StatusCode::kUnavailable, "stitch of {} interrupted", o.slide) : s;
-          next = jobs;
-          return;
-        }
-        if (const uint64_t n = ++made; progress && (n % 64 == 0 || n == level_chunks)) {
-          std::lock_guard lock(file_mu);  // one progress report at a time
-          progress({"pyramid", n, level_chunks});
-        }
-      }
-    };
-    {
-      std::jthread helper(work);
-      work();
-    }
-    TESSERA_RETURN_IF_ERROR(error);
-  }
+  TESSERA_RETURN_IF_ERROR(FuseLevels(o, *file, progress, stop));
   for (size_t plane = 0; plane < planes; ++plane) {
     file->MarkLevelsWritten(fused.FrameIndex({0, static_cast<uint32_t>(plane / fused.z_planes),
                                               static_cast<uint32_t>(plane % fused.z_planes)}));

@@ -19,6 +19,7 @@
 //   std::cout << stitch::ReportTable(r->report);
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -69,6 +70,10 @@ struct StitchResult {
 /// on their projections only.
 inline constexpr uint32_t kVolumePlanes = 16;
 bool IsVolume(const ScanPlan& plan, bool deskewed);
+/// A fused volume's chunks (z, y, x), chosen by measurement (docs/benchmarks.md, "Chunk shapes
+/// for volume views"): an XY plane, an XZ plane and a small box all read well; its levels
+/// halve z where the voxel is not coarser in z (LevelShape). A fused plane keeps 512 x 512.
+inline constexpr std::array<uint32_t, 3> kFusedVolumeChunk = {8, 128, 128};
 
 /// What the broker is doing: `tessera ps`.
 struct WorkerRow {

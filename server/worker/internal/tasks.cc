@@ -41,26 +41,17 @@ void MaxInto(const Array& a, Plane& p) {
   p.view = {p.pixels.data(), a.shape[3], a.shape[2], 0};
 }
 
-// The array's planes (one channel) as one: the plane itself, or the maximum over its z planes.
-// (A tile read is whole or an error: a chunk not stored yet fails it.)
-Plane ToPlane(const Array& a) {
-  Plane p;
-  MaxInto(a, p);
-  return p;
-}
-
-// Plane z of the array (one channel), as uint16.
+// Plane z of the array (one channel), as uint16: a view into the array itself (valid while
+// it lives), or for uint8 slides a widened copy.
 Plane PlaneOf(const Array& a, int64_t z) {
   Plane p;
   const auto n = static_cast<size_t>(a.shape[2] * a.shape[3]);
-  p.pixels.resize(n);
   if (a.dtype == Dtype::kUint16) {
-    const auto v = a.values<uint16_t>().subspan(static_cast<size_t>(z) * n, n);
-    std::copy(v.begin(), v.end(), p.pixels.begin());
-  } else {
-    const auto v = a.values<uint8_t>().subspan(static_cast<size_t>(z) * n, n);
-    std::copy(v.begin(), v.end(), p.pixels.begin());
+    p.view = {a.values<uint16_t>().subspan(static_cast<size_t>(z) * n, n).data(), a.shape[3], a.shape[2], 0};
+    return p;
   }
+  const auto v = a.values<uint8_t>().subspan(static_cast<size_t>(z) * n, n);
+  p.pixels.assign(v.begin(), v.end());
   p.view = {p.pixels.data(), a.shape[3], a.shape[2], 0};
   return p;
 }
@@ -180,59 +171,81 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
   return out;
 }
 
-// One chunk of the fused image: the windows of the tiles over its box, feathered together,
-// then compressed with the slide's codec.
+// Chunks of the fused image: the windows of the tiles over the box, feathered together plane
+// by plane, then cut into the fused view's chunks (one chunk deep: chunk_depth planes, of
+// which the task's `planes` are fused and the rest zero) and compressed with the slide's codec.
 Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
+  const uint32_t planes = std::max(1u, t.planes()), depth = std::max(1u, t.chunk_depth());
+  constexpr uint64_t kMaxFuseBytes = uint64_t{256} << 20;  // the fused block, as uint16
   if (t.channel() >= plan->channels.size() || t.width() == 0 || t.height() == 0 ||
       t.width() > 8192 || t.height() > 8192 || t.chunk_width() == 0 || t.chunk_height() == 0 ||
-      t.width() % t.chunk_width() != 0 || t.height() % t.chunk_height() != 0) {
-    return Error(StatusCode::kInvalidArgument, "fuse channel {} z {} box {}x{} in chunks of {}x{}: not a fusable box of slide {}",
-                 t.channel(), t.z(), t.width(), t.height(), t.chunk_width(), t.chunk_height(), t.slide());
+      t.width() % t.chunk_width() != 0 || t.height() % t.chunk_height() != 0 || planes > depth ||
+      depth > kMaxChunkPlanes || uint64_t{t.width()} * t.height() * depth * 2 > kMaxFuseBytes) {
+    return Error(StatusCode::kInvalidArgument,
+                 "fuse channel {} z {} box {}x{}x{} in chunks of {}x{}x{}: not a fusable box of slide {}", t.channel(),
+                 t.z(), t.width(), t.height(), planes, t.chunk_width(), t.chunk_height(), depth, t.slide());
   }
   const stitch::Rect box{t.x(), t.y(), t.x() + t.width(), t.y() + t.height()};
   const int64_t w = plan->width, h = plan->height;
   struct Part {
     stitch::Rect window;  // in the tile's pixels
     const proto::FuseTile* tile;
+    uint32_t at, planes;  // under the task's planes at .. at + planes - 1
     std::future<Result<Array>> pixels;
+    Array array;
   };
   std::vector<Part> parts;
   for (const auto& ft : t.tiles()) {
-    if (ft.tile() >= plan->tiles.size() || ft.z() >= plan->z_planes) {
-      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {} plane {}", t.slide(), ft.tile(), ft.z());
+    const uint32_t n = std::max(1u, ft.planes());
+    if (ft.tile() >= plan->tiles.size() || ft.z() >= plan->z_planes || n > plan->z_planes - ft.z() || ft.at() >= planes ||
+        n > planes - ft.at()) {
+      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {} planes {}+{} under planes {}+{} of {}",
+                   t.slide(), ft.tile(), ft.z(), n, ft.at(), n, planes);
     }
     const stitch::Rect window{std::max<int64_t>(0, box.x0 - ft.x()), std::max<int64_t>(0, box.y0 - ft.y()),
                               std::min<int64_t>(w, box.x1 - ft.x()), std::min<int64_t>(h, box.y1 - ft.y())};
     if (window.empty()) continue;
-    parts.push_back({window, &ft,
+    parts.push_back({window, &ft, ft.at(), n,
                      context.client().ReadTileAsync({.slide = t.slide(), .tile = ft.tile(), .level = 0,
-                                                     .channels = {t.channel()}, .z_begin = ft.z(), .z_end = ft.z() + 1,
+                                                     .channels = {t.channel()}, .z_begin = ft.z(), .z_end = ft.z() + n,
                                                      .x = window.x0, .y = window.y0, .width = window.width(),
-                                                     .height = window.height()})});
+                                                     .height = window.height()}),
+                     {}});
   }
-  std::vector<Plane> planes;
-  planes.reserve(parts.size());
-  std::vector<stitch::FuseInput> inputs;
   for (auto& p : parts) {
-    TESSERA_ASSIGN_OR_RETURN(Array a, p.pixels.get());
-    planes.push_back(ToPlane(a));  // the pixels' buffer moves with it: the view stays valid
-    inputs.push_back({planes.back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
+    TESSERA_ASSIGN_OR_RETURN(p.array, p.pixels.get());
   }
-  const std::vector<uint16_t> fused = stitch::FuseBox(box, inputs, t.blend());
+  const int64_t cw = t.chunk_width(), ch = t.chunk_height(), bw = t.width(), bh = t.height();
+  const size_t elem = DtypeSize(plan->dtype), plane_px = static_cast<size_t>(bw * bh);
+  std::vector<uint16_t> fused(plane_px * planes);
+  for (uint32_t i = 0; i < planes; ++i) {
+    std::vector<Plane> views;
+    views.reserve(parts.size());
+    std::vector<stitch::FuseInput> inputs;
+    for (const auto& p : parts) {
+      if (i < p.at || i >= p.at + p.planes) continue;
+      views.push_back(PlaneOf(p.array, i - p.at));
+      inputs.push_back({views.back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
+    }
+    const std::vector<uint16_t> plane = stitch::FuseBox(box, inputs, t.blend());
+    std::copy(plane.begin(), plane.end(), fused.begin() + static_cast<std::ptrdiff_t>(plane_px * i));
+  }
   // Cut into chunks, row-major, each in the slide's sample type and codec.
   TaskOutput out;
-  const int64_t cw = t.chunk_width(), ch = t.chunk_height(), bw = t.width();
-  const size_t elem = DtypeSize(plan->dtype);
-  std::vector<uint8_t> raw(static_cast<size_t>(cw * ch) * elem);
-  for (int64_t y0 = 0; y0 < box.height(); y0 += ch) {
+  const size_t chunk_plane = static_cast<size_t>(cw * ch);
+  std::vector<uint8_t> raw(chunk_plane * depth * elem, 0);
+  for (int64_t y0 = 0; y0 < bh; y0 += ch) {
     for (int64_t x0 = 0; x0 < bw; x0 += cw) {
-      for (int64_t y = 0; y < ch; ++y) {
-        const uint16_t* src = fused.data() + (y0 + y) * bw + x0;
-        if (elem == 1) {
-          for (int64_t x = 0; x < cw; ++x) raw[static_cast<size_t>(y * cw + x)] = static_cast<uint8_t>(std::min<uint16_t>(src[x], 255));
-        } else {
-          std::memcpy(raw.data() + static_cast<size_t>(y * cw) * 2, src, static_cast<size_t>(cw) * 2);
+      for (uint32_t i = 0; i < planes; ++i) {
+        uint8_t* dst = raw.data() + chunk_plane * i * elem;
+        for (int64_t y = 0; y < ch; ++y) {
+          const uint16_t* src = fused.data() + plane_px * i + static_cast<size_t>((y0 + y) * bw + x0);
+          if (elem == 1) {
+            for (int64_t x = 0; x < cw; ++x) dst[static_cast<size_t>(y * cw + x)] = static_cast<uint8_t>(std::min<uint16_t>(src[x], 255));
+          } else {
+            std::memcpy(dst + static_cast<size_t>(y * cw) * 2, src, static_cast<size_t>(cw) * 2);
+          }
         }
       }
       TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(raw, elem, plan->codec));
