@@ -27,6 +27,8 @@ namespace {
 
 // How long a writer opening a slide waits for the writer before it to close the file.
 constexpr int kTakeOverWaitMs = 10000;
+// Attempts at a metadata read that fails its checksum, for a reader of a live file.
+constexpr unsigned kSwmrReadAttempts = 28;
 
 Status WriteStringArrayAttr(hid_t obj, const char* name, const std::vector<std::string>& values) {
   Handle type = StringType();
@@ -387,6 +389,11 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForRead(const std::string& pat
     // A writer has the file: read what it has synced, without HDF5's sieve buffer, which
     // would keep stale bytes of the written-maps.
     H5Pset_sieve_buf_size(fapl.get(), 0);
+    // A metadata read that fails its checksum (caught mid-flush) is tried again after a sleep
+    // that doubles from 1 ns each time; HDF5's 100 attempts for SWMR readers would sleep for
+    // ages on one that stays torn. kSwmrReadAttempts bounds it (~0.27 s), then the read fails
+    // and the caller tries again later.
+    H5Pset_metadata_read_attempts(fapl.get(), kSwmrReadAttempts);
     impl->file = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
     impl->swmr_read = true;
   }

@@ -59,7 +59,7 @@ Plane PlaneOf(const Array& a, int64_t z) {
 // Reads windows `rects` of tiles `tiles` (one channel), planes [z0, z1), a block of planes at
 // a time (both tiles' blocks read together), and hands each pair of blocks to `use`: memory
 // is one block of the two windows whatever the stacks' depth.
-constexpr uint64_t kPlaneBlockBytes = uint64_t{64} << 20;
+constexpr uint64_t kPlaneBlockBytes = uint64_t{16} << 20;
 
 Status ForPlaneBlocks(TaskContext& context, const std::string& slide, uint32_t channel, std::array<uint32_t, 2> tiles,
                       std::array<stitch::Rect, 2> rects, uint32_t z0, uint32_t z1,
