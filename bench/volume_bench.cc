@@ -13,7 +13,7 @@
 //     3 planes in z) written to DIR/stacks.u16 (T x Z x H x W uint16) with DIR/pairs.json (each
 //     overlapping pair: the stage's offset, the true one, the windows OverlapWindows names), then
 //     every pair registered in 3-D exactly as the worker's Register task does it
-//     (server/worker/internal/tasks.cc): the two windows read a block of planes at a time (64 MiB),
+//     (server/worker/internal/tasks.cc): the two windows read a block of planes at a time (16 MiB),
 //     their maximum projections, RegisterPair; DepthOverlapOf, the side views plane by plane
 //     (ProjectSide), RegisterDepth. One thread, each pair --rounds times; one key=value line.
 //
@@ -189,10 +189,10 @@ struct Stacks {
   }
 };
 
-// ForPlaneBlocks of the worker: both windows a block of planes at a time (64 MiB of the two).
+// ForPlaneBlocks of the worker: both windows a block of planes at a time (16 MiB of the two).
 void ForPlaneBlocks(const Stacks& s, std::array<uint32_t, 2> tiles, std::array<stitch::Rect, 2> rects,
                     const std::function<void(const std::vector<uint16_t>&, const std::vector<uint16_t>&, int64_t)>& use) {
-  constexpr uint64_t kPlaneBlockBytes = uint64_t{64} << 20;
+  constexpr uint64_t kPlaneBlockBytes = uint64_t{16} << 20;
   const uint64_t plane_bytes = 2 * uint64_t(rects[0].width() * rects[0].height() + rects[1].width() * rects[1].height());
   const auto block = static_cast<int64_t>(
       std::clamp<uint64_t>(kPlaneBlockBytes / std::max<uint64_t>(plane_bytes, 1), 1, static_cast<uint64_t>(s.planes)));

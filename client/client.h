@@ -115,6 +115,9 @@ struct SlideView {
   std::vector<std::array<double, 3>> positions;  ///< x, y, z of each tile, level-0 pixels
   std::vector<uint8_t> landed;  ///< per frame: 0 nothing, 1 level 0 stored, 2 every level
   bool live = false;            ///< still being written
+  /// The mosaic's planes at level 0: its stacks placed at their z (plane 0 the lowest stack's
+  /// first), as the dealer places them; a volume view's level L has plan.Level(L).DepthOf(depth).
+  uint64_t depth = 1;
 };
 
 /// Frames of a slide that became readable (FrameIndex values; see ScanPlan::KeyOf).

@@ -104,12 +104,13 @@ void ToRef(const ChunkKey& k, proto::ChunkRef* ref) {
 Result<SlideView> ViewFromProto(const proto::SlideInfo& p) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan plan, PlanFromJson(p.summary().plan_json()));
   if (static_cast<size_t>(p.positions_size()) != 3 * plan.tiles.size() || p.landed().size() != plan.frame_count() ||
-      p.level_count() != plan.level_count()) {
+      p.level_count() != plan.level_count() || p.depth() < plan.z_planes ||
+      p.depth() > uint64_t{kMaxZPlanes} + 2 * static_cast<uint64_t>(kMaxTilePosition)) {
     return Error(StatusCode::kDataLoss,
-                 "the dealer described slide {} with {} position values, {} landed entries and {} levels for a plan "
-                 "of {} tiles, {} frames and {} levels",
-                 p.summary().slide_id(), p.positions_size(), p.landed().size(), p.level_count(), plan.tiles.size(),
-                 plan.frame_count(), plan.level_count());
+                 "the dealer described slide {} with {} position values, {} landed entries, {} levels and {} planes "
+                 "for a plan of {} tiles, {} frames, {} levels and stacks of {} planes",
+                 p.summary().slide_id(), p.positions_size(), p.landed().size(), p.level_count(), p.depth(),
+                 plan.tiles.size(), plan.frame_count(), plan.level_count(), plan.z_planes);
   }
   SlideView v;
   v.summary = internal::SummaryFromProto(p.summary());
@@ -119,6 +120,7 @@ Result<SlideView> ViewFromProto(const proto::SlideInfo& p) {
   }
   v.landed.assign(p.landed().begin(), p.landed().end());
   v.live = p.live();
+  v.depth = p.depth();
   return v;
 }
 

@@ -480,6 +480,17 @@ TEST_F(StitchTest, AnObliqueScanIsDeskewedByTheWorkersAsItLandsThenStitched) {
   auto fused = client.Describe(slide + ":fused");
   ASSERT_TRUE(fused.ok()) << fused.status().ToString();
   EXPECT_GE(fused->summary.plan.z_planes, 24u);
+  EXPECT_EQ(fused->depth, fused->summary.plan.z_planes);
+  // The fused volume as any 3-D box: the whole of it through `tessera get --box` is what h5py
+  // reads, stored in 3-D chunks with its levels.
+  const std::string tif = stack_->data_dir() + "/oblique.tif";
+  auto whole = RunTessera({"get", slide + ":fused", "--box",
+                           fmt::format("-100000,-100000,0,200000,200000,{}", fused->depth), "-o", tif, "--server",
+                           stack_->manager()});
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  auto volume = RunProgram({"/usr/bin/python3", "tests/verify_volume.py", InfoJson(*stack_, slide + ":fused")["path"],
+                            tif, "0"});
+  EXPECT_EQ(volume.exit_code, 0) << volume.out << volume.err;
 }
 
 // Interpolated (30 degrees), scanned backwards, not stitched: deskewed all the same, within

@@ -163,6 +163,7 @@ struct TileDealer::Impl {
     const ScanPlan& plan = slide->plan;
     info->set_level_count(plan.level_count());
     const auto placement = slide->placement.load();
+    info->set_depth(placement->depth);
     for (size_t i = 0; i < plan.tiles.size(); ++i) {
       info->add_positions(placement->positions[i][0]);
       info->add_positions(placement->positions[i][1]);

@@ -110,7 +110,7 @@ struct SlideGeometry {
   ScanPlan plan;
   std::string state;
   int64_t width = 0, height = 0;  // the mosaic at level 0
-  int64_t depth = 1;              // its planes: stacks placed at their z (the dealer's rule)
+  int64_t depth = 1;              // its planes: stacks placed at their z (the dealer's)
   uint32_t levels = 1;
   std::vector<ChannelStyle> styles;
   Clock::time_point fetched;
@@ -208,14 +208,11 @@ class Handler {
     g.plan = view.summary.plan;
     g.state = view.summary.state;
     g.levels = view.level_count;
-    int64_t lowest = INT64_MAX, highest = INT64_MIN;
     for (const auto& p : view.positions) {
       g.width = std::max(g.width, static_cast<int64_t>(std::floor(p[0] + 0.5)) + g.plan.width);
       g.height = std::max(g.height, static_cast<int64_t>(std::floor(p[1] + 0.5)) + g.plan.height);
-      lowest = std::min(lowest, static_cast<int64_t>(std::floor(p[2] + 0.5)));
-      highest = std::max(highest, static_cast<int64_t>(std::floor(p[2] + 0.5)));
     }
-    g.depth = view.positions.empty() ? g.plan.z_planes : highest - lowest + g.plan.z_planes;
+    g.depth = static_cast<int64_t>(view.depth);
     g.fetched = Clock::now();
     {
       std::lock_guard lock(mu_);
