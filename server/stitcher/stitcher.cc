@@ -759,6 +759,11 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   return r;
 }
 
+// A stitcher's progress reports to its manager: how long one waits for its answer, and how long
+// the stitcher stays quiet after one went unanswered (its stitch never waits on them for long).
+constexpr int kProgressTimeoutMs = 1000;
+constexpr int64_t kProgressQuietMs = 5000;
+
 Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
   int64_t last_report = 0;
   StitchProgress reported;  // the last progress the manager heard
@@ -788,15 +793,19 @@ Status RunAndReport(const StitchOptions& o, const std::atomic<bool>& stop) {
       st->set_deskewed_while_acquiring(done->deskewed_while_acquiring);
     }
     last_report = wire::NowMs();
-    return wire::Call(o.manager, req, 5000).status();
+    // Progress is news, not a promise: it waits a second at most, and a manager that did not
+    // answer (busy, or stopping the stack) hears no more of it for a while. The end waits longer.
+    return wire::Call(o.manager, req, state == "running" ? kProgressTimeoutMs : 5000).status();
   };
+  int64_t quiet_until = 0;  // no progress reports before this (the manager did not answer)
   auto r = Stitch(
       o,
       [&](const StitchProgress& p) {  // a new stage, its end, or news at most five times a second
         const bool news = p.stage != reported.stage || p.done != reported.done;
+        if (stop.load() || wire::NowMs() < quiet_until) return;
         if (news && (p.stage != reported.stage || p.done == p.total || wire::NowMs() - last_report > 200)) {
           reported = p;
-          (void)report("running", p, "");
+          if (!report("running", p, "").ok()) quiet_until = wire::NowMs() + kProgressQuietMs;
         }
       },
       stop);
