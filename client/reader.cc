@@ -197,7 +197,7 @@ struct Client::Reader {
     out.shape = {static_cast<int64_t>(out.channels.size()), z_end - z_begin, height, width};
     const double scale = static_cast<double>(uint64_t{1} << level);
     out.pixel_size_um = {plan.pixel_size_um[0] * scale, plan.pixel_size_um[1] * scale,
-                         plan.pixel_size_um[2] * static_cast<double>(uint64_t{1} << shape.z_shift)};
+                         plan.pixel_size_um[2] * shape.z_scale()};
     const uint64_t bytes = out.elements() * DtypeSize(plan.dtype);
     if (bytes > options.max_region_bytes) {
       return Error(StatusCode::kResourceExhausted,

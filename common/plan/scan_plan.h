@@ -68,6 +68,8 @@ struct LevelShape {
   size_t chunk_pixels() const { return size_t{chunk_y} * chunk_x; }
   size_t chunk_voxels() const { return chunk_pixels() * chunk_z; }
   size_t pixels() const { return size_t{width} * height; }
+  /// How many level-0 planes one plane of the level spans (its voxel's z over level 0's).
+  double z_scale() const { return static_cast<double>(uint64_t{1} << z_shift); }
   /// The level's planes under a level-0 extent of `planes` (a mosaic's, stacks placed in z).
   uint64_t DepthOf(uint64_t planes) const { return (planes + (uint64_t{1} << z_shift) - 1) >> z_shift; }
 };

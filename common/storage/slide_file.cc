@@ -308,7 +308,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
       return LastError(StatusCode::kInternal, "cannot create " + LevelPath(l, "tiles"));
     }
     hid_t ds = level.tiles.get();
-    const double scale = static_cast<double>(uint64_t{1} << l), scale_z = static_cast<double>(uint64_t{1} << ls.z_shift);
+    const double scale = static_cast<double>(uint64_t{1} << l), scale_z = ls.z_scale();
     TESSERA_RETURN_IF_ERROR(WriteStringAttr(ds, "axes", "TCZYX"));
     TESSERA_RETURN_IF_ERROR(WriteStringArrayAttr(ds, "channel_names", plan.channels));
     TESSERA_RETURN_IF_ERROR(WriteDoublesAttr(

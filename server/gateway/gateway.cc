@@ -229,12 +229,11 @@ class Handler {
 
   // Windows from the whole slide at its coarsest level (a few hundred pixels a side).
   Result<std::vector<ChannelStyle>> DefaultStyles(const std::string& id, const SlideGeometry& g) {
-    const uint32_t level = g.levels - 1;
+    const uint32_t level = g.levels - 1, z = g.PlaneAt(level, static_cast<uint32_t>(g.depth / 2));
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = level, .x = 0, .y = 0,
                                                            .width = std::max<int64_t>(1, g.width >> level),
                                                            .height = std::max<int64_t>(1, g.height >> level),
-                                                           .z_begin = g.PlaneAt(level, static_cast<uint32_t>(g.depth / 2)),
-                                                           .z_end = g.PlaneAt(level, static_cast<uint32_t>(g.depth / 2)) + 1}));
+                                                           .z_begin = z, .z_end = z + 1}));
     std::vector<ChannelStyle> styles;
     const size_t plane = static_cast<size_t>(a.shape[2] * a.shape[3]);
     std::vector<uint16_t> values(plane);
@@ -422,12 +421,11 @@ class Handler {
     const int64_t x0 = req.x / f, y0 = req.y / f;
     const int64_t x1 = (req.x + req.w + f - 1) / f, y1 = (req.y + req.h + f - 1) / f;
     const auto [channels, used] = ChannelsToRead(styles);
-    TESSERA_ASSIGN_OR_RETURN(const uint32_t z, PlaneOf(query, g));
+    TESSERA_ASSIGN_OR_RETURN(const uint32_t z0, PlaneOf(query, g));
+    const uint32_t z = g.PlaneAt(static_cast<uint32_t>(level), z0);  // the level's plane under it
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
                                                            .y = y0, .width = x1 - x0, .height = y1 - y0,
-                                                           .channels = channels,
-                                                           .z_begin = g.PlaneAt(static_cast<uint32_t>(level), z),
-                                                           .z_end = g.PlaneAt(static_cast<uint32_t>(level), z) + 1}));
+                                                           .channels = channels, .z_begin = z, .z_end = z + 1}));
     const double fd = static_cast<double>(f);
     const SourceBox box{static_cast<double>(req.x) / fd - static_cast<double>(a.x),
                         static_cast<double>(req.y) / fd - static_cast<double>(a.y), static_cast<double>(req.w) / fd,
@@ -470,7 +468,7 @@ class Handler {
     // C x Z x 1 x X: each channel a Z x X picture.
     const Planes planes{a.data, static_cast<int>(DtypeSize(a.dtype)), static_cast<int>(a.shape[0]), a.shape[3],
                         a.shape[1]};
-    const double aspect = g.plan.pixel_size_um[2] * static_cast<double>(int64_t{1} << g.plan.Level(static_cast<uint32_t>(level)).z_shift) /
+    const double aspect = g.plan.pixel_size_um[2] * g.plan.Level(static_cast<uint32_t>(level)).z_scale() /
                           (g.plan.pixel_size_um[0] * static_cast<double>(int64_t{1} << level));
     IiifImageRequest req;
     req.w = a.shape[3];
@@ -505,7 +503,7 @@ class Handler {
       // a slide's, its stored chunks.
       for (uint32_t l = 0; l < g.levels; ++l) {
         const double f = static_cast<double>(int64_t{1} << l);
-        const double fz = static_cast<double>(int64_t{1} << g.plan.Level(l).z_shift);
+        const double fz = g.plan.Level(l).z_scale();
         const auto& um = g.plan.pixel_size_um;
         const int64_t depth = level_size(l)[2];
         const std::array<int64_t, 3> chunk =
