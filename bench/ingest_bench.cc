@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   double seconds = 20;
   uint32_t distinct = 16, tiles = 20000, edge = 2048;
   std::string dump, credential;
-  bool watch_levels = false;
+  bool watch_levels = false, remote = false;
   double rate = 0;
   app.add_option("--server", server, "Manager endpoint")->capture_default_str();
   app.add_option("--seconds", seconds, "Push for this long")->capture_default_str();
@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
                  "Connect with this credential (the credential= of a secured `tessera up`); none: plain TCP");
   app.add_option("--dump", dump, "Write the distinct frames here (raw uint16) for the peers");
   app.add_option("--rate", rate, "Frames per second (0: as fast as the stack takes them)")->capture_default_str();
+  app.add_flag("--remote", remote,
+               "Push over the proxy's TCP endpoint, as a scanner on another host does (default: its Unix "
+               "socket, as a scanner on the stack's host does)");
   app.add_flag("--watch-levels", watch_levels,
                "Also measure, from the dealer's events, how long after a frame is acknowledged its "
                "zoom levels are servable");
@@ -76,7 +79,9 @@ int main(int argc, char** argv) {
   plan.name = "bench";
   plan.tiles.resize(tiles);
   for (uint32_t t = 0; t < tiles; ++t) plan.tiles[t] = {.name = fmt::format("t{}", t), .x = t * 1843.0};
-  auto scanner = Scanner::Open(server, plan);
+  ScannerOptions scanner_options;
+  scanner_options.local = !remote;
+  auto scanner = Scanner::Open(server, plan, scanner_options);
   if (!scanner.ok()) {
     fmt::print(stderr, "error: {}\n", scanner.status().ToString());
     return 1;
@@ -151,8 +156,9 @@ int main(int argc, char** argv) {
                          ms.size(), within, bench::Percentile(ms, 0.5), bench::Percentile(ms, 0.99), bench::Percentile(ms, 1.0));
   }
   fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} seconds={:.3f} scanner_cpu_s={:.2f} "
-             "proxy_cpu_s={:.2f} writer_cpu_s={:.2f} secured={} writer_hop={}{}\n",
+             "proxy_cpu_s={:.2f} writer_cpu_s={:.2f} secured={} writer_hop={} scanner_hop={}{}\n",
              (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, secs, scanner_cpu,
-             proxy_cpu, writer_cpu, credential.empty() ? 0 : 1, writer_hop, levels);
+             proxy_cpu, writer_cpu, credential.empty() ? 0 : 1, writer_hop,
+             (*scanner)->endpoint().starts_with("ipc://") ? "ipc" : "tcp", levels);
   return s.ok() ? 0 : 1;
 }

@@ -24,6 +24,7 @@ struct ScanArgs {
   std::string tile_config;
   bool synthetic = false;
   bool stitch = true;
+  bool local = true;
   std::string name;
   synth::SyntheticOptions synth;
   std::string dtype = "uint16";
@@ -145,6 +146,7 @@ int RunScan(const ScanArgs& a) {
   ScannerOptions so;
   so.timeout_ms = a.timeout_s * 1000;
   so.stop = &StopFlag();
+  so.local = a.local;
   auto scanner = Scanner::Open(a.server, plan, so);
   if (!scanner.ok()) return Fail(scanner.status().ToString());
   Scanner& sc = **scanner;
@@ -231,6 +233,9 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
                    "Oblique scan: quarter turns clockwise of each frame before the deskew")->capture_default_str();
   scan->add_flag("--flip-ud", a.oblique.flip_ud, "Oblique scan: flip each frame up-down (after --rotate-90)");
   scan->add_option("--header", a.header, "Free-form slide header, as JSON")->capture_default_str();
+  scan->add_flag("!--no-local", a.local,
+                 "Push over the proxy's TCP endpoint even on the stack's host (by default a scanner there uses "
+                 "its Unix socket: no TCP hop, no encryption, the credential checked all the same)");
   scan->add_flag("!--no-stitch", a.stitch,
                  "Do not stitch when the scan closes (by default the stack's workers register and solve it)");
   scan->add_option("--timeout", a.timeout_s, "Fail after this many seconds without progress")

@@ -273,6 +273,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   px->add_option("--plan", proxy_opts.plan_file, "Scan plan JSON file")->required();
   px->add_option("--writer", proxy_opts.writer, "The slide writer's endpoint")->required();
   px->add_option("--bind", proxy_opts.bind, "Endpoint scanners connect to")->capture_default_str();
+  px->add_option("--local", proxy_opts.local,
+                 "Also serve scanners on this host at this ipc:// endpoint (a Unix socket: no TCP, no encryption)");
   px->add_option("--fifo-bytes", proxy_opts.fifo_bytes, "FIFO bound in bytes")->capture_default_str();
   static RoleStart proxy_start;
   AddRoleStartOptions(px, proxy_start);

@@ -91,7 +91,10 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
                p.z_planes, p.height, p.width, DtypeName(p.dtype));
     fmt::print("channels {}\n", fmt::join(p.channels, ", "));
     fmt::print("chunks   {}x{} blosc {}\n", p.chunk_y, p.chunk_x, codec::CompressorName(p.codec.compressor));
-    if (!s->proxy_endpoint.empty()) fmt::print("proxy    {}\n", s->proxy_endpoint);
+    if (!s->proxy_endpoint.empty()) {
+      fmt::print("proxy    {}{}\n", s->proxy_endpoint,
+                 s->proxy_local_endpoint.empty() ? "" : fmt::format(" (on its host: {})", s->proxy_local_endpoint));
+    }
     if (!s->error.empty()) fmt::print("error    {}\n", s->error);
     fmt::print("voxel    {} x {} x {} um\n", p.pixel_size_um[0], p.pixel_size_um[1], p.pixel_size_um[2]);
     if (const StitchState& st = s->stitch; !st.state.empty()) {

@@ -34,6 +34,8 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   s.bytes_stored = p.bytes_stored();
   s.created_unix_ms = p.created_unix_ms();
   s.proxy_endpoint = p.proxy_endpoint();
+  s.proxy_local_endpoint = p.proxy_local_endpoint();
+  s.host = p.host();
   s.proxy_pid = p.proxy_pid();
   s.writer_pid = p.writer_pid();
   s.error = p.error();
@@ -141,6 +143,7 @@ std::string SummaryToJson(const SlideSummary& s) {
   if (!s.error.empty()) j["error"] = s.error;
   if (!s.proxy_endpoint.empty()) {
     j["proxy"] = {{"endpoint", s.proxy_endpoint}, {"pid", s.proxy_pid}};
+    if (!s.proxy_local_endpoint.empty()) j["proxy"]["local_endpoint"] = s.proxy_local_endpoint;
     j["writer"] = {{"pid", s.writer_pid}};
   }
   const ScanPlan& p = s.plan;

@@ -81,6 +81,9 @@ struct SlideSummary {
   uint64_t bytes_stored = 0;
   int64_t created_unix_ms = 0;
   std::string proxy_endpoint;  ///< while acquiring
+  /// While acquiring, the proxy's Unix socket for scanners on `host` (the manager's
+  /// wire::HostId); empty when it has none.
+  std::string proxy_local_endpoint, host;
   int proxy_pid = 0, writer_pid = 0;
   std::string error;
   ScanPlan plan;

@@ -1,6 +1,7 @@
 #include "client/scanner.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <map>
@@ -51,6 +52,17 @@ struct Scanner::Impl {
     proto::IngestMessage header;
     header.ParseFromString(f.header);
     proxy->Send(std::move(header), std::move(payload));
+  }
+
+  // The proxy's Unix socket when this process runs on the manager's host and may open it;
+  // its TCP endpoint otherwise.
+  std::string PickEndpoint() const {
+    const std::string& local = slide.proxy_local_endpoint;
+    if (options.local && local.starts_with("ipc://") && !slide.host.empty() && slide.host == wire::HostId() &&
+        ::access(local.c_str() + 6, R_OK | W_OK) == 0) {
+      return local;
+    }
+    return slide.proxy_endpoint;
   }
 
   void Hello() {
@@ -146,7 +158,7 @@ struct Scanner::Impl {
                      "slide {}: no frame acknowledged for {} ms ({} frames outstanding); check "
                      "`tessera info {}` and the proxy at {}",
                      slide.id, options.timeout_ms, outstanding.size(), slide.id,
-                     slide.proxy_endpoint);
+                     proxy->endpoint());
       }
     }
     return error;
@@ -156,6 +168,7 @@ struct Scanner::Impl {
 Scanner::Scanner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Scanner::~Scanner() = default;
 const std::string& Scanner::slide_id() const { return impl_->slide.id; }
+const std::string& Scanner::endpoint() const { return impl_->proxy->endpoint(); }
 const ScanPlan& Scanner::plan() const { return impl_->slide.plan; }
 Scanner::Progress Scanner::progress() const { return impl_->progress; }
 
@@ -173,7 +186,8 @@ Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const 
   // A fixed routing id: after a reconnect the proxy still knows whom to acknowledge.
   const std::string routing_id = fmt::format("scanner-{:016x}", wire::RandomId());
   TESSERA_ASSIGN_OR_RETURN(impl->proxy, (wire::Stream<proto::IngestMessage>::Connect(
-                                            impl->slide.proxy_endpoint, routing_id, {}, "scanner")));
+                                            impl->PickEndpoint(), routing_id, {}, "scanner")));
+  impl->log->info("slide={} pushing to {}", impl->slide.id, impl->proxy->endpoint());
   impl->Hello();
   Impl& m = *impl;
   TESSERA_RETURN_IF_ERROR(m.WaitUntil([&m] { return m.proxy_incarnation != 0; }));

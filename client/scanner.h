@@ -35,6 +35,10 @@ struct ScannerOptions {
   /// Threads that compress a frame's chunks in parallel (0: one per core). Each chunk is
   /// compressed by one thread: chunks are small, so splitting one chunk would cost more.
   int compress_threads = 0;
+  /// On the stack's host, push through the proxy's Unix socket (no TCP hop and, in a secured
+  /// stack, no encryption: the credential is proved all the same); false: always its TCP
+  /// endpoint, as a scanner on another host does.
+  bool local = true;
 };
 
 class Scanner {
@@ -54,6 +58,8 @@ class Scanner {
   ~Scanner();
 
   const std::string& slide_id() const;
+  /// The proxy endpoint this scanner pushes to (its Unix socket or its TCP port).
+  const std::string& endpoint() const;
   /// The plan as the manager accepted it (chunk shape fitted to the frame).
   const ScanPlan& plan() const;
 

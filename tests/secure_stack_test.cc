@@ -8,9 +8,12 @@
 #include <filesystem>
 
 #include "client/client.h"
+#include "client/scanner.h"
 #include "common/security/security.h"
+#include "common/wire/rpc.h"
 #include "common/wire/wire.h"
 #include "tests/stack.h"
+#include "tests/test_frames.h"
 
 namespace tessera::testing {
 namespace {
@@ -134,6 +137,98 @@ TEST(SecureStackTest, EachRoleMayDoItsPartAndIsRefusedTheRest) {
     return last.code() == StatusCode::kUnauthenticated;
   }, 5000)) << "a connection made before the revocation still reads: " << last.ToString();
   EXPECT_NE(last.message().find("lab-viewer"), std::string::npos) << last.ToString();
+}
+
+// A scanner on the stack's host pushes through its proxy's Unix socket, where no encryption is
+// paid for: the socket is open to local users, and the credential is checked there as on TCP.
+TEST(SecureStackTest, AScannerOnTheStacksHostPushesThroughTheProxysUnixSocketWithItsCredentialChecked) {
+  Stack stack;
+  Stack other;
+  const std::string dir = FreshDir("door");
+  const std::string scanner = dir + "/scope.credential", viewer = dir + "/viewer.credential";
+  const std::string as_admin = stack.credential();
+  ASSERT_EQ(RunTessera({"credential", "new", "--role", "scanner", "-o", scanner, "--credential", as_admin}).exit_code, 0);
+  ASSERT_EQ(RunTessera({"credential", "new", "--role", "viewer", "-o", viewer, "--credential", as_admin}).exit_code, 0);
+  const ScanPlan plan = NoisePlan(4, 128, 64);
+
+  ASSERT_TRUE(UseCredential(scanner).ok());
+  for (const bool local : {true, false}) {
+    ScannerOptions o;
+    o.local = local;
+    auto sc = Scanner::Open(stack.manager(), plan, o);
+    ASSERT_TRUE(sc.ok()) << sc.status().ToString();
+    EXPECT_TRUE((*sc)->endpoint().starts_with(local ? "ipc://" : "tcp://")) << (*sc)->endpoint();
+    const std::string id = (*sc)->slide_id();
+    for (uint64_t i = 0; i < plan.frame_count(); ++i) ASSERT_TRUE((*sc)->Push(plan.KeyOf(i), NoiseFrame(plan, i)).ok());
+    ASSERT_TRUE((*sc)->Close().ok());
+    auto info = Client(stack.manager()).Info(id);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(info->frames_written, plan.frame_count());
+    auto tile = Client(stack.manager()).ReadTile({.slide = id, .tile = 3});
+    ASSERT_TRUE(tile.ok()) << tile.status().ToString();
+  }
+
+  // An open slide's door: a socket file every local user may connect to ...
+  ASSERT_TRUE(UseCredential(stack.credential()).ok());
+  auto open = Client(stack.manager()).OpenSlide(plan);
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  const std::string door = open->proxy_local_endpoint;
+  ASSERT_TRUE(door.starts_with("ipc://" + std::filesystem::absolute(stack.data_dir()).string() + "/ingest/")) << door;
+  EXPECT_EQ(open->host, wire::HostId());
+  struct stat st{};
+  ASSERT_EQ(::stat(door.c_str() + 6, &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+  // ... where a viewer's credential may not push,
+  proto::IngestMessage stats;
+  stats.mutable_stats_request();
+  auto frame_from = [&](const std::string& credential) -> Result<proto::IngestMessage> {
+    if (credential.empty()) {
+      wire::SetSecurity({});
+    } else {
+      EXPECT_TRUE(UseCredential(credential).ok());
+    }
+    auto stream = wire::Stream<proto::IngestMessage>::Connect(door);
+    EXPECT_TRUE(stream.ok());
+    proto::IngestMessage m;
+    auto* f = m.mutable_frame();
+    f->set_slide_id(open->id);
+    stream->Send(m);
+    Result<proto::IngestMessage> out = Error(StatusCode::kDeadlineExceeded, "no answer on {}", door);
+    WaitFor([&] {
+      if (auto in = stream->Next(100)) {
+        out = in->header;
+        return true;
+      }
+      if (Status refused = stream->Refused(); !refused.ok()) {
+        out = refused;
+        return true;
+      }
+      return false;
+    }, 3000);
+    EXPECT_TRUE(UseCredential(stack.credential()).ok());
+    return out;
+  };
+  auto as_viewer = frame_from(viewer);
+  ASSERT_TRUE(as_viewer.ok()) << as_viewer.status().ToString();
+  ASSERT_TRUE(as_viewer->has_fault()) << as_viewer->DebugString();
+  EXPECT_EQ(as_viewer->fault().status().code(), proto::PERMISSION_DENIED) << as_viewer->DebugString();
+  EXPECT_NE(as_viewer->fault().status().message().find("viewer"), std::string::npos) << as_viewer->DebugString();
+  // ... another stack's key and no key at all get nothing through,
+  auto foreign = frame_from(other.credential());
+  EXPECT_EQ(foreign.status().code(), StatusCode::kUnauthenticated) << foreign.status().ToString();
+  auto keyless = frame_from("");
+  EXPECT_FALSE(keyless.ok());
+  // ... and a revoked scanner is refused at its next connection.
+  ASSERT_EQ(RunTessera({"credential", "revoke", "scope", "--credential", as_admin}).exit_code, 0);
+  auto revoked = frame_from(scanner);
+  EXPECT_EQ(revoked.status().code(), StatusCode::kUnauthenticated) << revoked.status().ToString();
+  // The stack's own credential still pushes there.
+  auto admin = frame_from(stack.credential());
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  ASSERT_TRUE(admin->has_fault()) << admin->DebugString();
+  EXPECT_EQ(admin->fault().status().code(), proto::INVALID_ARGUMENT) << "past the door, the frame's own fault: "
+                                                                     << admin->DebugString();
 }
 
 TEST(SecureStackTest, HttpAnswersOnlyWithTheTokenAndTheViewerLinkSetsIt) {

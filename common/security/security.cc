@@ -315,10 +315,22 @@ struct ZapHandler::Impl {
   // One request of RFC 27: version, id, domain, address, identity, mechanism, credentials...
   void Answer(std::vector<zmq::message_t>& req) {
     std::string code = "400", text = "unknown key", user, metadata;
-    if (req.size() >= 7 && req[0].to_string() == "1.0" && req[5].to_string() == "CURVE" && req[6].size() == 32) {
+    // CURVE (tcp://) proved the client's public key in its handshake; PLAIN (ipc://, a Unix
+    // socket) hands over its secret key as the password, whose public key is derived here.
+    std::string key;
+    if (req.size() >= 7 && req[0].to_string() == "1.0") {
+      const std::string mechanism = req[5].to_string();
+      if (mechanism == "CURVE" && req[6].size() == 32) {
+        key = Z85(static_cast<const uint8_t*>(req[6].data()));
+      } else if (mechanism == "PLAIN" && req.size() >= 8 && req[7].size() == 40) {
+        const std::string secret = req[7].to_string();
+        char derived[41] = {};
+        if (zmq_curve_public(derived, secret.c_str()) == 0) key = derived;
+      }
+    }
+    if (!key.empty()) {
       std::lock_guard lock(mu);
       Reload();
-      const std::string key = Z85(static_cast<const uint8_t*>(req[6].data()));
       for (const auto& c : clients) {
         if (c.public_key != key) continue;
         if (c.revoked) {
@@ -405,7 +417,8 @@ Result<std::unique_ptr<ZapHandler>> JoinStack(const std::string& dir) {
                      .client_public = own.keys.public_key,
                      .client_secret = own.keys.secret_key,
                      .server_key = server->public_key,
-                     .credential = "the stack's own (" + cred_path + ")"});
+                     .credential = "the stack's own (" + cred_path + ")",
+                     .client_name = own.name});
   return zap;
 }
 
@@ -415,6 +428,7 @@ void UseCredential(const Credential& credential, const std::string& source) {
   sec.client_secret = credential.keys.secret_key;
   sec.server_key = credential.server_key;
   sec.credential = fmt::format("credential '{}' ({})", credential.name, source);
+  sec.client_name = credential.name;
   wire::SetSecurity(sec);
 }
 

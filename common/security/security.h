@@ -1,8 +1,11 @@
 // Security: who may talk to a Tessera stack, and as what.
 //
 // Every TCP endpoint speaks CurveZMQ (encrypted, the server authenticated by its public key);
-// a ZAP handler in each server process admits the client keys the stack has issued and tells
-// the server each peer's name and role. A client holds a credential file (as a kubeconfig):
+// every Unix socket (ipc://, on the stack's host: the writers', and each proxy's door for
+// scanners on that host) speaks ZeroMQ's PLAIN, the client handing over its secret key where
+// no one can overhear it, and pays for no encryption. A ZAP handler in each server process
+// admits the client keys the stack has issued, by either proof, and tells the server each
+// peer's name and role. A client holds a credential file (as a kubeconfig):
 // the manager's endpoint, the stack's public key, its own key pair and its role.
 //
 //   auto store = KeyStore::Open("data/security");            // creates the stack's keys once
@@ -109,7 +112,8 @@ Result<KeyPair> ReadServerKeys(const std::string& dir);
 Result<std::string> ReadHttpToken(const std::string& dir);
 
 /// ZeroMQ's ZAP handler for this process (inproc://zeromq.zap.01): admits CURVE clients whose
-/// key is in `dir`'s clients.json and not revoked (the file is read again when it changes),
+/// key, and PLAIN clients whose secret key's public half, is in `dir`'s clients.json and not
+/// revoked (the file is read again when it changes),
 /// and attaches the peer's name as User-Id, its role as the "Role" property and its key as the
 /// "Key" property of every message it sends. Keys revoked after a peer connected are refused
 /// from its next request on (wire::SetAdmission). Stops when destroyed.

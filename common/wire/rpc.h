@@ -78,6 +78,10 @@ class Server {
     return s;
   }
 
+  /// Serves `endpoint` too (a proxy's Unix socket beside its TCP port), with the mechanism
+  /// wire::Bind gives it; the resolved endpoint.
+  Result<std::string> AlsoBind(const std::string& endpoint) { return wire::Bind(socket_, endpoint); }
+
   /// The next request that passed every check, waiting at most `timeout_ms` for one (0: only
   /// what has arrived). Messages that did not pass are answered and skipped.
   std::optional<Incoming<Request>> Next(int timeout_ms) {

@@ -2,9 +2,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <random>
+
+#include <sys/stat.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -102,6 +105,10 @@ Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
       socket.set(zmq::sockopt::curve_serverkey, sec.server_key);
       socket.set(zmq::sockopt::curve_publickey, sec.client_public);
       socket.set(zmq::sockopt::curve_secretkey, sec.client_secret);
+    } else if (endpoint.starts_with("ipc://") && !sec.client_secret.empty()) {
+      // A Unix socket: the key's proof travels where no one can read it (see Security).
+      socket.set(zmq::sockopt::plain_username, sec.client_name.empty() ? std::string("tessera") : sec.client_name);
+      socket.set(zmq::sockopt::plain_password, sec.client_secret);
     }
     socket.connect(endpoint);
   } catch (const zmq::error_t& e) {
@@ -144,9 +151,13 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
                  "without --insecure), or listen on 127.0.0.1",
                  endpoint);
   }
+  // Each bind takes the mechanism the socket's options name at that moment.
   if (endpoint.starts_with("tcp://") && !sec.server_secret.empty()) {
     socket.set(zmq::sockopt::curve_server, 1);
     socket.set(zmq::sockopt::curve_secretkey, sec.server_secret);
+    socket.set(zmq::sockopt::zap_domain, "tessera");
+  } else if (endpoint.starts_with("ipc://") && !sec.server_secret.empty()) {
+    socket.set(zmq::sockopt::plain_server, 1);
     socket.set(zmq::sockopt::zap_domain, "tessera");
   }
   std::string ep = endpoint;
@@ -158,6 +169,22 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
                  endpoint, e.what());
   }
   return socket.get(zmq::sockopt::last_endpoint);
+}
+
+std::string HostId() {
+  static const std::string id = [] {
+    std::string boot;
+    if (FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof buf, f) != nullptr) boot = buf;
+      std::fclose(f);
+    }
+    while (!boot.empty() && (boot.back() == '\n' || boot.back() == ' ')) boot.pop_back();
+    struct stat st {};
+    const uint64_t netns = ::stat("/proc/self/ns/net", &st) == 0 ? uint64_t{st.st_ino} : 0;
+    return boot.empty() ? std::string() : fmt::format("{}/net:{}", boot, netns);
+  }();
+  return id;
 }
 
 int Poll(zmq::pollitem_t* items, size_t count, int timeout_ms) {

@@ -58,14 +58,19 @@ inline constexpr Limits kRequestLimits{.max_part_bytes = uint64_t{16} << 20, .ma
 zmq::socket_t MakeSocket(zmq::socket_type type, const Limits& limits = {});
 
 /// The process's CurveZMQ keys, set once at start-up before any socket is made. A server
-/// process sets its `server_*` keys: its tcp:// binds become CURVE servers whose peers the
-/// process's ZAP handler (common/security) admits. A process that connects sets its own key
-/// pair and the `server_key` of the stack it talks to. Empty keys: plain TCP (insecure).
+/// process sets its `server_*` keys: its tcp:// binds become CURVE servers, and its ipc://
+/// binds PLAIN servers, whose peers the process's ZAP handler (common/security) admits. A
+/// process that connects sets its own key pair and the `server_key` of the stack it talks to:
+/// over tcp:// it is a CURVE client; over ipc:// (a Unix socket on the stack's host, which no
+/// one can overhear and only the stack's user can have bound) it proves the same key by
+/// handing over its secret as ZeroMQ's PLAIN password, and nothing is encrypted. Empty keys:
+/// plain TCP and ipc (insecure).
 struct Security {
   std::string server_public, server_secret;
   std::string client_public, client_secret;
   std::string server_key;
-  std::string credential;  ///< what the client keys are, for errors: "credential 'scope-3' (PATH)"
+  std::string credential;   ///< what the client keys are, for errors: "credential 'scope-3' (PATH)"
+  std::string client_name;  ///< the credential's name: the PLAIN user name over ipc://
 };
 void SetSecurity(const Security& security);
 const Security& GetSecurity();
@@ -75,22 +80,29 @@ const Security& GetSecurity();
 /// refused from its next message on (Admitted() says why). Unset: every key is.
 void SetAdmission(std::function<bool(std::string_view key)> still_admitted);
 
-/// Connects, as a CURVE client of `GetSecurity().server_key` for a tcp:// endpoint when keys
-/// are set. INVALID_ARGUMENT for an endpoint ZeroMQ does not take.
+/// Connects, as a CURVE client of `GetSecurity().server_key` for a tcp:// endpoint, a PLAIN
+/// client holding the process's key for an ipc:// one, when keys are set. INVALID_ARGUMENT for
+/// an endpoint ZeroMQ does not take.
 Status Connect(zmq::socket_t& socket, const std::string& endpoint);
 
 /// The role the ZAP handler gave the peer that sent `m` ("admin", "scanner", ...); empty
-/// when the connection is not authenticated (plain TCP, ipc, inproc).
+/// when the connection is not authenticated (an insecure stack's, inproc).
 std::string PeerRole(const zmq::message_t& m);
 
 /// Whether a tcp:// endpoint listens on loopback only (127.0.0.0/8, ::1, localhost).
 bool IsLoopback(const std::string& endpoint);
 
 /// Binds and returns the resolved endpoint (a `tcp://host:0` or `:*` port is chosen
-/// by the OS); a tcp:// bind is a CURVE server when server keys are set. UNAVAILABLE
-/// naming the endpoint when the bind fails; FAILED_PRECONDITION for a tcp:// address
-/// beyond loopback without server keys (nothing there would check who connects).
+/// by the OS); when server keys are set, a tcp:// bind is a CURVE server and an ipc:// bind
+/// a PLAIN server (see Security), both admitted by the ZAP handler. A socket may bind both.
+/// UNAVAILABLE naming the endpoint when the bind fails; FAILED_PRECONDITION for a tcp://
+/// address beyond loopback without server keys (nothing there would check who connects).
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
+
+/// This host as its processes see it, for a client to tell whether a server's ipc://
+/// endpoints are reachable from where it runs: the kernel's boot id and the network
+/// namespace (roles in separate namespaces stand for separate hosts).
+std::string HostId();
 
 /// zmq::poll that returns 0 when a signal interrupts it (the caller checks its stop flag).
 int Poll(zmq::pollitem_t* items, size_t count, int timeout_ms);
@@ -105,8 +117,7 @@ struct Message {
 
 /// OK when the peer that sent `m` holds one of `roles` or is an admin; PERMISSION_DENIED
 /// naming its credential and `what` otherwise. Peers of a process without server keys (a
-/// stack run --insecure) and peers on ipc:// endpoints (in a folder only the service user
-/// may open) are not authenticated and pass.
+/// stack run --insecure) are not authenticated and pass.
 Status Authorize(const Message& m, std::initializer_list<std::string_view> roles, std::string_view what);
 
 /// OK, or UNAUTHENTICATED naming the credential when `m` comes from a key the stack has

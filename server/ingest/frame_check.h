@@ -4,7 +4,7 @@
 //
 // Includes generated protobuf and ZeroMQ headers: include from .cc files only.
 //
-//   Status s = ingest::CheckFrame(plan, slide_id, header.frame(), message.payload);
+//   Status s = ingest::CheckFrame(plan, slide_id, header.frame(), message.payload);  // verifies checksums
 //   if (!s.ok()) ReplyFault(s);
 #pragma once
 
@@ -19,13 +19,18 @@
 
 namespace tessera::ingest {
 
+/// Whether CheckFrame reads every byte to compare the chunks' checksums. The writer, which
+/// stores the bytes, does; the proxy checks the rest and leaves the bytes to the writer (a
+/// damaged chunk is refused all the same, by the writer, and the proxy forwards the fault).
+enum class Checksums { kVerify, kSkip };
+
 /// OK when the frame belongs to `slide_id`, lies inside the plan, carries exactly the
-/// plan's chunks (each once), and every chunk's checksum and Blosc header match.
-/// Otherwise the specific error: NOT_FOUND (other slide), OUT_OF_RANGE (frame or chunk
+/// plan's chunks (each once), and every chunk's Blosc header (and checksum, unless skipped)
+/// match. Otherwise the specific error: NOT_FOUND (other slide), OUT_OF_RANGE (frame or chunk
 /// outside the plan), INVALID_ARGUMENT (chunk list), DATA_LOSS (checksum, Blosc header,
 /// decompressed size or type size).
 Status CheckFrame(const ScanPlan& plan, const std::string& slide_id, const proto::Frame& frame,
-                  const std::vector<zmq::message_t>& payload);
+                  const std::vector<zmq::message_t>& payload, Checksums checksums = Checksums::kVerify);
 
 /// What an ingest socket (the proxy's front, the writer's) takes from one peer: parts no
 /// larger than a compressed chunk or a frame's header, a frame's chunks per message, and

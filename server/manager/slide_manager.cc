@@ -106,9 +106,11 @@ struct SlideManager::Impl {
   }
 
   std::vector<std::string> ProxyArgs(const SlideRecord& r, const std::string& bind) const {
-    return {"serve", "proxy", "--slide", r.id, "--plan", PlanPath(r.id), "--bind", bind,
-            "--writer", r.writer_endpoint, "--fifo-bytes", std::to_string(options.fifo_bytes),
-            "--die-with-parent"};
+    std::vector<std::string> a{"serve", "proxy", "--slide", r.id, "--plan", PlanPath(r.id), "--bind", bind,
+                               "--writer", r.writer_endpoint, "--fifo-bytes", std::to_string(options.fifo_bytes),
+                               "--die-with-parent"};
+    if (const std::string local = LocalDoor(r.id); !local.empty()) a.insert(a.end(), {"--local", local});
+    return a;
   }
 
   std::string FreshBind() const { return "tcp://" + options.child_host + ":0"; }
@@ -118,6 +120,14 @@ struct SlideManager::Impl {
   // peer is not authenticated otherwise). Falls back to loopback TCP when the path is too
   // long for one.
   std::string RunDir() const { return (fs::path(options.data_dir) / "run").string(); }
+  // A scanner on this host pushes through its proxy's Unix socket in DATA/ingest (reachable by
+  // local users; a secured stack's proxy still asks for a scanner's credential): no TCP, no
+  // encryption. None when the path is too long for a Unix socket.
+  std::string IngestDir() const { return (fs::path(options.data_dir) / "ingest").string(); }
+  std::string LocalDoor(const std::string& id) const {
+    const std::string path = fs::absolute(fs::path(IngestDir()) / (id + ".ipc")).string();
+    return path.size() < 100 ? "ipc://" + path : "";
+  }
   std::string WriterBind(const std::string& id) const {
     const std::string path = fs::absolute(fs::path(RunDir()) / (id + ".writer.ipc")).string();
     return path.size() < 100 ? "ipc://" + path : "tcp://127.0.0.1:0";
@@ -419,6 +429,10 @@ struct SlideManager::Impl {
     auto it = running.find(r.id);
     if (it == running.end() || !it->second.proxy_ready) return;
     out->set_proxy_endpoint(r.proxy_endpoint);
+    if (const std::string local = LocalDoor(r.id); !local.empty()) {
+      out->set_proxy_local_endpoint(local);
+      out->set_host(wire::HostId());
+    }
     out->set_proxy_pid(it->second.proxy);
     out->set_writer_pid(it->second.writer);
     proto::IngestMessage req;
@@ -718,6 +732,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   std::error_code ec;
   fs::create_directories(impl->SlidesDir(), ec);
   if (!ec) fs::create_directories(impl->RunDir(), ec);
+  if (!ec) fs::create_directories(impl->IngestDir(), ec);
   if (!ec) fs::permissions(impl->RunDir(), fs::perms::owner_all, ec);
   if (ec) {
     return Error(StatusCode::kUnavailable, "cannot create data folder {}: {}", impl->SlidesDir(),

@@ -2,11 +2,13 @@
 //
 // Bounded by bytes of frame payload (`fifo_bytes`), not by messages. A scanner gets that
 // many bytes of credit; each frame it sends spends its payload size and each durability
-// acknowledgement gives it back. The proxy checks every frame against the scan plan,
-// holds it, forwards it to the writer at once, and forgets it only when the writer says
-// it is durable. Duplicates (by frame index) are recognised and harmless. When the
-// writer restarts (new incarnation) everything held is sent again; when the proxy
-// itself restarts, scanners see its new incarnation and resend what is not durable.
+// acknowledgement gives it back. The proxy checks every frame against the scan plan (the
+// writer verifies the chunks' checksums as it stores them), holds it, forwards it to the
+// writer at once, and forgets it only when the writer says it is durable. Duplicates (by
+// frame index) are recognised and harmless. When the writer restarts (new incarnation)
+// everything held is sent again; when the proxy itself restarts, scanners see its new
+// incarnation and resend what is not durable. Scanners on the proxy's host may push through
+// its Unix socket (`local`) instead of TCP.
 //
 //   ProxyOptions o{.slide_id = "s000001", .plan_file = "...", .writer = "tcp://127.0.0.1:5001"};
 //   auto p = SlideProxy::Open(o);
@@ -29,6 +31,10 @@ struct ProxyOptions {
   std::string slide_id;
   std::string plan_file;                 ///< scan plan JSON
   std::string bind = "tcp://127.0.0.1:0";  ///< where scanners connect
+  /// Where scanners on this host connect too (ipc://PATH; none when empty): the socket file
+  /// is made connectable by every local user, who must still present a scanner's credential
+  /// in a secured stack (wire::Bind).
+  std::string local;
   std::string writer;                    ///< the slide writer's endpoint
   uint64_t fifo_bytes = kDefaultFifoBytes;
 };
@@ -39,6 +45,8 @@ class SlideProxy {
   ~SlideProxy();
 
   const std::string& endpoint() const;
+  /// The resolved `local` endpoint, empty without one.
+  const std::string& local_endpoint() const;
 
   /// Serves until `stop` becomes true.
   Status Run(const std::atomic<bool>& stop);

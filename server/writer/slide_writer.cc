@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,9 @@
 #include "server/writer/internal/level_builder.h"
 
 namespace tessera::writer {
+namespace {
+constexpr int64_t kMinSyncGapMs = 20;  // at most 50 syncs a second when frames trickle in
+}  // namespace
 
 struct SlideWriter::Impl {
   WriterOptions options;
@@ -252,9 +256,13 @@ Status SlideWriter::Run(const std::atomic<bool>& stop) {
   while (!stop.load() || (m.LevelsBusy() && m.fatal.ok())) {
     m.CollectLevels();
     const bool have_pending = !m.unacked.empty() || m.file->HasPending();
-    const int64_t due = m.last_sync_ms + m.options.sync_interval_ms - wire::NowMs();
-    // Idle with frames pending: sync now. Busy: sync on the cadence or the byte budget.
-    auto in = m.server->Next(have_pending ? 0 : m.LevelsBusy() ? 10 : 100);
+    const int64_t since = wire::NowMs() - m.last_sync_ms;
+    const int64_t due = m.options.sync_interval_ms - since;
+    // Idle with frames pending: sync once kMinSyncGapMs have passed since the last sync (a
+    // scanner sending frame after frame would otherwise cost a sync, two flushes of the
+    // file's metadata, for each). Busy: sync on the cadence or the byte budget.
+    const int64_t gap = std::max<int64_t>(0, std::min<int64_t>(kMinSyncGapMs, m.options.sync_interval_ms) - since);
+    auto in = m.server->Next(have_pending ? static_cast<int>(gap) : m.LevelsBusy() ? 10 : 100);
     if (in) {
       m.Handle(*in);
       if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0)) m.SyncAndAck();

@@ -1,8 +1,9 @@
 // SlideWriter: the one owner of an open slide file.
 //
 // Takes frames from the slide's proxy, checks each chunk (checksum, Blosc header, size
-// against the plan), writes them exactly as received (HDF5 direct chunk write), and on a
-// cadence flushes and fsyncs the file; only then does it acknowledge the frames as durable
+// against the plan), writes them exactly as received (HDF5 direct chunk write), and flushes
+// and fsyncs the file when its queue runs dry (at most every 20 ms), at the latest every
+// `sync_interval_ms` or `sync_bytes`; only then does it acknowledge the frames as durable
 // to the proxy. Duplicates are acknowledged again, never written twice. A full disk is
 // reported to the proxy as a fatal fault; the writer then stops acknowledging but keeps
 // serving, and everything already acknowledged stays on disk.
