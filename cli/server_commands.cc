@@ -17,6 +17,7 @@
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
 #include "server/stitcher/stitcher.h"
+#include "server/supervisor/child_process.h"
 #include "server/supervisor/supervisor.h"
 #include "server/worker/worker.h"
 #include "server/writer/slide_writer.h"
@@ -442,7 +443,13 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       return;
     }
     Ready("stitcher " + stitcher_opts.slide);
-    if (Status s = stitcher::RunAndReport(stitcher_opts, StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+    if (Status s = stitcher::RunAndReport(stitcher_opts, StopFlag()); !s.ok()) {
+      if (StopFlag().load()) {  // not a failure: the manager resumes the stitch (and logs so)
+        exit_code = supervisor::kExitInterrupted;
+      } else {
+        exit_code = Fail(s.ToString());
+      }
+    }
   });
 
   static writer::WriterOptions writer_opts;

@@ -269,6 +269,31 @@ TEST_F(ChaosTest, EachRoleKilledMidScanLosesNoFrameAndTheStitchCompletes) {
   EXPECT_EQ(http.exit_code, 0);
 }
 
+// Stopping the default stack while its stitch runs takes seconds (its manager once waited for
+// the stitcher while the stitcher waited 10 s on the manager to store its result), loses no
+// frame, and the stitch resumes at the next start.
+TEST_F(ChaosTest, TheStackStopsInSecondsMidStitchAndTheStitchResumesAtTheNextStart) {
+  const std::string id = StartScan(100);
+  scan_.join();
+  ASSERT_EQ(scan_result_.exit_code, 0) << scan_result_.err;
+  ASSERT_TRUE(WaitFor([&] {
+    auto info = client_->Info(id);
+    return info.ok() && info->state == "acquired" && info->stitch.state == "running";
+  }, 60000)) << "no stitch running after the close";
+  const int64_t stop_ms = stack_->Stop();
+  EXPECT_LT(stop_ms, 10000) << "tessera up took " << stop_ms << " ms to stop mid-stitch";
+
+  const std::string data = stack_->data_dir();
+  subscription_.reset();
+  client_.reset();
+  stack_ = std::make_unique<Stack>(std::vector<std::string>{"--auto-stitch", "true"}, data);
+  client_ = std::make_unique<Client>(stack_->manager());
+  auto info = client_->Info(id);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frames_written, info->frames_total);
+  ExpectStitchDone(id);
+}
+
 // An oblique scan's stitcher deskews the stacks as they land: killed mid-deskew, it is started
 // again, resumes the deskewed view from what it had synced, and the view ends exact (the numpy
 // reference of the convention, bit for bit), stitched and fused.

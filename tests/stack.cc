@@ -12,6 +12,7 @@
 #include "client/client.h"
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -206,11 +207,16 @@ std::string Stack::endpoint(const std::string& name) const {
   return it == endpoints_.end() ? "" : it->second;
 }
 
-Stack::~Stack() {
-  if (pid_ <= 0) return;
+Stack::~Stack() { Stop(); }
+
+int64_t Stack::Stop() {
+  if (pid_ <= 0) return 0;
+  const auto start = std::chrono::steady_clock::now();
   ::kill(pid_, SIGTERM);
   int st = 0;
   ::waitpid(pid_, &st, 0);
+  pid_ = -1;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
 }
 
 std::string RunResult::LastLine() const {

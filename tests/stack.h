@@ -27,7 +27,10 @@ class Stack {
   /// stack does not stitch slides as they close (the tests of other things read them at
   /// their stage positions) unless `extra` has "--auto-stitch", "true".
   explicit Stack(std::vector<std::string> extra = {}, std::string data_dir = "");
-  ~Stack();  // SIGTERM, wait
+  ~Stack();  // Stop()
+  /// SIGTERM, and waits until `tessera up` has ended: the milliseconds that took (0 when it
+  /// had ended already).
+  int64_t Stop();
   const std::string& manager() const { return manager_; }
   /// The admin credential file of the stack (the test process uses it from the start), and
   /// its HTTP token; empty for a stack run --insecure.

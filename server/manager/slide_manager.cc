@@ -92,6 +92,7 @@ struct SlideManager::Impl {
   std::unique_ptr<security::KeyStore> keys;  // a secured stack's
   std::unique_ptr<security::ZapHandler> zap;
   std::string admin_credential;
+  bool stopping_stack = false;  // Run's stop came: children are ending, no new work
 
   std::string SlidesDir() const { return (fs::path(options.data_dir) / "slides").string(); }
   std::string PlanPath(const std::string& id) const { return SlidesDir() + "/" + id + ".plan.json"; }
@@ -245,18 +246,25 @@ struct SlideManager::Impl {
 
   // A child ended on its own: restart it, unless it keeps dying.
   // A stitcher ended: if it did not say how, it failed.
-  // A stitcher killed by a signal (a crash, the OOM killer, kill -9) before it said how it
-  // ended is started again with the same request, up to max_restarts times: it registers the
-  // landed pairs again and goes on. One that exited on its own reported its failure.
+  // A stitcher killed by a signal (a crash, the OOM killer, kill -9) or stopped by one before
+  // it said how it ended is started again with the same request, up to max_restarts times: it
+  // registers the landed pairs again and goes on; while the stack stops, it is left for the
+  // next start. One that exited on its own reported its failure.
   bool ReapStitcher(pid_t pid, int st) {
     for (auto& [id, state] : stitches) {
       if (state.pid() != pid) continue;
       state.set_pid(0);
       if (state.state() != "running") return true;
+      const bool interrupted = WIFEXITED(st) && WEXITSTATUS(st) == supervisor::kExitInterrupted;
+      if (interrupted && stopping_stack) {  // SIGTERM reached it first: resumed at the next start
+        log->info("slide={} stitcher pid={} interrupted; the stitch resumes at the next start", id, pid);
+        return true;
+      }
       log->warn("slide={} stitcher pid={} {}", id, pid, supervisor::DescribeExit(st));
       auto& restarts = stitch_restarts[id];
       auto rec = catalog->Get(id);
-      if (WIFSIGNALED(st) && ++restarts <= options.max_restarts && rec.ok() && stitch_requests.contains(id)) {
+      if ((WIFSIGNALED(st) || interrupted) && ++restarts <= options.max_restarts && rec.ok() &&
+          stitch_requests.contains(id)) {
         state.set_state("restarting");
         if (Status s = SpawnStitcher(*rec, stitch_requests[id]); s.ok()) return true;
       }
@@ -644,10 +652,30 @@ struct SlideManager::Impl {
     return OkStatus();
   }
 
+  // The stack is stopping: every slide's children and every stitcher are asked to end (slides
+  // stay acquiring, and stitches are resumed, at the next start); no new work is taken.
+  void StopEverything() {
+    if (stopping_stack) return;
+    stopping_stack = true;
+    std::vector<std::string> ids;
+    for (const auto& [id, run] : running) ids.push_back(id);
+    for (const auto& id : ids) {
+      running[id].closing = false;
+      StopChildren(id);
+    }
+    for (const auto& [id, state] : stitches) {
+      if (state.pid() > 0) kids.Stop(state.pid(), kStopGraceMs);
+    }
+  }
+
   void Handle(Call& call) {
     const proto::ManagerRequest& req = call.request;
     proto::ManagerReply reply;
     Status s = OkStatus();
+    if (stopping_stack && (req.has_open_slide() || req.has_stitch_slide())) {
+      return (void)server->Answer(call, std::move(reply),
+                                  Error(StatusCode::kUnavailable, "the stack is stopping: try again once it is back"));
+    }
     switch (req.body_case()) {
       case proto::ManagerRequest::kOpenSlide:
       case proto::ManagerRequest::kCloseSlide: {  // answered when the children are ready, or have ended
@@ -714,12 +742,7 @@ struct SlideManager::Impl {
 
 SlideManager::SlideManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SlideManager::~SlideManager() {
-  std::vector<std::string> ids;
-  for (const auto& [id, run] : impl_->running) ids.push_back(id);
-  for (const auto& id : ids) {
-    impl_->running[id].closing = false;  // slides stay acquiring, resumed at the next start
-    impl_->StopChildren(id);
-  }
+  impl_->StopEverything();
   impl_->kids.Wait();
 }
 const std::string& SlideManager::endpoint() const { return impl_->endpoint; }
@@ -776,8 +799,16 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
 
 Status SlideManager::Run(const std::atomic<bool>& stop) {
   Impl& m = *impl_;
-  while (!stop.load()) {
+  while (true) {
     if (auto call = m.server->Next(m.kids.busy() ? 5 : 100)) m.Handle(*call);
+    if (stop.load()) break;  // before reaping: a child the same SIGTERM ended is not restarted
+    m.kids.Poll();
+  }
+  // Every child is asked to end, and requests are answered until they have: a stitcher
+  // storing what it solved, or reporting, is not left waiting on a manager that waits on it.
+  m.StopEverything();
+  while (!m.kids.empty()) {
+    if (auto call = m.server->Next(5)) m.Handle(*call);
     m.kids.Poll();
   }
   return OkStatus();

@@ -50,4 +50,9 @@ int Stop(pid_t pid, int grace_ms);
 /// "exited with status 3" / "killed by signal 9".
 std::string DescribeExit(int wait_status);
 
+/// The exit status of a child asked to stop (SIGTERM) before its work was done, which is to
+/// be resumed where it left off (a stitcher): EX_TEMPFAIL. Any other status of 1 or more is a
+/// failure the child reported.
+inline constexpr int kExitInterrupted = 75;
+
 }  // namespace tessera::supervisor

@@ -60,6 +60,8 @@ class Children {
   /// Something is starting or stopping: poll again soon.
   bool busy() const;
   bool running(pid_t pid) const { return kids_.contains(pid); }
+  /// No child runs (or is starting, or stopping).
+  bool empty() const { return kids_.empty(); }
 
  private:
   struct Kid {
