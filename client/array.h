@@ -28,6 +28,7 @@ struct Array {
   bool clipped = false;                ///< the request reached outside the mosaic: this is the part inside
   uint64_t missing_chunks = 0;         ///< chunks not stored yet (a live slide): their pixels are 0
   uint64_t chunks_read = 0;            ///< stored chunks fetched and decoded to make this
+  bool local = false;                  ///< read from the slide's file on this host, not through the dealer
   std::vector<uint8_t> data;           ///< native byte order, row-major
 
   size_t elements() const { return static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]); }

@@ -121,6 +121,7 @@ struct SlideView {
   /// The mosaic's planes at level 0: its stacks placed at their z (plane 0 the lowest stack's
   /// first), as the dealer places them; a volume view's level L has plan.Level(L).DepthOf(depth).
   uint64_t depth = 1;
+  std::string host;  ///< the dealer's (wire::HostId): where summary.path can be opened
 };
 
 /// Frames of a slide that became readable (FrameIndex values; see ScanPlan::KeyOf).
@@ -155,6 +156,10 @@ struct ClientOptions {
   int timeout_ms = 10000;                          ///< per request
   uint64_t max_region_bytes = uint64_t{4} << 30;   ///< larger reads: ask for parts
   int decode_threads = 0;                          ///< 0: one per core
+  /// On the dealer's host, read the slide's file itself (HDF5, SWMR while it is written) when
+  /// this process may open it: the same pixels and checks, without the dealer's socket
+  /// between. Regions are still planned by the dealer; tiles need it only once per slide.
+  bool local_files = true;
 };
 
 class Client {

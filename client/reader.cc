@@ -1,6 +1,10 @@
-// Client's reads through the tile dealer: slide views, tiles, regions, chunks, events.
+// Client's reads through the tile dealer (or, on its host, from the slide's file): slide
+// views, tiles, regions, chunks, events.
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 
@@ -9,6 +13,7 @@
 #include "client/internal/summary.h"
 #include "client/internal/thread_pool.h"
 #include "common/codec/codec.h"
+#include "common/storage/slide_file.h"
 #include "common/wire/wire.h"
 
 namespace tessera {
@@ -16,6 +21,8 @@ namespace {
 
 constexpr int kChunksPerRequest = 64;  // the dealer's limit
 constexpr int kWindow = 16;            // requests in flight per read
+constexpr int kLocalWindow = 64;       // chunks read from a local file and not yet decoded, per read
+constexpr int64_t kRecheckMs = 1000;   // reads of a local file ask the dealer this often whether they may
 
 // Copies out of one stored chunk into the output planes.
 struct Copy {
@@ -33,6 +40,17 @@ struct Piece {
   size_t group;
   uint32_t z, from, planes;
   int64_t zi;
+};
+
+// A slide's (or view's) file opened by this process, on the dealer's host.
+struct LocalFile {
+  std::unique_ptr<storage::SlideFile> file;  // every call under storage::Hdf5Mutex(), closing too
+  std::atomic<int64_t> checked_ms{0};  // when the dealer last said this client may read the slide
+  ino_t inode = 0;                     // of the file opened: a view's file made anew is opened anew
+  ~LocalFile() {
+    std::lock_guard hdf5(storage::Hdf5Mutex());
+    file.reset();
+  }
 };
 
 // The dealer's region plan, checked before a byte is written by it: parallel arrays of one
@@ -121,6 +139,7 @@ Result<SlideView> ViewFromProto(const proto::SlideInfo& p) {
   v.landed.assign(p.landed().begin(), p.landed().end());
   v.live = p.live();
   v.depth = p.depth();
+  v.host = p.host();
   return v;
 }
 
@@ -140,6 +159,8 @@ struct Client::Reader {
   internal::ThreadPool pool;
   std::mutex views_mu;
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
+  std::mutex local_mu;
+  std::map<std::string, std::shared_ptr<LocalFile>> local;  // by slide id; nullptr: not local
 
   Reader(std::string dealer, std::string publish_ep, ClientOptions o)
       : link(std::move(dealer), o.timeout_ms),
@@ -210,12 +231,12 @@ struct Client::Reader {
   }
 
   // Decodes one chunk and applies its group's copies from its planes to those of channel ci of `out`.
+  // `xxh64` 0: none known (a local chunk whose checksum the file does not hold yet).
   static Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const Piece& piece,
-                      const zmq::message_t& payload, uint64_t xxh64, int64_t ci, Array& out) {
-    const auto bytes = wire::Bytes(payload);
-    if (codec::Checksum(bytes) != xxh64) {
-      return Error(StatusCode::kDataLoss, "chunk (tile={} level={} z={} cy={} cx={}) failed its checksum on arrival",
-                   g.tile, level, piece.z, g.cy, g.cx);
+                      std::span<const uint8_t> bytes, uint64_t xxh64, int64_t ci, Array& out) {
+    if (xxh64 != 0 && codec::Checksum(bytes) != xxh64) {
+      return Error(StatusCode::kDataLoss, "chunk ({}, {}) of level {} of frame t={} c={} z={} failed its checksum",
+                   g.cy, g.cx, level, g.tile, out.channels[static_cast<size_t>(ci)], piece.z);
     }
     const LevelShape s = plan.Level(level);
     const size_t elem = DtypeSize(plan.dtype);
@@ -257,10 +278,112 @@ struct Client::Reader {
     return pieces;
   }
 
-  // Fetches the chunks of `groups` for every channel and plane of `out`, and composes them.
-  // Returns only once no reply or decode in flight refers to `groups`, `out` or `job`.
-  Status Compose(const std::string& slide, const ScanPlan& plan, const std::vector<ChunkCopies>& groups,
+  // The slide's file when this process may read it itself: on the dealer's host (the same
+  // wire::HostId), readable, and holding the plan the dealer described. nullptr otherwise
+  // (asked once per slide): its chunks come through the dealer.
+  std::shared_ptr<LocalFile> Local(const std::string& id, const SlideView& view) {
+    if (!options.local_files || view.host.empty() || view.host != wire::HostId()) return nullptr;
+    // One handle per file for the life of the client: HDF5 hands a second open of a file this
+    // process has open the first one's state, which would not be a SWMR reader's.
+    struct stat st {};
+    if (::stat(view.summary.path.c_str(), &st) != 0) return nullptr;
+    std::lock_guard lock(local_mu);
+    if (auto it = local.find(id); it != local.end() && (!it->second || it->second->inode == st.st_ino)) {
+      return it->second;
+    }
+    std::shared_ptr<LocalFile> lf;
+    if (::access(view.summary.path.c_str(), R_OK) == 0) {
+      std::lock_guard hdf5(storage::Hdf5Mutex());
+      auto file = storage::SlideFile::OpenForRead(view.summary.path);
+      const ScanPlan& plan = view.summary.plan;
+      if (file.ok() && (*file)->plan().frame_count() == plan.frame_count() &&
+          (*file)->plan().level_count() == plan.level_count() && (*file)->plan().chunk_bytes() == plan.chunk_bytes()) {
+        lf = std::make_shared<LocalFile>();
+        lf->file = std::move(*file);
+        lf->checked_ms = wire::NowMs();
+        lf->inode = st.st_ino;
+      } else {
+        spdlog::debug("slide={} file={} read through the dealer: {}", id, view.summary.path,
+                      file.ok() ? "its plan differs from the dealer's" : file.status().ToString());
+      }
+    }
+    local[id] = lf;
+    return lf;
+  }
+
+  // Reads the chunks of `groups` for every channel and plane of `out` from a local file, and
+  // composes them (decoded on the pool while the next are read). A live file is refreshed
+  // when a chunk is missing, once per read.
+  Status ComposeLocal(LocalFile& lf, const ScanPlan& plan, const std::vector<ChunkCopies>& groups, Array& out,
+                      ReadJob& job) {
+    const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
+    bool refreshed = false;
+    for (int64_t ci = 0; ci < out.shape[0] && job.error.ok(); ++ci) {
+      for (size_t k = 0; k < pieces->size(); ++k) {
+        const Piece& p = (*pieces)[k];
+        const ChunkKey key{{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z}, out.level,
+                           groups[p.group].cy, groups[p.group].cx};
+        Result<std::vector<uint8_t>> bytes = std::vector<uint8_t>{};
+        uint64_t sum = 0;
+        {
+          std::lock_guard hdf5(storage::Hdf5Mutex());
+          bytes = lf.file->ReadChunk(key);
+          // Not there yet: what the writer synced since the last look (once per read, so that
+          // a frame a landed event announced is read, whenever the event came).
+          if (bytes.status().code() == StatusCode::kNotFound && lf.file->live() && !refreshed) {
+            refreshed = true;
+            if (Status r = lf.file->Refresh(); r.ok()) bytes = lf.file->ReadChunk(key);
+          }
+          if (bytes.ok()) sum = lf.file->StoredChecksum(key);
+        }
+        std::unique_lock lock(job.mu);
+        if (bytes.status().code() == StatusCode::kNotFound) {  // not landed yet: stays 0
+          ++job.missing;
+          continue;
+        }
+        if (!bytes.ok()) {
+          if (job.error.ok()) job.error = bytes.status();
+          break;
+        }
+        job.cv.wait(lock, [&] { return job.decoding < kLocalWindow; });
+        if (!job.error.ok()) break;
+        ++job.decoding;
+        ++job.decoded;
+        lock.unlock();
+        pool.Submit([&job, &groups, &plan, &out, pieces, k, ci, sum,
+                     chunk = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes))] {
+          const Piece& piece = (*pieces)[k];
+          Status ds = Apply(plan, out.level, groups[piece.group], piece, *chunk, sum, ci, out);
+          std::lock_guard l(job.mu);
+          if (!ds.ok() && job.error.ok()) job.error = ds;
+          --job.decoding;
+          job.cv.notify_all();
+        });
+      }
+    }
+    std::unique_lock lock(job.mu);
+    job.cv.wait(lock, [&] { return job.decoding == 0; });
+    out.local = true;
+    return job.error;
+  }
+
+  // Fetches the chunks of `groups` for every channel and plane of `out`, and composes them:
+  // from the slide's file when it is local, else through the dealer. Returns only once no
+  // reply or decode in flight refers to `groups`, `out` or `job`.
+  Status Compose(const std::string& slide, const SlideView& view, const std::vector<ChunkCopies>& groups,
                  Array& out, ReadJob& job) {
+    const ScanPlan& plan = view.summary.plan;
+    if (auto lf = Local(slide, view)) {
+      // The dealer still decides who may read: a credential revoked since is refused here
+      // within kRecheckMs, as it would be on the dealer's socket (regions ask it per read).
+      if (wire::NowMs() - lf->checked_ms >= kRecheckMs) {
+        proto::DealerRequest req;
+        req.mutable_slide_info()->set_slide_id(slide);
+        TESSERA_RETURN_IF_ERROR(link.Call(std::move(req)).get().status());
+        lf->checked_ms = wire::NowMs();
+      }
+      return ComposeLocal(*lf, plan, groups, out, job);
+    }
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
     for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
       for (size_t first = 0; first < pieces->size(); first += kChunksPerRequest) {
@@ -329,7 +452,7 @@ struct Client::Reader {
       ++job.decoded;
       pool.Submit([&job, &groups, &plan, &out, message, pieces, p, k = first + k, sum, ci] {
         const Piece& piece = (*pieces)[k];
-        Status ds = Apply(plan, out.level, groups[piece.group], piece, message->payload[p], sum, ci, out);
+        Status ds = Apply(plan, out.level, groups[piece.group], piece, wire::Bytes(message->payload[p]), sum, ci, out);
         std::lock_guard l(job.mu);
         if (!ds.ok() && job.error.ok()) job.error = ds;
         --job.decoding;
@@ -385,7 +508,7 @@ struct Client::Reader {
         }
         groups.back().copies.push_back({rp.sx(i), rp.sy(i), rp.w(i), rp.h(i), rp.dx(i), rp.dy(i)});
       }
-      TESSERA_RETURN_IF_ERROR(Compose(req.slide, plan, groups, out, job));
+      TESSERA_RETURN_IF_ERROR(Compose(req.slide, *view, groups, out, job));
       cursor = rp.next_cursor();
     } while (cursor != 0);
     out.missing_chunks = job.missing;
@@ -426,7 +549,7 @@ struct Client::Reader {
       }
     }
     ReadJob job;
-    TESSERA_RETURN_IF_ERROR(Compose(req.slide, plan, groups, out, job));
+    TESSERA_RETURN_IF_ERROR(Compose(req.slide, *view, groups, out, job));
     if (job.missing > 0) {
       return Error(StatusCode::kNotFound, "tile {} of slide {} is not stored yet at level {}", req.tile, req.slide,
                    req.level);

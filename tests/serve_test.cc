@@ -243,6 +243,61 @@ TEST(ServeTest, AReaderKilledMidRegionDoesNotHurtTheDealer) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+// A client on the dealer's host reads the slide's file itself (ClientOptions::local_files, the
+// default): the very pixels the dealer serves, for tiles and regions at every level, and for a
+// live slide the frames that land after it opened the file.
+TEST(ServeTest, AClientOnTheDealersHostReadsTheFileItselfAndGetsWhatTheDealerServes) {
+  Stack stack;
+  const std::string id = ScanMist(stack);
+  Client local(stack.manager());
+  Client remote(stack.manager(), ClientOptions{.local_files = false});
+  for (uint32_t level : {0u, 1u, 2u}) {
+    SCOPED_TRACE(level);
+    const RegionRequest box{.slide = id, .level = level, .x = 100 >> level, .y = 80 >> level,
+                            .width = 700 >> level, .height = 500 >> level};
+    auto mine = local.ReadRegion(box), theirs = remote.ReadRegion(box);
+    ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+    ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
+    EXPECT_TRUE(mine->local);
+    EXPECT_FALSE(theirs->local);
+    EXPECT_EQ(mine->shape, theirs->shape);
+    EXPECT_EQ(mine->chunks_read, theirs->chunks_read);
+    EXPECT_TRUE(mine->data == theirs->data) << "the region differs from the dealer's";
+    auto tile = local.ReadTile({.slide = id, .tile = 7, .level = level});
+    auto served = remote.ReadTile({.slide = id, .tile = 7, .level = level});
+    ASSERT_TRUE(tile.ok() && served.ok());
+    EXPECT_TRUE(tile->local);
+    EXPECT_TRUE(tile->data == served->data);
+  }
+
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 1, o.width = 256, o.height = 256, o.channels = 1;
+  synth::SyntheticMosaic mosaic(o);
+  auto scanner = Scanner::Open(stack.manager(), mosaic.plan());
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string live = (*scanner)->slide_id();
+  const ScanPlan& plan = (*scanner)->plan();
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  // Tile 0 read while the scan runs; tile 1 lands just before the close and is read after it
+  // by the same client, which opened the file while it was written.
+  for (uint32_t t = 0; t < 2; ++t) {
+    mosaic.RenderFrame({t, 0, 0}, pixels);
+    ASSERT_TRUE((*scanner)->Push({t, 0, 0}, pixels).ok());
+    ASSERT_TRUE((*scanner)->Flush().ok());
+    if (t == 1) {
+      ASSERT_TRUE((*scanner)->Close().ok());
+    }
+    Result<Array> got = Status(StatusCode::kNotFound, "not read");
+    EXPECT_TRUE(WaitFor([&] {
+      got = local.ReadTile({.slide = live, .tile = t});
+      return got.ok();
+    }, 10000)) << "tile " << t << " of the live slide: " << got.status().ToString();
+    ASSERT_TRUE(got.ok());
+    EXPECT_TRUE(got->local);
+    EXPECT_TRUE(got->data == pixels) << "tile " << t;
+  }
+}
+
 TEST(ServeTest, TilesOfAnAcquiringSlideAreServedAsTheyLandAtEveryLevel) {
   Stack stack;
   synth::SyntheticOptions o;

@@ -471,6 +471,11 @@ Status SlideFile::Sync(bool fsync) {
   return OkStatus();
 }
 
+std::mutex& Hdf5Mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
 Status SlideFile::Refresh() {
   Impl& m = *impl_;
   if (!m.swmr_read) return OkStatus();

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -104,5 +105,9 @@ class SlideFile {
   explicit SlideFile(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Debian's HDF5 is built without thread safety: a process that opens, reads or writes slide
+/// files from several threads holds this around every call (the client library does).
+std::mutex& Hdf5Mutex();
 
 }  // namespace tessera::storage

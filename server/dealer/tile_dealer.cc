@@ -178,6 +178,7 @@ struct TileDealer::Impl {
     }
     info->set_landed(std::move(landed));
     info->set_live(slide->file->live());
+    info->set_host(wire::HostId());
     return OkStatus();
   }
 
