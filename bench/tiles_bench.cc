@@ -74,6 +74,13 @@ std::vector<Key> Keys(const ScanPlan& plan, bool each_once, size_t count, uint32
   return keys;
 }
 
+// --remote: chunks through the dealer even on its host.
+bool& Remote() {
+  static bool remote = false;
+  return remote;
+}
+ClientOptions Options() { return {.local_files = !Remote()}; }
+
 // Reads one chunk, as stored (checksum verified) or decoded into pixels; returns stored bytes.
 uint64_t ReadOne(Client& client, const std::string& slide, const ScanPlan& plan, const Key& k, bool decode) {
   if (!decode) return Must(client.ReadChunk(slide, {{k.tile, 0, 0}, 0, k.cy, k.cx})).bytes.size();
@@ -93,14 +100,14 @@ std::string CpuUsed(double self0, pid_t server_pid, double server0) {
 
 int Chunks(const std::string& server, const std::string& slide, int clients, bool each_once, size_t count,
            bool decode, uint32_t seed, const std::string& keys_out, const std::string& sizes_out, pid_t cpu_pid) {
-  Client probe(server);
+  Client probe(server, Options());
   const ScanPlan plan = Must(probe.Describe(slide)).summary.plan;
   const std::vector<Key> keys = Keys(plan, each_once, count, seed);
   std::vector<std::vector<double>> ms(static_cast<size_t>(clients));
   std::vector<uint64_t> sizes(keys.size());
   std::vector<std::unique_ptr<Client>> conns;
   for (int c = 0; c < clients; ++c) {
-    conns.push_back(std::make_unique<Client>(server));
+    conns.push_back(std::make_unique<Client>(server, Options()));
     Must(conns.back()->Describe(slide));  // connected before the clock starts
   }
   std::atomic<size_t> next{0};
@@ -140,7 +147,7 @@ int Chunks(const std::string& server, const std::string& slide, int clients, boo
 
 int Regions(const std::string& server, const std::string& slide, uint32_t level, int64_t size, int count,
             uint32_t seed, const std::string& boxes_out, const std::string& dump) {
-  Client client(server);
+  Client client(server, Options());
   const SlideView view = Must(client.Describe(slide));
   const ScanPlan& plan = view.summary.plan;
   if (level >= view.level_count) level = view.level_count - 1;  // "coarsest"
@@ -314,6 +321,9 @@ int main(int argc, char** argv) {
     c->add_option("--seed", seed, "Random seed")->capture_default_str();
     c->add_option("--credential", credential,
                   "Connect with this credential (the credential= of a secured `tessera up`); none: plain TCP");
+    c->add_flag("--remote", Remote(),
+                "Read every chunk through the dealer, as a client on another host does (default: from the "
+                "slide's file, as the client library does on the dealer's host)");
   }
   chunks->add_option("--cpu-pid", cpu_pid, "Also report this process's CPU over the requests (the dealer)");
   chunks->add_option("--clients", clients, "Concurrent clients")->capture_default_str();

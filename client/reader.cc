@@ -42,16 +42,19 @@ struct Piece {
   int64_t zi;
 };
 
-// A slide's (or view's) file opened by this process, on the dealer's host.
+// A slide's (or view's) file opened by this process, on the dealer's host: one handle per
+// file for the whole process (HDF5 hands a second open of a file the process has open the
+// first one's state, which would not be a SWMR reader's), shared by its clients.
 struct LocalFile {
   std::unique_ptr<storage::SlideFile> file;  // every call under storage::Hdf5Mutex(), closing too
-  std::atomic<int64_t> checked_ms{0};  // when the dealer last said this client may read the slide
-  ino_t inode = 0;                     // of the file opened: a view's file made anew is opened anew
+  ino_t inode = 0;                           // a view's file made anew (renamed over) is opened anew
   ~LocalFile() {
     std::lock_guard hdf5(storage::Hdf5Mutex());
     file.reset();
   }
 };
+std::mutex open_files_mu;
+std::map<std::string, std::weak_ptr<LocalFile>> open_files;  // by path, under open_files_mu
 
 // The dealer's region plan, checked before a byte is written by it: parallel arrays of one
 // length, every chunk inside the slide's level, every copy inside its chunk and inside the
@@ -161,6 +164,7 @@ struct Client::Reader {
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
   std::mutex local_mu;
   std::map<std::string, std::shared_ptr<LocalFile>> local;  // by slide id; nullptr: not local
+  std::map<std::string, int64_t> checked;  // by slide id: when the dealer last let this client read it
 
   Reader(std::string dealer, std::string publish_ep, ClientOptions o)
       : link(std::move(dealer), o.timeout_ms),
@@ -283,31 +287,41 @@ struct Client::Reader {
   // (asked once per slide): its chunks come through the dealer.
   std::shared_ptr<LocalFile> Local(const std::string& id, const SlideView& view) {
     if (!options.local_files || view.host.empty() || view.host != wire::HostId()) return nullptr;
-    // One handle per file for the life of the client: HDF5 hands a second open of a file this
-    // process has open the first one's state, which would not be a SWMR reader's.
+    const std::string& path = view.summary.path;
     struct stat st {};
-    if (::stat(view.summary.path.c_str(), &st) != 0) return nullptr;
+    if (::stat(path.c_str(), &st) != 0) return nullptr;
     std::lock_guard lock(local_mu);
     if (auto it = local.find(id); it != local.end() && (!it->second || it->second->inode == st.st_ino)) {
       return it->second;
     }
     std::shared_ptr<LocalFile> lf;
-    if (::access(view.summary.path.c_str(), R_OK) == 0) {
+    std::lock_guard files(open_files_mu);
+    if (auto it = open_files.find(path); it != open_files.end()) {
+      lf = it->second.lock();
+      if (lf && lf->inode != st.st_ino) lf.reset();
+    }
+    if (!lf && ::access(path.c_str(), R_OK) == 0) {
       std::lock_guard hdf5(storage::Hdf5Mutex());
-      auto file = storage::SlideFile::OpenForRead(view.summary.path);
-      const ScanPlan& plan = view.summary.plan;
-      if (file.ok() && (*file)->plan().frame_count() == plan.frame_count() &&
-          (*file)->plan().level_count() == plan.level_count() && (*file)->plan().chunk_bytes() == plan.chunk_bytes()) {
+      auto file = storage::SlideFile::OpenForRead(path);
+      if (file.ok()) {
         lf = std::make_shared<LocalFile>();
         lf->file = std::move(*file);
-        lf->checked_ms = wire::NowMs();
         lf->inode = st.st_ino;
+        std::erase_if(open_files, [](const auto& entry) { return entry.second.expired(); });
+        open_files[path] = lf;
       } else {
-        spdlog::debug("slide={} file={} read through the dealer: {}", id, view.summary.path,
-                      file.ok() ? "its plan differs from the dealer's" : file.status().ToString());
+        spdlog::debug("slide={} file={} read through the dealer: {}", id, path, file.status().ToString());
       }
     }
+    const ScanPlan& plan = view.summary.plan;
+    if (lf && (lf->file->plan().frame_count() != plan.frame_count() ||
+               lf->file->plan().level_count() != plan.level_count() ||
+               lf->file->plan().chunk_bytes() != plan.chunk_bytes())) {
+      spdlog::debug("slide={} file={} read through the dealer: its plan differs from the dealer's", id, path);
+      lf.reset();
+    }
     local[id] = lf;
+    checked[id] = wire::NowMs();  // the dealer described the slide to this client just now
     return lf;
   }
 
@@ -376,11 +390,17 @@ struct Client::Reader {
     if (auto lf = Local(slide, view)) {
       // The dealer still decides who may read: a credential revoked since is refused here
       // within kRecheckMs, as it would be on the dealer's socket (regions ask it per read).
-      if (wire::NowMs() - lf->checked_ms >= kRecheckMs) {
+      bool due = false;
+      {
+        std::lock_guard lock(local_mu);
+        due = wire::NowMs() - checked[slide] >= kRecheckMs;
+      }
+      if (due) {
         proto::DealerRequest req;
         req.mutable_slide_info()->set_slide_id(slide);
         TESSERA_RETURN_IF_ERROR(link.Call(std::move(req)).get().status());
-        lf->checked_ms = wire::NowMs();
+        std::lock_guard lock(local_mu);
+        checked[slide] = wire::NowMs();
       }
       return ComposeLocal(*lf, plan, groups, out, job);
     }

@@ -295,6 +295,11 @@ TEST(ServeTest, AClientOnTheDealersHostReadsTheFileItselfAndGetsWhatTheDealerSer
     ASSERT_TRUE(got.ok());
     EXPECT_TRUE(got->local);
     EXPECT_TRUE(got->data == pixels) << "tile " << t;
+    // Another client of the same process shares the file's one handle, and sees the same.
+    Client other(stack.manager());
+    auto again = other.ReadTile({.slide = live, .tile = t});
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_TRUE(again->data == pixels) << "tile " << t << " through a second client";
   }
 }
 
