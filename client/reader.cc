@@ -244,10 +244,18 @@ struct Client::Reader {
     }
     const LevelShape s = plan.Level(level);
     const size_t elem = DtypeSize(plan.dtype);
+    const int64_t width = out.shape[3];
+    // A whole one-plane chunk as wide as the output (a tile read chunk by chunk): decoded in place.
+    if (g.copies.size() == 1 && s.chunk_z == 1 && piece.planes == 1) {
+      const Copy& c = g.copies[0];
+      if (c.sx == 0 && c.sy == 0 && c.w == s.chunk_x && c.h == s.chunk_y && c.dx == 0 && c.w == width) {
+        uint8_t* at = out.data.data() + out.index(ci, piece.zi, c.dy, 0) * elem;
+        return codec::Decompress(bytes, {at, s.chunk_pixels() * elem});
+      }
+    }
     thread_local std::vector<uint8_t> chunk;
     chunk.resize(s.chunk_voxels() * elem);
     TESSERA_RETURN_IF_ERROR(codec::Decompress(bytes, chunk));
-    const int64_t width = out.shape[3];
     for (uint32_t k = 0; k < piece.planes; ++k) {
       uint8_t* plane = out.data.data() + out.index(ci, piece.zi + k, 0, 0) * elem;
       const uint8_t* from = chunk.data() + (piece.from + k) * s.chunk_pixels() * elem;
@@ -331,9 +339,9 @@ struct Client::Reader {
   Status ComposeLocal(LocalFile& lf, const ScanPlan& plan, const std::vector<ChunkCopies>& groups, Array& out,
                       ReadJob& job) {
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
-    bool refreshed = false;
-    for (int64_t ci = 0; ci < out.shape[0] && job.error.ok(); ++ci) {
-      for (size_t k = 0; k < pieces->size(); ++k) {
+    bool refreshed = false, failed = false;
+    for (int64_t ci = 0; ci < out.shape[0] && !failed; ++ci) {
+      for (size_t k = 0; k < pieces->size() && !failed; ++k) {
         const Piece& p = (*pieces)[k];
         const ChunkKey key{{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z}, out.level,
                            groups[p.group].cy, groups[p.group].cx};
@@ -355,12 +363,12 @@ struct Client::Reader {
           ++job.missing;
           continue;
         }
-        if (!bytes.ok()) {
-          if (job.error.ok()) job.error = bytes.status();
-          break;
-        }
+        if (!bytes.ok() && job.error.ok()) job.error = bytes.status();
         job.cv.wait(lock, [&] { return job.decoding < kLocalWindow; });
-        if (!job.error.ok()) break;
+        if (!job.error.ok()) {  // stop reading; what is being decoded still refers to us
+          failed = true;
+          continue;
+        }
         ++job.decoding;
         ++job.decoded;
         lock.unlock();

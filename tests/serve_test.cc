@@ -269,6 +269,13 @@ TEST(ServeTest, AClientOnTheDealersHostReadsTheFileItselfAndGetsWhatTheDealerSer
     EXPECT_TRUE(tile->local);
     EXPECT_TRUE(tile->data == served->data);
   }
+  // A window of exactly one chunk (a viewer's tile), which is decoded straight into the output.
+  const LevelShape s = Client(stack.manager()).Info(id)->plan.Level(0);
+  const TileRequest window{.slide = id, .tile = 7, .x = 0, .y = 0, .width = s.chunk_x, .height = s.chunk_y};
+  auto mine = local.ReadTile(window), theirs = remote.ReadTile(window);
+  ASSERT_TRUE(mine.ok() && theirs.ok());
+  EXPECT_EQ(mine->chunks_read, 1u);
+  EXPECT_TRUE(mine->data == theirs->data);
 
   synth::SyntheticOptions o;
   o.cols = 2, o.rows = 1, o.width = 256, o.height = 256, o.channels = 1;
