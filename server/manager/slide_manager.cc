@@ -117,9 +117,9 @@ struct SlideManager::Impl {
   std::string FreshBind() const { return "tcp://" + options.child_host + ":0"; }
 
   // The proxy and writer of a slide always run on this host: a Unix socket between them
-  // costs less than TCP. It lives in DATA/run, which only the service user may open (an ipc
-  // peer is not authenticated otherwise). Falls back to loopback TCP when the path is too
-  // long for one.
+  // costs less than TCP. It lives in DATA/run, which only the service user may open (and in a
+  // secured stack the proxy proves the stack's credential there too). Falls back to loopback
+  // TCP when the path is too long for one.
   std::string RunDir() const { return (fs::path(options.data_dir) / "run").string(); }
   // A scanner on this host pushes through its proxy's Unix socket in DATA/ingest (reachable by
   // local users; a secured stack's proxy still asks for a scanner's credential): no TCP, no
