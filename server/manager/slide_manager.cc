@@ -437,7 +437,8 @@ struct SlideManager::Impl {
     auto it = running.find(r.id);
     if (it == running.end() || !it->second.proxy_ready) return;
     out->set_proxy_endpoint(r.proxy_endpoint);
-    if (const std::string local = LocalDoor(r.id); !local.empty()) {
+    const std::string local = LocalDoor(r.id);
+    if (!local.empty()) {
       out->set_proxy_local_endpoint(local);
       out->set_host(wire::HostId());
     }
@@ -445,7 +446,9 @@ struct SlideManager::Impl {
     out->set_writer_pid(it->second.writer);
     proto::IngestMessage req;
     req.mutable_stats_request();
-    if (auto stats = wire::Ask<proto::IngestMessage>(r.proxy_endpoint, req, kStatsTimeoutMs); stats.ok() && stats->has_stats()) {
+    // Asked through the proxy's Unix socket when it has one: no TCP, no CURVE handshake.
+    const std::string& ask = local.empty() ? r.proxy_endpoint : local;
+    if (auto stats = wire::Ask<proto::IngestMessage>(ask, req, kStatsTimeoutMs); stats.ok() && stats->has_stats()) {
       out->set_frames_written(stats->stats().frames_durable());
       if (stats->stats().writer_status().code() != proto::OK) out->set_error(stats->stats().writer_status().message());
     }
