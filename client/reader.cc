@@ -290,6 +290,21 @@ struct Client::Reader {
     return pieces;
   }
 
+  // Applies piece k of channel ci (its chunk `bytes`, which `keep` holds) on the pool; the
+  // caller counted it in job.decoding, which this gives back.
+  void Decode(ReadJob& job, const ScanPlan& plan, const std::vector<ChunkCopies>& groups, Array& out,
+              const std::shared_ptr<const std::vector<Piece>>& pieces, size_t k, int64_t ci,
+              std::span<const uint8_t> bytes, uint64_t xxh64, std::shared_ptr<const void> keep) {
+    pool.Submit([&job, &plan, &groups, &out, pieces, k, ci, bytes, xxh64, keep = std::move(keep)] {
+      const Piece& piece = (*pieces)[k];
+      Status ds = Apply(plan, out.level, groups[piece.group], piece, bytes, xxh64, ci, out);
+      std::lock_guard l(job.mu);
+      if (!ds.ok() && job.error.ok()) job.error = ds;
+      --job.decoding;
+      job.cv.notify_all();
+    });
+  }
+
   // The slide's file when this process may read it itself: on the dealer's host (the same
   // wire::HostId), readable, and holding the plan the dealer described. nullptr otherwise
   // (asked once per slide): its chunks come through the dealer.
@@ -364,7 +379,7 @@ struct Client::Reader {
           continue;
         }
         if (!bytes.ok() && job.error.ok()) job.error = bytes.status();
-        job.cv.wait(lock, [&] { return job.decoding < kLocalWindow; });
+        job.cv.wait(lock, [&] { return job.decoding < kLocalWindow || !job.error.ok(); });
         if (!job.error.ok()) {  // stop reading; what is being decoded still refers to us
           failed = true;
           continue;
@@ -372,15 +387,8 @@ struct Client::Reader {
         ++job.decoding;
         ++job.decoded;
         lock.unlock();
-        pool.Submit([&job, &groups, &plan, &out, pieces, k, ci, sum,
-                     chunk = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes))] {
-          const Piece& piece = (*pieces)[k];
-          Status ds = Apply(plan, out.level, groups[piece.group], piece, *chunk, sum, ci, out);
-          std::lock_guard l(job.mu);
-          if (!ds.ok() && job.error.ok()) job.error = ds;
-          --job.decoding;
-          job.cv.notify_all();
-        });
+        auto chunk = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes));
+        Decode(job, plan, groups, out, pieces, k, ci, *chunk, sum, chunk);
       }
     }
     std::unique_lock lock(job.mu);
@@ -475,17 +483,9 @@ struct Client::Reader {
         break;
       }
       const size_t p = payload++;
-      const uint64_t sum = result.xxh64();
       ++job.decoding;
       ++job.decoded;
-      pool.Submit([&job, &groups, &plan, &out, message, pieces, p, k = first + k, sum, ci] {
-        const Piece& piece = (*pieces)[k];
-        Status ds = Apply(plan, out.level, groups[piece.group], piece, wire::Bytes(message->payload[p]), sum, ci, out);
-        std::lock_guard l(job.mu);
-        if (!ds.ok() && job.error.ok()) job.error = ds;
-        --job.decoding;
-        job.cv.notify_all();
-      });
+      Decode(job, plan, groups, out, pieces, first + k, ci, wire::Bytes(message->payload[p]), result.xxh64(), message);
     }
     job.cv.notify_all();
   }

@@ -258,10 +258,7 @@ Result<std::unique_ptr<SlideProxy>> SlideProxy::Open(const ProxyOptions& options
     TESSERA_ASSIGN_OR_RETURN(impl->local_endpoint, impl->front->AlsoBind(options.local));
     // Who may reach the socket is the folder's business; who may push, the credential's.
     std::error_code ec;
-    std::filesystem::permissions(options.local.substr(6), std::filesystem::perms::owner_read |
-                                 std::filesystem::perms::owner_write | std::filesystem::perms::group_read |
-                                 std::filesystem::perms::group_write | std::filesystem::perms::others_read |
-                                 std::filesystem::perms::others_write, ec);
+    std::filesystem::permissions(options.local.substr(6), static_cast<std::filesystem::perms>(0666), ec);
   }
   return std::unique_ptr<SlideProxy>(new SlideProxy(std::move(impl)));
 }
