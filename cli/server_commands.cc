@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "common/security/security.h"
+#include "common/wire/listener.h"
 #include "server/broker/broker.h"
 #include "server/dealer/tile_dealer.h"
 #include "server/gateway/gateway.h"
@@ -131,16 +132,17 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     const std::string data = std::filesystem::absolute(up_opts.data_dir).string();
     const std::string& host = up_opts.child_host;
     if (port == 0 && http_opt->count() == 0) http_port = 0;  // a throwaway stack: nothing fixed
-    // The manager's port first: every role is told where it is, and it keeps it across restarts.
-    if (port == 0) {
-      auto free = supervisor::FreePort(host);
-      if (!free.ok()) {
-        exit_code = Fail(free.status().ToString());
+    // The manager's socket first: every role is told where it is, and it keeps it across
+    // restarts.
+    auto manager_socket = wire::Listener::Open(host, port);
+    auto http_socket = wire::Listener::Open(host, http_port);
+    for (const Status& s : {manager_socket.status(), http_socket.status()}) {
+      if (!s.ok()) {
+        exit_code = Fail(s.ToString());
         return;
       }
-      port = *free;
     }
-    const std::string manager = fmt::format("tcp://{}:{}", host, port);
+    const std::string manager = manager_socket->endpoint();
     std::string security_dir, credential, token;
     if (insecure) {  // every role refuses to bind beyond loopback so
       fmt::print(stderr, "warning: --insecure: any process that reaches this machine's loopback may push, read "
@@ -174,9 +176,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     supervisor::Service gateway{"gateway",
                     {"serve", "gateway", "--manager", manager, "--host", host, "--port",
-                     // chosen once, so that a restarted gateway listens where the first one did
-                     http_port == 0 ? std::string("{port}") : std::to_string(http_port), "--web", up_web,
-                     "--die-with-parent"}};
+                     std::to_string(http_socket->port()), "--web", up_web, "--die-with-parent"}};
+    gateway.listeners.push_back(std::make_shared<const wire::Listener>(std::move(*http_socket)));
     for (const auto& origin : up_cors) gateway.args.insert(gateway.args.end(), {"--cors-origin", origin});
     if (up_http_public) gateway.args.push_back("--http-public");
     for (const auto& [flag, file] : {std::pair{"--tls-cert", &up_tls_cert}, {"--tls-key", &up_tls_key}}) {
@@ -193,6 +194,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     if (!up_opts.fsync) slides.args.push_back("--no-fsync");
     slides.args.push_back("--die-with-parent");
+    slides.listeners.push_back(std::make_shared<const wire::Listener>(std::move(*manager_socket)));
     so.services.push_back(std::move(slides));
     auto stack = supervisor::Supervisor::Open(so);
     if (!stack.ok()) {

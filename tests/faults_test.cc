@@ -1,6 +1,7 @@
 // Faults and bad input on the ingest path, each against real processes on loopback.
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -15,7 +16,9 @@
 #include "client/scanner.h"
 #include "common/codec/codec.h"
 #include "common/storage/slide_file.h"
+#include "common/wire/listener.h"
 #include "common/wire/wire.h"
+#include "server/supervisor/child_process.h"
 #include "tests/stack.h"
 #include "tests/test_frames.h"
 
@@ -43,6 +46,35 @@ proto::Stats ProxyStats(const std::string& endpoint) {
     EXPECT_TRUE(wire::ParseHeader(*reply, &m).ok());
   }
   return m.stats();
+}
+
+// A role's parent holds its listening socket (wire/listener.h): while the role is dead no
+// other program can take its port (a port chosen, freed and bound later once went to another
+// process's connection), and a request sent meanwhile waits in the socket's backlog for the
+// restarted role, which serves on the same socket.
+TEST(FaultsTest, AKilledRolesPortStaysItsOwnAndItsRestartAnswersWhatWaited) {
+  auto socket = wire::Listener::Open("127.0.0.1");
+  ASSERT_TRUE(socket.ok()) << socket.status().ToString();
+  const std::vector<std::string> args{"serve", "manager", "--data", FreshDir("listener"), "--bind",
+                                      socket->endpoint(), "--die-with-parent"};
+  auto first = supervisor::Spawn(TesseraBin(), args, 20000, {&*socket});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE((first->endpoint + " ").starts_with("manager=" + socket->endpoint() + " ")) << first->endpoint;
+  Client client(socket->endpoint());
+  ASSERT_TRUE(client.List().ok());
+  ASSERT_EQ(::kill(first->pid, SIGKILL), 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(first->pid, &st, 0), first->pid);
+
+  auto thief = wire::Listener::Open("127.0.0.1", socket->port());
+  EXPECT_EQ(thief.status().code(), StatusCode::kUnavailable) << "the dead role's port was free for anyone";
+  Result<std::vector<SlideSummary>> waited = Error(StatusCode::kInternal, "not asked");
+  std::thread asks([&] { waited = Client(socket->endpoint(), 20000).List(); });
+  auto again = supervisor::Spawn(TesseraBin(), args, 20000, {&*socket});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  asks.join();
+  EXPECT_TRUE(waited.ok()) << waited.status().ToString();
+  EXPECT_EQ(supervisor::Stop(again->pid, 10000) & 0x7f, 0) << "the restarted manager did not end on SIGTERM";
 }
 
 TEST(FaultsTest, KilledWriterThenKilledProxyLoseNothingAndDoubleNothing) {

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/log/log.h"
+#include "common/wire/listener.h"
 #include "common/wire/rpc.h"
 
 namespace tessera::wire {
@@ -162,12 +163,18 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
   }
   std::string ep = endpoint;
   if (ep.size() > 2 && ep.ends_with(":0")) ep = ep.substr(0, ep.size() - 1) + "*";
+  // A socket the parent holds for this endpoint (listener.h) is served as it is: ZeroMQ takes
+  // it for this one bind, not the socket's later ones.
+  const int inherited = endpoint.starts_with("tcp://") ? TakeInheritedListener(endpoint) : -1;
+  if (inherited >= 0) socket.set(zmq::sockopt::use_fd, inherited);
   try {
     socket.bind(ep);
   } catch (const zmq::error_t& e) {
+    if (inherited >= 0) socket.set(zmq::sockopt::use_fd, -1);
     return Error(StatusCode::kUnavailable, "cannot bind {}: {} (is another process using it?)",
                  endpoint, e.what());
   }
+  if (inherited >= 0) socket.set(zmq::sockopt::use_fd, -1);
   return socket.get(zmq::sockopt::last_endpoint);
 }
 

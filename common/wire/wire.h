@@ -95,6 +95,7 @@ bool IsLoopback(const std::string& endpoint);
 /// Binds and returns the resolved endpoint (a `tcp://host:0` or `:*` port is chosen
 /// by the OS); when server keys are set, a tcp:// bind is a CURVE server and an ipc:// bind
 /// a PLAIN server (see Security), both admitted by the ZAP handler. A socket may bind both.
+/// A tcp:// endpoint whose socket the parent holds (listener.h) serves on that socket.
 /// UNAVAILABLE naming the endpoint when the bind fails; FAILED_PRECONDITION for a tcp://
 /// address beyond loopback without server keys (nothing there would check who connects).
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);

@@ -22,6 +22,7 @@
 
 #include "client/client.h"
 #include "common/log/log.h"
+#include "common/wire/listener.h"
 #include "server/gateway/iiif.h"
 #include "server/gateway/render.h"
 #include "server/gateway/url.h"
@@ -932,10 +933,17 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(const GatewayOptions& options) {
                  options.host);
   }
   const tcp::endpoint ep(address, options.port);
-  impl->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor.bind(ep, ec);
-  if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  // The socket the supervisor holds for this port (wire/listener.h), else one of ours.
+  const std::string at = address.is_v6() ? fmt::format("tcp://[{}]:{}", options.host, options.port)
+                                         : fmt::format("tcp://{}:{}", options.host, options.port);
+  if (const int fd = options.port != 0 ? wire::TakeInheritedListener(at) : -1; fd >= 0) {
+    impl->acceptor.assign(ep.protocol(), fd, ec);
+  } else {
+    impl->acceptor.open(ep.protocol(), ec);
+    if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) impl->acceptor.bind(ep, ec);
+    if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  }
   if (ec) {
     return Error(StatusCode::kUnavailable, "cannot listen on {}:{}: {} (another program has the port? try --port 0)",
                  options.host, options.port, ec.message());

@@ -21,6 +21,7 @@
 #include "common/security/security.h"
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
+#include "common/wire/listener.h"
 #include "common/wire/rpc.h"
 #include "server/supervisor/children.h"
 
@@ -58,6 +59,9 @@ struct Running {
   bool closing = false;     // stopped for a close, which completes once both have ended
   std::vector<Call> opens;  // answered once both serve
   std::vector<Call> closes; // answered once both have ended and the file is read
+  // The proxy's TCP socket, held while the slide runs: a restarted proxy serves on it, and
+  // a scanner's reconnection waits in its backlog meanwhile.
+  std::optional<wire::Listener> proxy_socket;
 };
 
 // The highest slide number among the files in `dir` ("s000042.h5", "s000042.plan.json", ...).
@@ -114,7 +118,14 @@ struct SlideManager::Impl {
     return a;
   }
 
-  std::string FreshBind() const { return "tcp://" + options.child_host + ":0"; }
+  // The port of a recorded "tcp://HOST:PORT" endpoint; 0 (any) for none.
+  static int EndpointPort(const std::string& endpoint) {
+    int port = 0;
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos) return 0;
+    const auto [at, ec] = std::from_chars(endpoint.data() + colon + 1, endpoint.data() + endpoint.size(), port);
+    return ec == std::errc() && at == endpoint.data() + endpoint.size() ? port : 0;
+  }
 
   // The proxy and writer of a slide always run on this host: a Unix socket between them
   // costs less than TCP. It lives in DATA/run, which only the service user may open (and in a
@@ -151,7 +162,12 @@ struct SlideManager::Impl {
     }
     if (!run.writer_ready) return;  // the proxy follows once the writer serves
     if (run.proxy <= 0) {
-      StartChild(id, &Running::proxy, ProxyArgs(r, r.proxy_endpoint.empty() ? FreshBind() : r.proxy_endpoint));
+      if (!run.proxy_socket) {  // where the slide's proxy listened before, if it ever did
+        auto socket = wire::Listener::Open(options.child_host, EndpointPort(r.proxy_endpoint));
+        if (!socket.ok()) return MarkFailed(id, socket.status());
+        run.proxy_socket = std::move(*socket);
+      }
+      StartChild(id, &Running::proxy, ProxyArgs(r, run.proxy_socket->endpoint()), {&*run.proxy_socket});
       return;
     }
     if (!run.proxy_ready) return;
@@ -175,7 +191,8 @@ struct SlideManager::Impl {
 
   // Starts a slide's writer or proxy (`role`); when it is ready its endpoint is recorded and
   // StartChildren goes on.
-  void StartChild(const std::string& id, pid_t Running::*role, const std::vector<std::string>& args) {
+  void StartChild(const std::string& id, pid_t Running::*role, const std::vector<std::string>& args,
+                  const std::vector<const wire::Listener*>& listeners = {}) {
     const bool writer = role == &Running::writer;
     auto pid = kids.Start(options.exe, args, kReadyTimeoutMs, [this, id, writer](Result<supervisor::Child> c) {
       auto it = running.find(id);
@@ -187,7 +204,7 @@ struct SlideManager::Impl {
       if (Status s = catalog->Update(*rec); !s.ok()) return MarkFailed(id, s);
       (writer ? it->second.writer_ready : it->second.proxy_ready) = true;
       StartChildren(id);
-    });
+    }, listeners);
     if (!pid.ok()) return MarkFailed(id, pid.status());
     running[id].*role = *pid;
     (writer ? running[id].writer_ready : running[id].proxy_ready) = false;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -29,7 +30,8 @@ std::string DescribeExit(int st) {
   return "ended";
 }
 
-Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& args) {
+Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& args,
+                        const std::vector<const wire::Listener*>& listeners) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     return Error(StatusCode::kInternal, "pipe: {}", std::strerror(errno));
@@ -37,12 +39,23 @@ Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  // dup2 onto itself clears close-on-exec in the child only (glibc >= 2.29): the child
+  // inherits its listeners and none of the others this process holds.
+  for (const wire::Listener* l : listeners) posix_spawn_file_actions_adddup2(&actions, l->fd(), l->fd());
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(exe.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  const std::string prefix = std::string(wire::kListenFdsVariable) + "=";
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with(prefix)) envp.push_back(*e);
+  }
+  std::string listen_fds = prefix + wire::ListenFds(listeners);
+  if (!listeners.empty()) envp.push_back(listen_fds.data());
+  envp.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   if (rc != 0) {
@@ -69,8 +82,9 @@ Status NotReady(const std::string& what, int wait_status, const std::string& out
                out.empty() ? "no output; see its log above" : out);
 }
 
-Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms) {
-  TESSERA_ASSIGN_OR_RETURN(Launched child, Launch(exe, args));
+Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms,
+                    const std::vector<const wire::Listener*>& listeners) {
+  TESSERA_ASSIGN_OR_RETURN(Launched child, Launch(exe, args, listeners));
   std::string out;
   const int64_t deadline = SteadyMs() + timeout_ms;
   while (out.find('\n') == std::string::npos) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status/status.h"
+#include "common/wire/listener.h"
 
 namespace tessera::supervisor {
 
@@ -20,8 +21,10 @@ struct Child {
 };
 
 /// Starts `exe args...` and waits up to `timeout_ms` for its ready line. On failure the
-/// child is killed and the Status says what it printed or how it ended.
-Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms);
+/// child is killed and the Status says what it printed or how it ended. The child inherits
+/// `listeners` (and no other socket of this process) and serves on them (listener.h).
+Result<Child> Spawn(const std::string& exe, const std::vector<std::string>& args, int timeout_ms,
+                    const std::vector<const wire::Listener*>& listeners = {});
 
 /// A child just started: its pid, and the read end of its stdout (close-on-exec).
 struct Launched {
@@ -29,8 +32,10 @@ struct Launched {
   int fd = -1;
 };
 
-/// Starts `exe args...` with its stdout on a pipe, without waiting for anything.
-Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& args);
+/// Starts `exe args...` with its stdout on a pipe and `listeners` inherited, without waiting
+/// for anything.
+Result<Launched> Launch(const std::string& exe, const std::vector<std::string>& args,
+                        const std::vector<const wire::Listener*>& listeners = {});
 
 /// The endpoint of a complete ready line at the start of `out`; nullopt otherwise.
 std::optional<std::string> ReadyEndpoint(const std::string& out);

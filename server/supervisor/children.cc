@@ -24,8 +24,8 @@ Children::~Children() {
 }
 
 Result<pid_t> Children::Start(const std::string& exe, const std::vector<std::string>& args, int timeout_ms,
-                              Ready ready) {
-  TESSERA_ASSIGN_OR_RETURN(Launched child, Launch(exe, args));
+                              Ready ready, const std::vector<const wire::Listener*>& listeners) {
+  TESSERA_ASSIGN_OR_RETURN(Launched child, Launch(exe, args, listeners));
   ::fcntl(child.fd, F_SETFL, ::fcntl(child.fd, F_GETFL) | O_NONBLOCK);
   Kid& kid = kids_[child.pid];
   kid.what = Describe(exe, args);

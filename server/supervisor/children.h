@@ -38,9 +38,11 @@ class Children {
   Children& operator=(const Children&) = delete;
   ~Children();  // stops every child still running (SIGTERM, then SIGKILL after its grace)
 
-  /// Starts `exe args...`; `ready` is called from Poll() once it printed its ready line or
-  /// failed to within `timeout_ms`. Fails at once only when the process cannot be started.
-  Result<pid_t> Start(const std::string& exe, const std::vector<std::string>& args, int timeout_ms, Ready ready);
+  /// Starts `exe args...` (inheriting `listeners`, see child_process.h); `ready` is called
+  /// from Poll() once it printed its ready line or failed to within `timeout_ms`. Fails at
+  /// once only when the process cannot be started.
+  Result<pid_t> Start(const std::string& exe, const std::vector<std::string>& args, int timeout_ms, Ready ready,
+                      const std::vector<const wire::Listener*>& listeners = {});
 
   /// Asks `pid` to end (SIGTERM; SIGKILL after `grace_ms`); `ended` is called from Poll()
   /// when it has. A child still starting is stopped the same way and its ready callback is

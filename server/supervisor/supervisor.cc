@@ -1,15 +1,11 @@
 #include "server/supervisor/supervisor.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -28,25 +24,6 @@ constexpr int kManagerStopGraceMs = 300000;
 
 }  // namespace
 
-Result<int> FreePort(const std::string& host) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Error(StatusCode::kInternal, "socket: {}", std::strerror(errno));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  Status s = OkStatus();
-  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
-    s = Error(StatusCode::kInvalidArgument, "--host {} is not an IPv4 address", host);
-  } else if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-             ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    s = Error(StatusCode::kUnavailable, "no free port on {}: {}", host, std::strerror(errno));
-  }
-  ::close(fd);
-  TESSERA_RETURN_IF_ERROR(s);
-  return static_cast<int>(ntohs(a.sin_port));
-}
-
 struct Running {
   Service service;  // placeholders resolved
   Child child;
@@ -60,7 +37,9 @@ struct Supervisor::Impl {
   std::shared_ptr<spdlog::logger> log = log::Get("supervisor");
 
   Status Start(Running& r) {
-    TESSERA_ASSIGN_OR_RETURN(r.child, Spawn(options.exe, r.service.args, kReadyTimeoutMs));
+    std::vector<const wire::Listener*> listeners;
+    for (const auto& l : r.service.listeners) listeners.push_back(l.get());
+    TESSERA_ASSIGN_OR_RETURN(r.child, Spawn(options.exe, r.service.args, kReadyTimeoutMs, listeners));
     std::istringstream words(r.child.endpoint);  // "name=endpoint name=endpoint ..."
     for (std::string w; words >> w;) {
       if (const auto eq = w.find('='); eq != std::string::npos) endpoints[w.substr(0, eq)] = w.substr(eq + 1);
@@ -78,8 +57,9 @@ struct Supervisor::Impl {
         }
       }
       for (auto at = a.find("{port}"); at != std::string::npos; at = a.find("{port}")) {
-        TESSERA_ASSIGN_OR_RETURN(int port, FreePort(options.host));
-        a.replace(at, 6, std::to_string(port));
+        TESSERA_ASSIGN_OR_RETURN(wire::Listener l, wire::Listener::Open(options.host));
+        a.replace(at, 6, std::to_string(l.port()));
+        s.listeners.push_back(std::make_shared<const wire::Listener>(std::move(l)));
       }
     }
     return OkStatus();

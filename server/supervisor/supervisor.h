@@ -18,27 +18,29 @@
 #include <vector>
 
 #include "common/status/status.h"
+#include "common/wire/listener.h"
 
 namespace tessera::supervisor {
 
-/// One role. `args` are `tessera` arguments in which each "{port}" becomes a free TCP port
-/// on the supervisor's host, chosen once so that a restarted service listens where the first
-/// one did, and "{NAME}" the endpoint NAME that a service started before announced (e.g.
-/// "{broker}"). Its ready line lists `name=endpoint` pairs, which join the endpoints.
+/// One role. `args` are `tessera` arguments in which each "{port}" becomes the port of a TCP
+/// socket the supervisor opens on its host and keeps (wire::Listener), so that a restarted
+/// service serves on the socket the first one did, and "{NAME}" the endpoint NAME that a
+/// service started before announced (e.g. "{broker}"). Its ready line lists `name=endpoint`
+/// pairs, which join the endpoints.
 struct Service {
   std::string name;
   std::vector<std::string> args;
+  /// Sockets the service serves on besides its "{port}" ones (opened before anything starts
+  /// when other services must know the port: the manager's).
+  std::vector<std::shared_ptr<const wire::Listener>> listeners;
 };
 
 struct SupervisorOptions {
   std::string exe;                ///< the tessera binary (default: this one)
-  std::string host = "127.0.0.1"; ///< where "{port}" ports are chosen
+  std::string host = "127.0.0.1"; ///< where "{port}" sockets listen (IPv4)
   std::vector<Service> services;  ///< started in this order, stopped in the reverse one
   int max_restarts = 20;          ///< per service; then it stays down, and the log says so
 };
-
-/// A free TCP port on `host` now (the kernel's pick).
-Result<int> FreePort(const std::string& host);
 
 class Supervisor {
  public:
