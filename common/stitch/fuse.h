@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "common/stitch/register.h"
@@ -24,7 +25,11 @@ struct FuseInput {
   int64_t width = 0, height = 0;  ///< the whole tile's size (for the feather)
 };
 
-/// The box [x, x + w) x [y, y + h) of the mosaic (level-0 pixels), row-major.
-std::vector<uint16_t> FuseBox(const Rect& box, const std::vector<FuseInput>& tiles, int64_t blend);
+/// The box [x, x + w) x [y, y + h) of the mosaic (level-0 pixels), row-major, into `out`
+/// (w * h values). Row by row: a run of columns inside one tile's window is its pixels, a
+/// run inside several is blended; nothing the size of the box is allocated.
+void FuseBox(const Rect& box, std::span<const FuseInput> tiles, int64_t blend, std::span<uint16_t> out);
+/// The same, returned.
+std::vector<uint16_t> FuseBox(const Rect& box, std::span<const FuseInput> tiles, int64_t blend);
 
 }  // namespace tessera::stitch

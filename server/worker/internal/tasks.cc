@@ -217,36 +217,34 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
     TESSERA_ASSIGN_OR_RETURN(p.array, p.pixels.get());
   }
   const int64_t cw = t.chunk_width(), ch = t.chunk_height(), bw = t.width(), bh = t.height();
-  const size_t elem = DtypeSize(plan->dtype), plane_px = static_cast<size_t>(bw * bh);
-  std::vector<uint16_t> fused(plane_px * planes);
+  const size_t elem = DtypeSize(plan->dtype);
+  // Each plane's inputs: the tiles' planes under it.
+  std::vector<std::vector<Plane>> views(planes);
+  std::vector<std::vector<stitch::FuseInput>> inputs(planes);
   for (uint32_t i = 0; i < planes; ++i) {
-    std::vector<Plane> views;
-    views.reserve(parts.size());
-    std::vector<stitch::FuseInput> inputs;
+    views[i].reserve(parts.size());
     for (const auto& p : parts) {
       if (i < p.at || i >= p.at + p.planes) continue;
-      views.push_back(PlaneOf(p.array, i - p.at));
-      inputs.push_back({views.back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
+      views[i].push_back(PlaneOf(p.array, i - p.at));
+      inputs[i].push_back({views[i].back().view, p.window.x0, p.window.y0, p.tile->x(), p.tile->y(), w, h});
     }
-    const std::vector<uint16_t> plane = stitch::FuseBox(box, inputs, t.blend());
-    std::copy(plane.begin(), plane.end(), fused.begin() + static_cast<std::ptrdiff_t>(plane_px * i));
   }
-  // Cut into chunks, row-major, each in the slide's sample type and codec.
+  // Chunk by chunk, row-major: each plane fused straight into the chunk (the planes past the
+  // task's stay zero), in the slide's sample type and codec.
   TaskOutput out;
   const size_t chunk_plane = static_cast<size_t>(cw * ch);
-  std::vector<uint8_t> raw(chunk_plane * depth * elem, 0);
+  std::vector<uint16_t> chunk(chunk_plane * depth, 0);
+  std::vector<uint8_t> narrow(elem == 1 ? chunk.size() : 0, 0);
   for (int64_t y0 = 0; y0 < bh; y0 += ch) {
     for (int64_t x0 = 0; x0 < bw; x0 += cw) {
+      const stitch::Rect chunk_box{box.x0 + x0, box.y0 + y0, box.x0 + x0 + cw, box.y0 + y0 + ch};
       for (uint32_t i = 0; i < planes; ++i) {
-        uint8_t* dst = raw.data() + chunk_plane * i * elem;
-        for (int64_t y = 0; y < ch; ++y) {
-          const uint16_t* src = fused.data() + plane_px * i + static_cast<size_t>((y0 + y) * bw + x0);
-          if (elem == 1) {
-            for (int64_t x = 0; x < cw; ++x) dst[static_cast<size_t>(y * cw + x)] = static_cast<uint8_t>(std::min<uint16_t>(src[x], 255));
-          } else {
-            std::memcpy(dst + static_cast<size_t>(y * cw) * 2, src, static_cast<size_t>(cw) * 2);
-          }
-        }
+        stitch::FuseBox(chunk_box, inputs[i], t.blend(), std::span(chunk).subspan(chunk_plane * i, chunk_plane));
+      }
+      std::span<const uint8_t> raw(reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size() * 2);
+      if (elem == 1) {
+        for (size_t k = 0; k < chunk_plane * planes; ++k) narrow[k] = static_cast<uint8_t>(std::min<uint16_t>(chunk[k], 255));
+        raw = narrow;
       }
       TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(raw, elem, plan->codec));
       out.result.mutable_chunk()->add_checksums(codec::Checksum(packed));
