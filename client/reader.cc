@@ -48,6 +48,14 @@ struct Piece {
 struct LocalFile {
   std::unique_ptr<storage::SlideFile> file;  // every call under storage::Hdf5Mutex(), closing too
   ino_t inode = 0;                           // a view's file made anew (renamed over) is opened anew
+  // A file opened while no writer had it (finished, or between a writer's death and its
+  // restart) is read as it was then: when it changes on disk it is opened anew, as a live one.
+  int64_t mtime_ns = 0;
+  off_t size = 0;
+  bool Current(const struct stat& st) const {
+    return inode == st.st_ino && (file->live() || (mtime_ns == MtimeNs(st) && size == st.st_size));
+  }
+  static int64_t MtimeNs(const struct stat& st) { return int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec; }
   ~LocalFile() {
     std::lock_guard hdf5(storage::Hdf5Mutex());
     file.reset();
@@ -314,14 +322,15 @@ struct Client::Reader {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return nullptr;
     std::lock_guard lock(local_mu);
-    if (auto it = local.find(id); it != local.end() && (!it->second || it->second->inode == st.st_ino)) {
+    if (auto it = local.find(id); it != local.end() && (!it->second || it->second->Current(st))) {
       return it->second;
     }
+    local.erase(id);  // this client's hold on a file that changed since: opened anew below
     std::shared_ptr<LocalFile> lf;
     std::lock_guard files(open_files_mu);
     if (auto it = open_files.find(path); it != open_files.end()) {
       lf = it->second.lock();
-      if (lf && lf->inode != st.st_ino) lf.reset();
+      if (lf && !lf->Current(st)) lf.reset();
     }
     if (!lf && ::access(path.c_str(), R_OK) == 0) {
       std::lock_guard hdf5(storage::Hdf5Mutex());
@@ -330,6 +339,8 @@ struct Client::Reader {
         lf = std::make_shared<LocalFile>();
         lf->file = std::move(*file);
         lf->inode = st.st_ino;
+        lf->mtime_ns = LocalFile::MtimeNs(st);
+        lf->size = st.st_size;
         std::erase_if(open_files, [](const auto& entry) { return entry.second.expired(); });
         open_files[path] = lf;
       } else {
