@@ -168,10 +168,22 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
         {"dealer",
          {"serve", "dealer", "--manager", manager, "--bind", at, "--events-bind", at, "--publish-bind", at,
           "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
-    so.services.push_back({"broker", {"serve", "broker", "--bind", at, "--die-with-parent"}});
+    // The workers and stitchers share the broker's host: they reach it through its Unix socket
+    // in DATA/run (the service user's alone) when the path fits in one.
+    const std::string run_dir = data + "/run", broker_door = run_dir + "/broker.ipc";
+    const bool broker_local = broker_door.size() < 100;
+    supervisor::Service broker{"broker", {"serve", "broker", "--bind", at, "--die-with-parent"}};
+    if (broker_local) {
+      std::error_code ec;
+      std::filesystem::create_directories(run_dir, ec);
+      std::filesystem::permissions(run_dir, std::filesystem::perms::owner_all, ec);
+      broker.args.insert(broker.args.end(), {"--local", "ipc://" + broker_door});
+    }
+    so.services.push_back(std::move(broker));
     for (int i = 0; i < up_workers; ++i) {
       so.services.push_back({fmt::format("worker{}", i),
-                             {"serve", "worker", "--broker", "{broker}", "--manager", manager, "--services",
+                             {"serve", "worker", "--broker", broker_local ? "{broker_local}" : "{broker}", "--manager",
+                              manager, "--services",
                               fmt::format("{}", fmt::join(worker::KnownServices(), ",")), "--die-with-parent"}});
     }
     supervisor::Service gateway{"gateway",
@@ -192,6 +204,7 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     for (const char* name : {"dealer", "dealer_events", "dealer_publish", "broker", "http"}) {
       slides.args.insert(slides.args.end(), {"--endpoint", fmt::format("{0}={{{0}}}", name)});
     }
+    if (broker_local) slides.args.insert(slides.args.end(), {"--endpoint", "broker_local={broker_local}"});
     if (!up_opts.fsync) slides.args.push_back("--no-fsync");
     slides.args.push_back("--die-with-parent");
     slides.listeners.push_back(std::make_shared<const wire::Listener>(std::move(*manager_socket)));
@@ -377,6 +390,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   static broker::BrokerOptions broker_opts;
   auto* bk = serve->add_subcommand("broker", "The task broker: hands stitching tasks to workers");
   bk->add_option("--bind", broker_opts.bind, "Endpoint for workers and clients")->capture_default_str();
+  bk->add_option("--local", broker_opts.local,
+                 "An ipc:// endpoint it also serves, for the workers and stitchers on this host");
   bk->add_option("--heartbeat-ms", broker_opts.heartbeat_ms, "Heartbeat interval, both ways")->capture_default_str();
   bk->add_option("--task-timeout-ms", broker_opts.task_timeout_ms,
                  "A worker on one task longer is dropped and the task goes to another")
@@ -397,7 +412,8 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       exit_code = Fail(b.status().ToString());
       return;
     }
-    Ready("broker=" + (*b)->endpoint());
+    Ready("broker=" + (*b)->endpoint() +
+          ((*b)->local_endpoint().empty() ? std::string() : " broker_local=" + (*b)->local_endpoint()));
     if (Status s = (*b)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 

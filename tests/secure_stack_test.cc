@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 #include "client/client.h"
 #include "client/scanner.h"
@@ -230,6 +231,37 @@ TEST(SecureStackTest, AScannerOnTheStacksHostPushesThroughTheProxysUnixSocketWit
   ASSERT_TRUE(admin->has_fault()) << admin->DebugString();
   EXPECT_EQ(admin->fault().status().code(), proto::INVALID_ARGUMENT) << "past the door, the frame's own fault: "
                                                                      << admin->DebugString();
+}
+
+// The stack's workers and stitchers reach the broker through its Unix socket (no CURVE paid
+// on every task's pixels): in DATA/run, which only the service user may open, and a PLAIN door
+// that still checks the credential.
+TEST(SecureStackTest, TheWorkersReachTheBrokerThroughItsUnixSocketWhichChecksTheirCredential) {
+  Stack stack;
+  Stack other;
+  const std::string run = std::filesystem::absolute(stack.data_dir()).string() + "/run";
+  const std::string door = stack.endpoint("broker_local");
+  ASSERT_EQ(door, "ipc://" + run + "/broker.ipc");
+  struct stat st{};
+  ASSERT_EQ(::stat(run.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  auto workers = stack.RolePids("worker");
+  ASSERT_FALSE(workers.empty());
+  for (pid_t pid : workers) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(cmdline.find(door), std::string::npos) << "worker " << pid << " does not use the broker's socket";
+  }
+  proto::BrokerMessage ask;
+  ask.mutable_status_request();
+  ASSERT_TRUE(UseCredential(stack.credential()).ok());
+  auto mine = wire::Ask<proto::BrokerMessage>(door, ask, 20000);
+  ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+  EXPECT_TRUE(mine->has_status()) << mine->DebugString();
+  ASSERT_TRUE(UseCredential(other.credential()).ok());
+  auto foreign = wire::Ask<proto::BrokerMessage>(door, ask, 20000);
+  ASSERT_TRUE(UseCredential(stack.credential()).ok());
+  EXPECT_EQ(foreign.status().code(), StatusCode::kUnauthenticated) << foreign.status().ToString();
 }
 
 TEST(SecureStackTest, HttpAnswersOnlyWithTheTokenAndTheViewerLinkSetsIt) {

@@ -54,7 +54,7 @@ struct Broker::Impl {
   BrokerOptions options;
   std::shared_ptr<spdlog::logger> log = log::Get("broker");
   std::optional<wire::Server<BrokerMessage, BrokerMessage>> server;
-  std::string endpoint;
+  std::string endpoint, local_endpoint;
   std::map<std::string, Worker> workers;        // by routing identity
   std::map<std::string, std::deque<Task>> queues;  // by service
   std::map<std::string, ServiceStats> stats;
@@ -315,6 +315,7 @@ struct Broker::Impl {
 Broker::Broker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Broker::~Broker() = default;
 const std::string& Broker::endpoint() const { return impl_->endpoint; }
+const std::string& Broker::local_endpoint() const { return impl_->local_endpoint; }
 
 Result<std::unique_ptr<Broker>> Broker::Open(const BrokerOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -324,6 +325,9 @@ Result<std::unique_ptr<Broker>> Broker::Open(const BrokerOptions& options) {
                                               {.authorize = &Impl::Authorize, .refuse = &Impl::Refuse, .log = "broker"})));
   impl->server->socket().set(zmq::sockopt::router_mandatory, 0);  // a result for a client that left is dropped
   impl->endpoint = impl->server->endpoint();
+  if (!options.local.empty()) {
+    TESSERA_ASSIGN_OR_RETURN(impl->local_endpoint, impl->server->AlsoBind(options.local));
+  }
   return std::unique_ptr<Broker>(new Broker(std::move(impl)));
 }
 

@@ -27,6 +27,9 @@ namespace tessera::broker {
 
 struct BrokerOptions {
   std::string bind = "tcp://127.0.0.1:0";
+  /// An ipc:// endpoint it also serves, for the workers and stitchers on its host (no TCP, no
+  /// encryption; a secured stack still checks their credential there). Empty: none.
+  std::string local;
   int heartbeat_ms = 1000;                       ///< both ways
   int heartbeat_misses = 3;                      ///< a worker silent this long is dropped
   int task_timeout_ms = 120000;                  ///< a worker on one task longer is dropped
@@ -43,6 +46,8 @@ class Broker {
 
   /// The bound endpoint (the port resolved).
   const std::string& endpoint() const;
+  /// The local one (options.local), or empty.
+  const std::string& local_endpoint() const;
   /// Serves until `stop` becomes true.
   Status Run(const std::atomic<bool>& stop);
 
