@@ -66,8 +66,8 @@ void AddManagerOptions(CLI::App* cmd, manager::ManagerOptions& o) {
   cmd->add_option("--data", o.data_dir, "Data folder: catalog.sqlite and slides/*.h5")
       ->capture_default_str();
   cmd->add_option("--host", o.child_host,
-                  "Address the slide proxies and writers listen on (the manager's host as seen "
-                  "by scanners)")
+                  "IPv4 address the slide proxies and writers listen on (the manager's host as seen "
+                  "by scanners; 0.0.0.0 for every interface)")
       ->capture_default_str();
   cmd->add_option("--fifo-bytes", o.fifo_bytes,
                   "Each slide proxy's FIFO bound in bytes of compressed frames (scanner credit)")

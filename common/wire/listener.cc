@@ -27,7 +27,7 @@ Result<Listener> Listener::Open(const std::string& host, int port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
+  if (::inet_pton(AF_INET, host == "*" ? "0.0.0.0" : host.c_str(), &a.sin_addr) != 1) {  // "*": every interface
     return Error(StatusCode::kInvalidArgument, "--host {} is not an IPv4 address", host);
   }
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

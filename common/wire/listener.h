@@ -26,7 +26,7 @@ inline constexpr const char* kListenFdsVariable = "TESSERA_LISTEN_FDS";
 /// when it is started with it). Move-only; closes the socket when destroyed.
 class Listener {
  public:
-  /// Binds `host` (an IPv4 address) at `port`, 0 for one the kernel chooses. INVALID_ARGUMENT
+  /// Binds `host` (an IPv4 address, or "*" for every interface) at `port`, 0 for one the kernel chooses. INVALID_ARGUMENT
   /// for a host that is no IPv4 address, UNAVAILABLE when the port is taken.
   static Result<Listener> Open(const std::string& host, int port = 0);
 
