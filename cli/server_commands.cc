@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "common/security/security.h"
 #include "common/wire/listener.h"
+#include "common/wire/wire.h"
 #include "server/broker/broker.h"
 #include "server/dealer/tile_dealer.h"
 #include "server/gateway/gateway.h"
@@ -170,14 +171,14 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
           "--cache-bytes", std::to_string(up_cache_bytes), "--die-with-parent"}});
     // The workers and stitchers share the broker's host: they reach it through its Unix socket
     // in DATA/run (the service user's alone) when the path fits in one.
-    const std::string run_dir = data + "/run", broker_door = run_dir + "/broker.ipc";
-    const bool broker_local = broker_door.size() < 100;
+    const std::string run_dir = data + "/run", broker_door = wire::IpcEndpoint(run_dir + "/broker.ipc");
+    const bool broker_local = !broker_door.empty();
     supervisor::Service broker{"broker", {"serve", "broker", "--bind", at, "--die-with-parent"}};
     if (broker_local) {
       std::error_code ec;
       std::filesystem::create_directories(run_dir, ec);
       std::filesystem::permissions(run_dir, std::filesystem::perms::owner_all, ec);
-      broker.args.insert(broker.args.end(), {"--local", "ipc://" + broker_door});
+      broker.args.insert(broker.args.end(), {"--local", broker_door});
     }
     so.services.push_back(std::move(broker));
     for (int i = 0; i < up_workers; ++i) {

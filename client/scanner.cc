@@ -1,7 +1,6 @@
 #include "client/scanner.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <map>
@@ -58,8 +57,7 @@ struct Scanner::Impl {
   // its TCP endpoint otherwise.
   std::string PickEndpoint() const {
     const std::string& local = slide.proxy_local_endpoint;
-    if (options.local && local.starts_with("ipc://") && !slide.host.empty() && slide.host == wire::HostId() &&
-        ::access(local.c_str() + 6, R_OK | W_OK) == 0) {
+    if (options.local && !slide.host.empty() && slide.host == wire::HostId() && wire::CanOpenIpc(local)) {
       return local;
     }
     return slide.proxy_endpoint;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -176,6 +177,12 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
   }
   if (inherited >= 0) socket.set(zmq::sockopt::use_fd, -1);
   return socket.get(zmq::sockopt::last_endpoint);
+}
+
+std::string IpcEndpoint(const std::string& path) { return path.size() < 100 ? "ipc://" + path : ""; }
+
+bool CanOpenIpc(const std::string& endpoint) {
+  return endpoint.starts_with("ipc://") && ::access(endpoint.c_str() + 6, R_OK | W_OK) == 0;
 }
 
 std::string HostId() {

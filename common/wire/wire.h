@@ -100,6 +100,14 @@ bool IsLoopback(const std::string& endpoint);
 /// address beyond loopback without server keys (nothing there would check who connects).
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 
+/// "ipc://PATH" for a Unix socket at `path`, or empty when the path is too long for one
+/// (the kernel takes 107 bytes; kept under 100).
+std::string IpcEndpoint(const std::string& path);
+
+/// Whether this process may connect to the Unix socket an ipc:// endpoint names (it exists
+/// and may be read and written); false for any other endpoint.
+bool CanOpenIpc(const std::string& endpoint);
+
 /// This host as its processes see it, for a client to tell whether a server's ipc://
 /// endpoints are reachable from where it runs: the kernel's boot id and the network
 /// namespace (roles in separate namespaces stand for separate hosts).

@@ -933,9 +933,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(const GatewayOptions& options) {
                  options.host);
   }
   const tcp::endpoint ep(address, options.port);
-  // The socket the supervisor holds for this port (wire/listener.h), else one of ours.
-  const std::string at = address.is_v6() ? fmt::format("tcp://[{}]:{}", options.host, options.port)
-                                         : fmt::format("tcp://{}:{}", options.host, options.port);
+  // The socket the supervisor holds for this port (wire/listener.h: IPv4), else one of ours.
+  const std::string at = fmt::format("tcp://{}:{}", options.host, options.port);
   if (const int fd = options.port != 0 ? wire::TakeInheritedListener(at) : -1; fd >= 0) {
     impl->acceptor.assign(ep.protocol(), fd, ec);
   } else {

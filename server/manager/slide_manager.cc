@@ -137,12 +137,11 @@ struct SlideManager::Impl {
   // encryption. None when the path is too long for a Unix socket.
   std::string IngestDir() const { return (fs::path(options.data_dir) / "ingest").string(); }
   std::string LocalDoor(const std::string& id) const {
-    const std::string path = fs::absolute(fs::path(IngestDir()) / (id + ".ipc")).string();
-    return path.size() < 100 ? "ipc://" + path : "";
+    return wire::IpcEndpoint(fs::absolute(fs::path(IngestDir()) / (id + ".ipc")).string());
   }
   std::string WriterBind(const std::string& id) const {
-    const std::string path = fs::absolute(fs::path(RunDir()) / (id + ".writer.ipc")).string();
-    return path.size() < 100 ? "ipc://" + path : "tcp://127.0.0.1:0";
+    const std::string ipc = wire::IpcEndpoint(fs::absolute(fs::path(RunDir()) / (id + ".writer.ipc")).string());
+    return ipc.empty() ? "tcp://127.0.0.1:0" : ipc;
   }
 
   // Starts (or restarts, on their recorded endpoints) whichever of a slide's writer and

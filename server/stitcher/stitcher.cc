@@ -41,9 +41,7 @@ double Seconds(Clock::time_point since) { return std::chrono::duration<double>(C
 Result<std::string> BrokerOf(Client& client, const std::string& manager) {
   TESSERA_ASSIGN_OR_RETURN(auto endpoints, client.Endpoints());
   // The broker's Unix socket when this stitcher is on its host (the manager starts it there).
-  if (const auto local = endpoints.find("broker_local");
-      local != endpoints.end() && local->second.starts_with("ipc://") &&
-      ::access(local->second.substr(6).c_str(), R_OK | W_OK) == 0) {
+  if (const auto local = endpoints.find("broker_local"); local != endpoints.end() && wire::CanOpenIpc(local->second)) {
     return local->second;
   }
   const auto broker = endpoints.find("broker");
