@@ -10,7 +10,8 @@ mosaic regions from the same slide file, as a Python analysis script would.
                                               `tessera info --json` (higher tile on top);
                                               COMPARE: tessera's first region, checked equal
 
-Prints key=value pairs on one line.
+Each reads into one reused array (`read_direct`), h5py's fastest form, as Tessera's side of
+the benchmark reads into one reused Array. Prints key=value pairs on one line.
 """
 import json
 import multiprocessing
@@ -41,11 +42,17 @@ def _read_keys(args):
     with h5py.File(path, "r") as f:
         ds = f["/raw/tiles"]
         cy_, cx_ = ds.chunks[3], ds.chunks[4]
+        h, w = ds.shape[3], ds.shape[4]
+        blocks = {}  # one array per block shape (edge chunks are smaller)
         for t, cy, cx in keys:
             t0 = time.perf_counter()
-            block = ds[t, 0, 0, cy * cy_:(cy + 1) * cy_, cx * cx_:(cx + 1) * cx_]
+            y1, x1 = min(h, (cy + 1) * cy_), min(w, (cx + 1) * cx_)
+            shape = (y1 - cy * cy_, x1 - cx * cx_)
+            block = blocks.get(shape)
+            if block is None:
+                block = blocks[shape] = np.empty(shape, dtype=ds.dtype)
+            ds.read_direct(block, np.s_[t, 0, 0, cy * cy_:y1, cx * cx_:x1])
             ms.append((time.perf_counter() - t0) * 1e3)
-            assert block.size > 0
     return ms
 
 
@@ -74,6 +81,7 @@ def regions(path, boxes_path, info_path, compare=None):
     nbytes = 0
     ms = []
     with h5py.File(path, "r") as f:
+        outs = {}  # one array per box shape, cleared for each box
         start = time.perf_counter()
         for i, (level, bx, by, bw, bh) in enumerate(boxes):
             t0 = time.perf_counter()
@@ -81,13 +89,16 @@ def regions(path, boxes_path, info_path, compare=None):
             th, tw = ds.shape[3], ds.shape[4]
             tx = np.floor(pos[:, 0] / 2**level + 0.5).astype(np.int64)
             ty = np.floor(pos[:, 1] / 2**level + 0.5).astype(np.int64)
-            out = np.zeros((bh, bw), dtype=ds.dtype)
+            out = outs.get((bh, bw))
+            if out is None:
+                out = outs[(bh, bw)] = np.empty((bh, bw), dtype=ds.dtype)
+            out.fill(0)
             hit = (tx < bx + bw) & (tx + tw > bx) & (ty < by + bh) & (ty + th > by)
             for t in np.nonzero(hit)[0]:  # in index order: the higher tile lands on top
                 x0, y0 = max(bx, tx[t]), max(by, ty[t])
                 x1, y1 = min(bx + bw, tx[t] + tw), min(by + bh, ty[t] + th)
-                out[y0 - by:y1 - by, x0 - bx:x1 - bx] = \
-                    ds[t, 0, 0, y0 - ty[t]:y1 - ty[t], x0 - tx[t]:x1 - tx[t]]
+                ds.read_direct(out, np.s_[t, 0, 0, y0 - ty[t]:y1 - ty[t], x0 - tx[t]:x1 - tx[t]],
+                               np.s_[y0 - by:y1 - by, x0 - bx:x1 - bx])
             ms.append((time.perf_counter() - t0) * 1e3)
             nbytes += out.nbytes
             if i == 0 and compare:

@@ -8,6 +8,8 @@
 //   wire     the wire limit: ZeroMQ over TCP moving replies of the same sizes with
 //            nothing else to do (`wire --bind` serves, `wire --connect` drives); with
 //            `--curve` the server is a CURVE server and the driver its clients
+//   decode   the decoding limit: the same chunks, read from the file into memory first,
+//            then only checksummed and decoded, on every core (no I/O, no lock, no copy out)
 //
 // `chunks` and `wire --connect` also print the CPU they used over the measured requests
 // (client_cpu_s, every thread of this process) and that of the server process named by
@@ -26,7 +28,9 @@
 
 #include "bench/stats.h"
 #include "client/client.h"
+#include "common/codec/codec.h"
 #include "common/mosaic/mosaic.h"
+#include "common/storage/slide_file.h"
 #include "common/wire/wire.h"
 
 namespace tessera::bench {
@@ -82,14 +86,18 @@ bool& Remote() {
 }
 ClientOptions Options() { return {.local_files = !Remote()}; }
 
-// Reads one chunk, as stored (checksum verified) or decoded into pixels; returns stored bytes.
+// Reads one chunk, as stored (checksum verified) or decoded into pixels (into the thread's
+// one Array, as a viewer's loop reads); returns the bytes read.
 uint64_t ReadOne(Client& client, const std::string& slide, const ScanPlan& plan, const Key& k, bool decode) {
   if (!decode) return Must(client.ReadChunk(slide, {{k.tile, 0, 0}, 0, k.cy, k.cx})).bytes.size();
   const LevelShape s = plan.Level(0);
   const int64_t x = int64_t{k.cx} * s.chunk_x, y = int64_t{k.cy} * s.chunk_y;
-  Array a = Must(client.ReadTile({.slide = slide, .tile = k.tile, .channels = {0}, .x = x, .y = y,
-                                  .width = std::min<int64_t>(s.chunk_x, s.width - x),
-                                  .height = std::min<int64_t>(s.chunk_y, s.height - y)}));
+  thread_local Array a;
+  const Status read = client.ReadTile({.slide = slide, .tile = k.tile, .channels = {0}, .x = x, .y = y,
+                                       .width = std::min<int64_t>(s.chunk_x, s.width - x),
+                                       .height = std::min<int64_t>(s.chunk_y, s.height - y)},
+                                      a);
+  if (!read.ok()) Die(read);
   return a.data.size();
 }
 
@@ -194,12 +202,14 @@ int Regions(const std::string& server, const std::string& slide, uint32_t level,
   const uint64_t least_bytes = least(shape.chunk_y, shape.chunk_x), least_256 = least(256, 256),
                  least_128 = least(128, 128);
   Must(client.ReadRegion({.slide = slide, .level = level, .x = 0, .y = 0, .width = 1, .height = 1, .channels = {0}}));
+  Array a;  // one buffer for every box, as an analysis loop reads (the peer does the same)
   const auto start = Clock::now();
   for (size_t i = 0; i < boxes.size(); ++i) {
     const auto [x, y, w, h] = boxes[i];
     const auto t0 = Clock::now();
-    Array a = Must(client.ReadRegion({.slide = slide, .level = level, .x = x, .y = y, .width = w, .height = h,
-                                      .channels = {0}}));
+    const Status read = client.ReadRegion(
+        {.slide = slide, .level = level, .x = x, .y = y, .width = w, .height = h, .channels = {0}}, a);
+    if (!read.ok()) Die(read);
     ms.push_back(Seconds(t0) * 1e3);
     out_bytes += a.data.size();
     read_bytes += a.chunks_read * chunk_bytes;
@@ -320,6 +330,67 @@ int WireDrive(const std::string& connect, const std::string& server_key, int cli
   return 0;
 }
 
+// The most any reader of these chunks can decode on this machine: the stored bytes of the
+// keys (tile cy cx per line, level 0) in memory, then decoded by `threads` threads, each into
+// its own buffer, `rounds` times; the best round counts (a limit). Once only decoded (what
+// any reader must do: per_s, decoded_GBps), once checksummed as well (what Tessera's reads
+// do: checked_per_s).
+int Decode(const std::string& path, const std::string& keys_in, int threads, int rounds) {
+  std::vector<Key> keys;
+  std::ifstream in(keys_in);
+  for (Key k; in >> k.tile >> k.cy >> k.cx;) keys.push_back(k);
+  if (keys.empty()) Die(Error(StatusCode::kInvalidArgument, "no keys in {}", keys_in));
+  std::unique_ptr<storage::SlideFile> file = Must(storage::SlideFile::OpenForRead(path));
+  const LevelShape s = file->plan().Level(0);
+  const size_t chunk_bytes = s.chunk_voxels() * DtypeSize(file->plan().dtype);
+  std::vector<std::vector<uint8_t>> stored;
+  std::vector<uint64_t> sums;
+  uint64_t stored_bytes = 0;
+  for (const Key& k : keys) {
+    const ChunkKey ck{{k.tile, 0, 0}, 0, k.cy, k.cx};
+    stored.push_back(Must(file->ReadChunk(ck)));
+    sums.push_back(file->StoredChecksum(ck));
+    stored_bytes += stored.back().size();
+  }
+  file.reset();
+  // The fastest of the rounds: seconds and core-seconds.
+  auto limit = [&](bool checked) {
+    double best = 1e30, cpu = 0;
+    for (int r = 0; r < rounds; ++r) {
+      std::atomic<size_t> next{0};
+      std::atomic<bool> bad{false};
+      const double cpu0 = SelfCpuSeconds();
+      const auto start = Clock::now();
+      {
+        std::vector<std::jthread> pool;
+        for (int t = 0; t < threads; ++t) {
+          pool.emplace_back([&] {
+            std::vector<uint8_t> out(chunk_bytes);
+            for (size_t i; (i = next.fetch_add(1)) < stored.size();) {
+              if ((checked && sums[i] != 0 && codec::Checksum(stored[i]) != sums[i]) ||
+                  !codec::Decompress(stored[i], out).ok()) {
+                bad = true;
+              }
+            }
+          });
+        }
+      }
+      const double secs = Seconds(start);
+      if (bad) Die(Error(StatusCode::kDataLoss, "a chunk of {} failed its checksum or decoding", path));
+      if (secs < best) best = secs, cpu = SelfCpuSeconds() - cpu0;
+    }
+    return std::pair{best, cpu};
+  };
+  const auto [secs, cpu] = limit(false);
+  const auto [checked_secs, checked_cpu] = limit(true);
+  const double n = static_cast<double>(keys.size());
+  fmt::print("chunks={} threads={} seconds={:.3f} per_s={:.1f} decoded_GBps={:.3f} core_ms_per_chunk={:.4f} "
+             "checked_per_s={:.1f} checked_core_ms_per_chunk={:.4f} stored_MB={:.1f}\n",
+             keys.size(), threads, secs, n / secs, n * static_cast<double>(chunk_bytes) / secs / 1e9, cpu / n * 1e3,
+             n / checked_secs, checked_cpu / n * 1e3, static_cast<double>(stored_bytes) / 1e6);
+  return 0;
+}
+
 }  // namespace
 }  // namespace tessera::bench
 
@@ -372,7 +443,16 @@ int main(int argc, char** argv) {
   wire->add_flag("--curve", curve, "Serve as a CURVE server (prints `ready ENDPOINT SERVER_KEY`)");
   wire->add_option("--server-key", server_key, "Connect as CURVE clients of this server key (Z85)");
   wire->add_option("--cpu-pid", cpu_pid, "Also report this process's CPU over the requests (the server)");
+  auto* decode_limit = app.add_subcommand("decode", "The decoding limit: the chunks in memory, decoded on every core");
+  std::string file, keys_in;
+  int threads = static_cast<int>(std::thread::hardware_concurrency()), decode_rounds = 3;
+  decode_limit->add_option("--file", file, "The slide's HDF5 file")->required();
+  decode_limit->add_option("--keys", keys_in, "Level-0 chunks, \"tile cy cx\" per line (from chunks --keys-out)")
+      ->required();
+  decode_limit->add_option("--threads", threads, "Decoding threads (default: every core)")->capture_default_str();
+  decode_limit->add_option("--rounds", decode_rounds, "Rounds; the fastest counts")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (*decode_limit) return Decode(file, keys_in, threads, decode_rounds);
   if (!credential.empty()) {
     if (tessera::Status s = tessera::UseCredential(credential); !s.ok()) Die(s);
   }

@@ -205,10 +205,14 @@ class Client {
   /// width, height, z_end - z_begin. A box partly outside the mosaic (or past its last plane)
   /// is clipped (Array::clipped says so).
   Result<Array> ReadRegion(const RegionRequest& request);
+  /// The same into `out`, whose buffer is reused: a loop of reads into one Array faults in
+  /// no fresh memory per read. On an error `out`'s pixels are unspecified.
+  Status ReadRegion(const RegionRequest& request, Array& out);
   std::future<Result<Array>> ReadRegionAsync(RegionRequest request);
 
   /// One field of view at a level: channels x z x its height x width at that level.
   Result<Array> ReadTile(const TileRequest& request);
+  Status ReadTile(const TileRequest& request, Array& out);  ///< into `out`, its buffer reused
   std::future<Result<Array>> ReadTileAsync(TileRequest request);
 
   /// One stored chunk exactly as stored (Blosc), its checksum verified.

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "client/client.h"
+#include "client/internal/buffer_pool.h"
 #include "client/internal/dealer_link.h"
 #include "client/internal/summary.h"
 #include "client/internal/thread_pool.h"
@@ -168,6 +169,7 @@ struct Client::Reader {
   std::string publish;
   ClientOptions options;
   internal::ThreadPool pool;
+  internal::BufferPool buffers{2 * kLocalWindow};  // stored chunks read from a local file
   std::mutex views_mu;
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
   std::mutex local_mu;
@@ -200,10 +202,12 @@ struct Client::Reader {
     return views[id];
   }
 
-  // Allocates `out` for channels x z x height x width at `level`; z among `depth` planes of
-  // that level (a tile's own, or the mosaic's: stacks placed in z).
+  // Shapes `out` for channels x z x height x width at `level`; z among `depth` planes of
+  // that level (a tile's own, or the mosaic's: stacks placed in z). Its buffer is reused
+  // (resized, not made anew) and cleared to 0 unless `covered` (every pixel will be written).
   Status Prepare(const ScanPlan& plan, const std::vector<uint32_t>& channels, uint32_t z_begin,
-                 uint32_t z_end, uint32_t level, int64_t height, int64_t width, Array& out, uint64_t depth = 0) {
+                 uint32_t z_end, uint32_t level, int64_t height, int64_t width, Array& out, bool covered,
+                 uint64_t depth = 0) {
     if (level >= plan.level_count()) {
       return Error(StatusCode::kNotFound, "level {} does not exist: the slide has levels 0..{}", level,
                    plan.level_count() - 1);
@@ -211,6 +215,9 @@ struct Client::Reader {
     const LevelShape shape = plan.Level(level);
     if (depth == 0) depth = shape.depth;
     out.channels = channels;
+    out.x = out.y = 0;
+    out.clipped = out.local = false;
+    out.missing_chunks = out.chunks_read = 0;
     if (out.channels.empty()) {
       for (uint32_t c = 0; c < plan.channels.size(); ++c) out.channels.push_back(c);
     }
@@ -238,7 +245,8 @@ struct Client::Reader {
                    "coarser level, or raise ClientOptions::max_region_bytes",
                    bytes, options.max_region_bytes);
     }
-    out.data.assign(bytes, 0);
+    out.data.resize(bytes);
+    if (!covered) std::fill(out.data.begin(), out.data.end(), uint8_t{0});
     return OkStatus();
   }
 
@@ -365,40 +373,47 @@ struct Client::Reader {
   Status ComposeLocal(LocalFile& lf, const ScanPlan& plan, const std::vector<ChunkCopies>& groups, Array& out,
                       ReadJob& job) {
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
+    // One chunk (a viewer's tile): decoded on this thread, which would only wait for the pool.
+    const bool inline_decode = pieces->size() == 1 && out.shape[0] == 1;
     bool refreshed = false, failed = false;
     for (int64_t ci = 0; ci < out.shape[0] && !failed; ++ci) {
       for (size_t k = 0; k < pieces->size() && !failed; ++k) {
         const Piece& p = (*pieces)[k];
         const ChunkKey key{{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z}, out.level,
                            groups[p.group].cy, groups[p.group].cx};
-        Result<std::vector<uint8_t>> bytes = std::vector<uint8_t>{};
+        std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
+        Status read;
         uint64_t sum = 0;
         {
           std::lock_guard hdf5(storage::Hdf5Mutex());
-          bytes = lf.file->ReadChunk(key);
+          read = lf.file->ReadChunk(key, *chunk);
           // Not there yet: what the writer synced since the last look (once per read, so that
           // a frame a landed event announced is read, whenever the event came).
-          if (bytes.status().code() == StatusCode::kNotFound && lf.file->live() && !refreshed) {
+          if (read.code() == StatusCode::kNotFound && lf.file->live() && !refreshed) {
             refreshed = true;
-            if (Status r = lf.file->Refresh(); r.ok()) bytes = lf.file->ReadChunk(key);
+            if (Status r = lf.file->Refresh(); r.ok()) read = lf.file->ReadChunk(key, *chunk);
           }
-          if (bytes.ok()) sum = lf.file->StoredChecksum(key);
+          if (read.ok()) sum = lf.file->StoredChecksum(key);
         }
         std::unique_lock lock(job.mu);
-        if (bytes.status().code() == StatusCode::kNotFound) {  // not landed yet: stays 0
+        if (read.code() == StatusCode::kNotFound) {  // not landed yet: stays 0
           ++job.missing;
           continue;
         }
-        if (!bytes.ok() && job.error.ok()) job.error = bytes.status();
+        if (!read.ok() && job.error.ok()) job.error = read;
         job.cv.wait(lock, [&] { return job.decoding < kLocalWindow || !job.error.ok(); });
         if (!job.error.ok()) {  // stop reading; what is being decoded still refers to us
           failed = true;
           continue;
         }
-        ++job.decoding;
         ++job.decoded;
+        if (inline_decode) {
+          lock.unlock();
+          if (Status ds = Apply(plan, out.level, groups[p.group], p, *chunk, sum, ci, out); !ds.ok()) job.Fail(ds);
+          continue;
+        }
+        ++job.decoding;
         lock.unlock();
-        auto chunk = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes));
         Decode(job, plan, groups, out, pieces, k, ci, *chunk, sum, chunk);
       }
     }
@@ -501,13 +516,12 @@ struct Client::Reader {
     job.cv.notify_all();
   }
 
-  Result<Array> Region(const RegionRequest& req) {
+  Status Region(const RegionRequest& req, Array& out) {
     TESSERA_ASSIGN_OR_RETURN(auto view, View(req.slide));
     const ScanPlan& plan = view->summary.plan;
     if (req.width <= 0 || req.height <= 0) {
       return Error(StatusCode::kInvalidArgument, "region {}x{} is empty", req.width, req.height);
     }
-    Array out;
     uint64_t cursor = 0;
     bool first = true;
     ReadJob job;
@@ -533,7 +547,7 @@ struct Client::Reader {
         const bool deeper = req.z_end > rp.depth() && req.z_begin < rp.depth();
         TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin,
                                         deeper ? static_cast<uint32_t>(rp.depth()) : req.z_end, req.level,
-                                        rp.box().h(), rp.box().w(), out, rp.depth()));
+                                        rp.box().h(), rp.box().w(), out, /*covered=*/false, rp.depth()));
         out.x = rp.box().x();
         out.y = rp.box().y();
         out.clipped = rp.clipped() || deeper;
@@ -552,10 +566,10 @@ struct Client::Reader {
     } while (cursor != 0);
     out.missing_chunks = job.missing;
     out.chunks_read = job.decoded;
-    return out;
+    return OkStatus();
   }
 
-  Result<Array> Tile(const TileRequest& req) {
+  Status Tile(const TileRequest& req, Array& out) {
     TESSERA_ASSIGN_OR_RETURN(auto view, View(req.slide));
     const ScanPlan& plan = view->summary.plan;
     if (req.tile >= plan.tiles.size()) {
@@ -572,8 +586,8 @@ struct Client::Reader {
     }
     const int64_t x0 = whole ? 0 : req.x, y0 = whole ? 0 : req.y;
     const int64_t w = whole ? s.width : req.width, h = whole ? s.height : req.height;
-    Array out;
-    TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, h, w, out));
+    // The window's chunks cover it, and a read missing one fails: nothing to clear first.
+    TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin, req.z_end, req.level, h, w, out, /*covered=*/true));
     out.x = x0;
     out.y = y0;
     std::vector<ChunkCopies> groups;
@@ -594,7 +608,7 @@ struct Client::Reader {
                    req.level);
     }
     out.chunks_read = job.decoded;
-    return out;
+    return OkStatus();
   }
 };
 
@@ -628,8 +642,14 @@ Result<SlideView> Client::Describe(const std::string& id) {
 }
 
 Result<Array> Client::ReadRegion(const RegionRequest& request) {
+  Array out;
+  TESSERA_RETURN_IF_ERROR(ReadRegion(request, out));
+  return out;
+}
+
+Status Client::ReadRegion(const RegionRequest& request, Array& out) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
-  return r->Region(request);
+  return r->Region(request, out);
 }
 
 std::future<Result<Array>> Client::ReadRegionAsync(RegionRequest request) {
@@ -637,8 +657,14 @@ std::future<Result<Array>> Client::ReadRegionAsync(RegionRequest request) {
 }
 
 Result<Array> Client::ReadTile(const TileRequest& request) {
+  Array out;
+  TESSERA_RETURN_IF_ERROR(ReadTile(request, out));
+  return out;
+}
+
+Status Client::ReadTile(const TileRequest& request, Array& out) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
-  return r->Tile(request);
+  return r->Tile(request, out);
 }
 
 std::future<Result<Array>> Client::ReadTileAsync(TileRequest request) {

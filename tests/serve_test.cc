@@ -277,6 +277,29 @@ TEST(ServeTest, AClientOnTheDealersHostReadsTheFileItselfAndGetsWhatTheDealerSer
   EXPECT_EQ(mine->chunks_read, 1u);
   EXPECT_TRUE(mine->data == theirs->data);
 
+  // Reads into an Array that held other pixels reuse its buffer and give what a fresh read
+  // gives: the pixels no tile covers are cleared, a tile's every pixel is written.
+  for (Client* client : {&local, &remote}) {
+    const RegionRequest whole{.slide = id, .level = 2, .x = 0, .y = 0, .width = 100000, .height = 100000};
+    auto fresh = client->ReadRegion(whole);
+    ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+    ASSERT_GT(std::count(fresh->data.begin(), fresh->data.end(), uint8_t{0}), 0) << "no pixel left uncovered";
+    Array reused;
+    reused.data.assign(fresh->data.size() + 4096, 0xab);
+    reused.clipped = false, reused.missing_chunks = 7;
+    ASSERT_TRUE(client->ReadRegion(whole, reused).ok());
+    EXPECT_EQ(reused.shape, fresh->shape);
+    EXPECT_TRUE(reused.data == fresh->data) << "a reused region buffer kept old bytes";
+    EXPECT_TRUE(reused.clipped);
+    EXPECT_EQ(reused.missing_chunks, 0u);
+    auto tile = client->ReadTile({.slide = id, .tile = 3, .level = 1});
+    std::fill(reused.data.begin(), reused.data.end(), uint8_t{0xcd});
+    ASSERT_TRUE(client->ReadTile({.slide = id, .tile = 3, .level = 1}, reused).ok());
+    ASSERT_TRUE(tile.ok());
+    EXPECT_TRUE(reused.data == tile->data) << "a reused tile buffer kept old bytes";
+    EXPECT_EQ(reused.local, client == &local);
+  }
+
   synth::SyntheticOptions o;
   o.cols = 2, o.rows = 1, o.width = 256, o.height = 256, o.channels = 1;
   synth::SyntheticMosaic mosaic(o);

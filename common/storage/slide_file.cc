@@ -496,6 +496,12 @@ Status SlideFile::Refresh() {
 }
 
 Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {
+  std::vector<uint8_t> out;
+  TESSERA_RETURN_IF_ERROR(ReadChunk(key, out));
+  return out;
+}
+
+Status SlideFile::ReadChunk(const ChunkKey& key, std::vector<uint8_t>& out) const {
   const Impl& m = *impl_;
   TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
   const uint64_t frame = m.FrameOf(key);
@@ -505,10 +511,16 @@ Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {
                  key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z,
                  key.level > 0 && IsWritten(frame) ? " yet (its levels are being computed)" : "");
   }
-  return ReadOwnChunk(key);
+  return ReadOwnChunk(key, out);
 }
 
 Result<std::vector<uint8_t>> SlideFile::ReadOwnChunk(const ChunkKey& key) const {
+  std::vector<uint8_t> out;
+  TESSERA_RETURN_IF_ERROR(ReadOwnChunk(key, out));
+  return out;
+}
+
+Status SlideFile::ReadOwnChunk(const ChunkKey& key, std::vector<uint8_t>& out) const {
   const Impl& m = *impl_;
   TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
   const auto offset = m.Offset(key);
@@ -519,12 +531,12 @@ Result<std::vector<uint8_t>> SlideFile::ReadOwnChunk(const ChunkKey& key) const 
     return Error(StatusCode::kDataLoss, "chunk ({}, {}) of level {} of frame t={} c={} z={} is missing from {}",
                  key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z, m.path);
   }
-  std::vector<uint8_t> out(size);
+  out.resize(size);
   uint32_t filter_mask = 0;
   if (H5Dread_chunk(ds, H5P_DEFAULT, offset.data(), &filter_mask, out.data()) < 0) {
     return LastError(StatusCode::kDataLoss, "cannot read a chunk of " + m.path);
   }
-  return out;
+  return OkStatus();
 }
 
 Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key, uint32_t level) const {

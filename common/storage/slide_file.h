@@ -87,9 +87,13 @@ class SlideFile {
   /// One stored chunk, as stored. NOT_FOUND if it was never written, OUT_OF_RANGE for a
   /// key outside the plan or its levels.
   Result<std::vector<uint8_t>> ReadChunk(const ChunkKey& key) const;
+  /// The same into `out`, resized to the chunk's stored size: its capacity is reused, so a
+  /// reader that keeps its buffers faults in and clears no fresh memory per chunk.
+  Status ReadChunk(const ChunkKey& key, std::vector<uint8_t>& out) const;
   /// For the file's writer: a chunk it wrote, before the written-maps promise it to readers
   /// (e.g. to compute the next zoom level from it). DATA_LOSS if it was never written.
   Result<std::vector<uint8_t>> ReadOwnChunk(const ChunkKey& key) const;
+  Status ReadOwnChunk(const ChunkKey& key, std::vector<uint8_t>& out) const;
   /// A whole frame at `level` (key.z among that level's planes), decompressed: height x
   /// width elements of that level, native byte order. NOT_FOUND if a chunk is missing, DATA_LOSS if one fails its
   /// checksum or Blosc check.
