@@ -367,13 +367,30 @@ struct Client::Reader {
     return lf;
   }
 
+  // A local chunk's stored bytes into `buf`: at its recorded place without HDF5's lock
+  // (checked there, so `sum` is 0: nothing left to check), else through HDF5 (`sum` its
+  // stored checksum, for Apply to check).
+  static Status Fetch(const LocalFile& lf, const ChunkKey& key, const storage::SlideFile::ChunkPlace& place,
+                      std::vector<uint8_t>& buf, uint64_t& sum) {
+    sum = 0;
+    if (place.size > 0) {
+      Status at = lf.file->ReadPlace(place, buf);
+      if (at.ok()) return at;
+      spdlog::debug("file={} {}: read through HDF5", lf.file->path(), at.ToString());
+    }
+    std::lock_guard hdf5(storage::Hdf5Mutex());
+    TESSERA_RETURN_IF_ERROR(lf.file->ReadChunk(key, buf));
+    sum = lf.file->StoredChecksum(key);
+    return OkStatus();
+  }
+
   // Reads the chunks of `groups` for every channel and plane of `out` from a local file, and
-  // composes them (decoded on the pool while the next are read). A live file is refreshed
-  // when a chunk is missing, once per read.
-  Status ComposeLocal(LocalFile& lf, const ScanPlan& plan, const std::vector<ChunkCopies>& groups, Array& out,
-                      ReadJob& job) {
+  // composes them: each chunk read and decoded on the pool, in parallel (a chunk whose place
+  // the file records needs no HDF5 lock; the one chunk of a viewer's tile on this thread). A
+  // live file is refreshed when a chunk is missing, once per read.
+  Status ComposeLocal(const std::shared_ptr<const LocalFile>& lf, const ScanPlan& plan,
+                      const std::vector<ChunkCopies>& groups, Array& out, ReadJob& job) {
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
-    // One chunk (a viewer's tile): decoded on this thread, which would only wait for the pool.
     const bool inline_decode = pieces->size() == 1 && out.shape[0] == 1;
     bool refreshed = false, failed = false;
     for (int64_t ci = 0; ci < out.shape[0] && !failed; ++ci) {
@@ -381,26 +398,23 @@ struct Client::Reader {
         const Piece& p = (*pieces)[k];
         const ChunkKey key{{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z}, out.level,
                            groups[p.group].cy, groups[p.group].cx};
-        std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
-        Status read;
-        uint64_t sum = 0;
+        Result<storage::SlideFile::ChunkPlace> place = storage::SlideFile::ChunkPlace{};
         {
           std::lock_guard hdf5(storage::Hdf5Mutex());
-          read = lf.file->ReadChunk(key, *chunk);
+          place = lf->file->Place(key);
           // Not there yet: what the writer synced since the last look (once per read, so that
           // a frame a landed event announced is read, whenever the event came).
-          if (read.code() == StatusCode::kNotFound && lf.file->live() && !refreshed) {
+          if (place.status().code() == StatusCode::kNotFound && lf->file->live() && !refreshed) {
             refreshed = true;
-            if (Status r = lf.file->Refresh(); r.ok()) read = lf.file->ReadChunk(key, *chunk);
+            if (Status r = lf->file->Refresh(); r.ok()) place = lf->file->Place(key);
           }
-          if (read.ok()) sum = lf.file->StoredChecksum(key);
         }
         std::unique_lock lock(job.mu);
-        if (read.code() == StatusCode::kNotFound) {  // not landed yet: stays 0
+        if (place.status().code() == StatusCode::kNotFound) {  // not landed yet: stays 0
           ++job.missing;
           continue;
         }
-        if (!read.ok() && job.error.ok()) job.error = read;
+        if (!place.ok() && job.error.ok()) job.error = place.status();
         job.cv.wait(lock, [&] { return job.decoding < kLocalWindow || !job.error.ok(); });
         if (!job.error.ok()) {  // stop reading; what is being decoded still refers to us
           failed = true;
@@ -409,12 +423,26 @@ struct Client::Reader {
         ++job.decoded;
         if (inline_decode) {
           lock.unlock();
-          if (Status ds = Apply(plan, out.level, groups[p.group], p, *chunk, sum, ci, out); !ds.ok()) job.Fail(ds);
+          std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
+          uint64_t sum = 0;
+          Status ds = Fetch(*lf, key, *place, *chunk, sum);
+          if (ds.ok()) ds = Apply(plan, out.level, groups[p.group], p, *chunk, sum, ci, out);
+          if (!ds.ok()) job.Fail(ds);
           continue;
         }
         ++job.decoding;
         lock.unlock();
-        Decode(job, plan, groups, out, pieces, k, ci, *chunk, sum, chunk);
+        pool.Submit([this, &job, &plan, &groups, &out, pieces, k, ci, lf, key, at = *place] {
+          std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
+          uint64_t sum = 0;
+          const Piece& piece = (*pieces)[k];
+          Status ds = Fetch(*lf, key, at, *chunk, sum);
+          if (ds.ok()) ds = Apply(plan, out.level, groups[piece.group], piece, *chunk, sum, ci, out);
+          std::lock_guard l(job.mu);
+          if (!ds.ok() && job.error.ok()) job.error = ds;
+          --job.decoding;
+          job.cv.notify_all();
+        });
       }
     }
     std::unique_lock lock(job.mu);
@@ -444,7 +472,7 @@ struct Client::Reader {
         std::lock_guard lock(local_mu);
         checked[slide] = wire::NowMs();
       }
-      return ComposeLocal(*lf, plan, groups, out, job);
+      return ComposeLocal(lf, plan, groups, out, job);
     }
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
     for (int64_t ci = 0; ci < out.shape[0]; ++ci) {

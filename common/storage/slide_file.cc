@@ -13,6 +13,7 @@
 #include "common/pyramid/pyramid.h"
 #include "common/durable/durable.h"
 #include "common/storage/internal/hdf5_util.h"
+#include "common/storage/internal/recording_driver.h"
 
 namespace tessera::storage {
 
@@ -69,15 +70,17 @@ Result<Handle> CreateInPlaceDataset(hid_t group, const char* name, hid_t type,
 }  // namespace
 
 // One resolution level's datasets and, in memory, its chunk checksums (frame-major).
+// Where its chunks lie in the file (offset, size: two per chunk, 0 when unknown), when the
+// file records it (`chunk_at`: absent from files written before it existed).
 struct LevelData {
   LevelShape shape;
-  Handle tiles, checksum_ds;
+  Handle tiles, checksum_ds, at_ds;
   std::vector<uint64_t> checksums;
+  std::vector<uint64_t> at;
 };
 
 std::string LevelPath(uint32_t level, const char* name) {
-  return level == 0 ? fmt::format("/raw/{}", name == std::string("tiles") ? "tiles" : "chunk_xxh64")
-                    : fmt::format("/raw/levels/{}/{}", level, name);
+  return level == 0 ? fmt::format("/raw/{}", name) : fmt::format("/raw/levels/{}/{}", level, name);
 }
 
 struct SlideFile::Impl {
@@ -93,6 +96,7 @@ struct SlideFile::Impl {
   uint64_t frames_written = 0;
   uint64_t bytes_stored = 0;
   int fd = -1;
+  int read_fd = -1;           // a reader's, for ReadPlace
   internal::WriterLock lock;  // held while writable
 
   // A chunk's place among its level's checksums: (t, c, z chunk, cy, cx) row-major.
@@ -136,6 +140,7 @@ struct SlideFile::Impl {
       levels[l].shape = plan.Level(l);
       const LevelShape& s = levels[l].shape;
       levels[l].checksums.assign(plan.tiles.size() * plan.channels.size() * s.chunks_z() * s.chunks_per_frame(), 0);
+      levels[l].at.assign(2 * levels[l].checksums.size(), 0);
     }
     written.assign(plan.frame_count(), 0);
     levels_done.assign(plan.frame_count(), 0);
@@ -154,6 +159,11 @@ struct SlideFile::Impl {
       if (!levels[l].tiles.valid() || !levels[l].checksum_ds.valid()) {
         return LastError(StatusCode::kDataLoss, fmt::format("{} lacks level {}", path, l));
       }
+      const std::string at = LevelPath(l, "chunk_at");
+      if (H5Lexists(file.get(), at.c_str(), H5P_DEFAULT) > 0) {
+        levels[l].at_ds = Handle(H5Dopen2(file.get(), at.c_str(), H5P_DEFAULT));
+        if (!levels[l].at_ds.valid()) return LastError(StatusCode::kDataLoss, "cannot open " + at + " in " + path);
+      }
     }
     return OkStatus();
   }
@@ -167,6 +177,8 @@ struct SlideFile::Impl {
     for (auto& l : levels) {
       ok = ok && H5Dread(l.checksum_ds.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                          l.checksums.data()) >= 0;
+      ok = ok && (!l.at_ds.valid() ||
+                  H5Dread(l.at_ds.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, l.at.data()) >= 0);
     }
     if (!ok) return LastError(StatusCode::kDataLoss, "cannot read the written-map of " + path);
     frames_written = 0;
@@ -203,9 +215,14 @@ struct SlideFile::Impl {
     for (uint32_t l = first; l < last; ++l) {
       const LevelShape& s = levels[l].shape;
       const uint32_t zc = (k.z >> s.z_shift) / s.chunk_z;
+      const size_t slot = ChunkSlot({{k.t, k.c, zc * s.chunk_z}, l, 0, 0});
       if (!WriteRow(levels[l].checksum_ds, H5T_NATIVE_UINT64, {k.t, k.c, zc, 0, 0},
-                    {1, 1, 1, s.chunks_y(), s.chunks_x()},
-                    &levels[l].checksums[ChunkSlot({{k.t, k.c, zc * s.chunk_z}, l, 0, 0})])) {
+                    {1, 1, 1, s.chunks_y(), s.chunks_x()}, &levels[l].checksums[slot])) {
+        return false;
+      }
+      if (levels[l].at_ds.valid() &&
+          !WriteRow(levels[l].at_ds, H5T_NATIVE_UINT64, {k.t, k.c, zc, 0, 0, 0},
+                    {1, 1, 1, s.chunks_y(), s.chunks_x(), 2}, &levels[l].at[2 * slot])) {
         return false;
       }
     }
@@ -237,6 +254,13 @@ struct SlideFile::Impl {
     writable = true;
     return OkStatus();
   }
+
+  // A reader's own descriptor for reading chunks at their recorded places, outside HDF5.
+  Status OpenReadFd() {
+    read_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (read_fd < 0) return Error(StatusCode::kDataLoss, "cannot open {}: {}", path, std::strerror(errno));
+    return OkStatus();
+  }
 };
 
 SlideFile::SlideFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -264,6 +288,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
   impl->slide_id = slide_id;
   impl->plan = plan;
   Handle fapl = internal::FileAccess();
+  TESSERA_RETURN_IF_ERROR(internal::UseRecordingDriver(fapl.get()));
   impl->file = Handle(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()));
   if (!impl->file.valid()) return LastError(StatusCode::kInternal, "cannot create " + path);
   TESSERA_ASSIGN_OR_RETURN(impl->lock, internal::WriterLock::Take(path));
@@ -319,6 +344,9 @@ Result<std::unique_ptr<SlideFile>> SlideFile::Create(const std::string& path, co
     TESSERA_ASSIGN_OR_RETURN(level.checksum_ds,
                              CreateInPlaceDataset(parent, "chunk_xxh64", H5T_STD_U64LE,
                                                   {T, C, ls.chunks_z(), ls.chunks_y(), ls.chunks_x()}));
+    TESSERA_ASSIGN_OR_RETURN(level.at_ds,
+                             CreateInPlaceDataset(parent, "chunk_at", H5T_STD_U64LE,
+                                                  {T, C, ls.chunks_z(), ls.chunks_y(), ls.chunks_x(), 2}));
   }
   std::vector<double> positions;
   std::vector<int32_t> grid;
@@ -356,6 +384,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForWrite(const std::string& pa
   // it got SIGTERM) waits for it.
   TESSERA_ASSIGN_OR_RETURN(impl->lock, internal::WriterLock::Take(path, kTakeOverWaitMs));
   Handle fapl = internal::FileAccess();
+  TESSERA_RETURN_IF_ERROR(internal::UseRecordingDriver(fapl.get()));
   // A writer killed mid-scan leaves the superblock marked "open for writing"; we are
   // the file's only writer (we hold its WriterLock), so clear the mark as h5clear does.
   hbool_t clear = true;
@@ -399,6 +428,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForRead(const std::string& pat
   }
   if (!impl->file.valid()) return LastError(StatusCode::kDataLoss, "cannot open " + path);
   TESSERA_RETURN_IF_ERROR(impl->LoadState());
+  TESSERA_RETURN_IF_ERROR(impl->OpenReadFd());
   return std::unique_ptr<SlideFile>(new SlideFile(std::move(impl)));
 }
 
@@ -407,6 +437,7 @@ Status SlideFile::WriteChunk(const ChunkKey& key, std::span<const uint8_t> blosc
   Impl& m = *impl_;
   assert(m.writable && m.CheckChunk(key).ok());
   const auto offset = m.Offset(key);
+  internal::RawWrites writes;
   if (H5Dwrite_chunk(m.levels[key.level].tiles.get(), H5P_DEFAULT, 0, offset.data(), blosc.size(),
                      blosc.data()) < 0) {
     return LastError(StatusCode::kInternal,
@@ -414,7 +445,13 @@ Status SlideFile::WriteChunk(const ChunkKey& key, std::span<const uint8_t> blosc
                                  key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z,
                                  m.path));
   }
-  m.levels[key.level].checksums[m.ChunkSlot(key)] = checksum;
+  LevelData& level = m.levels[key.level];
+  const size_t slot = m.ChunkSlot(key);
+  level.checksums[slot] = checksum;
+  // Its place, when HDF5 wrote it in one piece (as it writes a chunk it does not cache).
+  const bool placed = writes.count() == 1 && writes.last().size == blosc.size();
+  level.at[2 * slot] = placed ? writes.last().offset : 0;
+  level.at[2 * slot + 1] = placed ? writes.last().size : 0;
   if (key.level == 0) m.bytes_stored += blosc.size();
   return OkStatus();
 }
@@ -571,6 +608,43 @@ Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key, uint32_t 
   return frame;
 }
 
+Result<SlideFile::ChunkPlace> SlideFile::Place(const ChunkKey& key) const {
+  const Impl& m = *impl_;
+  TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
+  const uint64_t frame = m.FrameOf(key);
+  if (key.level == 0 ? !IsWritten(frame) : !LevelsWritten(frame)) {
+    return Error(StatusCode::kNotFound, "chunk ({}, {}) of level {} of frame t={} c={} z={} is not stored", key.cy,
+                 key.cx, key.level, key.frame.t, key.frame.c, key.frame.z);
+  }
+  const LevelData& level = m.levels[key.level];
+  const size_t slot = m.ChunkSlot(key);
+  ChunkPlace place{level.at[2 * slot], level.at[2 * slot + 1], level.checksums[slot]};
+  // A stored chunk is at most its pixels and Blosc's header (16 bytes).
+  const uint64_t most = level.shape.chunk_voxels() * DtypeSize(m.plan.dtype) + 64;
+  if (m.read_fd < 0 || place.checksum == 0 || place.size == 0 || place.size > most) return ChunkPlace{};
+  return place;
+}
+
+Status SlideFile::ReadPlace(const ChunkPlace& place, std::vector<uint8_t>& out) const {
+  out.resize(place.size);
+  size_t done = 0;
+  while (done < place.size) {
+    const ssize_t n = ::pread(impl_->read_fd, out.data() + done, place.size - done,
+                              static_cast<off_t>(place.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return Error(StatusCode::kDataLoss, "cannot read {} bytes at {} of {}: {}", place.size, place.offset,
+                   impl_->path, n < 0 ? std::strerror(errno) : "the file ends before them");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (codec::Checksum(out) != place.checksum) {
+    return Error(StatusCode::kDataLoss, "the {} bytes at {} of {} fail the chunk's checksum", place.size,
+                 place.offset, impl_->path);
+  }
+  return OkStatus();
+}
+
 uint64_t SlideFile::StoredChecksum(const ChunkKey& key) const {
   return impl_->levels[key.level].checksums[impl_->ChunkSlot(key)];
 }
@@ -586,6 +660,8 @@ Status SlideFile::Close() {
   }
   m.file = Handle();
   m.writable = false;
+  if (m.read_fd >= 0) ::close(m.read_fd);
+  m.read_fd = -1;
   return s;
 }
 

@@ -101,6 +101,19 @@ class SlideFile {
   /// The checksum recorded for a chunk at Sync (0 when unknown).
   uint64_t StoredChecksum(const ChunkKey& key) const;
 
+  /// Where a stored chunk's bytes lie in the file, as its writer recorded them (`chunk_at`),
+  /// with its checksum. Size 0 when not known (a file from before `chunk_at`, a chunk whose
+  /// place or checksum a live file has not synced yet): read it with ReadChunk. NOT_FOUND,
+  /// OUT_OF_RANGE as ReadChunk. Cheap: no HDF5 call (but under Hdf5Mutex, as every call).
+  struct ChunkPlace {
+    uint64_t offset = 0, size = 0, checksum = 0;
+  };
+  Result<ChunkPlace> Place(const ChunkKey& key) const;
+  /// Reads a chunk at its place with pread, without HDF5: needs no Hdf5Mutex, so readers read
+  /// and decode in parallel. Its checksum verified: DATA_LOSS when the bytes there are not the
+  /// chunk's (read it with ReadChunk then). The file must stay open meanwhile.
+  Status ReadPlace(const ChunkPlace& place, std::vector<uint8_t>& out) const;
+
   /// Syncs (with fsync) and closes; ends SWMR mode so any HDF5 reader opens the file.
   Status Close();
 

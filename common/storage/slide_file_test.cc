@@ -1,6 +1,7 @@
 #include "common/storage/slide_file.h"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 
 #include <chrono>
 #include <thread>
@@ -74,6 +75,74 @@ TEST_F(SlideFileTest, StoresChunksExactlyAsReceived) {
   EXPECT_EQ((*r)->StoredChecksum({plan.KeyOf(5), 0, 0, 1}), codec::Checksum(*chunk));
   EXPECT_EQ((*r)->ReadChunk({plan.KeyOf(1), 0, 0, 0}).status().code(), StatusCode::kNotFound);
   EXPECT_EQ((*r)->ReadChunk({plan.KeyOf(1), 0, 3, 0}).status().code(), StatusCode::kOutOfRange);
+}
+
+TEST_F(SlideFileTest, EveryChunksPlaceIsRecordedAndReadsBackWithoutHdf5) {
+  ScanPlan plan = SmallPlan();
+  auto w = SlideFile::Create(path_, plan, "s-1");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  WriteFrame(**w, 0);
+  WriteFrame(**w, 5);
+  ASSERT_TRUE((*w)->Sync(false).ok());
+  // While the writer has the file (a SWMR reader) and after it closed it (a plain one).
+  for (bool closed : {false, true}) {
+    SCOPED_TRACE(closed);
+    if (closed) {
+      ASSERT_TRUE((*w)->Close().ok());
+    }
+    auto r = SlideFile::OpenForRead(path_);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<uint8_t> got;
+    for (uint64_t frame : {0u, 5u}) {
+      for (uint32_t cy = 0; cy < plan.chunks_y(); ++cy) {
+        for (uint32_t cx = 0; cx < plan.chunks_x(); ++cx) {
+          const ChunkKey key{plan.KeyOf(frame), 0, cy, cx};
+          auto place = (*r)->Place(key);
+          ASSERT_TRUE(place.ok()) << place.status().ToString();
+          ASSERT_GT(place->size, 0u) << "chunk " << cy << "," << cx << " of frame " << frame << " has no place";
+          ASSERT_TRUE((*r)->ReadPlace(*place, got).ok());
+          EXPECT_EQ(got, ChunkBytes(plan, frame * 10 + cy * 2 + cx));
+        }
+      }
+    }
+    const ChunkKey key{plan.KeyOf(5), 0, 1, 2};
+    auto place = (*r)->Place(key);
+    ASSERT_TRUE(place.ok());
+    // Bytes that are not the chunk's are refused, never decoded.
+    SlideFile::ChunkPlace off_by_one = *place;
+    ++off_by_one.offset;
+    EXPECT_EQ((*r)->ReadPlace(off_by_one, got).code(), StatusCode::kDataLoss);
+    SlideFile::ChunkPlace past_the_end = *place;
+    past_the_end.offset = uint64_t{1} << 40;
+    EXPECT_EQ((*r)->ReadPlace(past_the_end, got).code(), StatusCode::kDataLoss);
+    EXPECT_EQ((*r)->Place({plan.KeyOf(1), 0, 0, 0}).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ((*r)->Place({plan.KeyOf(1), 0, 3, 0}).status().code(), StatusCode::kOutOfRange);
+  }
+}
+
+TEST_F(SlideFileTest, AFileWithoutChunkPlacesIsReadThroughHdf5) {
+  ScanPlan plan = SmallPlan();
+  {
+    auto w = SlideFile::Create(path_, plan, "s-1");
+    ASSERT_TRUE(w.ok());
+    WriteFrame(**w, 4);
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  {  // as a file written before chunk_at existed
+    const hid_t f = H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    EXPECT_GE(H5Ldelete(f, "/raw/chunk_at", H5P_DEFAULT), 0);
+    H5Fclose(f);
+  }
+  auto r = SlideFile::OpenForRead(path_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const ChunkKey key{plan.KeyOf(4), 0, 1, 1};
+  auto place = (*r)->Place(key);
+  ASSERT_TRUE(place.ok());
+  EXPECT_EQ(place->size, 0u);
+  auto chunk = (*r)->ReadChunk(key);
+  ASSERT_TRUE(chunk.ok());
+  EXPECT_EQ(*chunk, ChunkBytes(plan, 4 * 10 + 1 * 2 + 1));
 }
 
 TEST_F(SlideFileTest, CreateRefusesToOverwrite) {
