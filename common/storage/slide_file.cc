@@ -434,6 +434,7 @@ Result<std::unique_ptr<SlideFile>> SlideFile::OpenForRead(const std::string& pat
 
 Status SlideFile::WriteChunk(const ChunkKey& key, std::span<const uint8_t> blosc,
                              uint64_t checksum) {
+  internal::InitHdf5();  // this thread's errors unprinted
   Impl& m = *impl_;
   assert(m.writable && m.CheckChunk(key).ok());
   const auto offset = m.Offset(key);
@@ -484,6 +485,7 @@ bool SlideFile::HasPending() const { return !impl_->pending.empty() || !impl_->p
 bool SlideFile::live() const { return impl_->swmr_read; }
 
 Status SlideFile::Sync(bool fsync) {
+  internal::InitHdf5();  // this thread's errors unprinted
   Impl& m = *impl_;
   if (!m.writable) return OkStatus();
   // Order matters for a writer killed at any instant: first the chunks and the chunk index
@@ -514,6 +516,7 @@ std::mutex& Hdf5Mutex() {
 }
 
 Status SlideFile::Refresh() {
+  internal::InitHdf5();  // this thread's errors unprinted
   Impl& m = *impl_;
   if (!m.swmr_read) return OkStatus();
   // The written-maps first, then the chunk indexes: the writer stores (and flushes) a frame's
@@ -558,6 +561,7 @@ Result<std::vector<uint8_t>> SlideFile::ReadOwnChunk(const ChunkKey& key) const 
 }
 
 Status SlideFile::ReadOwnChunk(const ChunkKey& key, std::vector<uint8_t>& out) const {
+  internal::InitHdf5();  // this thread's errors unprinted
   const Impl& m = *impl_;
   TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
   const auto offset = m.Offset(key);
@@ -650,6 +654,7 @@ uint64_t SlideFile::StoredChecksum(const ChunkKey& key) const {
 }
 
 Status SlideFile::Close() {
+  internal::InitHdf5();  // this thread's errors unprinted
   Impl& m = *impl_;
   Status s = m.writable ? Sync(/*fsync=*/true) : OkStatus();
   m.levels.clear();

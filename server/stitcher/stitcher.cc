@@ -351,7 +351,7 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
 
 // The zoom levels of a fused image, each chunk from the chunks of the level below under it
 // (2 x 2, and 2 deep where the level halves z: memory stays a few chunks), on two threads
-// (the file's reads and writes one at a time: HDF5 is not thread-safe; decoding, averaging,
+// (the file's reads and writes one at a time: HDF5 runs one call at a time; decoding, averaging,
 // encoding in parallel).
 Status FuseLevels(const StitchOptions& o, storage::SlideFile& file,
                   const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop) {

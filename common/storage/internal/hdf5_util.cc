@@ -89,9 +89,15 @@ void InitHdf5() {
   static std::once_flag once;
   std::call_once(once, [] {
     H5open();
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     H5Zregister(&kBloscClass);
   });
+  // Debian's HDF5 is its thread-safe build, whose error stacks (and their printing) are per
+  // thread: each thread that calls HDF5 silences its own.
+  thread_local bool quiet = false;
+  if (!quiet) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    quiet = true;
+  }
 }
 
 Status LastError(StatusCode code, const std::string& what) {

@@ -34,8 +34,9 @@ class Handle {
   hid_t id_ = H5I_INVALID_HID;
 };
 
-/// Silences HDF5's automatic error printing and registers the Blosc filter (32001)
-/// in this process. Idempotent, thread-safe.
+/// Registers the Blosc filter (32001) in this process and silences HDF5's automatic error
+/// printing on the calling thread. Idempotent, thread-safe, cheap: called at every entry to
+/// HDF5 from storage/.
 void InitHdf5();
 
 /// A Status for the HDF5 call that just failed: `what` plus the innermost messages
