@@ -22,6 +22,7 @@
 """
 import ctypes
 import http.client
+import os
 import random
 import sys
 import time
@@ -29,6 +30,9 @@ import urllib.parse
 import json
 
 import numpy as np
+
+# A secured gateway's token (bench/iiif exports the stack's), sent with every request.
+HEADERS = {"Authorization": f"Bearer {os.environ['TESSERA_TOKEN']}"} if os.environ.get("TESSERA_TOKEN") else {}
 
 
 def tile_urls(info):
@@ -70,7 +74,7 @@ class Http:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
             try:
-                self.conn.request("GET", self.prefix + suffix)
+                self.conn.request("GET", self.prefix + suffix, headers=HEADERS)
                 r = self.conn.getresponse()
                 return r.status, r.getheader("Content-Type", ""), r.read()
             except (http.client.HTTPException, ConnectionError):

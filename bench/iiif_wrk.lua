@@ -1,14 +1,15 @@
 -- bench/iiif_wrk.lua: wrk walks a list of IIIF tile URLs (bench/iiif).
 --
---   wrk -t2 -c8 -d15s --latency -s bench/iiif_wrk.lua http://127.0.0.1:PORT -- PREFIX urls.txt
+--   wrk -t2 -c8 -d15s --latency -s bench/iiif_wrk.lua http://127.0.0.1:PORT -- PREFIX urls.txt [THREADS [TOKEN]]
 --
 -- Each request is PREFIX .. the next line of urls.txt; each wrk thread walks the whole list in
 -- order from its own starting point (thread i of n starts i/n of the way in), wrapping around.
+-- TOKEN, when given, is sent as "Authorization: Bearer TOKEN" (a secured gateway's).
 -- At the end prints one line for bench/iiif:
 --   wrk requests=N seconds=S per_s=R p50_ms=A p90_ms=B p99_ms=C max_ms=D bytes_mean=E
 --       errors_status=F errors_socket=G
 
-local prefix, lines = nil, {}
+local prefix, lines, headers = nil, {}, {}
 local threads = {}
 local counter = 0
 
@@ -25,13 +26,14 @@ function init(args)
   end
   if #lines == 0 then error("no URLs in " .. args[2]) end
   local n = tonumber(args[3] or "2")
+  if args[4] and #args[4] > 0 then headers["Authorization"] = "Bearer " .. args[4] end
   next_at = math.floor((id - 1) * #lines / n) + 1
 end
 
 function request()
   local path = prefix .. lines[next_at]
   next_at = next_at % #lines + 1
-  return wrk.format("GET", path)
+  return wrk.format("GET", path, headers)
 end
 
 function done(summary, latency, requests)
