@@ -364,6 +364,9 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   gw->add_option("--max-raw-bytes", gateway_opts.max_raw_bytes, "Largest raw region (.npy, .tiff, precomputed chunk)")
       ->capture_default_str();
+  gw->add_option("--decoded-cache-bytes", gateway_opts.decoded_cache_bytes,
+                 "Decoded chunks kept for the next tiles, in bytes (0: none)")
+      ->capture_default_str();
   static RoleStart gateway_start;
   AddRoleStartOptions(gw, gateway_start);
   gw->callback([&] {

@@ -160,6 +160,11 @@ struct ClientOptions {
   /// this process may open it: the same pixels and checks, without the dealer's socket
   /// between. Regions are still planned by the dealer; tiles need it only once per slide.
   bool local_files = true;
+  /// Keep up to this many bytes of decoded chunks for later reads (0: none). Reads of
+  /// neighbouring boxes share chunks (a viewer's tiles cut the fields of view's chunks, each
+  /// chunk under about four of them): each is decoded once while it stays. A chunk is reused
+  /// only while its stored checksum is the one it was decoded from.
+  uint64_t decoded_cache_bytes = 0;
 };
 
 class Client {

@@ -13,6 +13,7 @@
 #include "client/internal/dealer_link.h"
 #include "client/internal/summary.h"
 #include "client/internal/thread_pool.h"
+#include "common/cache/chunk_cache.h"
 #include "common/codec/codec.h"
 #include "common/storage/slide_file.h"
 #include "common/wire/wire.h"
@@ -170,6 +171,7 @@ struct Client::Reader {
   ClientOptions options;
   internal::ThreadPool pool;
   internal::BufferPool buffers{2 * kLocalWindow};  // stored chunks read from a local file
+  std::unique_ptr<cache::ChunkCache> decoded;      // ClientOptions::decoded_cache_bytes; null: none
   std::mutex views_mu;
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
   std::mutex local_mu;
@@ -180,7 +182,8 @@ struct Client::Reader {
       : link(std::move(dealer), o.timeout_ms),
         publish(std::move(publish_ep)),
         options(o),
-        pool(o.decode_threads > 0 ? static_cast<unsigned>(o.decode_threads) : std::thread::hardware_concurrency()) {}
+        pool(o.decode_threads > 0 ? static_cast<unsigned>(o.decode_threads) : std::thread::hardware_concurrency()),
+        decoded(o.decoded_cache_bytes > 0 ? std::make_unique<cache::ChunkCache>(o.decoded_cache_bytes) : nullptr) {}
 
   Result<SlideView> Describe(const std::string& id) {
     proto::DealerRequest req;
@@ -250,17 +253,40 @@ struct Client::Reader {
     return OkStatus();
   }
 
-  // Decodes one chunk and applies its group's copies from its planes to those of channel ci of `out`.
-  // `xxh64` 0: none known (a local chunk whose checksum the file does not hold yet).
-  static Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const Piece& piece,
-                      std::span<const uint8_t> bytes, uint64_t xxh64, int64_t ci, Array& out) {
-    if (xxh64 != 0 && codec::Checksum(bytes) != xxh64) {
+  // The decoded cache's key of a chunk of `slide`.
+  static cache::CacheKey DecodedKey(const std::string& slide, const ChunkCopies& g, const Piece& piece, uint32_t channel,
+                                    uint32_t level) {
+    return {slide, {{g.tile, channel, piece.z}, level, g.cy, g.cx}};
+  }
+
+  // The decoded chunk if the cache holds this very one (decoded from bytes of checksum `xxh64`).
+  std::shared_ptr<const std::vector<uint8_t>> Cached(const cache::CacheKey& key, uint64_t xxh64) {
+    if (!decoded || xxh64 == 0) return nullptr;
+    auto hit = decoded->Get(key);
+    return hit && hit->xxh64 == xxh64 ? hit->bytes : nullptr;
+  }
+
+  // Decodes one chunk (stored `bytes` of checksum `xxh64`, checked unless 0: a local chunk
+  // read at its place, checked there, or one whose checksum the file does not hold yet) and
+  // applies its group's copies to channel ci of `out`; kept in the decoded cache under `key`
+  // when there is one.
+  Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const Piece& piece,
+               std::span<const uint8_t> bytes, uint64_t xxh64, bool checked, int64_t ci, Array& out,
+               const cache::CacheKey& key) {
+    if (!checked && xxh64 != 0 && codec::Checksum(bytes) != xxh64) {
       return Error(StatusCode::kDataLoss, "chunk ({}, {}) of level {} of frame t={} c={} z={} failed its checksum",
                    g.cy, g.cx, level, g.tile, out.channels[static_cast<size_t>(ci)], piece.z);
     }
     const LevelShape s = plan.Level(level);
     const size_t elem = DtypeSize(plan.dtype);
     const int64_t width = out.shape[3];
+    if (decoded && xxh64 != 0) {
+      auto pixels = std::make_shared<std::vector<uint8_t>>(s.chunk_voxels() * elem);
+      TESSERA_RETURN_IF_ERROR(codec::Decompress(bytes, *pixels));
+      CopyOut(plan, level, g, piece, *pixels, ci, out);
+      decoded->Put(key, {std::move(pixels), xxh64});
+      return OkStatus();
+    }
     // A whole one-plane chunk as wide as the output (a tile read chunk by chunk): decoded in place.
     if (g.copies.size() == 1 && s.chunk_z == 1 && piece.planes == 1) {
       const Copy& c = g.copies[0];
@@ -272,6 +298,16 @@ struct Client::Reader {
     thread_local std::vector<uint8_t> chunk;
     chunk.resize(s.chunk_voxels() * elem);
     TESSERA_RETURN_IF_ERROR(codec::Decompress(bytes, chunk));
+    CopyOut(plan, level, g, piece, chunk, ci, out);
+    return OkStatus();
+  }
+
+  // Applies a group's copies from the planes of its decoded chunk to channel ci of `out`.
+  static void CopyOut(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const Piece& piece,
+                      std::span<const uint8_t> chunk, int64_t ci, Array& out) {
+    const LevelShape s = plan.Level(level);
+    const size_t elem = DtypeSize(plan.dtype);
+    const int64_t width = out.shape[3];
     for (uint32_t k = 0; k < piece.planes; ++k) {
       uint8_t* plane = out.data.data() + out.index(ci, piece.zi + k, 0, 0) * elem;
       const uint8_t* from = chunk.data() + (piece.from + k) * s.chunk_pixels() * elem;
@@ -282,7 +318,6 @@ struct Client::Reader {
         }
       }
     }
-    return OkStatus();
   }
 
   // The stored chunks under `out`'s planes: for each group, the chunks of its tile's planes
@@ -306,14 +341,21 @@ struct Client::Reader {
     return pieces;
   }
 
-  // Applies piece k of channel ci (its chunk `bytes`, which `keep` holds) on the pool; the
-  // caller counted it in job.decoding, which this gives back.
-  void Decode(ReadJob& job, const ScanPlan& plan, const std::vector<ChunkCopies>& groups, Array& out,
-              const std::shared_ptr<const std::vector<Piece>>& pieces, size_t k, int64_t ci,
+  // Applies piece k of channel ci of `slide` (its chunk `bytes`, which `keep` holds) on the
+  // pool; the caller counted it in job.decoding, which this gives back.
+  void Decode(ReadJob& job, const std::string& slide, const ScanPlan& plan, const std::vector<ChunkCopies>& groups,
+              Array& out, const std::shared_ptr<const std::vector<Piece>>& pieces, size_t k, int64_t ci,
               std::span<const uint8_t> bytes, uint64_t xxh64, std::shared_ptr<const void> keep) {
-    pool.Submit([&job, &plan, &groups, &out, pieces, k, ci, bytes, xxh64, keep = std::move(keep)] {
+    pool.Submit([this, &job, &slide, &plan, &groups, &out, pieces, k, ci, bytes, xxh64, keep = std::move(keep)] {
       const Piece& piece = (*pieces)[k];
-      Status ds = Apply(plan, out.level, groups[piece.group], piece, bytes, xxh64, ci, out);
+      const ChunkCopies& g = groups[piece.group];
+      const auto key = DecodedKey(slide, g, piece, out.channels[static_cast<size_t>(ci)], out.level);
+      Status ds;
+      if (auto hit = Cached(key, xxh64)) {
+        CopyOut(plan, out.level, g, piece, *hit, ci, out);
+      } else {
+        ds = Apply(plan, out.level, g, piece, bytes, xxh64, /*checked=*/false, ci, out, key);
+      }
       std::lock_guard l(job.mu);
       if (!ds.ok() && job.error.ok()) job.error = ds;
       --job.decoding;
@@ -367,28 +409,47 @@ struct Client::Reader {
     return lf;
   }
 
-  // A local chunk's stored bytes into `buf`: at its recorded place without HDF5's lock
-  // (checked there, so `sum` is 0: nothing left to check), else through HDF5 (`sum` its
-  // stored checksum, for Apply to check).
+  // A local chunk's stored bytes into `buf` and their checksum: at its recorded place without
+  // HDF5's lock (`checked` there), else through HDF5 (the stored checksum, for Apply to check;
+  // 0 if the file holds none yet).
   static Status Fetch(const LocalFile& lf, const ChunkKey& key, const storage::SlideFile::ChunkPlace& place,
-                      std::vector<uint8_t>& buf, uint64_t& sum) {
-    sum = 0;
+                      std::vector<uint8_t>& buf, uint64_t& sum, bool& checked) {
+    sum = place.checksum;
+    checked = true;
     if (place.size > 0) {
       Status at = lf.file->ReadPlace(place, buf);
       if (at.ok()) return at;
       spdlog::debug("file={} {}: read through HDF5", lf.file->path(), at.ToString());
     }
+    checked = false;
     std::lock_guard hdf5(storage::Hdf5Mutex());
     TESSERA_RETURN_IF_ERROR(lf.file->ReadChunk(key, buf));
     sum = lf.file->StoredChecksum(key);
     return OkStatus();
   }
 
+  // Piece p of channel ci from a local file: decoded from the cache when it holds this very
+  // chunk (its place's checksum), else fetched and decoded.
+  Status ApplyLocal(const LocalFile& lf, const std::string& slide, const ScanPlan& plan, const ChunkCopies& g,
+                    const Piece& p, const ChunkKey& key, const storage::SlideFile::ChunkPlace& place, int64_t ci,
+                    Array& out) {
+    const auto ck = DecodedKey(slide, g, p, key.frame.c, out.level);
+    if (auto hit = Cached(ck, place.checksum)) {
+      CopyOut(plan, out.level, g, p, *hit, ci, out);
+      return OkStatus();
+    }
+    std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
+    uint64_t sum = 0;
+    bool checked = false;
+    TESSERA_RETURN_IF_ERROR(Fetch(lf, key, place, *chunk, sum, checked));
+    return Apply(plan, out.level, g, p, *chunk, sum, checked, ci, out, ck);
+  }
+
   // Reads the chunks of `groups` for every channel and plane of `out` from a local file, and
   // composes them: each chunk read and decoded on the pool, in parallel (a chunk whose place
   // the file records needs no HDF5 lock; the one chunk of a viewer's tile on this thread). A
   // live file is refreshed when a chunk is missing, once per read.
-  Status ComposeLocal(const std::shared_ptr<const LocalFile>& lf, const ScanPlan& plan,
+  Status ComposeLocal(const std::shared_ptr<const LocalFile>& lf, const std::string& slide, const ScanPlan& plan,
                       const std::vector<ChunkCopies>& groups, Array& out, ReadJob& job) {
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
     const bool inline_decode = pieces->size() == 1 && out.shape[0] == 1;
@@ -423,21 +484,16 @@ struct Client::Reader {
         ++job.decoded;
         if (inline_decode) {
           lock.unlock();
-          std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
-          uint64_t sum = 0;
-          Status ds = Fetch(*lf, key, *place, *chunk, sum);
-          if (ds.ok()) ds = Apply(plan, out.level, groups[p.group], p, *chunk, sum, ci, out);
-          if (!ds.ok()) job.Fail(ds);
+          if (Status ds = ApplyLocal(*lf, slide, plan, groups[p.group], p, key, *place, ci, out); !ds.ok()) {
+            job.Fail(ds);
+          }
           continue;
         }
         ++job.decoding;
         lock.unlock();
-        pool.Submit([this, &job, &plan, &groups, &out, pieces, k, ci, lf, key, at = *place] {
-          std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
-          uint64_t sum = 0;
+        pool.Submit([this, &job, &slide, &plan, &groups, &out, pieces, k, ci, lf, key, at = *place] {
           const Piece& piece = (*pieces)[k];
-          Status ds = Fetch(*lf, key, at, *chunk, sum);
-          if (ds.ok()) ds = Apply(plan, out.level, groups[piece.group], piece, *chunk, sum, ci, out);
+          Status ds = ApplyLocal(*lf, slide, plan, groups[piece.group], piece, key, at, ci, out);
           std::lock_guard l(job.mu);
           if (!ds.ok() && job.error.ok()) job.error = ds;
           --job.decoding;
@@ -472,7 +528,7 @@ struct Client::Reader {
         std::lock_guard lock(local_mu);
         checked[slide] = wire::NowMs();
       }
-      return ComposeLocal(lf, plan, groups, out, job);
+      return ComposeLocal(lf, slide, plan, groups, out, job);
     }
     const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
     for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
@@ -492,8 +548,8 @@ struct Client::Reader {
           if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
           ++job.in_flight;
         }
-        link.Send(std::move(req), [this, &job, &groups, &plan, &out, pieces, first, end, ci](Result<internal::DealerLink::Reply> r) {
-          OnChunks(std::move(r), job, groups, plan, out, pieces, first, end, ci);
+        link.Send(std::move(req), [this, &job, &slide, &groups, &plan, &out, pieces, first, end, ci](Result<internal::DealerLink::Reply> r) {
+          OnChunks(std::move(r), job, slide, groups, plan, out, pieces, first, end, ci);
         });
       }
     }
@@ -503,7 +559,8 @@ struct Client::Reader {
   }
 
   // The reply to pieces [first, end) of channel ci, in order.
-  void OnChunks(Result<internal::DealerLink::Reply> r, ReadJob& job, const std::vector<ChunkCopies>& groups,
+  void OnChunks(Result<internal::DealerLink::Reply> r, ReadJob& job, const std::string& slide,
+                const std::vector<ChunkCopies>& groups,
                 const ScanPlan& plan, Array& out, const std::shared_ptr<const std::vector<Piece>>& pieces,
                 size_t first, size_t end, int64_t ci) {
     Status s = r.status();
@@ -539,7 +596,8 @@ struct Client::Reader {
       const size_t p = payload++;
       ++job.decoding;
       ++job.decoded;
-      Decode(job, plan, groups, out, pieces, first + k, ci, wire::Bytes(message->payload[p]), result.xxh64(), message);
+      Decode(job, slide, plan, groups, out, pieces, first + k, ci, wire::Bytes(message->payload[p]), result.xxh64(),
+             message);
     }
     job.cv.notify_all();
   }

@@ -333,6 +333,51 @@ TEST(ServeTest, AClientOnTheDealersHostReadsTheFileItselfAndGetsWhatTheDealerSer
   }
 }
 
+TEST(ServeTest, ADecodedChunkCacheGivesTheSamePixelsForEveryChannelLocalOrNot) {
+  Stack stack;
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 2, o.width = 512, o.height = 384, o.channels = 2;
+  synth::SyntheticMosaic mosaic(o);
+  ScanPlan plan = mosaic.plan();
+  plan.chunk_x = plan.chunk_y = 128;  // tiles cut many chunks, shared by neighbouring boxes
+  auto scanner = Scanner::Open(stack.manager(), plan);
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string id = (*scanner)->slide_id();
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  for (uint64_t f = 0; f < plan.frame_count(); ++f) {
+    const FrameKey k = plan.KeyOf(f);
+    mosaic.RenderFrame(k, pixels);
+    ASSERT_TRUE((*scanner)->Push(k, pixels).ok());
+  }
+  ASSERT_TRUE((*scanner)->Close().ok());
+  Client plain(stack.manager(), ClientOptions{.local_files = false});
+  // Local and through the dealer; a cache small enough to evict as it goes, and a large one.
+  for (bool local : {true, false}) {
+    for (uint64_t bytes : {uint64_t{200} << 10, uint64_t{64} << 20}) {
+      SCOPED_TRACE(::testing::Message() << "local " << local << ", cache " << bytes);
+      Client cached(stack.manager(), ClientOptions{.local_files = local, .decoded_cache_bytes = bytes});
+      for (int round = 0; round < 2; ++round) {  // the second from the cache
+        for (uint32_t level : {0u, 1u}) {
+          for (int64_t x : {0, 100, 300}) {
+            const RegionRequest box{.slide = id, .level = level, .x = x >> level, .y = 50 >> level,
+                                    .width = 400 >> level, .height = 300 >> level};
+            auto want = plain.ReadRegion(box);
+            auto got = cached.ReadRegion(box);
+            ASSERT_TRUE(want.ok() && got.ok()) << got.status().ToString();
+            EXPECT_EQ(got->local, local);
+            EXPECT_EQ(got->shape[0], 2);
+            EXPECT_TRUE(got->data == want->data) << "round " << round << " level " << level << " x " << x;
+          }
+        }
+        auto tile = cached.ReadTile({.slide = id, .tile = 3, .channels = {1}});
+        auto served = plain.ReadTile({.slide = id, .tile = 3, .channels = {1}});
+        ASSERT_TRUE(tile.ok() && served.ok());
+        EXPECT_TRUE(tile->data == served->data) << "round " << round;
+      }
+    }
+  }
+}
+
 TEST(ServeTest, TilesOfAnAcquiringSlideAreServedAsTheyLandAtEveryLevel) {
   Stack stack;
   synth::SyntheticOptions o;

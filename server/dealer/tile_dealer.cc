@@ -10,14 +10,14 @@
 #include "common/log/log.h"
 #include "common/mosaic/mosaic.h"
 #include "common/wire/rpc.h"
-#include "server/dealer/internal/chunk_cache.h"
+#include "common/cache/chunk_cache.h"
 #include "server/dealer/internal/slide_registry.h"
 
 namespace tessera::dealer {
 namespace {
 
-using internal::CacheKey;
-using internal::CachedChunk;
+using cache::CacheKey;
+using cache::CachedChunk;
 
 constexpr int kMaxChunksPerRequest = 64;
 constexpr size_t kMaxReadAhead = 256;             // queued neighbour reads; more are dropped
@@ -45,7 +45,7 @@ struct TileDealer::Impl {
   std::optional<wire::Server<proto::DealerRequest, proto::DealerReply>> front;
   zmq::socket_t events, publish, results;
   std::string endpoint, events_endpoint, publish_endpoint;
-  internal::ChunkCache cache{options.cache_bytes};
+  cache::ChunkCache cache{options.cache_bytes};
   std::unique_ptr<internal::SlideRegistry> registry;
   std::shared_ptr<spdlog::logger> log = log::Get("dealer");
 
@@ -386,7 +386,7 @@ Result<std::unique_ptr<TileDealer>> TileDealer::Open(const DealerOptions& option
     return Error(StatusCode::kInvalidArgument, "the dealer needs the manager's endpoint (--manager)");
   }
   auto impl = std::make_unique<Impl>(options);
-  internal::ChunkCache* cache = &impl->cache;
+  cache::ChunkCache* cache = &impl->cache;
   impl->registry = std::make_unique<internal::SlideRegistry>(
       options.manager, [cache](const std::string& id) { cache->DropSlide(id); });
   impl->events = wire::MakeSocket(zmq::socket_type::sub, wire::kRequestLimits);

@@ -128,7 +128,9 @@ struct SlideGeometry {
 class Handler {
  public:
   Handler(const GatewayOptions& o, std::shared_ptr<spdlog::logger> log)
-      : options_(o), client_(o.manager), log_(std::move(log)) {}
+      : options_(o),
+        client_(o.manager, ClientOptions{.decoded_cache_bytes = o.decoded_cache_bytes}),
+        log_(std::move(log)) {}
 
   Client& client() { return client_; }
 

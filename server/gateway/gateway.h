@@ -45,6 +45,9 @@ struct GatewayOptions {
   int64_t max_output_edge = 8192;           ///< per IIIF image: width and height
   int64_t max_output_pixels = 8192 * 8192;  ///< per IIIF image: width x height
   uint64_t max_raw_bytes = 256 << 20;       ///< per raw region (.npy, .tiff, precomputed chunk)
+  /// Decoded chunks kept for the next tiles (ClientOptions::decoded_cache_bytes): a viewer's
+  /// tiles cut the fields of view's chunks, each chunk under about four of them.
+  uint64_t decoded_cache_bytes = uint64_t{256} << 20;
   /// Where clients reach the gateway ("https://tiles.lab.example"), for the absolute URLs it
   /// writes (IIIF ids); empty: its own http://host:port. The Host header is never used.
   std::string public_url;

@@ -1,8 +1,8 @@
-#include "server/dealer/internal/chunk_cache.h"
+#include "common/cache/chunk_cache.h"
 
 #include <functional>
 
-namespace tessera::dealer::internal {
+namespace tessera::cache {
 
 size_t CacheKeyHash::operator()(const CacheKey& k) const {
   const ChunkKey& c = k.chunk;
@@ -77,4 +77,4 @@ uint64_t ChunkCache::misses() const {
   return misses_;
 }
 
-}  // namespace tessera::dealer::internal
+}  // namespace tessera::cache

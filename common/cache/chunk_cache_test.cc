@@ -1,8 +1,8 @@
-#include "server/dealer/internal/chunk_cache.h"
+#include "common/cache/chunk_cache.h"
 
 #include <gtest/gtest.h>
 
-namespace tessera::dealer::internal {
+namespace tessera::cache {
 namespace {
 
 CacheKey Key(const std::string& slide, uint32_t t) { return {slide, ChunkKey{{t, 0, 0}, 0, 0, 0}}; }
@@ -52,4 +52,4 @@ TEST(ChunkCacheTest, DropSlideForgetsOnlyThatSlide) {
 }
 
 }  // namespace
-}  // namespace tessera::dealer::internal
+}  // namespace tessera::cache

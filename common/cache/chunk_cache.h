@@ -1,5 +1,5 @@
-// ChunkCache: the dealer's LRU cache of compressed chunks, bounded in bytes.
-// Private to server/dealer. Thread-safe.
+// ChunkCache: an LRU cache of chunks, bounded in bytes, thread-safe: the dealer's of stored
+// (compressed) chunks, a client's of decoded ones (ClientOptions::decoded_cache_bytes).
 //
 //   ChunkCache cache(1 << 30);
 //   cache.Put(key, bytes, xxh64);
@@ -17,7 +17,7 @@
 
 #include "common/plan/scan_plan.h"
 
-namespace tessera::dealer::internal {
+namespace tessera::cache {
 
 struct CacheKey {
   std::string slide;
@@ -63,4 +63,4 @@ class ChunkCache {
   uint64_t bytes_ = 0, hits_ = 0, misses_ = 0;
 };
 
-}  // namespace tessera::dealer::internal
+}  // namespace tessera::cache
