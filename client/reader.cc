@@ -248,8 +248,9 @@ struct Client::Reader {
                    "coarser level, or raise ClientOptions::max_region_bytes",
                    bytes, options.max_region_bytes);
     }
+    const bool fresh = out.data.empty();  // resized from nothing: zeroed already
     out.data.resize(bytes);
-    if (!covered) std::fill(out.data.begin(), out.data.end(), uint8_t{0});
+    if (!covered && !fresh) std::fill(out.data.begin(), out.data.end(), uint8_t{0});
     return OkStatus();
   }
 

@@ -32,6 +32,22 @@ std::string ScanMist(const Stack& stack) {
   return scan.LastLine();
 }
 
+// Scans every frame of `mosaic` in chunks of `chunk` pixels a side, and closes the slide: its id.
+std::string ScanWhole(const Stack& stack, const synth::SyntheticMosaic& mosaic, uint32_t chunk) {
+  ScanPlan plan = mosaic.plan();
+  plan.chunk_x = plan.chunk_y = chunk;
+  auto scanner = Scanner::Open(stack.manager(), plan);
+  EXPECT_TRUE(scanner.ok()) << scanner.status().ToString();
+  if (!scanner.ok()) return "";
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  for (uint64_t f = 0; f < plan.frame_count(); ++f) {
+    mosaic.RenderFrame(plan.KeyOf(f), pixels);
+    EXPECT_TRUE((*scanner)->Push(plan.KeyOf(f), pixels).ok());
+  }
+  EXPECT_TRUE((*scanner)->Close().ok());
+  return (*scanner)->slide_id();
+}
+
 std::vector<uint8_t> TiffPixels(const std::string& path) {
   auto image = imageio::ReadTiff(path);
   EXPECT_TRUE(image.ok()) << image.status().ToString();
@@ -338,18 +354,8 @@ TEST(ServeTest, ADecodedChunkCacheGivesTheSamePixelsForEveryChannelLocalOrNot) {
   synth::SyntheticOptions o;
   o.cols = 2, o.rows = 2, o.width = 512, o.height = 384, o.channels = 2;
   synth::SyntheticMosaic mosaic(o);
-  ScanPlan plan = mosaic.plan();
-  plan.chunk_x = plan.chunk_y = 128;  // tiles cut many chunks, shared by neighbouring boxes
-  auto scanner = Scanner::Open(stack.manager(), plan);
-  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
-  const std::string id = (*scanner)->slide_id();
-  std::vector<uint8_t> pixels(plan.frame_bytes());
-  for (uint64_t f = 0; f < plan.frame_count(); ++f) {
-    const FrameKey k = plan.KeyOf(f);
-    mosaic.RenderFrame(k, pixels);
-    ASSERT_TRUE((*scanner)->Push(k, pixels).ok());
-  }
-  ASSERT_TRUE((*scanner)->Close().ok());
+  const std::string id = ScanWhole(stack, mosaic, 128);  // tiles cut many chunks, shared by neighbouring boxes
+  ASSERT_FALSE(id.empty());
   Client plain(stack.manager(), ClientOptions{.local_files = false});
   // Local and through the dealer; a cache small enough to evict as it goes, and a large one.
   for (bool local : {true, false}) {
@@ -472,17 +478,9 @@ TEST(ServeTest, ATileWindowReadsOnlyTheChunksUnderIt) {
   synth::SyntheticOptions o;
   o.cols = 2, o.rows = 1, o.width = 300, o.height = 200, o.channels = 1;
   synth::SyntheticMosaic mosaic(o);
-  ScanPlan plan = mosaic.plan();
-  plan.chunk_x = plan.chunk_y = 64;  // 5 x 4 chunks, the last ones partial
-  auto scanner = Scanner::Open(stack.manager(), plan);
-  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
-  const std::string id = (*scanner)->slide_id();
-  std::vector<uint8_t> pixels(plan.frame_bytes());
-  for (uint64_t f = 0; f < plan.frame_count(); ++f) {
-    mosaic.RenderFrame(plan.KeyOf(f), pixels);
-    ASSERT_TRUE((*scanner)->Push(plan.KeyOf(f), pixels).ok());
-  }
-  ASSERT_TRUE((*scanner)->Close().ok());
+  const std::string id = ScanWhole(stack, mosaic, 64);  // 5 x 4 chunks, the last ones partial
+  ASSERT_FALSE(id.empty());
+  std::vector<uint8_t> pixels(mosaic.plan().frame_bytes());
   mosaic.RenderFrame({1, 0, 0}, pixels);
   Client client(stack.manager());
 
