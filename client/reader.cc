@@ -114,6 +114,7 @@ struct ReadJob {
   int in_flight = 0, decoding = 0;
   Status error;
   uint64_t missing = 0, decoded = 0;
+  bool zero_missing = false;  // the output was not cleared first: a missing chunk's copies are cleared
 
   void Fail(const Status& s) {
     std::lock_guard lock(mu);
@@ -171,6 +172,7 @@ struct Client::Reader {
   ClientOptions options;
   internal::ThreadPool pool;
   internal::BufferPool buffers{2 * kLocalWindow};  // stored chunks read from a local file
+  internal::BufferPool decoded_buffers{kLocalWindow};  // chunks the decoded cache let go, reused
   std::unique_ptr<cache::ChunkCache> decoded;      // ClientOptions::decoded_cache_bytes; null: none
   std::mutex views_mu;
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
@@ -282,7 +284,8 @@ struct Client::Reader {
     const size_t elem = DtypeSize(plan.dtype);
     const int64_t width = out.shape[3];
     if (decoded && xxh64 != 0) {
-      auto pixels = std::make_shared<std::vector<uint8_t>>(s.chunk_voxels() * elem);
+      std::shared_ptr<std::vector<uint8_t>> pixels = decoded_buffers.Get();  // not cleared: decoded over
+      pixels->resize(s.chunk_voxels() * elem);
       TESSERA_RETURN_IF_ERROR(codec::Decompress(bytes, *pixels));
       CopyOut(plan, level, g, piece, *pixels, ci, out);
       decoded->Put(key, {std::move(pixels), xxh64});
@@ -316,6 +319,20 @@ struct Client::Reader {
         for (uint32_t r = 0; r < c.h; ++r) {
           std::memcpy(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem,
                       from + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
+        }
+      }
+    }
+  }
+
+  // Clears a missing chunk's copies in channel ci of `out` (when it was not cleared first).
+  static void ZeroOut(const ScanPlan& plan, const ChunkCopies& g, const Piece& piece, int64_t ci, Array& out) {
+    const size_t elem = DtypeSize(plan.dtype);
+    const int64_t width = out.shape[3];
+    for (uint32_t k = 0; k < piece.planes; ++k) {
+      uint8_t* plane = out.data.data() + out.index(ci, piece.zi + k, 0, 0) * elem;
+      for (const Copy& c : g.copies) {
+        for (uint32_t r = 0; r < c.h; ++r) {
+          std::memset(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem, 0, size_t{c.w} * elem);
         }
       }
     }
@@ -472,8 +489,9 @@ struct Client::Reader {
           }
         }
         std::unique_lock lock(job.mu);
-        if (place.status().code() == StatusCode::kNotFound) {  // not landed yet: stays 0
+        if (place.status().code() == StatusCode::kNotFound) {  // not landed yet: 0
           ++job.missing;
+          if (job.zero_missing) ZeroOut(plan, groups[p.group], p, ci, out);
           continue;
         }
         if (!place.ok() && job.error.ok()) job.error = place.status();
@@ -582,8 +600,12 @@ struct Client::Reader {
     for (size_t k = 0; k < count; ++k) {
       const auto& result = reply.chunks().results(static_cast<int>(k));
       Status cs = wire::FromProto(result.status());
-      if (cs.code() == StatusCode::kNotFound) {  // not landed yet: stays 0
+      if (cs.code() == StatusCode::kNotFound) {  // not landed yet: 0
         ++job.missing;
+        if (job.zero_missing) {
+          const Piece& piece = (*pieces)[first + k];
+          ZeroOut(plan, groups[piece.group], piece, ci, out);
+        }
         continue;
       }
       if (!cs.ok()) {
@@ -632,9 +654,16 @@ struct Client::Reader {
       if (first) {
         // z as x and y: a box reaching past the mosaic's planes is clipped to them.
         const bool deeper = req.z_end > rp.depth() && req.z_begin < rp.depth();
+        // A plane whose one page of copies (disjoint, mosaic::PlanRegion) covers the whole box
+        // needs no clearing first (a tile's box inside the mosaic, as a viewer asks).
+        uint64_t area = 0;
+        for (int i = 0; i < rp.w_size(); ++i) area += uint64_t{rp.w(i)} * rp.h(i);
+        const bool covered = rp.next_cursor() == 0 && rp.depth() == 1 && rp.box().w() > 0 &&
+                             area == static_cast<uint64_t>(rp.box().w()) * static_cast<uint64_t>(rp.box().h());
+        job.zero_missing = covered;
         TESSERA_RETURN_IF_ERROR(Prepare(plan, req.channels, req.z_begin,
                                         deeper ? static_cast<uint32_t>(rp.depth()) : req.z_end, req.level,
-                                        rp.box().h(), rp.box().w(), out, /*covered=*/false, rp.depth()));
+                                        rp.box().h(), rp.box().w(), out, covered, rp.depth()));
         out.x = rp.box().x();
         out.y = rp.box().y();
         out.clipped = rp.clipped() || deeper;

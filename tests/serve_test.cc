@@ -341,6 +341,24 @@ TEST(ServeTest, AClientOnTheDealersHostReadsTheFileItselfAndGetsWhatTheDealerSer
     ASSERT_TRUE(got.ok());
     EXPECT_TRUE(got->local);
     EXPECT_TRUE(got->data == pixels) << "tile " << t;
+    if (t == 0) {
+      // A box inside tile 1, which has not landed, read into a buffer full of other bytes: the
+      // box is covered by the plan's copies (so it is not cleared first), and the missing
+      // chunks' pixels are 0 all the same.
+      auto where = local.Describe(live);
+      ASSERT_TRUE(where.ok());
+      const auto& p1 = where->positions[1];
+      const RegionRequest inside{.slide = live, .x = static_cast<int64_t>(p1[0]) + 100,
+                                 .y = static_cast<int64_t>(p1[1]) + 10, .width = 50, .height = 50};
+      for (Client* client : {&local, &remote}) {
+        Array reused;
+        reused.data.assign(50 * 50 * 2, 0xab);
+        ASSERT_TRUE(client->ReadRegion(inside, reused).ok());
+        EXPECT_GT(reused.missing_chunks, 0u);
+        EXPECT_EQ(std::count(reused.data.begin(), reused.data.end(), uint8_t{0}), 50 * 50 * 2)
+            << "a missing chunk's pixels kept old bytes";
+      }
+    }
     // Another client of the same process shares the file's one handle, and sees the same.
     Client other(stack.manager());
     auto again = other.ReadTile({.slide = live, .tile = t});

@@ -42,6 +42,7 @@ constexpr auto kGeometryTtl = std::chrono::seconds(2);  // positions change when
 constexpr auto kEventsHeartbeat = std::chrono::seconds(15);
 constexpr size_t kMaxQueuedEventBytes = 1 << 20;
 constexpr int kIiifTile = 512;  // the tile edge info.json offers: the slides' chunk edge
+constexpr size_t kKeptRegionBytes = size_t{8} << 20;  // a worker keeps its IIIF region buffer up to this
 
 struct Reply {
   http::status status = http::status::ok;
@@ -426,9 +427,14 @@ class Handler {
     const auto [channels, used] = ChannelsToRead(styles);
     TESSERA_ASSIGN_OR_RETURN(const uint32_t z0, PlaneOf(query, g));
     const uint32_t z = g.PlaneAt(static_cast<uint32_t>(level), z0);  // the level's plane under it
-    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
-                                                           .y = y0, .width = x1 - x0, .height = y1 - y0,
-                                                           .channels = channels, .z_begin = z, .z_end = z + 1}));
+    // Each worker reads its tiles into one buffer (no fresh pages per tile); one kept after a
+    // large image is let go.
+    thread_local Array a;
+    if (a.data.capacity() > kKeptRegionBytes) a = Array{};
+    TESSERA_RETURN_IF_ERROR(client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
+                                                .y = y0, .width = x1 - x0, .height = y1 - y0, .channels = channels,
+                                                .z_begin = z, .z_end = z + 1},
+                                               a));
     const double fd = static_cast<double>(f);
     const SourceBox box{static_cast<double>(req.x) / fd - static_cast<double>(a.x),
                         static_cast<double>(req.y) / fd - static_cast<double>(a.y), static_cast<double>(req.w) / fd,
