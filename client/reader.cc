@@ -120,6 +120,13 @@ struct ReadJob {
     std::lock_guard lock(mu);
     if (error.ok()) error = s;
   }
+  // A decode counted in `decoding` ended with `s`.
+  void Decoded(const Status& s) {
+    std::lock_guard lock(mu);
+    if (!s.ok() && error.ok()) error = s;
+    --decoding;
+    cv.notify_all();
+  }
 };
 
 void ToRef(const ChunkKey& k, proto::ChunkRef* ref) {
@@ -256,12 +263,6 @@ struct Client::Reader {
     return OkStatus();
   }
 
-  // The decoded cache's key of a chunk of `slide`.
-  static cache::CacheKey DecodedKey(const std::string& slide, const ChunkCopies& g, const Piece& piece, uint32_t channel,
-                                    uint32_t level) {
-    return {slide, {{g.tile, channel, piece.z}, level, g.cy, g.cx}};
-  }
-
   // The decoded chunk if the cache holds this very one (decoded from bytes of checksum `xxh64`).
   std::shared_ptr<const std::vector<uint8_t>> Cached(const cache::CacheKey& key, uint64_t xxh64) {
     if (!decoded || xxh64 == 0) return nullptr;
@@ -269,10 +270,10 @@ struct Client::Reader {
     return hit && hit->xxh64 == xxh64 ? hit->bytes : nullptr;
   }
 
-  // Decodes one chunk (stored `bytes` of checksum `xxh64`, checked unless 0: a local chunk
-  // read at its place, checked there, or one whose checksum the file does not hold yet) and
-  // applies its group's copies to channel ci of `out`; kept in the decoded cache under `key`
-  // when there is one.
+  // Decodes one chunk (stored `bytes` of checksum `xxh64`, 0 when the file holds none yet;
+  // checked here unless `checked` already, as a local chunk read at its place is) and applies
+  // its group's copies to channel ci of `out`; kept in the decoded cache under `key` when there
+  // is one and the checksum is known.
   Status Apply(const ScanPlan& plan, uint32_t level, const ChunkCopies& g, const Piece& piece,
                std::span<const uint8_t> bytes, uint64_t xxh64, bool checked, int64_t ci, Array& out,
                const cache::CacheKey& key) {
@@ -367,17 +368,14 @@ struct Client::Reader {
     pool.Submit([this, &job, &slide, &plan, &groups, &out, pieces, k, ci, bytes, xxh64, keep = std::move(keep)] {
       const Piece& piece = (*pieces)[k];
       const ChunkCopies& g = groups[piece.group];
-      const auto key = DecodedKey(slide, g, piece, out.channels[static_cast<size_t>(ci)], out.level);
+      const cache::CacheKey key{slide, {{g.tile, out.channels[static_cast<size_t>(ci)], piece.z}, out.level, g.cy, g.cx}};
       Status ds;
       if (auto hit = Cached(key, xxh64)) {
         CopyOut(plan, out.level, g, piece, *hit, ci, out);
       } else {
         ds = Apply(plan, out.level, g, piece, bytes, xxh64, /*checked=*/false, ci, out, key);
       }
-      std::lock_guard l(job.mu);
-      if (!ds.ok() && job.error.ok()) job.error = ds;
-      --job.decoding;
-      job.cv.notify_all();
+      job.Decoded(ds);
     });
   }
 
@@ -432,11 +430,13 @@ struct Client::Reader {
   // 0 if the file holds none yet).
   static Status Fetch(const LocalFile& lf, const ChunkKey& key, const storage::SlideFile::ChunkPlace& place,
                       std::vector<uint8_t>& buf, uint64_t& sum, bool& checked) {
-    sum = place.checksum;
-    checked = true;
     if (place.size > 0) {
       Status at = lf.file->ReadPlace(place, buf);
-      if (at.ok()) return at;
+      if (at.ok()) {
+        sum = place.checksum;
+        checked = true;
+        return at;
+      }
       spdlog::debug("file={} {}: read through HDF5", lf.file->path(), at.ToString());
     }
     checked = false;
@@ -451,7 +451,7 @@ struct Client::Reader {
   Status ApplyLocal(const LocalFile& lf, const std::string& slide, const ScanPlan& plan, const ChunkCopies& g,
                     const Piece& p, const ChunkKey& key, const storage::SlideFile::ChunkPlace& place, int64_t ci,
                     Array& out) {
-    const auto ck = DecodedKey(slide, g, p, key.frame.c, out.level);
+    const cache::CacheKey ck{slide, key};
     if (auto hit = Cached(ck, place.checksum)) {
       CopyOut(plan, out.level, g, p, *hit, ci, out);
       return OkStatus();
@@ -512,11 +512,7 @@ struct Client::Reader {
         lock.unlock();
         pool.Submit([this, &job, &slide, &plan, &groups, &out, pieces, k, ci, lf, key, at = *place] {
           const Piece& piece = (*pieces)[k];
-          Status ds = ApplyLocal(*lf, slide, plan, groups[piece.group], piece, key, at, ci, out);
-          std::lock_guard l(job.mu);
-          if (!ds.ok() && job.error.ok()) job.error = ds;
-          --job.decoding;
-          job.cv.notify_all();
+          job.Decoded(ApplyLocal(*lf, slide, plan, groups[piece.group], piece, key, at, ci, out));
         });
       }
     }

@@ -541,16 +541,21 @@ Result<std::vector<uint8_t>> SlideFile::ReadChunk(const ChunkKey& key) const {
   return out;
 }
 
-Status SlideFile::ReadChunk(const ChunkKey& key, std::vector<uint8_t>& out) const {
-  const Impl& m = *impl_;
-  TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
-  const uint64_t frame = m.FrameOf(key);
-  // A live file's chunk index may hold chunks the written-map does not promise yet.
+// A chunk inside the plan that the written-maps promise: a live file's chunk index may hold
+// chunks they do not promise yet. NOT_FOUND, OUT_OF_RANGE as ReadChunk.
+Status SlideFile::CheckStored(const ChunkKey& key) const {
+  TESSERA_RETURN_IF_ERROR(impl_->CheckChunk(key));
+  const uint64_t frame = impl_->FrameOf(key);
   if (key.level == 0 ? !IsWritten(frame) : !LevelsWritten(frame)) {
     return Error(StatusCode::kNotFound, "chunk ({}, {}) of level {} of frame t={} c={} z={} is not stored{}",
                  key.cy, key.cx, key.level, key.frame.t, key.frame.c, key.frame.z,
                  key.level > 0 && IsWritten(frame) ? " yet (its levels are being computed)" : "");
   }
+  return OkStatus();
+}
+
+Status SlideFile::ReadChunk(const ChunkKey& key, std::vector<uint8_t>& out) const {
+  TESSERA_RETURN_IF_ERROR(CheckStored(key));
   return ReadOwnChunk(key, out);
 }
 
@@ -613,13 +618,8 @@ Result<std::vector<uint8_t>> SlideFile::ReadFrame(const FrameKey& key, uint32_t 
 }
 
 Result<SlideFile::ChunkPlace> SlideFile::Place(const ChunkKey& key) const {
+  TESSERA_RETURN_IF_ERROR(CheckStored(key));
   const Impl& m = *impl_;
-  TESSERA_RETURN_IF_ERROR(m.CheckChunk(key));
-  const uint64_t frame = m.FrameOf(key);
-  if (key.level == 0 ? !IsWritten(frame) : !LevelsWritten(frame)) {
-    return Error(StatusCode::kNotFound, "chunk ({}, {}) of level {} of frame t={} c={} z={} is not stored", key.cy,
-                 key.cx, key.level, key.frame.t, key.frame.c, key.frame.z);
-  }
   const LevelData& level = m.levels[key.level];
   const size_t slot = m.ChunkSlot(key);
   ChunkPlace place{level.at[2 * slot], level.at[2 * slot + 1], level.checksums[slot]};

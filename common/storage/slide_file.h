@@ -120,6 +120,7 @@ class SlideFile {
  private:
   struct Impl;
   explicit SlideFile(std::unique_ptr<Impl> impl);
+  Status CheckStored(const ChunkKey& key) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -427,10 +427,10 @@ class Handler {
     const auto [channels, used] = ChannelsToRead(styles);
     TESSERA_ASSIGN_OR_RETURN(const uint32_t z0, PlaneOf(query, g));
     const uint32_t z = g.PlaneAt(static_cast<uint32_t>(level), z0);  // the level's plane under it
-    // Each worker reads its tiles into one buffer (no fresh pages per tile); one kept after a
-    // large image is let go.
-    thread_local Array a;
-    if (a.data.capacity() > kKeptRegionBytes) a = Array{};
+    // Each worker reads its tiles into one buffer (no fresh pages per tile), kept between
+    // requests only up to kKeptRegionBytes.
+    thread_local Array kept;
+    Array a = std::move(kept);
     TESSERA_RETURN_IF_ERROR(client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
                                                 .y = y0, .width = x1 - x0, .height = y1 - y0, .channels = channels,
                                                 .z_begin = z, .z_end = z + 1},
@@ -446,6 +446,7 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(std::string encoded, png ? EncodePng(image) : EncodeJpeg(image));
     // A finished slide's tiles do not change; an acquiring one's fill in as frames land.
     const bool cacheable = a.missing_chunks == 0 && g.state != "acquiring";
+    if (a.data.capacity() <= kKeptRegionBytes) kept = std::move(a);
     return Reply{http::status::ok, png ? "image/png" : "image/jpeg", std::move(encoded), {}, cacheable, {}};
   }
 
