@@ -107,9 +107,13 @@ Result<std::vector<EncodedChunk>> EncodeLevels(const FrameKey& key, std::span<co
   codec::BloscParams params = plan.codec;
   params.threads = 1;
   std::vector<EncodedChunk> out;
-  std::vector<uint8_t> below(level0.begin(), level0.end()), above, chunk;
+  // A frame's levels are made on a few threads, frame after frame: their images stay in memory
+  // (a quarter of a frame, and a chunk) instead of fresh pages for every frame.
+  thread_local std::vector<uint8_t> halves[2], chunk;
+  std::span<const uint8_t> below = level0;
   for (uint32_t level = 1; level < plan.level_count(); ++level) {
     const LevelShape src = plan.Level(level - 1), dst = plan.Level(level);
+    std::vector<uint8_t>& above = halves[level % 2];
     above.resize(LevelBytes(dst, plan.dtype));
     Downsample2x(below, src, plan.dtype, above);
     chunk.resize(dst.chunk_pixels() * elem);
@@ -121,7 +125,7 @@ Result<std::vector<EncodedChunk>> EncodeLevels(const FrameKey& key, std::span<co
         out.push_back({ChunkKey{key, level, cy, cx}, std::move(packed), sum});
       }
     }
-    std::swap(below, above);
+    below = above;
   }
   return out;
 }

@@ -6,11 +6,15 @@
 #include <chrono>
 #include <thread>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <random>
 
 #include "common/codec/codec.h"
 
@@ -117,6 +121,69 @@ TEST_F(SlideFileTest, EveryChunksPlaceIsRecordedAndReadsBackWithoutHdf5) {
     EXPECT_EQ((*r)->ReadPlace(past_the_end, got).code(), StatusCode::kDataLoss);
     EXPECT_EQ((*r)->Place({plan.KeyOf(1), 0, 0, 0}).status().code(), StatusCode::kNotFound);
     EXPECT_EQ((*r)->Place({plan.KeyOf(1), 0, 3, 0}).status().code(), StatusCode::kOutOfRange);
+  }
+}
+
+// Chunks of hundreds of KB, as a camera's, go to the disk with O_DIRECT (not through the page
+// cache) and read back the same, while the file is live and after it closed.
+TEST_F(SlideFileTest, LargeChunksGoStraightToTheDiskAndReadBackTheSame) {
+  ScanPlan plan = SmallPlan();
+  plan.width = 1000;
+  plan.height = 512;
+  plan.chunk_y = plan.chunk_x = 512;
+  std::mt19937_64 rng(3);
+  std::map<std::pair<uint64_t, uint32_t>, std::vector<uint8_t>> stored;
+  auto w = SlideFile::Create(path_, plan, "s-1");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  for (uint64_t frame = 0; frame < plan.frame_count(); ++frame) {
+    for (uint32_t cx = 0; cx < plan.chunks_x(); ++cx) {
+      std::vector<uint16_t> noise(plan.chunk_bytes() / 2);
+      for (auto& v : noise) v = static_cast<uint16_t>(rng() % 4096);
+      auto bytes = *codec::Compress({reinterpret_cast<const uint8_t*>(noise.data()), plan.chunk_bytes()}, 2, plan.codec);
+      ASSERT_GT(bytes.size(), size_t{64} << 10);
+      ASSERT_TRUE((*w)->WriteChunk({plan.KeyOf(frame), 0, 0, cx}, bytes, codec::Checksum(bytes)).ok());
+      stored[{frame, cx}] = std::move(bytes);
+    }
+    (*w)->MarkWritten(frame);
+  }
+  ASSERT_TRUE((*w)->Sync(false).ok());
+  for (bool closed : {false, true}) {
+    SCOPED_TRACE(closed);
+    if (closed) {
+      ASSERT_TRUE((*w)->Close().ok());
+    }
+    auto r = SlideFile::OpenForRead(path_);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const int fd = ::open(path_.c_str(), O_RDONLY);
+    const auto length = static_cast<size_t>(std::filesystem::file_size(path_));
+    void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(map, MAP_FAILED);
+    const long page = ::sysconf(_SC_PAGESIZE);
+    std::vector<unsigned char> resident((length + page - 1) / page);
+    ASSERT_EQ(::mincore(map, length, resident.data()), 0);
+    size_t whole_pages = 0, cached = 0;
+    for (const auto& [at, bytes] : stored) {
+      const ChunkKey key{plan.KeyOf(at.first), 0, 0, at.second};
+      auto place = (*r)->Place(key);
+      ASSERT_TRUE(place.ok() && place->size == bytes.size());
+      if (!closed) {  // before any read of the chunks: their whole pages are not in the page cache
+        for (uint64_t p = (place->offset + page - 1) / page; (p + 1) * page <= place->offset + place->size; ++p) {
+          ++whole_pages;
+          cached += resident[p] & 1;
+        }
+      }
+      std::vector<uint8_t> got;
+      ASSERT_TRUE((*r)->ReadPlace(*place, got).ok());
+      EXPECT_EQ(got, bytes);
+      auto through_hdf5 = (*r)->ReadChunk(key);
+      ASSERT_TRUE(through_hdf5.ok()) << through_hdf5.status().ToString();
+      EXPECT_EQ(*through_hdf5, bytes);
+    }
+    ::munmap(map, length);
+    ::close(fd);
+    if (!closed) {
+      EXPECT_LT(cached, whole_pages / 20) << cached << " of " << whole_pages << " pages cached";
+    }
   }
 }
 

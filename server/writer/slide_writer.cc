@@ -16,6 +16,7 @@
 namespace tessera::writer {
 namespace {
 constexpr int64_t kMinSyncGapMs = 20;  // at most 50 syncs a second when frames trickle in
+constexpr int64_t kLevelsSyncMs = 250;  // stored levels wait at most this long for a sync
 }  // namespace
 
 struct SlideWriter::Impl {
@@ -35,9 +36,10 @@ struct SlideWriter::Impl {
   Status fatal;  // set once the file can take no more (disk full, I/O error)
 
   std::unique_ptr<internal::LevelBuilder> levels;
-  std::deque<uint64_t> backlog;  // frames whose levels wait for room in the builder's queue
+  std::deque<uint64_t> backlog;  // frames a killed writer left without levels
   zmq::socket_t events;          // PUB to the dealer, when configured
   std::vector<uint64_t> landed_unsynced, levels_unsynced;  // for the next SlideEvent
+  int64_t levels_stored_ms = 0;  // when the oldest of levels_unsynced was stored
 
   void Reply(const zmq::message_t& identity, const proto::IngestMessage& m) {
     wire::Send(server->socket(), &identity, m);
@@ -72,7 +74,7 @@ struct SlideWriter::Impl {
         const auto& meta = frame.chunks(i);
         chunks[size_t{meta.cy()} * plan.chunks_x() + meta.cx()] = std::move(in.payload[static_cast<size_t>(i)]);
       }
-      if (!levels->Submit(index, std::move(chunks))) backlog.push_back(index);
+      levels->Submit(index, std::move(chunks));
     }
     // A duplicate is acknowledged with the next sync too: it may be written but not yet synced.
     unacked[in.identity->to_string()].push_back(index);
@@ -103,9 +105,10 @@ struct SlideWriter::Impl {
         }
       }
       file->MarkLevelsWritten(done.frame);
+      if (levels_unsynced.empty()) levels_stored_ms = wire::NowMs();
       levels_unsynced.push_back(done.frame);
     }
-    while (!backlog.empty() && levels->in_flight() < 4) {
+    while (!backlog.empty() && !levels->Full()) {
       const uint64_t frame = backlog.front();
       const FrameKey key = plan.KeyOf(frame);
       std::vector<zmq::message_t> chunks;
@@ -122,12 +125,13 @@ struct SlideWriter::Impl {
         }
         if (chunks.empty()) break;
       }
-      if (!chunks.empty() && !levels->Submit(frame, std::move(chunks))) break;
+      if (!chunks.empty()) levels->Submit(frame, std::move(chunks));
       backlog.pop_front();
     }
   }
 
   bool LevelsBusy() const { return !backlog.empty() || levels->in_flight() > 0; }
+  bool LevelsDue() const { return !levels_unsynced.empty() && wire::NowMs() - levels_stored_ms >= kLevelsSyncMs; }
 
   void Publish(bool closed) {
     if (!events || (landed_unsynced.empty() && levels_unsynced.empty() && !closed)) return;
@@ -260,12 +264,18 @@ Status SlideWriter::Run(const std::atomic<bool>& stop) {
     const int64_t due = m.options.sync_interval_ms - since;
     // Idle with frames pending: sync once kMinSyncGapMs have passed since the last sync (a
     // scanner sending frame after frame would otherwise cost a sync, two flushes of the
-    // file's metadata, for each). Busy: sync on the cadence or the byte budget.
+    // file's metadata, for each). Busy: sync on the cadence, the byte budget, or when stored
+    // levels have waited kLevelsSyncMs.
     const int64_t gap = std::max<int64_t>(0, std::min<int64_t>(kMinSyncGapMs, m.options.sync_interval_ms) - since);
+    if (m.levels->Full()) {  // the levels pace the intake: no new frame until they catch up
+      m.levels->WaitForResults(have_pending ? static_cast<int>(std::max<int64_t>(gap, 1)) : 10);
+      if (have_pending && wire::NowMs() - m.last_sync_ms >= kMinSyncGapMs) m.SyncAndAck();
+      continue;
+    }
     auto in = m.server->Next(have_pending ? static_cast<int>(gap) : m.LevelsBusy() ? 10 : 100);
     if (in) {
       m.Handle(*in);
-      if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0)) m.SyncAndAck();
+      if (m.pending_bytes >= m.options.sync_bytes || (have_pending && due <= 0) || m.LevelsDue()) m.SyncAndAck();
     } else if (have_pending) {
       m.SyncAndAck();
     }

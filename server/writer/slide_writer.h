@@ -8,10 +8,12 @@
 // reported to the proxy as a fatal fault; the writer then stops acknowledging but keeps
 // serving, and everything already acknowledged stays on disk.
 //
-// Once a frame is written, a background thread (at a lower CPU priority, off the
-// acknowledgement path) computes its zoom levels from the stored chunks; the writer
-// stores them at its next sync. After each sync it publishes a SlideEvent (frames landed,
-// levels ready) to the dealer, which tells viewers.
+// Once a frame is written, a background thread (off the acknowledgement path) computes its
+// zoom levels from the stored chunks; the writer stores them and syncs them within 250 ms.
+// While `level_queue_bytes` of frames wait for their levels the writer takes no new frame:
+// the levels keep pace with the scan, and the scanner is slowed by credit instead. After
+// each sync it publishes a SlideEvent (frames landed, levels ready) to the dealer, which
+// tells viewers.
 //
 //   WriterOptions o{.file = "data/s000001.h5", .plan_file = "data/s000001.plan.json"};
 //   auto w = SlideWriter::Open(o);
@@ -37,7 +39,7 @@ struct WriterOptions {
   uint64_t sync_bytes = uint64_t{256} << 20;  ///< sync earlier once this much is pending
   bool fsync = true;                       ///< false: flush only (survives kill, not power loss)
   std::string events;                      ///< where to publish SlideEvents (the dealer); empty: nowhere
-  uint64_t level_queue_bytes = uint64_t{256} << 20;  ///< frames waiting for their levels, held in memory
+  uint64_t level_queue_bytes = uint64_t{32} << 20;  ///< frames waiting for their levels, held in memory
 };
 
 class SlideWriter {

@@ -1,8 +1,10 @@
-// The writer's HDF5 file driver: POSIX I/O exactly as HDF5's sec2 driver (which it wraps),
-// and it tells where each raw-data write landed, so that the writer can record each chunk's
-// place in the file for readers that read chunks without HDF5 (pread, in parallel, outside
-// HDF5's one lock). The file it writes is an ordinary HDF5 file: any reader opens it with
-// sec2. Private to common/storage.
+// The writer's HDF5 file driver: POSIX I/O as HDF5's sec2 driver (which it wraps), and it
+// tells where each raw-data write landed, so that the writer can record each chunk's place in
+// the file for readers that read chunks without HDF5 (pread, in parallel, outside HDF5's one
+// lock). A file open for writing sends its chunks (raw-data writes of 64 KB and more) through
+// a DirectWriter: O_DIRECT, behind the caller, drained before every flush and metadata write.
+// The file it writes is an ordinary HDF5 file: any reader opens it with sec2. Private to
+// common/storage.
 //
 //   Handle fapl = FileAccess();
 //   UseRecordingDriver(fapl.get());

@@ -1,7 +1,6 @@
 #include "server/writer/internal/level_builder.h"
 
-#include <sys/resource.h>
-#include <unistd.h>
+#include <chrono>
 
 #include "common/codec/codec.h"
 
@@ -15,18 +14,26 @@ LevelBuilder::~LevelBuilder() {
   cv_.notify_all();
 }
 
-bool LevelBuilder::Submit(uint64_t frame, std::vector<zmq::message_t> chunks) {
+void LevelBuilder::Submit(uint64_t frame, std::vector<zmq::message_t> chunks) {
   uint64_t bytes = 0;
   for (const auto& c : chunks) bytes += c.size();
   {
     std::lock_guard lock(mu_);
-    if (queued_bytes_ > 0 && queued_bytes_ + bytes > max_bytes_) return false;
     queued_bytes_ += bytes;
     ++in_flight_;
     queue_.emplace_back(frame, std::move(chunks));
   }
   cv_.notify_one();
-  return true;
+}
+
+bool LevelBuilder::Full() const {
+  std::lock_guard lock(mu_);
+  return queued_bytes_ >= max_bytes_;
+}
+
+void LevelBuilder::WaitForResults(int timeout_ms) {
+  std::unique_lock lock(mu_);
+  done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return !done_.empty(); });
 }
 
 std::vector<LevelBuilder::Done> LevelBuilder::TakeResults() {
@@ -40,21 +47,20 @@ size_t LevelBuilder::in_flight() const {
   return in_flight_;
 }
 
-LevelBuilder::Done LevelBuilder::Build(uint64_t frame, const std::vector<zmq::message_t>& chunks) const {
+LevelBuilder::Done LevelBuilder::Build(uint64_t frame, const std::vector<zmq::message_t>& chunks) {
   const LevelShape level0 = plan_.Level(0);
   const size_t elem = DtypeSize(plan_.dtype);
-  std::vector<uint8_t> pixels(plan_.frame_bytes()), chunk(plan_.chunk_bytes());
+  pixels_.resize(plan_.frame_bytes());  // every pixel is written below: chunks cover the frame
+  chunk_.resize(plan_.chunk_bytes());
   for (uint32_t i = 0; i < chunks.size(); ++i) {
     const std::span<const uint8_t> packed(static_cast<const uint8_t*>(chunks[i].data()), chunks[i].size());
-    if (Status s = codec::Decompress(packed, chunk); !s.ok()) return {frame, s};
-    pyramid::InsertChunk(chunk, level0, elem, i / level0.chunks_x(), i % level0.chunks_x(), pixels);
+    if (Status s = codec::Decompress(packed, chunk_); !s.ok()) return {frame, s};
+    pyramid::InsertChunk(chunk_, level0, elem, i / level0.chunks_x(), i % level0.chunks_x(), pixels_);
   }
-  return {frame, pyramid::EncodeLevels(plan_.KeyOf(frame), pixels, plan_)};
+  return {frame, pyramid::EncodeLevels(plan_.KeyOf(frame), pixels_, plan_)};
 }
 
 void LevelBuilder::Loop(std::stop_token stop) {
-  // Levels wait; acknowledgements do not: this thread yields the CPU to the writer's.
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
   while (true) {
     std::pair<uint64_t, std::vector<zmq::message_t>> job;
     {
@@ -68,6 +74,7 @@ void LevelBuilder::Loop(std::stop_token stop) {
     std::lock_guard lock(mu_);
     for (const auto& c : job.second) queued_bytes_ -= c.size();
     done_.push_back(std::move(done));
+    done_cv_.notify_all();
   }
 }
 

@@ -1,8 +1,12 @@
-// LevelBuilder: computes the zoom levels of stored frames on a thread of its own, at a
-// lower CPU priority than the writer's acknowledgement path. Private to the slide writer.
+// LevelBuilder: computes the zoom levels of stored frames on a thread of its own, off the
+// writer's acknowledgement path. Its queue is bounded by bytes: while it is full the writer
+// takes no new frames, so that levels keep pace with the scan (every frame's levels are
+// servable moments after its acknowledgement) and the scanner is slowed by credit, not by an
+// ever longer wait for its levels. Private to the slide writer.
 //
-//   LevelBuilder levels(plan, /*max_bytes=*/256 << 20);
-//   if (!levels.Submit(frame_index, std::move(chunks))) backlog.push_back(frame_index);
+//   LevelBuilder levels(plan, /*max_bytes=*/64 << 20);
+//   levels.Submit(frame_index, std::move(chunks));
+//   if (levels.Full()) levels.WaitForResults(10);   // instead of taking the next frame
 //   for (auto& done : levels.TakeResults()) ...write done.chunks...
 #pragma once
 
@@ -32,8 +36,11 @@ class LevelBuilder {
   ~LevelBuilder();  ///< drops what is queued and joins the thread
 
   /// Queues frame `frame` given its level-0 Blosc chunks in row-major chunk order.
-  /// false (and nothing queued) when the queue holds `max_bytes` already.
-  bool Submit(uint64_t frame, std::vector<zmq::message_t> chunks);
+  void Submit(uint64_t frame, std::vector<zmq::message_t> chunks);
+  /// Whether the queue holds `max_bytes` or more: take no more frames until it drains.
+  bool Full() const;
+  /// Waits up to `timeout_ms` for a frame's levels to be done (returns at once if some are).
+  void WaitForResults(int timeout_ms);
   /// The frames whose levels are computed since the last call.
   std::vector<Done> TakeResults();
   /// Frames submitted and not yet taken back.
@@ -41,7 +48,7 @@ class LevelBuilder {
 
  private:
   void Loop(std::stop_token stop);
-  Done Build(uint64_t frame, const std::vector<zmq::message_t>& chunks) const;
+  Done Build(uint64_t frame, const std::vector<zmq::message_t>& chunks);
 
   const ScanPlan plan_;
   const uint64_t max_bytes_;
@@ -51,6 +58,8 @@ class LevelBuilder {
   uint64_t queued_bytes_ = 0;
   size_t in_flight_ = 0;
   std::vector<Done> done_;
+  std::condition_variable done_cv_;
+  std::vector<uint8_t> pixels_, chunk_;  // the builder thread's, kept from frame to frame
   std::jthread thread_;
 };
 
