@@ -18,7 +18,9 @@ uint64_t RoundUp(uint64_t v) { return (v + DirectWriter::kAlign - 1) / DirectWri
 std::unique_ptr<DirectWriter> DirectWriter::Open(const std::string& path, Buffered buffered) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
   if (fd < 0) return nullptr;
-  return std::unique_ptr<DirectWriter>(new DirectWriter(fd, std::move(buffered)));
+  std::unique_ptr<DirectWriter> d(new DirectWriter(fd, std::move(buffered)));
+  if (d->free_.size() < kBlocks) return nullptr;  // no memory for its blocks: write buffered
+  return d;
 }
 
 DirectWriter::DirectWriter(int fd, Buffered buffered) : fd_(fd), buffered_(std::move(buffered)) {

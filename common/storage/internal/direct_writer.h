@@ -40,7 +40,8 @@ class DirectWriter {
   static constexpr size_t kBlock = size_t{4} << 20;  ///< bytes per direct write
   static constexpr int kBlocks = 4;                 ///< blocks in memory: one filling, the rest on the way
 
-  /// Opens `path` (which exists) a second time with O_DIRECT; nullptr when that is refused.
+  /// Opens `path` (which exists) a second time with O_DIRECT; nullptr when that is refused
+  /// (or its blocks cannot be allocated).
   static std::unique_ptr<DirectWriter> Open(const std::string& path, Buffered buffered);
   ~DirectWriter();  ///< waits for the writes under way; what is held and not drained is dropped
   DirectWriter(const DirectWriter&) = delete;

@@ -4,7 +4,7 @@
 // servable moments after its acknowledgement) and the scanner is slowed by credit, not by an
 // ever longer wait for its levels. Private to the slide writer.
 //
-//   LevelBuilder levels(plan, /*max_bytes=*/64 << 20);
+//   LevelBuilder levels(plan, /*max_bytes=*/32 << 20);
 //   levels.Submit(frame_index, std::move(chunks));
 //   if (levels.Full()) levels.WaitForResults(10);   // instead of taking the next frame
 //   for (auto& done : levels.TakeResults()) ...write done.chunks...
