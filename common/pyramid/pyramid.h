@@ -8,6 +8,9 @@
 //   std::vector<uint8_t> half(pyramid::LevelBytes(plan.Level(1), plan.dtype));
 //   pyramid::Downsample2x(frame, plan.Level(0), plan.dtype, half);
 //   auto chunks = pyramid::EncodeLevels(key, frame, plan);   // levels 1.. as Blosc chunks
+//   // or, from level 0's chunks one at a time, never assembling the frame:
+//   pyramid::DownsampleChunk(chunk, plan.Level(0), plan.dtype, cy, cx, half);  // every chunk
+//   auto same = pyramid::EncodeLevelsFrom(key, 1, half, plan);
 //
 // Pure functions, thread-safe.
 #pragma once
@@ -36,6 +39,17 @@ void Downsample2x(std::span<const uint8_t> src, const LevelShape& src_shape, Dty
 void Downsample2x2x2(std::span<const uint8_t> a, std::span<const uint8_t> b, const LevelShape& shape, Dtype dtype,
                      std::span<uint8_t> dst);
 
+/// Whether a level's chunks all start on even rows and columns, so that DownsampleChunk can
+/// halve it chunk by chunk (even chunk edges, or a single chunk across).
+bool HalvesByChunk(const LevelShape& shape);
+
+/// Halves the in-image part of chunk (cy, cx) of a level of `shape` (chunk_y x chunk_x elements
+/// of `dtype`) into its place in `half`, the whole next level: once every chunk is in, `half`
+/// equals Downsample2x of the assembled level, without the level ever being assembled. Needs
+/// HalvesByChunk(shape).
+void DownsampleChunk(std::span<const uint8_t> chunk, const LevelShape& shape, Dtype dtype, uint32_t cy,
+                     uint32_t cx, std::span<uint8_t> half);
+
 /// Copies chunk (cy, cx) out of a level image into `chunk` (chunk_y x chunk_x elements);
 /// the part beyond the image's edge is zero, as HDF5 stores edge chunks.
 void ExtractChunk(std::span<const uint8_t> image, const LevelShape& shape, size_t elem,
@@ -58,5 +72,10 @@ struct EncodedChunk {
 Result<std::vector<EncodedChunk>> EncodeLevels(const FrameKey& key,
                                                std::span<const uint8_t> level0,
                                                const ScanPlan& plan);
+
+/// The same from level `first` (>= 1) on, given that level's whole image (as DownsampleChunk
+/// makes level 1 from level 0's chunks): levels first .. plan.level_count() - 1.
+Result<std::vector<EncodedChunk>> EncodeLevelsFrom(const FrameKey& key, uint32_t first,
+                                                   std::span<const uint8_t> image, const ScanPlan& plan);
 
 }  // namespace tessera::pyramid

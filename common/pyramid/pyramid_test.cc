@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "common/codec/codec.h"
@@ -116,6 +117,97 @@ TEST(PyramidTest, EncodeLevelsStoresEveryLevelAsTheMeanOfTheOneBelow) {
   }
   EXPECT_EQ(got, want);
   EXPECT_FALSE(EncodeLevels({0, 0, 0}, std::span(frame).first(10), plan).ok());
+}
+
+// The 2 x 2 mean by its definition, one pixel at a time, the last row and column replicated.
+template <typename T>
+std::vector<T> Reference(const std::vector<T>& src, uint32_t w, uint32_t h) {
+  std::vector<T> out(size_t{(w + 1) / 2} * ((h + 1) / 2));
+  for (uint32_t oy = 0; oy < (h + 1) / 2; ++oy) {
+    for (uint32_t ox = 0; ox < (w + 1) / 2; ++ox) {
+      const uint32_t x0 = 2 * ox, x1 = std::min(x0 + 1, w - 1), y0 = 2 * oy, y1 = std::min(y0 + 1, h - 1);
+      const uint32_t sum = uint32_t{src[y0 * w + x0]} + src[y0 * w + x1] + src[y1 * w + x0] + src[y1 * w + x1];
+      out[oy * ((w + 1) / 2) + ox] = static_cast<T>((sum + 2) >> 2);
+    }
+  }
+  return out;
+}
+
+template <typename T>
+void ExpectEveryWidthMatches(Dtype dtype) {
+  std::mt19937 rng(11);
+  for (uint32_t w = 1; w <= 75; ++w) {  // the vector body, its scalar tail and odd edges
+    for (uint32_t h = 1; h <= 4; ++h) {
+      std::vector<T> src(size_t{w} * h);
+      for (auto& v : src) v = rng() % 3 == 0 ? std::numeric_limits<T>::max() : static_cast<T>(rng());
+      std::vector<uint8_t> bytes(src.size() * sizeof(T)), dst(Reference(src, w, h).size() * sizeof(T));
+      std::memcpy(bytes.data(), src.data(), bytes.size());
+      Downsample2x(bytes, {.width = w, .height = h}, dtype, dst);
+      std::vector<T> got(dst.size() / sizeof(T));
+      std::memcpy(got.data(), dst.data(), dst.size());
+      ASSERT_EQ(got, Reference(src, w, h)) << w << " x " << h;
+    }
+  }
+}
+
+TEST(PyramidTest, MeansOfEveryWidthEqualTheFormula) {
+  ExpectEveryWidthMatches<uint8_t>(Dtype::kUint8);
+  ExpectEveryWidthMatches<uint16_t>(Dtype::kUint16);
+}
+
+TEST(PyramidTest, HalvingChunkByChunkEqualsHalvingTheAssembledLevel) {
+  struct Case {
+    LevelShape shape;
+    Dtype dtype;
+  };
+  const Case cases[] = {
+      {{.width = 100, .height = 70, .chunk_y = 32, .chunk_x = 32}, Dtype::kUint16},
+      {{.width = 97, .height = 61, .chunk_y = 16, .chunk_x = 48}, Dtype::kUint8},  // odd edges
+      {{.width = 21, .height = 35, .chunk_y = 18, .chunk_x = 21}, Dtype::kUint16},  // one odd chunk across
+  };
+  std::mt19937 rng(5);
+  for (const auto& [s, dtype] : cases) {
+    ASSERT_TRUE(HalvesByChunk(s));
+    const size_t elem = DtypeSize(dtype);
+    std::vector<uint8_t> level(LevelBytes(s, dtype)), chunk(s.chunk_pixels() * elem);
+    for (auto& b : level) b = static_cast<uint8_t>(rng());
+    const LevelShape half_shape{.width = (s.width + 1) / 2, .height = (s.height + 1) / 2};
+    std::vector<uint8_t> want(LevelBytes(half_shape, dtype)), got(want.size(), 0xAB);
+    Downsample2x(level, s, dtype, want);
+    for (uint32_t cy = 0; cy < s.chunks_y(); ++cy) {
+      for (uint32_t cx = 0; cx < s.chunks_x(); ++cx) {
+        ExtractChunk(level, s, elem, cy, cx, chunk);
+        DownsampleChunk(chunk, s, dtype, cy, cx, got);
+      }
+    }
+    EXPECT_EQ(got, want) << s.width << " x " << s.height;
+  }
+  // A chunk of odd size that does not span the level starts on odd columns: not by chunk.
+  EXPECT_FALSE(HalvesByChunk({.width = 100, .height = 64, .chunk_y = 32, .chunk_x = 33}));
+  EXPECT_FALSE(HalvesByChunk({.width = 64, .height = 100, .chunk_y = 33, .chunk_x = 32}));
+}
+
+TEST(PyramidTest, EncodeLevelsFromLevelOneEqualsEncodeLevelsFromTheFrame) {
+  ScanPlan plan;
+  plan.width = 130;
+  plan.height = 90;
+  plan.chunk_y = plan.chunk_x = 32;
+  plan.tiles.push_back({.name = "t0"});
+  std::vector<uint8_t> frame(plan.frame_bytes()), half(LevelBytes(plan.Level(1), plan.dtype));
+  std::mt19937 rng(9);
+  for (auto& b : frame) b = static_cast<uint8_t>(rng());
+  Downsample2x(frame, plan.Level(0), plan.dtype, half);
+  auto whole = EncodeLevels({0, 0, 0}, frame, plan);
+  auto from = EncodeLevelsFrom({0, 0, 0}, 1, half, plan);
+  ASSERT_TRUE(whole.ok() && from.ok());
+  ASSERT_EQ(whole->size(), from->size());
+  for (size_t i = 0; i < whole->size(); ++i) {
+    EXPECT_EQ((*whole)[i].key, (*from)[i].key);
+    EXPECT_EQ((*whole)[i].blosc, (*from)[i].blosc);
+  }
+  EXPECT_FALSE(EncodeLevelsFrom({0, 0, 0}, 0, frame, plan).ok());              // level 0 is not made here
+  EXPECT_FALSE(EncodeLevelsFrom({0, 0, 0}, 1, frame, plan).ok());              // not level 1's size
+  EXPECT_FALSE(EncodeLevelsFrom({0, 0, 0}, plan.level_count(), half, plan).ok());  // no such level
 }
 
 }  // namespace

@@ -48,16 +48,26 @@ size_t LevelBuilder::in_flight() const {
 }
 
 LevelBuilder::Done LevelBuilder::Build(uint64_t frame, const std::vector<zmq::message_t>& chunks) {
+  if (plan_.level_count() < 2) return {frame, std::vector<pyramid::EncodedChunk>{}};
   const LevelShape level0 = plan_.Level(0);
-  const size_t elem = DtypeSize(plan_.dtype);
-  pixels_.resize(plan_.frame_bytes());  // every pixel is written below: chunks cover the frame
+  // Each chunk is decoded into a buffer that stays in the cache and halved straight into level 1:
+  // the frame itself is never assembled. Chunks of odd size (rare: a frame narrower than its
+  // chunk is one chunk across) are assembled into the frame first.
+  const bool by_chunk = pyramid::HalvesByChunk(level0);
+  pixels_.resize(by_chunk ? pyramid::LevelBytes(plan_.Level(1), plan_.dtype) : plan_.frame_bytes());
   chunk_.resize(plan_.chunk_bytes());
   for (uint32_t i = 0; i < chunks.size(); ++i) {
     const std::span<const uint8_t> packed(static_cast<const uint8_t*>(chunks[i].data()), chunks[i].size());
     if (Status s = codec::Decompress(packed, chunk_); !s.ok()) return {frame, s};
-    pyramid::InsertChunk(chunk_, level0, elem, i / level0.chunks_x(), i % level0.chunks_x(), pixels_);
+    const uint32_t cy = i / level0.chunks_x(), cx = i % level0.chunks_x();
+    if (by_chunk) {
+      pyramid::DownsampleChunk(chunk_, level0, plan_.dtype, cy, cx, pixels_);
+    } else {
+      pyramid::InsertChunk(chunk_, level0, DtypeSize(plan_.dtype), cy, cx, pixels_);
+    }
   }
-  return {frame, pyramid::EncodeLevels(plan_.KeyOf(frame), pixels_, plan_)};
+  const FrameKey key = plan_.KeyOf(frame);
+  return {frame, by_chunk ? pyramid::EncodeLevelsFrom(key, 1, pixels_, plan_) : pyramid::EncodeLevels(key, pixels_, plan_)};
 }
 
 void LevelBuilder::Loop(std::stop_token stop) {

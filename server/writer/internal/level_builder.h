@@ -59,7 +59,7 @@ class LevelBuilder {
   size_t in_flight_ = 0;
   std::vector<Done> done_;
   std::condition_variable done_cv_;
-  std::vector<uint8_t> pixels_, chunk_;  // the builder thread's, kept from frame to frame
+  std::vector<uint8_t> pixels_, chunk_;  // level 1 (or the frame) and a chunk, kept from frame to frame
   std::jthread thread_;
 };
 
