@@ -26,6 +26,8 @@
 #include "server/gateway/iiif.h"
 #include "server/gateway/render.h"
 #include "server/gateway/url.h"
+#include "server/gateway/zarr.h"
+#include "common/codec/codec.h"
 #include "common/imageio/tiff.h"
 
 namespace tessera::gateway {
@@ -52,6 +54,7 @@ struct Reply {
   bool cacheable = false;
   std::string filename;  // a download's name
   std::string set_cookie;
+  std::string etag;  // quoted; empty: the body's xxHash64
 };
 
 using Query = std::map<std::string, std::string>;
@@ -114,6 +117,8 @@ struct SlideGeometry {
   int64_t width = 0, height = 0;  // the mosaic at level 0
   int64_t depth = 1;              // its planes: stacks placed at their z (the dealer's)
   uint32_t levels = 1;
+  std::vector<std::array<double, 3>> positions;  // each field's, level-0 pixels
+  bool live = false;
   std::vector<ChannelStyle> styles;
   Clock::time_point fetched;
   /// Planes at `level` (a volume view's levels halve z where its voxel allows), and the
@@ -155,6 +160,9 @@ class Handler {
     if (parts.size() >= 2 && parts[1] == "api") reply = Api(parts, *query);
     else if (parts.size() >= 4 && parts[1] == "iiif" && parts[2] == "3") reply = Iiif(parts, *query);
     else if (parts.size() >= 4 && parts[1] == "precomputed") reply = Precomputed(parts);
+    else if (parts.size() >= 3 && (parts[1] == "zarr" || parts[1] == "zarr3")) {
+      reply = Zarr(parts, parts[1] == "zarr" ? zarr::Version::kV2 : zarr::Version::kV3);
+    }
     else reply = Static(*path);
     return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
   }
@@ -217,6 +225,8 @@ class Handler {
       g.height = std::max(g.height, static_cast<int64_t>(std::floor(p[1] + 0.5)) + g.plan.height);
     }
     g.depth = static_cast<int64_t>(view.depth);
+    g.positions = view.positions;
+    g.live = view.live;
     g.fetched = Clock::now();
     {
       std::lock_guard lock(mu_);
@@ -493,6 +503,123 @@ class Handler {
     return Reply{http::status::ok, png ? "image/png" : "image/jpeg", std::move(encoded), {}, cacheable, {}};
   }
 
+  // OME-Zarr (zarr.h): /zarr/{id}/ the mosaic, composed from the fields at their current
+  // positions; /zarr/{id}/fields/{t}/ field of view t as stored, its chunks the stored bytes.
+  // The same under /zarr3/ as Zarr v3. {id} may name a view ("s000001:fused"); a view of one
+  // field at the origin (a fused image) is its own mosaic, served as stored.
+  Result<Reply> Zarr(const std::vector<std::string_view>& parts, zarr::Version version) {
+    const std::string id(parts[2]);
+    TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
+    const bool v2 = version == zarr::Version::kV2;
+    auto join = [&](size_t from) {
+      std::string key;
+      for (size_t i = from; i < parts.size(); ++i) key += (i > from ? "/" : "") + std::string(parts[i]);
+      return key;
+    };
+    if (parts.size() >= 4 && parts[3] == "fields") {
+      const std::string rest = join(4);
+      if (rest.empty() || rest == ".zgroup" || rest == "zarr.json" || rest == ".zattrs") {
+        nlohmann::json fields = nlohmann::json::array();
+        for (size_t t = 0; t < g.plan.tiles.size(); ++t) {
+          fields.push_back({{"path", std::to_string(t)}, {"name", g.plan.tiles[t].name},
+                            {"position_px", t < g.positions.size() ? nlohmann::json(g.positions[t]) : nlohmann::json()}});
+        }
+        const std::string attrs = nlohmann::json{{"tessera", {{"fields", fields}}}}.dump();
+        return ZarrMetadata(rest == ".zattrs" ? attrs + "\n" : zarr::PlainGroup(version, attrs), g);
+      }
+      const auto t = ParseCount(parts[4]);
+      if (!t || *t >= static_cast<int64_t>(g.positions.size())) {
+        return Error(StatusCode::kNotFound, "no field '{}' in slide {}: it has fields 0 to {}", parts[4], id,
+                     static_cast<int64_t>(g.positions.size()) - 1);
+      }
+      const zarr::Image image =
+          zarr::FieldImage(g.plan, g.levels, g.positions[static_cast<size_t>(*t)], g.styles);
+      TESSERA_ASSIGN_OR_RETURN(zarr::Key key, zarr::ParseKey(image, version, join(5)));
+      if (key.kind != zarr::Key::kChunk) return ZarrMetadata(image, version, key, g);
+      return StoredZarrChunk(id, static_cast<uint32_t>(*t), image, key);
+    }
+    const zarr::Image image = zarr::MosaicImage(g.plan, g.levels, g.width, g.height, g.depth, g.styles);
+    TESSERA_ASSIGN_OR_RETURN(zarr::Key key, zarr::ParseKey(image, version, join(3)));
+    if (key.kind != zarr::Key::kChunk) {
+      if (key.kind == zarr::Key::kGroup && parts.size() == 4 && parts[3].empty() && v2) {
+        // The image's folder itself: what a person opening the link should know.
+        return Json(fmt::format("{{\"zarr_format\": 2, \"ome\": \"0.4\", \"levels\": {}, \"fields\": {}, "
+                                "\"open_with\": \"zarr.open_consolidated(fsspec.get_mapper(THIS_URL))\"}}\n",
+                                g.levels, g.positions.size()));
+      }
+      return ZarrMetadata(image, version, key, g);
+    }
+    if (g.positions.size() == 1 && g.positions[0] == std::array<double, 3>{0, 0, 0}) {
+      const zarr::Image field = zarr::FieldImage(g.plan, g.levels, g.positions[0], g.styles);
+      if (field.levels[key.level].shape == image.levels[key.level].shape &&
+          field.levels[key.level].chunks == image.levels[key.level].chunks) {
+        return StoredZarrChunk(id, 0, field, key);
+      }
+    }
+    return ComposedZarrChunk(id, image, key, g);
+  }
+
+  Reply ZarrMetadata(std::string body, const SlideGeometry& g) {
+    // Fixed by the plan; positions (translations, the mosaic's extent) change once stitched.
+    Reply r = Json(std::move(body));
+    r.cacheable = !g.live && g.state != "acquiring";
+    return r;
+  }
+  Reply ZarrMetadata(const zarr::Image& image, zarr::Version version, const zarr::Key& key, const SlideGeometry& g) {
+    switch (key.kind) {
+      case zarr::Key::kConsolidated: return ZarrMetadata(zarr::ConsolidatedV2(image), g);
+      case zarr::Key::kArray: return ZarrMetadata(zarr::ArrayMetadata(image, version, key.level), g);
+      case zarr::Key::kArrayAttributes: return ZarrMetadata("{}\n", g);
+      default: return ZarrMetadata(zarr::GroupMetadata(image, version, key.kind), g);
+    }
+  }
+
+  // A field's chunk as the writer stored it (a Blosc frame, checked against its checksum by
+  // the client library): 404 until it has landed, then never changing.
+  Result<Reply> StoredZarrChunk(const std::string& id, uint32_t t, const zarr::Image& image, const zarr::Key& key) {
+    const auto& chunks = image.levels[key.level].chunks;
+    const ChunkKey ck{{t, static_cast<uint32_t>(key.chunk[0]), static_cast<uint32_t>(key.chunk[1] * chunks[1])},
+                      key.level, static_cast<uint32_t>(key.chunk[2]), static_cast<uint32_t>(key.chunk[3])};
+    TESSERA_ASSIGN_OR_RETURN(StoredChunk chunk, client_.ReadChunk(id, ck));
+    TESSERA_RETURN_IF_ERROR(codec::Inspect(chunk.bytes).status());  // never anything but a Blosc frame
+    Reply r{http::status::ok, "application/octet-stream",
+            std::string(reinterpret_cast<const char*>(chunk.bytes.data()), chunk.bytes.size()), {}, true, {}};
+    r.etag = fmt::format("\"{:016x}\"", chunk.xxh64);
+    return r;
+  }
+
+  // A mosaic chunk: the region it covers read at its level (each pixel from its owner field,
+  // as every region is), padded with zeros to the chunk's edges and compressed as stored chunks are.
+  Result<Reply> ComposedZarrChunk(const std::string& id, const zarr::Image& image, const zarr::Key& key,
+                                  const SlideGeometry& g) {
+    const zarr::Array& level = image.levels[key.level];
+    const auto& [cc, cz, cy, cx] = level.chunks;
+    const uint64_t x = key.chunk[3] * cx, y = key.chunk[2] * cy, z = key.chunk[1] * cz;
+    const uint64_t w = std::min(cx, level.shape[3] - x), h = std::min(cy, level.shape[2] - y);
+    const uint64_t d = std::min(cz, level.shape[1] - z);
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = key.level, .x = static_cast<int64_t>(x),
+                                                           .y = static_cast<int64_t>(y), .width = static_cast<int64_t>(w),
+                                                           .height = static_cast<int64_t>(h),
+                                                           .channels = {static_cast<uint32_t>(key.chunk[0])},
+                                                           .z_begin = static_cast<uint32_t>(z),
+                                                           .z_end = static_cast<uint32_t>(z + d)}));
+    const size_t elem = DtypeSize(g.plan.dtype);
+    std::vector<uint8_t> chunk(cz * cy * cx * elem, 0);
+    const uint64_t rows = static_cast<uint64_t>(a.shape[2]), cols = static_cast<uint64_t>(a.shape[3]);
+    for (uint64_t p = 0; p < static_cast<uint64_t>(a.shape[1]); ++p) {
+      for (uint64_t r = 0; r < rows; ++r) {
+        std::memcpy(chunk.data() + ((p * cy + r) * cx) * elem,
+                    a.data.data() + a.index(0, static_cast<int64_t>(p), static_cast<int64_t>(r), 0) * elem, cols * elem);
+      }
+    }
+    codec::BloscParams params = g.plan.codec;
+    params.threads = 1;
+    TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, params));
+    // A finished slide's mosaic changes only when it is stitched again: revalidated by its ETag.
+    return Reply{http::status::ok, "application/octet-stream",
+                 std::string(reinterpret_cast<const char*>(packed.data()), packed.size()), {}, false, {}};
+  }
+
   // Neuroglancer's "precomputed" volume: /precomputed/{id}/info and raw chunks
   // /precomputed/{id}/{level}/{x0}-{x1}_{y0}-{y1}_{z0}-{z1} (x fastest, then y, z, channel).
   Result<Reply> Precomputed(const std::vector<std::string_view>& parts) {
@@ -681,6 +808,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     target_ = target;
     started_ = Clock::now();
     origin_ = std::string(req[http::field::origin]);  // before the event stream, which answers CORS too
+    range_ = std::string(req[http::field::range]);
+    if_none_match_ = std::string(req[http::field::if_none_match]);
+    if_match_ = std::string(req[http::field::if_match]);
     if (auto slide = Handler::EventsSlide(target.substr(0, target.find('?')))) return StartEvents(*slide);
     net::post(workers_, [self = this->shared_from_this(), target] {
       Reply r = self->handler_.Handle(target);
@@ -770,22 +900,62 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (const std::string allowed = AllowedOrigin(); !allowed.empty()) {
       res->set(http::field::access_control_allow_origin, allowed);
       res->set(http::field::access_control_allow_methods, "GET, HEAD, OPTIONS");
-      res->set(http::field::access_control_allow_headers, "Authorization");
+      res->set(http::field::access_control_allow_headers, "Authorization, Range, If-None-Match, If-Match");
+      res->set(http::field::access_control_expose_headers, "Content-Range, Content-Length, ETag, Accept-Ranges");
       res->set(http::field::vary, "Origin");
     }
+    if (r.status == http::status::ok) ApplyConditions(r, *res);
     res->set(http::field::cache_control, r.cacheable ? "public, max-age=3600" : "no-cache");
     if (!r.location.empty()) res->set(http::field::location, r.location);
     if (!r.set_cookie.empty()) res->set(http::field::set_cookie, r.set_cookie);
     if (r.status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer realm=\"tessera\"");
     if (!r.filename.empty()) res->set(http::field::content_disposition, "attachment; filename=\"" + r.filename + "\"");
     res->keep_alive(keep_alive_);
-    res->content_length(r.body.size());
+    if (r.status != http::status::not_modified) res->content_length(r.body.size());  // a 304 has no body
     if (!head_) res->body() = std::move(r.body);
     Lowest().expires_after(std::chrono::seconds(options_.timeout_s));
     http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
       if (ec || !self->keep_alive_) return self->Close();
       self->Read();
     });
+  }
+
+  // A successful answer's entity tag (strong: the body's xxHash64), then the request's
+  // conditions (If-None-Match: 304; If-Match: 412) and byte range (206, 416): what
+  // TensorStore, Neuroglancer and Zarr v3 shard readers use.
+  void ApplyConditions(Reply& r, http::response<http::string_body>& res) const {
+    if (r.etag.empty()) r.etag = fmt::format("\"{:016x}\"", codec::Checksum(std::span(reinterpret_cast<const uint8_t*>(r.body.data()), r.body.size())));
+    res.set(http::field::etag, r.etag);
+    res.set(http::field::accept_ranges, "bytes");
+    if (!if_match_.empty() && !EtagListMatches(if_match_, r.etag)) {
+      r = ErrorReply(Error(StatusCode::kFailedPrecondition, "If-Match: the entity is now {}", r.etag));
+      r.status = http::status::precondition_failed;
+      res.result(r.status);
+      res.set(http::field::content_type, r.content_type);
+      return;
+    }
+    if (!if_none_match_.empty() && EtagListMatches(if_none_match_, r.etag)) {
+      r.status = http::status::not_modified;
+      r.body.clear();
+      res.result(r.status);
+      return;
+    }
+    if (range_.empty()) return;
+    auto range = ParseByteRange(range_, r.body.size());
+    if (!range.ok()) {
+      res.set(http::field::content_range, fmt::format("bytes */{}", r.body.size()));
+      r = ErrorReply(range.status());
+      r.status = http::status::range_not_satisfiable;
+      res.result(r.status);
+      res.set(http::field::content_type, r.content_type);
+      return;
+    }
+    if (!*range) return;
+    const auto [begin, count] = **range;
+    res.set(http::field::content_range, fmt::format("bytes {}-{}/{}", begin, begin + count - 1, r.body.size()));
+    r.body = r.body.substr(begin, count);
+    r.status = http::status::partial_content;
+    res.result(r.status);
   }
 
   // Server-Sent Events: one "data:" line per LandedEvent until the client goes away.
@@ -869,6 +1039,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool keep_alive_ = false, head_ = false, closed_ = false, writing_ = false;
   std::string target_;  // the request being answered, for the log
   std::string origin_;  // its Origin header, for CORS
+  std::string range_, if_none_match_, if_match_;  // its Range and conditions
   Clock::time_point started_;
   std::shared_ptr<spdlog::logger> log_ = log::Get("gateway");
   std::optional<Subscription> subscription_;

@@ -1,5 +1,6 @@
 #include "server/gateway/url.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace tessera::gateway {
@@ -103,6 +104,40 @@ Result<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
     params[std::move(key)] = std::move(value);
   }
   return params;
+}
+
+Result<std::optional<std::pair<uint64_t, uint64_t>>> ParseByteRange(std::string_view header, uint64_t size) {
+  using Range = std::optional<std::pair<uint64_t, uint64_t>>;
+  constexpr std::string_view kBytes = "bytes=";
+  if (!header.starts_with(kBytes) || header.find(',') != std::string_view::npos) return Range();
+  const std::string_view spec = header.substr(kBytes.size());
+  const size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return Range();
+  const std::string_view first = spec.substr(0, dash), last = spec.substr(dash + 1);
+  const std::optional<int64_t> a = ParseCount(first), b = ParseCount(last);
+  if ((!first.empty() && !a) || (!last.empty() && !b) || (first.empty() && last.empty())) return Range();
+  const uint64_t to = b.value_or(0);
+  if (first.empty()) {  // the last n bytes
+    if (to == 0 || size == 0) return Error(StatusCode::kOutOfRange, "Range {}: nothing to send", header);
+    const uint64_t n = std::min(to, size);
+    return Range(std::make_pair(size - n, n));
+  }
+  const uint64_t begin = static_cast<uint64_t>(a.value_or(0));
+  if (begin >= size) return Error(StatusCode::kOutOfRange, "Range {} starts past the {} bytes", header, size);
+  if (!last.empty() && to < begin) return Range();  // syntactically invalid: ignored
+  const uint64_t end = last.empty() ? size : std::min(to + 1, size);
+  return Range(std::make_pair(begin, end - begin));
+}
+
+bool EtagListMatches(std::string_view header, std::string_view etag) {
+  for (std::string_view item : Split(header, ',')) {
+    while (item.starts_with(' ')) item.remove_prefix(1);
+    while (item.ends_with(' ')) item.remove_suffix(1);
+    if (item == "*") return true;
+    if (item.starts_with("W/")) item.remove_prefix(2);
+    if (item == etag) return true;
+  }
+  return false;
 }
 
 }  // namespace tessera::gateway

@@ -1,4 +1,5 @@
-// URL pieces: percent escapes, path segments, query parameters.
+// URL pieces: percent escapes, path segments, query parameters; and the HTTP header values
+// readers of chunks send (Range, If-None-Match).
 //
 //   auto path = PercentDecode("/iiif/3/s1/full/max/0/default.jpg");
 //   auto query = ParseQuery("channels=0,1&window0=100%2C4000");  // {"channels": "0,1", ...}
@@ -39,5 +40,14 @@ std::vector<std::string_view> Split(std::string_view s, char sep);
 /// a repeated key its last value. INVALID_ARGUMENT for a broken escape, a query over
 /// kMaxUrlBytes or more than kMaxQueryParams parameters.
 Result<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+
+/// A Range header against a body of `size` bytes: nullopt for none or one the server may ignore
+/// (not "bytes=", several ranges); else the first byte and the count: "bytes=a-b", "bytes=a-",
+/// "bytes=-n" (the last n). OUT_OF_RANGE when it is unsatisfiable (starts at or past the end).
+Result<std::optional<std::pair<uint64_t, uint64_t>>> ParseByteRange(std::string_view header, uint64_t size);
+
+/// Whether an If-None-Match / If-Match value ("*", or a list of quoted entity tags, weak ones
+/// W/"..." included) names `etag` (quoted).
+bool EtagListMatches(std::string_view header, std::string_view etag);
 
 }  // namespace tessera::gateway

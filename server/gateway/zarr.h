@@ -1,0 +1,86 @@
+// Zarr: a slide as OME-Zarr for the readers of the field (zarr-python, zarrita, Neuroglancer,
+// TensorStore, napari): the metadata of its images in Zarr v2 / OME-Zarr 0.4 and Zarr v3 /
+// OME-Zarr 0.5, and the parse of the keys readers ask for. The gateway serves them under
+// /zarr/{id}/ and /zarr3/{id}/ (docs/protocol.md): a field of view's chunks are the stored
+// HDF5 chunks byte for byte (a Blosc frame is a Zarr Blosc chunk), the mosaic's are composed.
+//
+//   zarr::Image field = zarr::FieldImage(plan, levels, positions[t], styles);
+//   auto key = zarr::ParseKey(field, zarr::Version::kV2, "2/0/0/3/1");  // level 2, chunk c0 z0 y3 x1
+//   if (key->kind == zarr::Key::kArray) body = zarr::ArrayMetadata(field, zarr::Version::kV2, key->level);
+//
+// Pure functions, thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/plan/scan_plan.h"
+#include "common/status/status.h"
+#include "server/gateway/render.h"
+
+namespace tessera::gateway::zarr {
+
+enum class Version { kV2, kV3 };
+
+/// One array of a multiscale image: axes c, z, y, x.
+struct Array {
+  std::array<uint64_t, 4> shape{};
+  std::array<uint64_t, 4> chunks{};       ///< 1, planes, rows, columns per chunk
+  std::array<double, 4> scale{};          ///< 1, then micrometres per voxel in z, y, x
+  std::array<double, 4> translation{};    ///< 0, then the voxel (0, 0, 0)'s centre, micrometres
+  std::array<uint64_t, 4> chunk_grid() const;  ///< chunks along each axis
+};
+
+/// A multiscale image: its levels from the finest down.
+struct Image {
+  Dtype dtype = Dtype::kUint16;
+  codec::BloscParams codec;
+  std::vector<Array> levels;
+  std::vector<ChannelStyle> channels;  ///< names, colours and windows (OME "omero")
+};
+
+/// Field of view t as stored: the plan's levels, placed at `position` (x, y, z in level-0
+/// pixels: the solved position once stitched).
+Image FieldImage(const ScanPlan& plan, uint32_t level_count, const std::array<double, 3>& position,
+                 std::vector<ChannelStyle> channels);
+
+/// The mosaic of width x height x depth level-0 pixels at every level, in the plan's chunk
+/// edges (one plane per chunk for a slide; a volume view's chunk_z planes).
+Image MosaicImage(const ScanPlan& plan, uint32_t level_count, int64_t width, int64_t height, int64_t depth,
+                  std::vector<ChannelStyle> channels);
+
+/// What a key (the path below an image's root) names.
+struct Key {
+  enum Kind {
+    kGroup,        ///< .zgroup (v2) / zarr.json (v3) of the image
+    kAttributes,   ///< .zattrs of the image (v2)
+    kConsolidated, ///< .zmetadata (v2)
+    kArray,        ///< {level}/.zarray (v2) / {level}/zarr.json (v3)
+    kArrayAttributes,  ///< {level}/.zattrs (v2): {}
+    kChunk,        ///< {level}/{c}/{z}/{y}/{x} (v2) / {level}/c/{c}/{z}/{y}/{x} (v3)
+  } kind = kGroup;
+  uint32_t level = 0;
+  std::array<uint64_t, 4> chunk{};  ///< c, z, y, x chunk indices
+};
+
+/// NOT_FOUND for a key the image does not have (a level or chunk index beyond its grid
+/// included), naming what it has.
+Result<Key> ParseKey(const Image& image, Version version, std::string_view key);
+
+/// The image group's metadata: v2 .zgroup or .zattrs (OME multiscales and omero), or v3 zarr.json
+/// (the OME attributes, and every array's metadata inline as consolidated metadata).
+std::string GroupMetadata(const Image& image, Version version, Key::Kind kind = Key::kGroup);
+/// An array's: v2 .zarray, v3 zarr.json (Blosc, `dimension_names`).
+std::string ArrayMetadata(const Image& image, Version version, uint32_t level);
+/// v2 .zmetadata: the group's and every array's metadata in one document (zarr-python's
+/// open_consolidated; HTTP has no listing).
+std::string ConsolidatedV2(const Image& image);
+
+/// A plain group holding images (the `fields/` folder): v2 .zgroup, v3 zarr.json; `attributes`
+/// is a JSON object.
+std::string PlainGroup(Version version, std::string_view attributes = "{}");
+
+}  // namespace tessera::gateway::zarr
