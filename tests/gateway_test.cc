@@ -15,7 +15,9 @@
 
 #include "client/client.h"
 #include "client/scanner.h"
+#include "common/codec/codec.h"
 #include "common/imageio/tiff.h"
+#include "common/pyramid/pyramid.h"
 #include "common/synth/synthetic_mosaic.h"
 #include "tests/stack.h"
 
@@ -45,13 +47,18 @@ class HttpConnection {
     net::connect(socket_, resolver.resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
   }
 
-  Response Get(const std::string& target) {
-    http::request<http::empty_body> req(http::verb::get, target, 11);
+  Response Get(const std::string& target) { return Send(http::verb::get, target, {}); }
+
+  // Any method, with extra headers (Range, If-None-Match, ...); the stack's token unless `auth` is false.
+  Response Send(http::verb verb, const std::string& target, const std::map<std::string, std::string>& headers,
+                bool auth = true) {
+    http::request<http::empty_body> req(verb, target, 11);
     req.set(http::field::host, "localhost");
-    if (!CurrentToken().empty()) req.set(http::field::authorization, "Bearer " + CurrentToken());
+    if (auth && !CurrentToken().empty()) req.set(http::field::authorization, "Bearer " + CurrentToken());
+    for (const auto& [name, value] : headers) req.set(name, value);
     req.keep_alive(true);
     http::write(socket_, req);
-    return Read();
+    return Read(verb == http::verb::head);
   }
 
   // Raw bytes, for malformed requests; the answer, or status 0 if the gateway closed.
@@ -75,8 +82,9 @@ class HttpConnection {
   }
 
  private:
-  Response Read() {
+  Response Read(bool head = false) {
     http::response_parser<http::string_body> parser;
+    parser.skip(head);  // a HEAD answer's Content-Length announces a body that does not follow
     parser.body_limit(64 << 20);
     http::read(socket_, buffer_, parser);
     auto res = parser.release();
@@ -485,6 +493,105 @@ TEST(GatewayTest, AStitchedSlideOffersItsFusedViewToViewers) {
   auto plain_display = conn.Get("/api/slides/" + plain.LastLine() + "/display");
   EXPECT_EQ(nlohmann::json::parse(plain_display.body)["views"], (nlohmann::json{"raw"}));
   EXPECT_EQ(conn.Get("/iiif/3/" + plain.LastLine() + "/info.json?view=fused").status, 404);
+}
+
+// zarr-python (Debian's 2.13, through fsspec's HTTP) reads a stitched slide served by the
+// default stack: fields of view, the mosaic and the fused view, equal to what h5py reads from
+// the files, every field chunk the stored HDF5 chunk byte for byte (tests/verify_zarr.py).
+TEST(GatewayZarrTest, ZarrPythonReadsFieldsMosaicAndFusedViewAsStored) {
+  Stack stack({"--auto-stitch", "true"});
+  const std::string id = ScanMist(stack);
+  auto waited = RunTessera({"stitch", id, "--wait", "--server", stack.manager()});
+  ASSERT_EQ(waited.exit_code, 0) << waited.err;
+  auto info = RunTessera({"info", id, "--json", "--server", stack.manager()});
+  auto fused = RunTessera({"info", id + ":fused", "--json", "--server", stack.manager()});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  ASSERT_EQ(fused.exit_code, 0) << fused.err;
+  const std::string info_file = FreshDir("zarr") + "/info.json";
+  std::ofstream(info_file) << info.out;
+  auto verify = RunProgram({"/usr/bin/python3", "tests/verify_zarr.py", stack.endpoint("http"), stack.token(), id,
+                            nlohmann::json::parse(info.out)["path"], nlohmann::json::parse(fused.out)["path"],
+                            info_file});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("verified"), std::string::npos) << verify.out;
+}
+
+// What TensorStore, Neuroglancer and zarr readers ask of a chunk server: HEAD, byte ranges
+// (suffixes too), strong ETags with conditions, 404 for a chunk not yet written, the same bytes
+// under Zarr v3 keys; and the token every other route needs.
+TEST(GatewayZarrTest, ChunksAnswerHeadRangesAndConditionsAndLandLive) {
+  Stack stack;
+  synth::SyntheticOptions o;
+  o.cols = 2, o.rows = 1, o.width = 300, o.height = 200, o.channels = 1;
+  synth::SyntheticMosaic mosaic(o);
+  auto scanner = Scanner::Open(stack.manager(), mosaic.plan());
+  ASSERT_TRUE(scanner.ok()) << scanner.status().ToString();
+  const std::string id = (*scanner)->slide_id();
+  const ScanPlan& plan = (*scanner)->plan();
+  HttpConnection conn(stack.endpoint("http"));
+  const std::string first = "/zarr/" + id + "/fields/0/0/0/0/0/0", second = "/zarr/" + id + "/fields/1/0/0/0/0/0";
+  std::vector<uint8_t> pixels(plan.frame_bytes());
+  mosaic.RenderFrame(plan.KeyOf(0), pixels);
+  ASSERT_TRUE((*scanner)->Push(plan.KeyOf(0), pixels).ok());
+  ASSERT_TRUE((*scanner)->Flush().ok());
+  ASSERT_TRUE(WaitFor([&] { return conn.Get(first).status == 200; }));
+  EXPECT_EQ(conn.Get(second).status, 404) << "field 1 has not been pushed yet";
+  auto live_meta = conn.Get("/zarr/" + id + "/fields/1/.zmetadata");
+  ASSERT_EQ(live_meta.status, 200) << live_meta.body;  // fixed by the plan from the start
+  EXPECT_EQ(live_meta.headers["Cache-Control"], "no-cache");
+
+  auto chunk = conn.Get(first);
+  ASSERT_EQ(chunk.status, 200);
+  const std::string etag = chunk.headers["ETag"];
+  ASSERT_TRUE(etag.size() == 18 && etag.front() == '"' && etag.back() == '"') << etag;
+  EXPECT_EQ(chunk.headers["Accept-Ranges"], "bytes");
+  EXPECT_EQ(chunk.headers["Cache-Control"], "public, max-age=3600");  // a stored chunk never changes
+  const size_t n = chunk.body.size();
+  ASSERT_GT(n, 16u);
+  auto head = conn.Send(http::verb::head, first, {});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["Content-Length"], std::to_string(n));
+  EXPECT_FALSE(head.headers.contains("Content-Encoding"));
+  auto part = conn.Send(http::verb::get, first, {{"Range", "bytes=0-15"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.headers["Content-Range"], fmt::format("bytes 0-15/{}", n));
+  EXPECT_EQ(part.body, chunk.body.substr(0, 16));
+  auto suffix = conn.Send(http::verb::get, first, {{"Range", "bytes=-10"}});
+  EXPECT_EQ(suffix.status, 206);
+  EXPECT_EQ(suffix.body, chunk.body.substr(n - 10));
+  auto beyond = conn.Send(http::verb::get, first, {{"Range", fmt::format("bytes={}-", n)}});
+  EXPECT_EQ(beyond.status, 416);
+  EXPECT_EQ(beyond.headers["Content-Range"], fmt::format("bytes */{}", n));
+  auto same = conn.Send(http::verb::get, first, {{"If-None-Match", etag}});
+  EXPECT_EQ(same.status, 304);
+  EXPECT_TRUE(same.body.empty());
+  EXPECT_EQ(conn.Send(http::verb::get, first, {{"If-None-Match", "\"0000000000000000\""}}).status, 200);
+  EXPECT_EQ(conn.Send(http::verb::get, first, {{"If-Match", "\"0000000000000000\""}}).status, 412);
+  EXPECT_EQ(conn.Send(http::verb::get, first, {{"If-Match", etag}}).status, 200);
+  // The chunk is the stored Blosc frame: it decodes to the frame's first chunk.
+  std::vector<uint8_t> decoded(plan.chunk_bytes());
+  ASSERT_TRUE(codec::Decompress(std::span(reinterpret_cast<const uint8_t*>(chunk.body.data()), n), decoded).ok());
+  std::vector<uint8_t> want(plan.chunk_bytes());
+  pyramid::ExtractChunk(pixels, plan.Level(0), DtypeSize(plan.dtype), 0, 0, want);
+  EXPECT_TRUE(decoded == want);
+  // Zarr v3: the same bytes under its keys; OME 0.5 attributes on the group.
+  auto v3 = conn.Get("/zarr3/" + id + "/fields/0/0/c/0/0/0/0");
+  EXPECT_EQ(v3.status, 200);
+  EXPECT_TRUE(v3.body == chunk.body);
+  auto group = conn.Get("/zarr3/" + id + "/fields/0/zarr.json");
+  ASSERT_EQ(group.status, 200) << group.body;
+  EXPECT_EQ(nlohmann::json::parse(group.body)["attributes"]["ome"]["version"], "0.5");
+  // Outside the grid, the fields, or without the token.
+  EXPECT_EQ(conn.Get("/zarr/" + id + "/fields/0/0/0/0/0/9").status, 404);
+  EXPECT_EQ(conn.Get("/zarr/" + id + "/fields/2/.zarray").status, 404);
+  EXPECT_EQ(conn.Get("/zarr/" + id + "/fields/0/0/0/0/0/../../../.zarray").status, 404);
+  EXPECT_EQ(conn.Get("/zarr/s999999/.zgroup").status, 404);
+  EXPECT_EQ(conn.Send(http::verb::get, first, {}, /*auth=*/false).status, 401);
+
+  mosaic.RenderFrame(plan.KeyOf(1), pixels);
+  ASSERT_TRUE((*scanner)->Push(plan.KeyOf(1), pixels).ok());
+  ASSERT_TRUE((*scanner)->Close().ok());
+  EXPECT_TRUE(WaitFor([&] { return conn.Get(second).status == 200; })) << "field 1's chunk never appeared";
 }
 
 }  // namespace

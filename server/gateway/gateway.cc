@@ -22,6 +22,7 @@
 
 #include "client/client.h"
 #include "common/log/log.h"
+#include "common/mosaic/mosaic.h"
 #include "common/wire/listener.h"
 #include "server/gateway/iiif.h"
 #include "server/gateway/render.h"
@@ -118,6 +119,7 @@ struct SlideGeometry {
   int64_t depth = 1;              // its planes: stacks placed at their z (the dealer's)
   uint32_t levels = 1;
   std::vector<std::array<double, 3>> positions;  // each field's, level-0 pixels
+  std::vector<std::array<uint64_t, 2>> extents;  // each level's width and height, as the dealer places tiles
   bool live = false;
   std::vector<ChannelStyle> styles;
   Clock::time_point fetched;
@@ -226,6 +228,16 @@ class Handler {
     }
     g.depth = static_cast<int64_t>(view.depth);
     g.positions = view.positions;
+    {
+      std::vector<std::array<double, 2>> xy;
+      for (const auto& p : view.positions) xy.push_back({p[0], p[1]});
+      const mosaic::MosaicIndex index(std::move(xy), {.width = g.plan.width, .height = g.plan.height});
+      for (uint32_t l = 0; l < g.levels; ++l) {
+        const mosaic::Box b = index.Bounds(static_cast<int>(l));
+        g.extents.push_back({static_cast<uint64_t>(std::max<int64_t>(0, b.x + b.w)),
+                             static_cast<uint64_t>(std::max<int64_t>(0, b.y + b.h))});
+      }
+    }
     g.live = view.live;
     g.fetched = Clock::now();
     {
@@ -506,7 +518,7 @@ class Handler {
   // OME-Zarr (zarr.h): /zarr/{id}/ the mosaic, composed from the fields at their current
   // positions; /zarr/{id}/fields/{t}/ field of view t as stored, its chunks the stored bytes.
   // The same under /zarr3/ as Zarr v3. {id} may name a view ("s000001:fused"); a view of one
-  // field at the origin (a fused image) is its own mosaic, served as stored.
+  // field (a fused image) is served as that field, as stored.
   Result<Reply> Zarr(const std::vector<std::string_view>& parts, zarr::Version version) {
     const std::string id(parts[2]);
     TESSERA_ASSIGN_OR_RETURN(SlideGeometry g, Geometry(id));
@@ -538,7 +550,11 @@ class Handler {
       if (key.kind != zarr::Key::kChunk) return ZarrMetadata(image, version, key, g);
       return StoredZarrChunk(id, static_cast<uint32_t>(*t), image, key);
     }
-    const zarr::Image image = zarr::MosaicImage(g.plan, g.levels, g.width, g.height, g.depth, g.styles);
+    // A view of one field (a fused image, a slide of one tile) is that field, as stored, placed
+    // by its translation; else the mosaic, composed.
+    const bool one_field = g.positions.size() == 1;
+    const zarr::Image image = one_field ? zarr::FieldImage(g.plan, g.levels, g.positions[0], g.styles)
+                                        : zarr::MosaicImage(g.plan, g.extents, g.depth, g.styles);
     TESSERA_ASSIGN_OR_RETURN(zarr::Key key, zarr::ParseKey(image, version, join(3)));
     if (key.kind != zarr::Key::kChunk) {
       if (key.kind == zarr::Key::kGroup && parts.size() == 4 && parts[3].empty() && v2) {
@@ -549,13 +565,7 @@ class Handler {
       }
       return ZarrMetadata(image, version, key, g);
     }
-    if (g.positions.size() == 1 && g.positions[0] == std::array<double, 3>{0, 0, 0}) {
-      const zarr::Image field = zarr::FieldImage(g.plan, g.levels, g.positions[0], g.styles);
-      if (field.levels[key.level].shape == image.levels[key.level].shape &&
-          field.levels[key.level].chunks == image.levels[key.level].chunks) {
-        return StoredZarrChunk(id, 0, field, key);
-      }
-    }
+    if (one_field) return StoredZarrChunk(id, 0, image, key);
     return ComposedZarrChunk(id, image, key, g);
   }
 

@@ -11,6 +11,7 @@ namespace {
 
 using nlohmann::json;
 
+constexpr uint32_t kMosaicChunkEdge = 512;
 constexpr std::array<const char*, 4> kAxes = {"c", "z", "y", "x"};
 
 // Level l of an image whose level 0 has voxels of `um` (x, y, z) placed at `origin_px` (level-0
@@ -122,19 +123,20 @@ Image FieldImage(const ScanPlan& plan, uint32_t level_count, const std::array<do
   return image;
 }
 
-Image MosaicImage(const ScanPlan& plan, uint32_t level_count, int64_t width, int64_t height, int64_t depth,
+Image MosaicImage(const ScanPlan& plan, const std::vector<std::array<uint64_t, 2>>& extents, int64_t depth,
                   std::vector<ChannelStyle> channels) {
   Image image{.dtype = plan.dtype, .codec = plan.codec, .levels = {}, .channels = std::move(channels)};
   const uint64_t c = plan.channels.size();
-  for (uint32_t l = 0; l < level_count; ++l) {
+  // The fields' chunk edges, but no less than kMosaicChunkEdge (small tiles are stored as one
+  // chunk each: a mosaic in chunks of their size would ask for many small ones).
+  const uint64_t edge_y = std::max(plan.chunk_y, kMosaicChunkEdge), edge_x = std::max(plan.chunk_x, kMosaicChunkEdge);
+  for (uint32_t l = 0; l < extents.size(); ++l) {
     const LevelShape s = plan.Level(l);
-    const uint64_t f = uint64_t{1} << l;
-    const uint64_t w = std::max<uint64_t>(1, (static_cast<uint64_t>(width) + f - 1) / f);
-    const uint64_t h = std::max<uint64_t>(1, (static_cast<uint64_t>(height) + f - 1) / f);
+    const uint64_t w = std::max<uint64_t>(1, extents[l][0]), h = std::max<uint64_t>(1, extents[l][1]);
     const uint64_t d = std::max<uint64_t>(1, s.DepthOf(static_cast<uint64_t>(depth)));
     image.levels.push_back(LevelArray(s, plan, l, {c, d, h, w},
-                                      {1, std::min<uint64_t>(plan.chunk_z, d), std::min<uint64_t>(plan.chunk_y, h),
-                                       std::min<uint64_t>(plan.chunk_x, w)},
+                                      {1, std::min<uint64_t>(plan.chunk_z, d), std::min<uint64_t>(edge_y, h),
+                                       std::min<uint64_t>(edge_x, w)},
                                       {0, 0, 0}));
   }
   return image;

@@ -47,9 +47,10 @@ struct Image {
 Image FieldImage(const ScanPlan& plan, uint32_t level_count, const std::array<double, 3>& position,
                  std::vector<ChannelStyle> channels);
 
-/// The mosaic of width x height x depth level-0 pixels at every level, in the plan's chunk
-/// edges (one plane per chunk for a slide; a volume view's chunk_z planes).
-Image MosaicImage(const ScanPlan& plan, uint32_t level_count, int64_t width, int64_t height, int64_t depth,
+/// The mosaic at every level: `extents` holds each level's width and height (the end of its
+/// tiles as the dealer places them there), `depth` its level-0 planes; chunks of the plan's
+/// edges but at least 512 (one plane per chunk for a slide; a volume view's chunk_z planes).
+Image MosaicImage(const ScanPlan& plan, const std::vector<std::array<uint64_t, 2>>& extents, int64_t depth,
                   std::vector<ChannelStyle> channels);
 
 /// What a key (the path below an image's root) names.

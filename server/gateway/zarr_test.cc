@@ -87,7 +87,9 @@ TEST(ZarrTest, OmeAttributesPlaceTheFieldAndCarryItsChannels) {
 
 TEST(ZarrTest, ConsolidatedMetadataHoldsEveryArray) {
   const ScanPlan plan = Plan();
-  const Image image = MosaicImage(plan, plan.level_count(), 1900, 1000, 3, Styles());
+  std::vector<std::array<uint64_t, 2>> extents = {{1900, 1000}};
+  while (extents.size() < plan.level_count()) extents.push_back({(extents.back()[0] + 1) / 2, (extents.back()[1] + 1) / 2});
+  const Image image = MosaicImage(plan, extents, 3, Styles());
   const json c = json::parse(ConsolidatedV2(image));
   EXPECT_EQ(c["zarr_consolidated_format"], 1);
   const json& m = c["metadata"];
@@ -98,6 +100,7 @@ TEST(ZarrTest, ConsolidatedMetadataHoldsEveryArray) {
   }
   EXPECT_EQ(m["0/.zarray"]["shape"], json({2, 3, 1000, 1900}));
   EXPECT_EQ(m["1/.zarray"]["shape"], json({2, 3, 500, 950}));
+  EXPECT_EQ(m["0/.zarray"]["chunks"], json({1, 1, 512, 512}));  // the plan's 256 raised to 512
 }
 
 TEST(ZarrTest, KeysNameGroupsArraysAndChunksWithinTheGrid) {
