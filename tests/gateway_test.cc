@@ -509,11 +509,20 @@ TEST(GatewayZarrTest, ZarrPythonReadsFieldsMosaicAndFusedViewAsStored) {
   ASSERT_EQ(fused.exit_code, 0) << fused.err;
   const std::string info_file = FreshDir("zarr") + "/info.json";
   std::ofstream(info_file) << info.out;
+  // zarrita (npm) reads the same images through the Zarr v3 routes, in node.
+  const std::string dumps = FreshDir("zarrita");
+  const int fields = static_cast<int>(nlohmann::json::parse(info.out)["tiles"].size());
+  std::vector<std::string> node = {"/usr/bin/env", "node", "tests/browser/zarrita_test.mjs", stack.endpoint("http"),
+                                   stack.token(), dumps, id, id + ":fused"};
+  for (int t : {0, fields / 2, fields - 1}) node.push_back(fmt::format("{}/fields/{}", id, t));
+  auto zarrita = RunProgram(node);
+  ASSERT_EQ(zarrita.exit_code, 0) << zarrita.out << zarrita.err;
   auto verify = RunProgram({"/usr/bin/python3", "tests/verify_zarr.py", stack.endpoint("http"), stack.token(), id,
                             nlohmann::json::parse(info.out)["path"], nlohmann::json::parse(fused.out)["path"],
-                            info_file});
+                            info_file, "--zarrita", dumps});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   EXPECT_NE(verify.out.find("verified"), std::string::npos) << verify.out;
+  EXPECT_EQ(verify.out.find("; 0 levels read by zarrita"), std::string::npos) << "zarrita's reads were not checked";
 }
 
 // What TensorStore, Neuroglancer and zarr readers ask of a chunk server: HEAD, byte ranges

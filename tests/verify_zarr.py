@@ -8,11 +8,15 @@
 - the fused view /zarr/ID:fused/: every level equal to the fused file, chunk bytes the stored ones;
 - the OME metadata: axes, one dataset per level, translations at the solved positions.
 
-usage: verify_zarr.py GATEWAY_URL TOKEN SLIDE_ID SLIDE.h5 FUSED.h5 INFO.json
+With --zarrita DIR, also the levels zarrita read through the Zarr v3 routes (written there by
+tests/browser/zarrita_test.mjs for ID/fields/T, ID and ID:fused) are checked the same way.
+
+usage: verify_zarr.py GATEWAY_URL TOKEN SLIDE_ID SLIDE.h5 FUSED.h5 INFO.json [--zarrita DIR]
 Prints "verified ..." and exits 0 when everything matches.
 """
 import io
 import json
+import os
 import sys
 
 import fsspec
@@ -24,6 +28,19 @@ import zarr
 
 def main():
     url, token, slide, raw_path, fused_path, info_path = sys.argv[1:7]
+    dumps = sys.argv[8] if len(sys.argv) > 8 and sys.argv[7] == "--zarrita" else None
+    v3_checked = 0
+
+    def same_as_zarrita(path, level, want):
+        """The level zarrita read of image `path`, if it was asked to, equals `want`."""
+        nonlocal v3_checked
+        if dumps is None:
+            return
+        folder = os.path.join(dumps, path.replace("/", "_").replace(":", "_"))
+        shape = json.load(open(os.path.join(folder, "shape.json")))[level]
+        got = np.fromfile(os.path.join(folder, f"{level}.bin"), dtype=want.dtype.newbyteorder("<")).reshape(shape)
+        assert np.array_equal(got, want), f"zarrita's level {level} of {path} differs"
+        v3_checked += 1
     headers = {"Authorization": "Bearer " + token} if token else {}
     fs = fsspec.filesystem("http", headers=headers)
     info = json.load(open(info_path))
@@ -60,6 +77,7 @@ def main():
             for level, dataset in enumerate(levels):
                 served = image[str(level)][:]
                 assert served.dtype == dataset.dtype and np.array_equal(served, dataset[t]), f"field {t} level {level}"
+                same_as_zarrita(f"{slide}/fields/{t}", level, dataset[t])
                 same_chunks(fsspec.get_mapper(f"{url}/zarr/{slide}/fields/{t}", headers=headers), dataset, t, level)
 
     mosaic = open_image(slide)
@@ -71,6 +89,7 @@ def main():
         npy = fs.cat(f"{url}/api/slides/{slide}/region.npy?level={level}&x={x}&y={y}&width={bw}&height={bh}")
         want = np.load(io.BytesIO(npy))
         got = array[:, :, y:y + bh, x:x + bw]
+        same_as_zarrita(slide, level, array[:])
         assert np.array_equal(got, want), (f"mosaic level {level} differs from region.npy at {x},{y} {bw}x{bh}: "
                                            f"{got.shape} {want.shape} {np.argwhere(got != want)[:5]}")
 
@@ -84,7 +103,9 @@ def main():
             assert np.array_equal(got, dataset[0]), (f"fused level {level}: {got.shape} {dataset.shape} "
                                                      f"{fused[str(level)].chunks} {dataset.chunks}")
             same_chunks(mapper, dataset, 0, level)
-    print(f"verified 3 fields, the mosaic and the fused view; {checked_chunks} chunks byte for byte")
+            same_as_zarrita(f"{slide}:fused", level, dataset[0])
+    print(f"verified 3 fields, the mosaic and the fused view; {checked_chunks} chunks byte for byte; "
+          f"{v3_checked} levels read by zarrita")
 
 
 if __name__ == "__main__":
