@@ -11,6 +11,8 @@
 //   GET /api/slides/{id}/region.npy?...     raw pixels of a box (also region.tiff)
 //   GET /api/slides/{id}/section.png?y=     a volume's XZ section through a row, rendered
 //   GET /precomputed/{id}/info              Neuroglancer "precomputed" (raw chunks)
+//   GET /zarr/{id}/...  /zarr3/{id}/...     OME-Zarr 0.4 (Zarr v2) / 0.5 (v3): the mosaic, and
+//                                           fields/{t}/ as stored (zarr.h); ETags, ranges, HEAD
 //   GET /iiif/3/{id}/info.json              IIIF Image API 3.0 (docs/protocol.md)
 //   GET /iiif/3/{id}/{region}/{size}/{rotation}/{quality}.{format}   jpg or png, rendered
 //                                           from the zoom levels with per-channel windows
