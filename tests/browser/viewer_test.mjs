@@ -12,7 +12,8 @@
 //   * turning channel 0 off changes the picture, and turning every channel off makes it black,
 //   * for VOLUME (a light-sheet volume): the z slider shows, the plane drawn is not blank and
 //     moving in z changes it, the XZ section beside it is drawn and not blank, and Neuroglancer,
-//     opened from the page's link on the volume's precomputed view, renders non-blank planes.
+//     opened from the page's link on the volume's precomputed view, renders non-blank planes, and
+//     so it does on the volume's OME-Zarr views (zarr2:// and zarr3://).
 // Screenshots go to $TESSERA_ARTIFACTS (default: the current folder): viewer.png and
 // viewer-channel0-off.png. Exit code 0 on success; 1 with the reasons on failure; 2 on usage.
 //
@@ -298,9 +299,25 @@ async function checkVolume(context, page) {
   // Neuroglancer, from the page's link, on the volume's precomputed view.
   const href = await page.locator('#neuroglancer-link').getAttribute('href');
   check(href && href.startsWith('vendor/neuroglancer/index.html#!'), `no Neuroglancer link: ${href}`);
+  const precomputed = await neuroglancerRenders(context, page, new URL(href, `${baseUrl}/`).href, 'neuroglancer-volume.png');
+  log(`Neuroglancer (precomputed): ${(precomputed.data * 100).toFixed(1)}% of its window shows the volume's data, ${precomputed.greys} grey levels`);
+  // And on the OME-Zarr views (v2 and v3): Blosc chunks, as Neuroglancer's zarr source decodes them.
+  const state = JSON.parse(decodeURIComponent(href.slice(href.indexOf('#!') + 2)));
+  for (const [scheme, route] of [['zarr2', 'zarr'], ['zarr3', 'zarr3']]) {
+    state.layers[0].source = `${scheme}://${baseUrl}/${route}/${encodeURIComponent(volume)}/`;
+    const url = `${baseUrl}/vendor/neuroglancer/index.html#!${encodeURIComponent(JSON.stringify(state))}`;
+    const shot = await neuroglancerRenders(context, page, url, `neuroglancer-${scheme}.png`);
+    log(`Neuroglancer (${scheme}://): ${(shot.data * 100).toFixed(1)}% of its window shows the volume's data, ${shot.greys} grey levels`);
+  }
+}
+
+// Opens Neuroglancer at `url` in a new page and waits until it draws the volume's data (grey
+// levels of the data in its panels, windowed as the viewer page windows them); its screenshot
+// goes to `name`.
+async function neuroglancerRenders(context, page, url, name) {
   const ng = await context.newPage();
   ng.on('pageerror', (e) => pageErrors.push(`neuroglancer: ${e}`));
-  await ng.goto(new URL(href, `${baseUrl}/`).href, { waitUntil: 'load' });
+  await ng.goto(url, { waitUntil: 'load' });
   const deadline = Date.now() + stepTimeout;
   let shot = null;
   while (Date.now() < deadline) {
@@ -309,11 +326,10 @@ async function checkVolume(context, page) {
     shot = await pictureStats(page, `data:image/png;base64,${png.toString('base64')}`);
     if (shot.data > 0.01 && shot.greys > 30) break;
   }
-  await ng.screenshot({ path: resolve(artifacts, 'neuroglancer-volume.png') });
-  // Cells in its panels: grey levels of the data, windowed as the viewer page windows them.
-  check(shot && shot.data > 0.01 && shot.greys > 30, `Neuroglancer rendered nothing of the volume: ${JSON.stringify(shot)}`);
-  log(`Neuroglancer: ${(shot.data * 100).toFixed(1)}% of its window shows the volume's data, ${shot.greys} grey levels`);
+  await ng.screenshot({ path: resolve(artifacts, name) });
+  check(shot && shot.data > 0.01 && shot.greys > 30, `Neuroglancer rendered nothing of the volume (${name}): ${JSON.stringify(shot)}`);
   await ng.close();
+  return shot;
 }
 
 async function main() {
