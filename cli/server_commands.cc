@@ -89,6 +89,12 @@ void AddManagerOptions(CLI::App* cmd, manager::ManagerOptions& o) {
 std::string DefaultWebRoot() {
   std::error_code ec;
   auto dir = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  // Installed (cmake --install, the Debian package): PREFIX/bin/tessera and PREFIX/share/tessera/web.
+  if (const auto installed = dir.parent_path() / "share" / "tessera" / "web";
+      !ec && std::filesystem::exists(installed / "index.html", ec)) {
+    return installed.string();
+  }
+  // In a build tree: the source tree's web/ above it.
   for (; !ec && !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
     if (std::filesystem::exists(dir / "web" / "index.html", ec)) return (dir / "web").string();
   }

@@ -129,6 +129,31 @@ struct SlideGeometry {
   uint32_t PlaneAt(uint32_t level, uint32_t z) const { return z >> plan.Level(level).z_shift; }
 };
 
+// Whether `root` holds the viewer page; and what to do when it does not.
+bool HasPage(const std::string& root) {
+  std::error_code ec;
+  return !root.empty() && std::filesystem::exists(std::filesystem::path(root) / "index.html", ec);
+}
+std::string NoPageReason(const std::string& root) {
+  return fmt::format("this gateway serves no viewer page ({}): give --web FOLDER (web/ of the source tree, with "
+                     "web/vendor built by scripts/install-deps), or run an installed tessera (cmake --install, the "
+                     "Debian package), which finds PREFIX/share/tessera/web itself",
+                     root.empty() ? "no --web folder" : "no index.html in " + root);
+}
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---- the request handler: routes, reads pixels, renders (on the worker pool)
@@ -720,8 +745,16 @@ class Handler {
   }
 
   Result<Reply> Static(const std::string& path) {
-    if (options_.web_root.empty()) {
-      return Error(StatusCode::kNotFound, "this gateway serves no viewer page (no --web root)");
+    if (!HasPage(options_.web_root)) {
+      if (path != "/" && path != "/index.html") return Error(StatusCode::kNotFound, "{}", NoPageReason(options_.web_root));
+      // A person opening the gateway's address: say why there is no page, and what still works.
+      return Reply{http::status::not_found, "text/html; charset=utf-8",
+                   fmt::format("<!doctype html><title>Tessera gateway: no viewer page</title><h1>No viewer page</h1>"
+                               "<p>{}</p><p>What this gateway serves without it: <a href=\"api/slides\">api/slides</a>, "
+                               "IIIF at <code>iiif/3/ID/info.json</code>, OME-Zarr at <code>zarr/ID/</code> "
+                               "(docs/protocol.md).</p>\n",
+                               HtmlEscape(NoPageReason(options_.web_root))),
+                   {}, false, {}};
     }
     // No way out of the web root: no "..", no hidden files, the resolved path inside it.
     for (std::string_view part : Split(path, '/')) {
@@ -1162,6 +1195,7 @@ Status Gateway::Run(const std::atomic<bool>& stop) {
   };
   check();
   m.log->info("gateway serving url={}", m.url);
+  if (!HasPage(m.options.web_root)) m.log->warn("{}", NoPageReason(m.options.web_root));
   m.io.run();
   threads.clear();
   // Requests queued for the workers are dropped (their connections close with the process);
