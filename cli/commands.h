@@ -21,6 +21,9 @@ void AddScanCommand(CLI::App& app, int& exit_code);
 /// ls, info, close, get
 void AddSlideCommands(CLI::App& app, int& exit_code);
 
+/// export (OME-Zarr on disk)
+void AddExportCommand(CLI::App& app, int& exit_code);
+
 /// stitch, ps
 void AddStitchCommands(CLI::App& app, int& exit_code);
 

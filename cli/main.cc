@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   cli::AddServerCommands(app, exit_code);
   cli::AddScanCommand(app, exit_code);
   cli::AddSlideCommands(app, exit_code);
+  cli::AddExportCommand(app, exit_code);
   cli::AddStitchCommands(app, exit_code);
   cli::AddCredentialCommands(app, exit_code);
   app.parse_complete_callback([&] {

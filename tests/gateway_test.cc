@@ -498,7 +498,7 @@ TEST(GatewayTest, AStitchedSlideOffersItsFusedViewToViewers) {
 // zarr-python (Debian's 2.13, through fsspec's HTTP) reads a stitched slide served by the
 // default stack: fields of view, the mosaic and the fused view, equal to what h5py reads from
 // the files, every field chunk the stored HDF5 chunk byte for byte (tests/verify_zarr.py).
-TEST(GatewayZarrTest, ZarrPythonReadsFieldsMosaicAndFusedViewAsStored) {
+TEST(GatewayZarrTest, ZarrPythonReadsFieldsMosaicAndFusedViewAsStoredAndExported) {
   Stack stack({"--auto-stitch", "true"});
   const std::string id = ScanMist(stack);
   auto waited = RunTessera({"stitch", id, "--wait", "--server", stack.manager()});
@@ -523,6 +523,23 @@ TEST(GatewayZarrTest, ZarrPythonReadsFieldsMosaicAndFusedViewAsStored) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
   EXPECT_NE(verify.out.find("verified"), std::string::npos) << verify.out;
   EXPECT_EQ(verify.out.find("; 0 levels read by zarrita"), std::string::npos) << "zarrita's reads were not checked";
+
+  // `tessera export --format ome-zarr`: the same images on disk, the stored chunks copied.
+  const std::string out = FreshDir("export");
+  auto slide_export = RunTessera({"export", id, "-o", out + "/slide.zarr", "--server", stack.manager()});
+  ASSERT_EQ(slide_export.exit_code, 0) << slide_export.err;
+  EXPECT_NE(slide_export.out.find("copied as stored"), std::string::npos) << slide_export.out;
+  auto fused_export = RunTessera({"export", id + ":fused", "-o", out + "/fused.zarr", "--server", stack.manager()});
+  ASSERT_EQ(fused_export.exit_code, 0) << fused_export.err;
+  auto exported = RunProgram({"/usr/bin/python3", "tests/verify_export.py", out + "/slide.zarr",
+                              nlohmann::json::parse(info.out)["path"], out + "/fused.zarr",
+                              nlohmann::json::parse(fused.out)["path"]});
+  EXPECT_EQ(exported.exit_code, 0) << exported.out << exported.err;
+  EXPECT_NE(exported.out.find("verified"), std::string::npos) << exported.out;
+  // An existing folder is never written over.
+  auto again = RunTessera({"export", id, "-o", out + "/slide.zarr", "--server", stack.manager()});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
 }
 
 // What TensorStore, Neuroglancer and zarr readers ask of a chunk server: HEAD, byte ranges
