@@ -1,7 +1,6 @@
 // tessera export: a slide or view written in the ecosystem's formats, away from Tessera.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cmath>
@@ -46,17 +45,10 @@ std::vector<gateway::ChannelStyle> Styles(Client& client, const std::string& id,
   }
   auto a = client.ReadRegion({.slide = id, .level = level, .x = 0, .y = 0, .width = width, .height = height,
                               .z_begin = 0, .z_end = 1});
-  std::vector<gateway::ChannelStyle> styles;
+  if (a.ok()) return gateway::DefaultStyles(*a, plan.channels);
+  std::vector<gateway::ChannelStyle> styles;  // no pixels to go by: names and colours, full windows
   for (uint32_t c = 0; c < plan.channels.size(); ++c) {
-    std::vector<uint16_t> values;
-    if (a.ok()) {
-      const size_t plane = static_cast<size_t>(a->shape[2] * a->shape[3]);
-      for (size_t i = 0; i < plane; ++i) {
-        const size_t at = a->index(c, 0, 0, 0) + i;
-        values.push_back(a->dtype == Dtype::kUint16 ? a->values<uint16_t>()[at] : a->values<uint8_t>()[at]);
-      }
-    }
-    styles.push_back(gateway::DefaultStyle(values, c, static_cast<uint32_t>(plan.channels.size()), plan.channels[c]));
+    styles.push_back(gateway::DefaultStyle({}, c, static_cast<uint32_t>(plan.channels.size()), plan.channels[c]));
   }
   return styles;
 }
@@ -139,14 +131,7 @@ Status Export(const std::string& server, const std::string& id, const std::strin
     total += ChunksOf(images.back());
   }
   if (fields.size() > 1) {
-    std::string list;
-    for (uint32_t t = 0; t < view.positions.size(); ++t) {
-      const auto& p = view.positions[t];
-      list += fmt::format("{}{{\"path\": \"{}\", \"name\": {}, \"position_px\": [{}, {}, {}]}}", t ? ", " : "", t,
-                          nlohmann::json(plan.tiles[t].name).dump(), p[0], p[1], p[2]);
-    }
-    const std::string attrs = fmt::format("{{\"tessera\": {{\"slide\": {}, \"fields\": [{}]}}}}",
-                                          nlohmann::json(id).dump(), list);
+    const std::string attrs = zarr::FieldsAttributes(plan, view.positions, id);
     TESSERA_RETURN_IF_ERROR(WriteText(partial / ".zgroup", zarr::PlainGroup(zarr::Version::kV2)));
     TESSERA_RETURN_IF_ERROR(WriteText(partial / ".zattrs", attrs + "\n"));
     TESSERA_RETURN_IF_ERROR(WriteText(partial / "fields" / ".zgroup", zarr::PlainGroup(zarr::Version::kV2)));

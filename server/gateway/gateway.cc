@@ -23,6 +23,7 @@
 #include "client/client.h"
 #include "common/log/log.h"
 #include "common/mosaic/mosaic.h"
+#include "common/pyramid/pyramid.h"
 #include "common/wire/listener.h"
 #include "server/gateway/iiif.h"
 #include "server/gateway/render.h"
@@ -285,17 +286,7 @@ class Handler {
                                                            .width = std::max<int64_t>(1, g.width >> level),
                                                            .height = std::max<int64_t>(1, g.height >> level),
                                                            .z_begin = z, .z_end = z + 1}));
-    std::vector<ChannelStyle> styles;
-    const size_t plane = static_cast<size_t>(a.shape[2] * a.shape[3]);
-    std::vector<uint16_t> values(plane);
-    for (uint32_t c = 0; c < a.shape[0]; ++c) {
-      for (size_t i = 0; i < plane; ++i) {
-        const size_t at = a.index(c, 0, 0, 0) + i;
-        values[i] = a.dtype == Dtype::kUint16 ? a.values<uint16_t>()[at] : a.values<uint8_t>()[at];
-      }
-      styles.push_back(DefaultStyle(values, c, static_cast<uint32_t>(a.shape[0]), g.plan.channels[c]));
-    }
-    return styles;
+    return gateway::DefaultStyles(a, g.plan.channels);
   }
 
   // What the viewer page needs to draw a slide: its extent, levels, scale and default rendering.
@@ -556,12 +547,7 @@ class Handler {
     if (parts.size() >= 4 && parts[3] == "fields") {
       const std::string rest = join(4);
       if (rest.empty() || rest == ".zgroup" || rest == "zarr.json" || rest == ".zattrs") {
-        nlohmann::json fields = nlohmann::json::array();
-        for (size_t t = 0; t < g.plan.tiles.size(); ++t) {
-          fields.push_back({{"path", std::to_string(t)}, {"name", g.plan.tiles[t].name},
-                            {"position_px", t < g.positions.size() ? nlohmann::json(g.positions[t]) : nlohmann::json()}});
-        }
-        const std::string attrs = nlohmann::json{{"tessera", {{"fields", fields}}}}.dump();
+        const std::string attrs = zarr::FieldsAttributes(g.plan, g.positions);
         return ZarrMetadata(rest == ".zattrs" ? attrs + "\n" : zarr::PlainGroup(version, attrs), g);
       }
       const auto t = ParseCount(parts[4]);
@@ -640,12 +626,13 @@ class Handler {
                                                            .z_end = static_cast<uint32_t>(z + d)}));
     const size_t elem = DtypeSize(g.plan.dtype);
     std::vector<uint8_t> chunk(cz * cy * cx * elem, 0);
-    const uint64_t rows = static_cast<uint64_t>(a.shape[2]), cols = static_cast<uint64_t>(a.shape[3]);
-    for (uint64_t p = 0; p < static_cast<uint64_t>(a.shape[1]); ++p) {
-      for (uint64_t r = 0; r < rows; ++r) {
-        std::memcpy(chunk.data() + ((p * cy + r) * cx) * elem,
-                    a.data.data() + a.index(0, static_cast<int64_t>(p), static_cast<int64_t>(r), 0) * elem, cols * elem);
-      }
+    // Each plane of the region is chunk (0, 0) of an image of its size: copied, the rest zero.
+    const LevelShape plane{.width = static_cast<uint32_t>(a.shape[3]), .height = static_cast<uint32_t>(a.shape[2]),
+                           .chunk_y = static_cast<uint32_t>(cy), .chunk_x = static_cast<uint32_t>(cx)};
+    const size_t plane_bytes = plane.pixels() * elem, chunk_plane = plane.chunk_pixels() * elem;
+    for (size_t p = 0; p < static_cast<size_t>(a.shape[1]); ++p) {
+      pyramid::ExtractChunk(std::span<const uint8_t>(a.data).subspan(p * plane_bytes, plane_bytes), plane, elem, 0, 0,
+                            std::span(chunk).subspan(p * chunk_plane, chunk_plane));
     }
     codec::BloscParams params = g.plan.codec;
     params.threads = 1;

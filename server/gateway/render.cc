@@ -358,4 +358,18 @@ Result<std::string> EncodePng(const Image8& image) {
   return out;
 }
 
+std::vector<ChannelStyle> DefaultStyles(const Array& a, const std::vector<std::string>& names) {
+  std::vector<ChannelStyle> styles;
+  const size_t plane = static_cast<size_t>(a.shape[2] * a.shape[3]);
+  std::vector<uint16_t> values(plane);
+  for (uint32_t c = 0; c < a.shape[0]; ++c) {
+    for (size_t i = 0; i < plane; ++i) {
+      const size_t at = a.index(c, 0, 0, 0) + i;
+      values[i] = a.dtype == Dtype::kUint16 ? a.values<uint16_t>()[at] : a.values<uint8_t>()[at];
+    }
+    styles.push_back(DefaultStyle(values, c, static_cast<uint32_t>(a.shape[0]), names[c]));
+  }
+  return styles;
+}
+
 }  // namespace tessera::gateway

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "client/array.h"
 #include "common/status/status.h"
 #include "server/gateway/iiif.h"
 
@@ -38,6 +39,10 @@ struct ChannelStyle {
 /// or from a palette by index (white when it is the only channel).
 ChannelStyle DefaultStyle(std::span<const uint16_t> values, uint32_t channel, uint32_t channel_count,
                           const std::string& name);
+
+/// Every channel's default from `region` (channels x 1 plane, e.g. a whole slide at its coarsest
+/// level): DefaultStyle of each channel's plane, named by `names`.
+std::vector<ChannelStyle> DefaultStyles(const Array& region, const std::vector<std::string>& names);
 
 /// `defaults` with the query's channels=, window{c}= and color{c}= applied; other
 /// parameters are left for others. INVALID_ARGUMENT for a malformed value or a channel

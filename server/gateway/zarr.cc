@@ -209,4 +209,17 @@ std::string PlainGroup(Version version, std::string_view attributes) {
   return json{{"zarr_format", 3}, {"node_type", "group"}, {"attributes", attrs}}.dump(2) + "\n";
 }
 
+std::string FieldsAttributes(const ScanPlan& plan, const std::vector<std::array<double, 3>>& positions,
+                             std::string_view slide) {
+  json fields = json::array();
+  for (size_t t = 0; t < plan.tiles.size(); ++t) {
+    fields.push_back({{"path", std::to_string(t)},
+                      {"name", plan.tiles[t].name},
+                      {"position_px", t < positions.size() ? json(positions[t]) : json()}});
+  }
+  json tessera = {{"fields", fields}};
+  if (!slide.empty()) tessera["slide"] = slide;
+  return json{{"tessera", tessera}}.dump();
+}
+
 }  // namespace tessera::gateway::zarr

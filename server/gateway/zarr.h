@@ -80,6 +80,11 @@ std::string ArrayMetadata(const Image& image, Version version, uint32_t level);
 /// open_consolidated; HTTP has no listing).
 std::string ConsolidatedV2(const Image& image);
 
+/// The attributes of the `fields/` group: `{"tessera": {"fields": [{path, name, position_px}]}}`,
+/// one per tile of `plan` (position_px null for a tile without a position), and `slide` when given.
+std::string FieldsAttributes(const ScanPlan& plan, const std::vector<std::array<double, 3>>& positions,
+                             std::string_view slide = "");
+
 /// A plain group holding images (the `fields/` folder): v2 .zgroup, v3 zarr.json; `attributes`
 /// is a JSON object.
 std::string PlainGroup(Version version, std::string_view attributes = "{}");
