@@ -2,8 +2,12 @@
 // Each returns the process exit code through the `exit_code` it is given.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <string>
+
+#include "common/status/status.h"
 
 namespace CLI {
 class App;
@@ -21,7 +25,7 @@ void AddScanCommand(CLI::App& app, int& exit_code);
 /// ls, info, close, get
 void AddSlideCommands(CLI::App& app, int& exit_code);
 
-/// export (OME-Zarr on disk)
+/// export (OME-Zarr, OME-TIFF)
 void AddExportCommand(CLI::App& app, int& exit_code);
 
 /// stitch, ps
@@ -32,6 +36,11 @@ void AddCredentialCommands(CLI::App& app, int& exit_code);
 
 /// Prints "error: <status>" to stderr and returns the exit code for it.
 int Fail(const std::string& what);
+
+/// --region x,y,w,h and --box x,y,z,w,h,d: integers, the sizes above 0; INVALID_ARGUMENT
+/// naming the option and the form otherwise.
+Result<std::array<int64_t, 4>> ParseRegion(const std::string& text);
+Result<std::array<int64_t, 6>> ParseBox(const std::string& text);
 
 /// --server on a client command: empty means DefaultServer() (TESSERA_SERVER, else the
 /// credential's endpoint, else the default).

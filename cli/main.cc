@@ -2,9 +2,12 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -23,6 +26,41 @@ std::atomic<bool>& StopFlag() {
 int Fail(const std::string& what) {
   fmt::print(stderr, "error: {}\n", what);
   return 1;
+}
+
+namespace {
+// Comma-separated integers, exactly `out.size()` of them, the last `sizes` above 0.
+bool ParseInts(const std::string& text, std::span<int64_t> out, size_t sizes) {
+  std::string_view rest = text;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const size_t comma = i + 1 < out.size() ? rest.find(',') : rest.size();
+    if (comma == std::string_view::npos) return false;
+    const std::string_view part = rest.substr(0, comma);
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), out[i]);
+    if (ec != std::errc() || end != part.data() + part.size() || part.empty()) return false;
+    if (i >= out.size() - sizes && out[i] <= 0) return false;
+    // Far beyond any mosaic (positions are bounded by 2^30), far inside int64's range.
+    if (out[i] > (int64_t{1} << 40) || out[i] < -(int64_t{1} << 40)) return false;
+    rest = comma < rest.size() ? rest.substr(comma + 1) : std::string_view();
+  }
+  return rest.empty();
+}
+}  // namespace
+
+Result<std::array<int64_t, 4>> ParseRegion(const std::string& text) {
+  std::array<int64_t, 4> r{};
+  if (!ParseInts(text, r, 2)) {
+    return Error(StatusCode::kInvalidArgument, "--region '{}' is not x,y,w,h (four integers, w and h above 0)", text);
+  }
+  return r;
+}
+
+Result<std::array<int64_t, 6>> ParseBox(const std::string& text) {
+  std::array<int64_t, 6> b{};
+  if (!ParseInts(text, b, 3)) {
+    return Error(StatusCode::kInvalidArgument, "--box '{}' is not x,y,z,w,h,d (six integers, w, h and d above 0)", text);
+  }
+  return b;
 }
 
 void AddServerOption(CLI::App* cmd, std::string& server) {

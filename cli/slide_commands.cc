@@ -161,14 +161,12 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
     if (get_tile >= 0) {
       a = client.ReadTile({get_id, static_cast<uint32_t>(get_tile), get_level, get_channels, z0, z1});
     } else if (!get_box.empty()) {
-      std::array<int64_t, 6> b{};
-      char sep[5] = {};
-      std::istringstream in(get_box);
-      in >> b[0] >> sep[0] >> b[1] >> sep[1] >> b[2] >> sep[2] >> b[3] >> sep[3] >> b[4] >> sep[4] >> b[5];
-      if (!in || std::string_view(sep, 5) != ",,,,," || b[3] <= 0 || b[4] <= 0 || b[5] <= 0) {
-        exit_code = Fail(fmt::format("--box '{}' is not x,y,z,w,h,d (six integers, w, h and d above 0)", get_box));
+      const auto parsed = ParseBox(get_box);
+      if (!parsed.ok()) {
+        exit_code = Fail(parsed.status().ToString());
         return;
       }
+      const std::array<int64_t, 6>& b = *parsed;
       // Planes before the first are outside the volume, as columns left of the mosaic are.
       const int64_t zb = std::max<int64_t>(0, b[2]), ze = b[2] + b[5];
       if (ze <= 0 || ze > int64_t{kMaxZPlanes} + 2 * static_cast<int64_t>(kMaxTilePosition)) {
@@ -179,14 +177,12 @@ void AddSlideCommands(CLI::App& app, int& exit_code) {
       a = client.ReadRegion({get_id, get_level, b[0], b[1], b[3], b[4], get_channels, static_cast<uint32_t>(zb),
                              static_cast<uint32_t>(ze)});
     } else {
-      int64_t x, y, w, h;
-      char c1, c2, c3;
-      std::istringstream in(get_region);
-      if (!(in >> x >> c1 >> y >> c2 >> w >> c3 >> h) || c1 != ',' || c2 != ',' || c3 != ',') {
-        exit_code = Fail(fmt::format("--region '{}' is not x,y,w,h (four integers)", get_region));
+      const auto r = ParseRegion(get_region);
+      if (!r.ok()) {
+        exit_code = Fail(r.status().ToString());
         return;
       }
-      a = client.ReadRegion({get_id, get_level, x, y, w, h, get_channels, z0, z1});
+      a = client.ReadRegion({get_id, get_level, (*r)[0], (*r)[1], (*r)[2], (*r)[3], get_channels, z0, z1});
     }
     if (!a.ok()) {
       exit_code = Fail(a.status().ToString());

@@ -531,11 +531,53 @@ TEST(GatewayZarrTest, ZarrPythonReadsFieldsMosaicAndFusedViewAsStoredAndExported
   EXPECT_NE(slide_export.out.find("copied as stored"), std::string::npos) << slide_export.out;
   auto fused_export = RunTessera({"export", id + ":fused", "-o", out + "/fused.zarr", "--server", stack.manager()});
   ASSERT_EQ(fused_export.exit_code, 0) << fused_export.err;
+  // `--format ome-tiff`: pyramidal OME-TIFF of the mosaic and of the fused view; a region of
+  // interest as OME-TIFF, and as OME-Zarr from level 1 (reaching past the mosaic's edge there).
+  auto export_as = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "export");
+    args.insert(args.end(), {"--server", stack.manager()});
+    auto r = RunTessera(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r;
+  };
+  EXPECT_NE(export_as({id, "--format", "ome-tiff", "-o", out + "/slide.ome.tif"}).out.find("as OME-TIFF"),
+            std::string::npos);
+  EXPECT_NE(export_as({id + ":fused", "--format", "ome-tiff", "-o", out + "/fused.ome.tif"}).out.find("as stored"),
+            std::string::npos);
+  export_as({id, "--format", "ome-tiff", "--region", "100,50,600,400", "-o", out + "/roi.ome.tif"});
+  auto roi_zarr = export_as({id, "--region", "100,50,600,400", "--level", "1", "-o", out + "/roi.zarr"});
+  EXPECT_NE(roi_zarr.err.find("reaches outside the mosaic"), std::string::npos) << roi_zarr.err;
   auto exported = RunProgram({"/usr/bin/python3", "tests/verify_export.py", out + "/slide.zarr",
                               nlohmann::json::parse(info.out)["path"], out + "/fused.zarr",
-                              nlohmann::json::parse(fused.out)["path"]});
+                              nlohmann::json::parse(fused.out)["path"], "--gateway", stack.endpoint("http"),
+                              stack.token(), id, "--info", info_file, "--tiff", out + "/slide.ome.tif",
+                              out + "/fused.ome.tif", "--roi-tiff", out + "/roi.ome.tif", "100,50,600,400",
+                              "--roi-zarr", out + "/roi.zarr", "100,50,600,400", "1"});
   EXPECT_EQ(exported.exit_code, 0) << exported.out << exported.err;
   EXPECT_NE(exported.out.find("verified"), std::string::npos) << exported.out;
+  EXPECT_NE(exported.out.find("; 9 exported levels equal"), std::string::npos) << exported.out;
+  // A 3-D box of a z stack with two channels: the same stack `tessera get --box` reads.
+  auto stack_scan = RunTessera({"scan", "--synthetic", "--no-stitch", "--cols", "2", "--rows", "1", "--width", "320",
+                                "--height", "256", "--channels", "2", "--z", "4", "--server", stack.manager()});
+  ASSERT_EQ(stack_scan.exit_code, 0) << stack_scan.err;
+  const std::string zid = stack_scan.LastLine();
+  export_as({zid, "--format", "ome-tiff", "--box", "30,20,1,500,200,2", "-o", out + "/box.ome.tif"});
+  auto got = RunTessera({"get", zid, "--box", "30,20,1,500,200,2", "-o", out + "/box.tif", "--server", stack.manager()});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  auto same = RunProgram({"/usr/bin/python3", "-c",
+                          "import sys, tifffile, numpy as np\n"
+                          "s = tifffile.TiffFile(sys.argv[1]).series[0]\n"
+                          "a, b = s.asarray(), tifffile.TiffFile(sys.argv[2]).series[0].asarray()\n"
+                          "assert s.axes == 'ZCYX' and a.shape == (2, 2, 200, 500), (s.axes, a.shape)\n"
+                          "assert len(s.levels) == 1 and np.array_equal(a, b.reshape(a.shape))\n"
+                          "print('same')\n",
+                          out + "/box.ome.tif", out + "/box.tif"});
+  EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
+  auto outside = RunTessera({"export", zid, "--format", "ome-tiff", "--box", "30,20,9,500,200,2", "-o",
+                             out + "/no.tif", "--server", stack.manager()});
+  EXPECT_NE(outside.exit_code, 0);
+  EXPECT_NE(outside.err.find("lies outside the mosaic"), std::string::npos) << outside.err;
+  EXPECT_FALSE(std::filesystem::exists(out + "/no.tif.partial"));
   // An existing folder is never written over.
   auto again = RunTessera({"export", id, "-o", out + "/slide.zarr", "--server", stack.manager()});
   EXPECT_NE(again.exit_code, 0);

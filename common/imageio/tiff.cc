@@ -1,5 +1,7 @@
 #include "common/imageio/tiff.h"
 
+#include "common/imageio/libtiff.h"
+
 #include <fmt/format.h>
 #include <tiffio.h>
 #include <sys/mman.h>
@@ -13,10 +15,11 @@
 #include <memory>
 
 namespace tessera::imageio {
-namespace {
+namespace internal {
 
 thread_local std::string last_error;
 
+namespace {
 void Capture(const char* module, const char* fmt, va_list ap) {
   char buf[512];
   std::vsnprintf(buf, sizeof buf, fmt, ap);
@@ -24,11 +27,7 @@ void Capture(const char* module, const char* fmt, va_list ap) {
 }
 
 void Ignore(const char*, const char*, va_list) {}
-
-struct Closer {
-  void operator()(TIFF* t) const { TIFFClose(t); }
-};
-using TiffPtr = std::unique_ptr<TIFF, Closer>;
+}  // namespace
 
 void InstallHandlers() {
   static const bool installed = [] {
@@ -39,7 +38,9 @@ void InstallHandlers() {
   (void)installed;
 }
 
-Result<TiffPtr> Open(const std::string& path, const char* mode) {
+void TiffCloser::operator()(TIFF* t) const { TIFFClose(t); }
+
+Result<TiffPtr> OpenTiff(const std::string& path, const char* mode) {
   InstallHandlers();
   if (mode[0] == 'r' && ::access(path.c_str(), R_OK) != 0) {
     return Error(StatusCode::kNotFound, "{}: {}", path, std::strerror(errno));
@@ -52,6 +53,15 @@ Result<TiffPtr> Open(const std::string& path, const char* mode) {
   }
   return TiffPtr(t);
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::InstallHandlers;
+using internal::last_error;
+using internal::TiffPtr;
+constexpr auto Open = internal::OpenTiff;
 
 // A read-only TIFF in memory, for TIFFClientOpen (not mapped: libtiff reads copies).
 struct MemoryFile {

@@ -22,7 +22,6 @@
 
 #include "client/client.h"
 #include "common/log/log.h"
-#include "common/mosaic/mosaic.h"
 #include "common/pyramid/pyramid.h"
 #include "common/wire/listener.h"
 #include "server/gateway/iiif.h"
@@ -254,16 +253,7 @@ class Handler {
     }
     g.depth = static_cast<int64_t>(view.depth);
     g.positions = view.positions;
-    {
-      std::vector<std::array<double, 2>> xy;
-      for (const auto& p : view.positions) xy.push_back({p[0], p[1]});
-      const mosaic::MosaicIndex index(std::move(xy), {.width = g.plan.width, .height = g.plan.height});
-      for (uint32_t l = 0; l < g.levels; ++l) {
-        const mosaic::Box b = index.Bounds(static_cast<int>(l));
-        g.extents.push_back({static_cast<uint64_t>(std::max<int64_t>(0, b.x + b.w)),
-                             static_cast<uint64_t>(std::max<int64_t>(0, b.y + b.h))});
-      }
-    }
+    g.extents = zarr::MosaicExtents(g.plan, view.positions, g.levels);
     g.live = view.live;
     g.fetched = Clock::now();
     {
@@ -577,7 +567,7 @@ class Handler {
       return ZarrMetadata(image, version, key, g);
     }
     if (one_field) return StoredZarrChunk(id, 0, image, key);
-    return ComposedZarrChunk(id, image, key, g);
+    return ComposedZarrChunk(id, image, key);
   }
 
   Reply ZarrMetadata(std::string body, const SlideGeometry& g) {
@@ -611,32 +601,19 @@ class Handler {
 
   // A mosaic chunk: the region it covers read at its level (each pixel from its owner field,
   // as every region is), padded with zeros to the chunk's edges and compressed as stored chunks are.
-  Result<Reply> ComposedZarrChunk(const std::string& id, const zarr::Image& image, const zarr::Key& key,
-                                  const SlideGeometry& g) {
-    const zarr::Array& level = image.levels[key.level];
-    const auto& [cc, cz, cy, cx] = level.chunks;
-    const uint64_t x = key.chunk[3] * cx, y = key.chunk[2] * cy, z = key.chunk[1] * cz;
-    const uint64_t w = std::min(cx, level.shape[3] - x), h = std::min(cy, level.shape[2] - y);
-    const uint64_t d = std::min(cz, level.shape[1] - z);
-    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = key.level, .x = static_cast<int64_t>(x),
-                                                           .y = static_cast<int64_t>(y), .width = static_cast<int64_t>(w),
-                                                           .height = static_cast<int64_t>(h),
+  Result<Reply> ComposedZarrChunk(const std::string& id, const zarr::Image& image, const zarr::Key& key) {
+    const zarr::Box b = zarr::ChunkBox(image.levels[key.level], key.chunk);
+    TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = key.level, .x = static_cast<int64_t>(b.x),
+                                                           .y = static_cast<int64_t>(b.y),
+                                                           .width = static_cast<int64_t>(b.width),
+                                                           .height = static_cast<int64_t>(b.height),
                                                            .channels = {static_cast<uint32_t>(key.chunk[0])},
-                                                           .z_begin = static_cast<uint32_t>(z),
-                                                           .z_end = static_cast<uint32_t>(z + d)}));
-    const size_t elem = DtypeSize(g.plan.dtype);
-    std::vector<uint8_t> chunk(cz * cy * cx * elem, 0);
-    // Each plane of the region is chunk (0, 0) of an image of its size: copied, the rest zero.
-    const LevelShape plane{.width = static_cast<uint32_t>(a.shape[3]), .height = static_cast<uint32_t>(a.shape[2]),
-                           .chunk_y = static_cast<uint32_t>(cy), .chunk_x = static_cast<uint32_t>(cx)};
-    const size_t plane_bytes = plane.pixels() * elem, chunk_plane = plane.chunk_pixels() * elem;
-    for (size_t p = 0; p < static_cast<size_t>(a.shape[1]); ++p) {
-      pyramid::ExtractChunk(std::span<const uint8_t>(a.data).subspan(p * plane_bytes, plane_bytes), plane, elem, 0, 0,
-                            std::span(chunk).subspan(p * chunk_plane, chunk_plane));
-    }
-    codec::BloscParams params = g.plan.codec;
-    params.threads = 1;
-    TESSERA_ASSIGN_OR_RETURN(auto packed, codec::Compress(chunk, elem, params));
+                                                           .z_begin = static_cast<uint32_t>(b.z_begin),
+                                                           .z_end = static_cast<uint32_t>(b.z_end)}));
+    TESSERA_ASSIGN_OR_RETURN(auto packed, zarr::EncodeChunk(image, key.level, a.data,
+                                                            {static_cast<uint64_t>(a.shape[1]),
+                                                             static_cast<uint64_t>(a.shape[2]),
+                                                             static_cast<uint64_t>(a.shape[3])}));
     // A finished slide's mosaic changes only when it is stitched again: revalidated by its ETag.
     return Reply{http::status::ok, "application/octet-stream",
                  std::string(reinterpret_cast<const char*>(packed.data()), packed.size()), {}, false, {}};

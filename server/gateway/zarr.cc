@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "common/mosaic/mosaic.h"
+#include "common/pyramid/pyramid.h"
 #include "server/gateway/url.h"
 
 namespace tessera::gateway::zarr {
@@ -125,21 +127,80 @@ Image FieldImage(const ScanPlan& plan, uint32_t level_count, const std::array<do
 
 Image MosaicImage(const ScanPlan& plan, const std::vector<std::array<uint64_t, 2>>& extents, int64_t depth,
                   std::vector<ChannelStyle> channels) {
+  std::vector<Box> boxes;
+  for (uint32_t l = 0; l < extents.size(); ++l) {
+    boxes.push_back({.x = 0, .y = 0, .width = std::max<uint64_t>(1, extents[l][0]),
+                     .height = std::max<uint64_t>(1, extents[l][1]), .z_begin = 0,
+                     .z_end = std::max<uint64_t>(1, plan.Level(l).DepthOf(static_cast<uint64_t>(std::max<int64_t>(0, depth))))});
+  }
+  return RegionImage(plan, 0, boxes, std::move(channels));
+}
+
+std::vector<std::array<uint64_t, 2>> MosaicExtents(const ScanPlan& plan, const std::vector<std::array<double, 3>>& positions,
+                                                   uint32_t level_count) {
+  std::vector<std::array<double, 2>> xy;
+  for (const auto& p : positions) xy.push_back({p[0], p[1]});
+  const mosaic::MosaicIndex index(std::move(xy), {.width = plan.width, .height = plan.height});
+  std::vector<std::array<uint64_t, 2>> extents;
+  for (uint32_t l = 0; l < level_count; ++l) {
+    const mosaic::Box b = index.Bounds(static_cast<int>(l));
+    extents.push_back({static_cast<uint64_t>(std::max<int64_t>(0, b.x + b.w)),
+                       static_cast<uint64_t>(std::max<int64_t>(0, b.y + b.h))});
+  }
+  return extents;
+}
+
+Image RegionImage(const ScanPlan& plan, uint32_t first, const std::vector<Box>& boxes,
+                  std::vector<ChannelStyle> channels) {
   Image image{.dtype = plan.dtype, .codec = plan.codec, .levels = {}, .channels = std::move(channels)};
   const uint64_t c = plan.channels.size();
   // The fields' chunk edges, but no less than kMosaicChunkEdge (small tiles are stored as one
   // chunk each: a mosaic in chunks of their size would ask for many small ones).
   const uint64_t edge_y = std::max(plan.chunk_y, kMosaicChunkEdge), edge_x = std::max(plan.chunk_x, kMosaicChunkEdge);
-  for (uint32_t l = 0; l < extents.size(); ++l) {
+  for (uint32_t k = 0; k < boxes.size(); ++k) {
+    const uint32_t l = first + k;
     const LevelShape s = plan.Level(l);
-    const uint64_t w = std::max<uint64_t>(1, extents[l][0]), h = std::max<uint64_t>(1, extents[l][1]);
-    const uint64_t d = std::max<uint64_t>(1, s.DepthOf(static_cast<uint64_t>(depth)));
-    image.levels.push_back(LevelArray(s, plan, l, {c, d, h, w},
-                                      {1, std::min<uint64_t>(plan.chunk_z, d), std::min<uint64_t>(edge_y, h),
-                                       std::min<uint64_t>(edge_x, w)},
-                                      {0, 0, 0}));
+    const Box& b = boxes[k];
+    const uint64_t d = std::max<uint64_t>(1, b.z_end - b.z_begin);
+    const double f = static_cast<double>(uint64_t{1} << l);
+    image.levels.push_back(LevelArray(s, plan, l, {c, d, b.height, b.width},
+                                      {1, std::min<uint64_t>(plan.chunk_z, d), std::min<uint64_t>(edge_y, b.height),
+                                       std::min<uint64_t>(edge_x, b.width)},
+                                      {static_cast<double>(b.x) * f, static_cast<double>(b.y) * f,
+                                       static_cast<double>(b.z_begin) * s.z_scale()}));
   }
   return image;
+}
+
+Box ChunkBox(const Array& level, const std::array<uint64_t, 4>& chunk) {
+  const auto& [cc, cz, cy, cx] = level.chunks;
+  const uint64_t x = chunk[3] * cx, y = chunk[2] * cy, z = chunk[1] * cz;
+  return {.x = x, .y = y, .width = std::min(cx, level.shape[3] - x), .height = std::min(cy, level.shape[2] - y),
+          .z_begin = z, .z_end = z + std::min(cz, level.shape[1] - z)};
+}
+
+Result<std::vector<uint8_t>> EncodeChunk(const Image& image, uint32_t level, std::span<const uint8_t> pixels,
+                                         const std::array<uint64_t, 3>& shape) {
+  const Array& a = image.levels.at(level);
+  const auto [cc, cz, cy, cx] = a.chunks;
+  const size_t elem = DtypeSize(image.dtype);
+  const auto [d, h, w] = shape;
+  if (d > cz || h > cy || w > cx || pixels.size() != d * h * w * elem) {
+    return Error(StatusCode::kInvalidArgument, "{} bytes of {} x {} x {} pixels do not fit a chunk of {} x {} x {}",
+                 pixels.size(), d, h, w, cz, cy, cx);
+  }
+  std::vector<uint8_t> chunk(cz * cy * cx * elem, 0);
+  // Each plane of the part is chunk (0, 0) of an image of its size: copied, the rest zero.
+  const LevelShape plane{.width = static_cast<uint32_t>(w), .height = static_cast<uint32_t>(h),
+                         .chunk_y = static_cast<uint32_t>(cy), .chunk_x = static_cast<uint32_t>(cx)};
+  const size_t plane_bytes = plane.pixels() * elem, chunk_plane = plane.chunk_pixels() * elem;
+  for (size_t p = 0; p < d; ++p) {
+    pyramid::ExtractChunk(pixels.subspan(p * plane_bytes, plane_bytes), plane, elem, 0, 0,
+                          std::span(chunk).subspan(p * chunk_plane, chunk_plane));
+  }
+  codec::BloscParams params = image.codec;
+  params.threads = 1;
+  return codec::Compress(chunk, elem, params);
 }
 
 Result<Key> ParseKey(const Image& image, Version version, std::string_view key) {

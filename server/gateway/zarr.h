@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,33 @@ Image FieldImage(const ScanPlan& plan, uint32_t level_count, const std::array<do
 /// edges but at least 512 (one plane per chunk for a slide; a volume view's chunk_z planes).
 Image MosaicImage(const ScanPlan& plan, const std::vector<std::array<uint64_t, 2>>& extents, int64_t depth,
                   std::vector<ChannelStyle> channels);
+
+/// Each level's width and height of the mosaic of tiles at `positions` (level-0 pixels): the
+/// end of the tiles as the dealer places them at that level (mosaic::MosaicIndex::Bounds).
+std::vector<std::array<uint64_t, 2>> MosaicExtents(const ScanPlan& plan, const std::vector<std::array<double, 3>>& positions,
+                                                   uint32_t level_count);
+
+/// A box of the mosaic at one of its levels: x, y, width, height in the level's pixels, planes
+/// [z_begin, z_end) of the level.
+struct Box {
+  uint64_t x = 0, y = 0, width = 1, height = 1, z_begin = 0, z_end = 1;
+};
+
+/// A box of the mosaic from slide level `first` down: image level k is slide level first + k,
+/// cut to `boxes[k]` and placed where that box lies (the translation of its first voxel);
+/// chunks as MosaicImage's.
+Image RegionImage(const ScanPlan& plan, uint32_t first, const std::vector<Box>& boxes,
+                  std::vector<ChannelStyle> channels);
+
+/// The part of the array that chunk (c, z, y, x) covers: x, y, width, height, planes (the
+/// chunk's part inside the array; edge chunks are partial).
+Box ChunkBox(const Array& level, const std::array<uint64_t, 4>& chunk);
+
+/// A chunk of `level` made from the pixels it covers: `pixels` holds `shape` (planes, rows,
+/// columns: the chunk's part inside the array, native byte order), padded with zeros to the
+/// chunk's shape and compressed as the image's chunks are (Blosc, one thread).
+Result<std::vector<uint8_t>> EncodeChunk(const Image& image, uint32_t level, std::span<const uint8_t> pixels,
+                                         const std::array<uint64_t, 3>& shape);
 
 /// What a key (the path below an image's root) names.
 struct Key {
