@@ -5,6 +5,8 @@
 
 #include <tiffio.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +24,9 @@ struct TiffCloser {
   void operator()(TIFF* t) const;
 };
 using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
+
+/// The tags of a grayscale page of unsigned `bytes_per_sample`-byte samples, width x height.
+void SetGrayscale(TIFF* t, uint32_t width, uint32_t height, size_t bytes_per_sample);
 
 /// TIFFOpen: NOT_FOUND for a missing file to read, DATA_LOSS for one that is not a TIFF,
 /// INTERNAL for one that cannot be created.

@@ -38,6 +38,16 @@ void InstallHandlers() {
   (void)installed;
 }
 
+void SetGrayscale(TIFF* t, uint32_t width, uint32_t height, size_t bytes_per_sample) {
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, width);
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, height);
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<int>(bytes_per_sample * 8));
+  TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+}
+
 void TiffCloser::operator()(TIFF* t) const { TIFFClose(t); }
 
 Result<TiffPtr> OpenTiff(const std::string& path, const char* mode) {
@@ -316,13 +326,7 @@ Status WritePages(TIFF* t, const Image& image, const std::string& name) {
   for (uint32_t page = 0; page < image.planes; ++page) {
     // ImageJ's order (channel fastest) for a hyperstack; the planes' own order otherwise.
     const uint32_t p = voxel && channels > 1 ? (page % channels) * slices + page / channels : page;
-    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, image.width);
-    TIFFSetField(t, TIFFTAG_IMAGELENGTH, image.height);
-    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
-    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<int>(elem * 8));
-    TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
-    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    internal::SetGrayscale(t, image.width, image.height, elem);
     TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, image.height);
     if (image.planes > 1) {
       TIFFSetField(t, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
