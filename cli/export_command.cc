@@ -119,11 +119,13 @@ Result<std::vector<zarr::Box>> ComposedBoxes(const SlideView& view, const Select
     zarr::Box b;
     b.x = static_cast<uint64_t>(cx0) >> k;
     b.y = static_cast<uint64_t>(cy0) >> k;
-    b.width = std::min((static_cast<uint64_t>(cx1) + f - 1) >> k, extents[l][0]) - b.x;
-    b.height = std::min((static_cast<uint64_t>(cy1) + f - 1) >> k, extents[l][1]) - b.y;
+    const uint64_t x_end = std::min((static_cast<uint64_t>(cx1) + f - 1) >> k, extents[l][0]);
+    const uint64_t y_end = std::min((static_cast<uint64_t>(cy1) + f - 1) >> k, extents[l][1]);
+    if (x_end <= b.x || y_end <= b.y) break;  // the level's tiles end before the box (rounding)
+    b.width = x_end - b.x;
+    b.height = y_end - b.y;
     b.z_begin = p0 >> s.z_shift;
     b.z_end = std::max(b.z_begin + 1, s.DepthOf(p1));
-    if (b.width == 0 || b.height == 0) break;
     boxes.push_back(b);
   }
   return boxes;
@@ -182,8 +184,8 @@ uint64_t ChunksOf(const zarr::Image& image) {
   return n;
 }
 
-// Writes `output` through `write(partial)`: beside the target, renamed at the end, so that a file
-// or folder at `output` is always complete.
+// Writes `output` through `write(partial)`: beside the target, renamed at the end (removed on an
+// error), so that a file or folder at `output` is always complete.
 template <typename Write>
 Status WriteAtomically(const std::string& output, Write write) {
   std::error_code ec;
@@ -192,7 +194,10 @@ Status WriteAtomically(const std::string& output, Write write) {
   }
   const fs::path partial = output + ".partial";
   fs::remove_all(partial, ec);
-  TESSERA_RETURN_IF_ERROR(write(partial));
+  if (Status s = write(partial); !s.ok()) {  // stopped or failed: nothing half-written is left
+    fs::remove_all(partial, ec);
+    return s;
+  }
   fs::rename(partial, output, ec);
   if (ec) return Error(StatusCode::kInternal, "cannot rename {} to {}: {}", partial.string(), output, ec.message());
   return OkStatus();
