@@ -203,6 +203,7 @@ int Regions(const std::string& server, const std::string& slide, uint32_t level,
                  least_128 = least(128, 128);
   Must(client.ReadRegion({.slide = slide, .level = level, .x = 0, .y = 0, .width = 1, .height = 1, .channels = {0}}));
   Array a;  // one buffer for every box, as an analysis loop reads (the peer does the same)
+  std::vector<uint8_t> first;  // the first box's pixels, for --dump
   const auto start = Clock::now();
   for (size_t i = 0; i < boxes.size(); ++i) {
     const auto [x, y, w, h] = boxes[i];
@@ -213,12 +214,13 @@ int Regions(const std::string& server, const std::string& slide, uint32_t level,
     ms.push_back(Seconds(t0) * 1e3);
     out_bytes += a.data.size();
     read_bytes += a.chunks_read * chunk_bytes;
-    if (i == 0 && !dump.empty()) {
-      std::ofstream(dump, std::ios::binary).write(reinterpret_cast<const char*>(a.data.data()),
-                                                  static_cast<std::streamsize>(a.data.size()));
-    }
+    if (i == 0 && !dump.empty()) first = a.data;  // written after the clock stops
   }
   const double secs = Seconds(start);
+  if (!dump.empty()) {
+    std::ofstream(dump, std::ios::binary).write(reinterpret_cast<const char*>(first.data()),
+                                                static_cast<std::streamsize>(first.size()));
+  }
   if (!boxes_out.empty()) {
     std::ofstream out(boxes_out);
     for (const auto& b : boxes) out << level << ' ' << b[0] << ' ' << b[1] << ' ' << b[2] << ' ' << b[3] << '\n';

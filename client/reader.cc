@@ -23,7 +23,6 @@ namespace {
 
 constexpr int kChunksPerRequest = 64;  // the dealer's limit
 constexpr int kWindow = 16;            // requests in flight per read
-constexpr int kLocalWindow = 64;       // chunks read from a local file and not yet decoded, per read
 constexpr int64_t kRecheckMs = 1000;   // reads of a local file ask the dealer this often whether they may
 
 // Copies out of one stored chunk into the output planes.
@@ -178,8 +177,7 @@ struct Client::Reader {
   std::string publish;
   ClientOptions options;
   internal::ThreadPool pool;
-  internal::BufferPool buffers{2 * kLocalWindow};  // stored chunks read from a local file
-  internal::BufferPool decoded_buffers{kLocalWindow};  // chunks the decoded cache let go, reused
+  internal::BufferPool decoded_buffers{64};  // chunks the decoded cache let go, reused
   std::unique_ptr<cache::ChunkCache> decoded;      // ClientOptions::decoded_cache_bytes; null: none
   std::mutex views_mu;
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
@@ -319,7 +317,7 @@ struct Client::Reader {
       for (const Copy& c : g.copies) {
         for (uint32_t r = 0; r < c.h; ++r) {
           std::memcpy(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem,
-                      from + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
+                     from + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
         }
       }
     }
@@ -425,25 +423,26 @@ struct Client::Reader {
     return lf;
   }
 
-  // A local chunk's stored bytes into `buf` and their checksum: at its recorded place without
-  // HDF5's lock (`checked` there), else through HDF5 (the stored checksum, for Apply to check;
-  // 0 if the file holds none yet).
-  static Status Fetch(const LocalFile& lf, const ChunkKey& key, const storage::SlideFile::ChunkPlace& place,
-                      std::vector<uint8_t>& buf, uint64_t& sum, bool& checked) {
+  // A local chunk's stored bytes and their checksum: at its recorded place in the mapped file,
+  // without HDF5's lock or a copy (`checked` there), else through HDF5 into `buf` (the stored
+  // checksum, for Apply to check; 0 if the file holds none yet).
+  static Result<std::span<const uint8_t>> Fetch(const LocalFile& lf, const ChunkKey& key,
+                                                const storage::SlideFile::ChunkPlace& place,
+                                                std::vector<uint8_t>& buf, uint64_t& sum, bool& checked) {
     if (place.size > 0) {
-      Status at = lf.file->ReadPlace(place, buf);
+      auto at = lf.file->ReadPlace(place);
       if (at.ok()) {
         sum = place.checksum;
         checked = true;
         return at;
       }
-      spdlog::debug("file={} {}: read through HDF5", lf.file->path(), at.ToString());
+      spdlog::debug("file={} {}: read through HDF5", lf.file->path(), at.status().ToString());
     }
     checked = false;
     std::lock_guard hdf5(storage::Hdf5Mutex());
     TESSERA_RETURN_IF_ERROR(lf.file->ReadChunk(key, buf));
     sum = lf.file->StoredChecksum(key);
-    return OkStatus();
+    return std::span<const uint8_t>(buf);
   }
 
   // Piece p of channel ci from a local file: decoded from the cache when it holds this very
@@ -456,69 +455,84 @@ struct Client::Reader {
       CopyOut(plan, out.level, g, p, *hit, ci, out);
       return OkStatus();
     }
-    std::shared_ptr<std::vector<uint8_t>> chunk = buffers.Get();
+    thread_local std::vector<uint8_t> buf;  // a chunk read through HDF5
     uint64_t sum = 0;
     bool checked = false;
-    TESSERA_RETURN_IF_ERROR(Fetch(lf, key, place, *chunk, sum, checked));
-    return Apply(plan, out.level, g, p, *chunk, sum, checked, ci, out, ck);
+    TESSERA_ASSIGN_OR_RETURN(const std::span<const uint8_t> chunk, Fetch(lf, key, place, buf, sum, checked));
+    return Apply(plan, out.level, g, p, chunk, sum, checked, ci, out, ck);
   }
 
   // Reads the chunks of `groups` for every channel and plane of `out` from a local file, and
-  // composes them: each chunk read and decoded on the pool, in parallel (a chunk whose place
-  // the file records needs no HDF5 lock; the one chunk of a viewer's tile on this thread). A
-  // live file is refreshed when a chunk is missing, once per read.
+  // composes them: every chunk's place looked up first (one hold of HDF5's lock; a live file
+  // refreshed once when a chunk is missing), then the chunks read and decoded by this thread
+  // and the pool's, each taking the next (a chunk whose place the file records needs no HDF5
+  // lock; the one chunk of a viewer's tile on this thread alone).
   Status ComposeLocal(const std::shared_ptr<const LocalFile>& lf, const std::string& slide, const ScanPlan& plan,
                       const std::vector<ChunkCopies>& groups, Array& out, ReadJob& job) {
-    const auto pieces = std::make_shared<const std::vector<Piece>>(PiecesOf(plan, groups, out));
-    const bool inline_decode = pieces->size() == 1 && out.shape[0] == 1;
-    bool refreshed = false, failed = false;
-    for (int64_t ci = 0; ci < out.shape[0] && !failed; ++ci) {
-      for (size_t k = 0; k < pieces->size() && !failed; ++k) {
-        const Piece& p = (*pieces)[k];
-        const ChunkKey key{{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z}, out.level,
-                           groups[p.group].cy, groups[p.group].cx};
-        Result<storage::SlideFile::ChunkPlace> place = storage::SlideFile::ChunkPlace{};
-        {
-          std::lock_guard hdf5(storage::Hdf5Mutex());
-          place = lf->file->Place(key);
+    const std::vector<Piece> pieces = PiecesOf(plan, groups, out);
+    struct Item {
+      int64_t ci;
+      size_t k;
+      ChunkKey key;
+      storage::SlideFile::ChunkPlace place;
+    };
+    std::vector<Item> items;
+    items.reserve(pieces.size() * static_cast<size_t>(out.shape[0]));
+    {
+      bool refreshed = false;
+      std::lock_guard hdf5(storage::Hdf5Mutex());
+      for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
+        for (size_t k = 0; k < pieces.size(); ++k) {
+          const Piece& p = pieces[k];
+          const ChunkKey key{{groups[p.group].tile, out.channels[static_cast<size_t>(ci)], p.z}, out.level,
+                             groups[p.group].cy, groups[p.group].cx};
+          Result<storage::SlideFile::ChunkPlace> place = lf->file->Place(key);
           // Not there yet: what the writer synced since the last look (once per read, so that
           // a frame a landed event announced is read, whenever the event came).
           if (place.status().code() == StatusCode::kNotFound && lf->file->live() && !refreshed) {
             refreshed = true;
             if (Status r = lf->file->Refresh(); r.ok()) place = lf->file->Place(key);
           }
-        }
-        std::unique_lock lock(job.mu);
-        if (place.status().code() == StatusCode::kNotFound) {  // not landed yet: 0
-          ++job.missing;
-          if (job.zero_missing) ZeroOut(plan, groups[p.group], p, ci, out);
-          continue;
-        }
-        if (!place.ok() && job.error.ok()) job.error = place.status();
-        job.cv.wait(lock, [&] { return job.decoding < kLocalWindow || !job.error.ok(); });
-        if (!job.error.ok()) {  // stop reading; what is being decoded still refers to us
-          failed = true;
-          continue;
-        }
-        ++job.decoded;
-        if (inline_decode) {
-          lock.unlock();
-          if (Status ds = ApplyLocal(*lf, slide, plan, groups[p.group], p, key, *place, ci, out); !ds.ok()) {
-            job.Fail(ds);
+          if (place.status().code() == StatusCode::kNotFound) {  // not landed yet: 0
+            ++job.missing;
+            if (job.zero_missing) ZeroOut(plan, groups[p.group], p, ci, out);
+            continue;
           }
-          continue;
+          if (!place.ok()) return place.status();
+          items.push_back({ci, k, key, *place});
         }
-        ++job.decoding;
-        lock.unlock();
-        pool.Submit([this, &job, &slide, &plan, &groups, &out, pieces, k, ci, lf, key, at = *place] {
-          const Piece& piece = (*pieces)[k];
-          job.Decoded(ApplyLocal(*lf, slide, plan, groups[piece.group], piece, key, at, ci, out));
-        });
       }
     }
+    job.decoded += items.size();
+    out.local = true;
+    std::atomic<size_t> next{0};
+    std::atomic<bool> failed{false};
+    auto work = [&] {
+      for (size_t i; !failed.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < items.size();) {
+        const Item& it = items[i];
+        const Piece& p = pieces[it.k];
+        if (Status ds = ApplyLocal(*lf, slide, plan, groups[p.group], p, it.key, it.place, it.ci, out); !ds.ok()) {
+          failed = true;
+          job.Fail(ds);
+        }
+      }
+    };
+    // Helpers from the pool for a read of several chunks; each counted in job.decoding, and
+    // waited for below (they refer to this frame's locals).
+    const size_t helpers = std::min<size_t>(pool.size() > 1 ? pool.size() - 1 : 1, items.size() > 1 ? items.size() - 1 : 0);
+    {
+      std::lock_guard lock(job.mu);
+      job.decoding += static_cast<int>(helpers);
+    }
+    for (size_t h = 0; h < helpers; ++h) {
+      pool.Submit([&] {
+        work();
+        job.Decoded(OkStatus());
+      });
+    }
+    work();
     std::unique_lock lock(job.mu);
     job.cv.wait(lock, [&] { return job.decoding == 0; });
-    out.local = true;
     return job.error;
   }
 

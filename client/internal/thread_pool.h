@@ -25,6 +25,8 @@ class ThreadPool {
     cv_.notify_all();
   }
 
+  unsigned size() const { return static_cast<unsigned>(threads_.size()); }
+
   void Submit(std::function<void()> task) {
     {
       std::lock_guard lock(mu_);

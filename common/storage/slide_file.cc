@@ -1,11 +1,13 @@
 #include "common/storage/slide_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -97,6 +99,20 @@ struct SlideFile::Impl {
   uint64_t bytes_stored = 0;
   int fd = -1;
   int read_fd = -1;           // a reader's, for ReadPlace
+  // ReadPlace's view of the file: read_fd mapped, remapped larger as a live file grows. Every
+  // mapping stays until Close (spans handed out point into it); `mapped` is the newest, read
+  // without the lock. A mapping may reach past the file's end (never touched there: `inside`).
+  struct Mapping {
+    const uint8_t* at = nullptr;
+    uint64_t length = 0, inside = 0;  // mapped; known to lie inside the file
+    bool owns = false;                // munmap at Close (the others share a larger one's pages)
+  };
+  mutable std::mutex map_mu;
+  mutable std::vector<std::unique_ptr<Mapping>> mappings;  // under map_mu
+  mutable std::atomic<const Mapping*> mapped{nullptr};
+  // The newest mapping holding [0, end) of the file, made under map_mu when the last one does
+  // not; nullptr past the file's end (with errno's reason in `why`).
+  const Mapping* MapThrough(uint64_t end, std::string& why) const;
   internal::WriterLock lock;  // held while writable
 
   // A chunk's place among its level's checksums: (t, c, z chunk, cy, cx) row-major.
@@ -629,24 +645,57 @@ Result<SlideFile::ChunkPlace> SlideFile::Place(const ChunkKey& key) const {
   return place;
 }
 
-Status SlideFile::ReadPlace(const ChunkPlace& place, std::vector<uint8_t>& out) const {
-  out.resize(place.size);
-  size_t done = 0;
-  while (done < place.size) {
-    const ssize_t n = ::pread(impl_->read_fd, out.data() + done, place.size - done,
-                              static_cast<off_t>(place.offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      return Error(StatusCode::kDataLoss, "cannot read {} bytes at {} of {}: {}", place.size, place.offset,
-                   impl_->path, n < 0 ? std::strerror(errno) : "the file ends before them");
+const SlideFile::Impl::Mapping* SlideFile::Impl::MapThrough(uint64_t end, std::string& why) const {
+  std::lock_guard lock(map_mu);
+  const Mapping* last = mapped.load(std::memory_order_acquire);
+  if (last != nullptr && end <= last->inside) return last;  // another reader mapped it meanwhile
+  struct stat st {};
+  if (read_fd < 0 || ::fstat(read_fd, &st) != 0) {
+    why = read_fd < 0 ? "the file is closed" : std::strerror(errno);
+    return nullptr;
+  }
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (end > size) {
+    why = fmt::format("the file ends at {}", size);
+    return nullptr;
+  }
+  auto m = std::make_unique<Mapping>();
+  if (last != nullptr && size <= last->length) {  // the file grew inside the last mapping
+    *m = {last->at, last->length, size, false};
+  } else {
+    // Room to grow: a live file's next syncs land in the same mapping, not a new one each.
+    const uint64_t length = std::max(size, last == nullptr ? size : 2 * last->length);
+    void* at = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, read_fd, 0);
+    if (at == MAP_FAILED) {
+      why = fmt::format("cannot map {} bytes: {}", length, std::strerror(errno));
+      return nullptr;
     }
-    done += static_cast<size_t>(n);
+    *m = {static_cast<const uint8_t*>(at), length, size, true};
   }
-  if (codec::Checksum(out) != place.checksum) {
+  mappings.push_back(std::move(m));
+  mapped.store(mappings.back().get(), std::memory_order_release);
+  return mappings.back().get();
+}
+
+Result<std::span<const uint8_t>> SlideFile::ReadPlace(const ChunkPlace& place) const {
+  const Impl& m = *impl_;
+  const uint64_t end = place.offset + place.size;
+  const Impl::Mapping* map = m.mapped.load(std::memory_order_acquire);
+  std::string why = "they lie past any file";
+  if (end < place.offset) {
+    map = nullptr;
+  } else if (map == nullptr || end > map->inside) {
+    map = m.MapThrough(end, why);
+  }
+  if (map == nullptr) {
+    return Error(StatusCode::kDataLoss, "cannot read {} bytes at {} of {}: {}", place.size, place.offset, m.path, why);
+  }
+  const std::span<const uint8_t> bytes(map->at + place.offset, place.size);
+  if (codec::Checksum(bytes) != place.checksum) {
     return Error(StatusCode::kDataLoss, "the {} bytes at {} of {} fail the chunk's checksum", place.size,
-                 place.offset, impl_->path);
+                 place.offset, m.path);
   }
-  return OkStatus();
+  return bytes;
 }
 
 uint64_t SlideFile::StoredChecksum(const ChunkKey& key) const {
@@ -665,6 +714,14 @@ Status SlideFile::Close() {
   }
   m.file = Handle();
   m.writable = false;
+  {
+    std::lock_guard lock(m.map_mu);
+    m.mapped.store(nullptr);
+    for (const auto& mapping : m.mappings) {
+      if (mapping->owns) ::munmap(const_cast<uint8_t*>(mapping->at), mapping->length);
+    }
+    m.mappings.clear();
+  }
   if (m.read_fd >= 0) ::close(m.read_fd);
   m.read_fd = -1;
   return s;

@@ -109,10 +109,11 @@ class SlideFile {
     uint64_t offset = 0, size = 0, checksum = 0;
   };
   Result<ChunkPlace> Place(const ChunkKey& key) const;
-  /// Reads a chunk at its place with pread, without HDF5: needs no Hdf5Mutex, so readers read
-  /// and decode in parallel. Its checksum verified: DATA_LOSS when the bytes there are not the
-  /// chunk's (read it with ReadChunk then). The file must stay open meanwhile.
-  Status ReadPlace(const ChunkPlace& place, std::vector<uint8_t>& out) const;
+  /// A chunk's bytes at its place, in the file mapped read-only into memory, without HDF5 and
+  /// without a copy: needs no Hdf5Mutex, so readers read and decode in parallel. Its checksum
+  /// verified: DATA_LOSS when the bytes there are not the chunk's or lie past the file's end
+  /// (read it with ReadChunk then). Valid until Close (the file must stay open meanwhile).
+  Result<std::span<const uint8_t>> ReadPlace(const ChunkPlace& place) const;
 
   /// Syncs (with fsync) and closes; ends SWMR mode so any HDF5 reader opens the file.
   Status Close();
