@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   uint32_t distinct = 16, tiles = 20000, edge = 2048;
   std::string dump, credential;
   bool watch_levels = false, remote = false;
+  std::string levels_at = "auto";
   double rate = 0;
   app.add_option("--server", server, "Manager endpoint")->capture_default_str();
   app.add_option("--seconds", seconds, "Push for this long")->capture_default_str();
@@ -48,6 +49,11 @@ int main(int argc, char** argv) {
   app.add_flag("--watch-levels", watch_levels,
                "Also measure, from the dealer's events, how long after a frame is acknowledged its "
                "zoom levels are servable");
+  app.add_option("--levels", levels_at,
+                 "Who makes the zoom levels: auto (the scanner when --remote), scanner (from its pixels, "
+                 "pushed with the frame) or writer (from the stored chunks)")
+      ->check(CLI::IsMember({"auto", "scanner", "writer"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as the tessera binary does: see cli/main.cc
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
@@ -81,6 +87,9 @@ int main(int argc, char** argv) {
   for (uint32_t t = 0; t < tiles; ++t) plan.tiles[t] = {.name = fmt::format("t{}", t), .x = t * 1843.0};
   ScannerOptions scanner_options;
   scanner_options.local = !remote;
+  scanner_options.levels = levels_at == "scanner"  ? ScannerOptions::Levels::kScanner
+                           : levels_at == "writer" ? ScannerOptions::Levels::kWriter
+                                                   : ScannerOptions::Levels::kAuto;
   auto scanner = Scanner::Open(server, plan, scanner_options);
   if (!scanner.ok()) {
     fmt::print(stderr, "error: {}\n", scanner.status().ToString());
@@ -155,9 +164,9 @@ int main(int argc, char** argv) {
                          "levels_after_ack_max_ms={:.1f}",
                          ms.size(), within, bench::Percentile(ms, 0.5), bench::Percentile(ms, 0.99), bench::Percentile(ms, 1.0));
   }
-  fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} seconds={:.3f} scanner_cpu_s={:.2f} "
+  fmt::print("slide={} pushed={} durable={} raw_bytes={} compressed_bytes={} level_bytes={} seconds={:.3f} scanner_cpu_s={:.2f} "
              "proxy_cpu_s={:.2f} writer_cpu_s={:.2f} secured={} writer_hop={} scanner_hop={}{}\n",
-             (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, secs, scanner_cpu,
+             (*scanner)->slide_id(), pushed, p.frames_durable, p.raw_bytes, p.compressed_bytes, p.level_bytes, secs, scanner_cpu,
              proxy_cpu, writer_cpu, credential.empty() ? 0 : 1, writer_hop,
              (*scanner)->endpoint().starts_with("ipc://") ? "ipc" : "tcp", levels);
   return s.ok() ? 0 : 1;

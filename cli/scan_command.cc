@@ -25,6 +25,7 @@ struct ScanArgs {
   bool synthetic = false;
   bool stitch = true;
   bool local = true;
+  std::string levels = "auto";
   std::string name;
   synth::SyntheticOptions synth;
   std::string dtype = "uint16";
@@ -147,6 +148,9 @@ int RunScan(const ScanArgs& a) {
   so.timeout_ms = a.timeout_s * 1000;
   so.stop = &StopFlag();
   so.local = a.local;
+  so.levels = a.levels == "scanner"  ? ScannerOptions::Levels::kScanner
+              : a.levels == "writer" ? ScannerOptions::Levels::kWriter
+                                     : ScannerOptions::Levels::kAuto;
   auto scanner = Scanner::Open(a.server, plan, so);
   if (!scanner.ok()) return Fail(scanner.status().ToString());
   Scanner& sc = **scanner;
@@ -177,9 +181,11 @@ int RunScan(const ScanArgs& a) {
   if (!s.ok()) return Fail(s.ToString());
   const auto p = sc.progress();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr, "stored {} frames durably in {:.1f} s ({:.0f} MB/s raw, compression {:.2f}x)\n",
+  fmt::print(stderr, "stored {} frames durably in {:.1f} s ({:.0f} MB/s raw, compression {:.2f}x{})\n",
              p.frames_durable, secs, static_cast<double>(p.raw_bytes) / secs / 1e6,
-             static_cast<double>(p.raw_bytes) / static_cast<double>(std::max<uint64_t>(p.compressed_bytes, 1)));
+             static_cast<double>(p.raw_bytes) / static_cast<double>(std::max<uint64_t>(p.compressed_bytes, 1)),
+             p.level_bytes > 0 ? fmt::format("; zoom levels made here, {:.1f} MB more", static_cast<double>(p.level_bytes) / 1e6)
+                               : std::string());
   fmt::print("{}\n", sc.slide_id());
   return 0;
 }
@@ -236,6 +242,12 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
   scan->add_flag("!--no-local", a.local,
                  "Push over the proxy's TCP endpoint even on the stack's host (by default a scanner there uses "
                  "its Unix socket: no TCP hop, no encryption, the credential checked all the same)");
+  scan->add_option("--levels", a.levels,
+                   "Who makes each frame's zoom levels: scanner (this process, from the pixels, pushed with the "
+                   "frame), writer (from the stored chunks), or auto (scanner when pushing over TCP, writer on "
+                   "the stack's host)")
+      ->check(CLI::IsMember({"auto", "scanner", "writer"}))
+      ->capture_default_str();
   scan->add_flag("!--no-stitch", a.stitch,
                  "Do not stitch when the scan closes (by default the stack's workers register and solve it)");
   scan->add_option("--timeout", a.timeout_s, "Fail after this many seconds without progress")

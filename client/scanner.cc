@@ -42,6 +42,13 @@ struct Scanner::Impl {
   Progress progress;
   Status error;  // sticky: the first fault the slide reported
   uint32_t compress_threads = 1;
+  // Push's, kept from frame to frame: the chunks to make, and the zoom levels' images.
+  struct Job {
+    uint32_t level, cy, cx;
+  };
+  std::vector<Job> jobs;
+  std::vector<std::vector<uint8_t>> level_images;
+  bool scanner_levels = false;  // ScannerOptions::levels, resolved for the endpoint in use
   int64_t heard_ms = wire::NowMs(), hello_ms = 0, asked_ms = 0;
 
   void SendFrame(const Outstanding& f) {
@@ -185,7 +192,11 @@ Result<std::unique_ptr<Scanner>> Scanner::Open(const std::string& server, const 
   const std::string routing_id = fmt::format("scanner-{:016x}", wire::RandomId());
   TESSERA_ASSIGN_OR_RETURN(impl->proxy, (wire::Stream<proto::IngestMessage>::Connect(
                                             impl->PickEndpoint(), routing_id, {}, "scanner")));
-  impl->log->info("slide={} pushing to {}", impl->slide.id, impl->proxy->endpoint());
+  using Levels = ScannerOptions::Levels;
+  impl->scanner_levels = options.levels == Levels::kScanner ||
+                         (options.levels == Levels::kAuto && impl->proxy->endpoint() != impl->slide.proxy_local_endpoint);
+  impl->log->info("slide={} pushing to {}; zoom levels made by the {}", impl->slide.id, impl->proxy->endpoint(),
+                  impl->scanner_levels ? "scanner" : "writer");
   impl->Hello();
   Impl& m = *impl;
   TESSERA_RETURN_IF_ERROR(m.WaitUntil([&m] { return m.proxy_incarnation != 0; }));
@@ -213,30 +224,65 @@ Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
   frame->set_t(key.t);
   frame->set_c(key.c);
   frame->set_z(key.z);
-  const uint32_t n_chunks = plan.chunks_per_frame();
+  // The frame's chunks: level 0's, then (ScannerOptions::levels) every chunk of levels 1..,
+  // made here from the pixels in hand, as the writer would make them from the stored chunks
+  // (docs/protocol.md): the writer then decodes nothing.
   const LevelShape level0 = plan.Level(0);
-  std::vector<Result<std::vector<uint8_t>>> packed(n_chunks, std::vector<uint8_t>{});
-  // Chunk i goes to thread i % threads, which cuts it out of the frame and compresses it.
-  auto compress = [&](uint32_t first, uint32_t step) {
-    std::vector<uint8_t> chunk(plan.chunk_bytes());
-    for (uint32_t i = first; i < n_chunks; i += step) {
-      pyramid::ExtractChunk(pixels, level0, elem, i / plan.chunks_x(), i % plan.chunks_x(), chunk);
+  const bool levels = m.scanner_levels && plan.level_count() > 1 && pyramid::HalvesByChunk(level0);
+  std::vector<Impl::Job>& jobs = m.jobs;
+  jobs.clear();
+  for (uint32_t l = 0; l < (levels ? plan.level_count() : 1); ++l) {
+    const LevelShape shape = plan.Level(l);
+    for (uint32_t cy = 0; cy < shape.chunks_y(); ++cy) {
+      for (uint32_t cx = 0; cx < shape.chunks_x(); ++cx) jobs.push_back({l, cy, cx});
+    }
+  }
+  const auto n_level0 = static_cast<uint32_t>(level0.chunks_per_frame());
+  // Level l's image, l >= 1, kept from frame to frame ([l - 1]); level 1 is halved chunk by chunk
+  // as level 0's chunks are cut out, the rest from the level below.
+  std::vector<std::vector<uint8_t>>& images = m.level_images;
+  if (levels) {
+    images.resize(plan.level_count() - 1);
+    for (uint32_t l = 1; l < plan.level_count(); ++l) images[l - 1].resize(pyramid::LevelBytes(plan.Level(l), plan.dtype));
+  }
+  std::vector<Result<std::vector<uint8_t>>> packed(jobs.size(), std::vector<uint8_t>{});
+  // Job i of [begin, end) goes to thread i % threads, which cuts its chunk out of its level's
+  // image and compresses it.
+  auto compress = [&](size_t begin, size_t end, uint32_t first, uint32_t step) {
+    thread_local std::vector<uint8_t> chunk;
+    for (size_t i = begin + first; i < end; i += step) {
+      const Impl::Job& j = jobs[i];
+      const LevelShape shape = plan.Level(j.level);
+      chunk.resize(shape.chunk_pixels() * elem);
+      pyramid::ExtractChunk(j.level == 0 ? pixels : std::span<const uint8_t>(images[j.level - 1]), shape, elem, j.cy,
+                            j.cx, chunk);
+      if (j.level == 0 && levels) pyramid::DownsampleChunk(chunk, level0, plan.dtype, j.cy, j.cx, images[0]);
       packed[i] = codec::Compress(chunk, elem, params);
     }
   };
-  const uint32_t threads = std::min<uint32_t>(m.compress_threads, n_chunks);
-  {
+  auto in_parallel = [&](size_t begin, size_t end) {
+    const auto threads = static_cast<uint32_t>(std::min<size_t>(m.compress_threads, end - begin));
     std::vector<std::jthread> helpers;
-    for (uint32_t k = 1; k < threads; ++k) helpers.emplace_back(compress, k, threads);
-    compress(0, threads);
+    for (uint32_t k = 1; k < threads; ++k) helpers.emplace_back(compress, begin, end, k, threads);
+    compress(begin, end, 0, std::max(threads, 1u));
+  };
+  in_parallel(0, n_level0);
+  if (levels) {
+    for (uint32_t l = 2; l < plan.level_count(); ++l) {
+      pyramid::Downsample2x(images[l - 2], plan.Level(l - 1), plan.dtype, images[l - 1]);
+    }
+    in_parallel(n_level0, jobs.size());
   }
-  for (uint32_t i = 0; i < n_chunks; ++i) {
+  uint64_t level0_bytes = 0, level_bytes = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
     if (!packed[i].ok()) return packed[i].status();
     auto* meta = frame->add_chunks();
-    meta->set_cy(i / plan.chunks_x());
-    meta->set_cx(i % plan.chunks_x());
+    meta->set_level(jobs[i].level);
+    meta->set_cy(jobs[i].cy);
+    meta->set_cx(jobs[i].cx);
     meta->set_xxh64(codec::Checksum(*packed[i]));
     f.bytes += packed[i]->size();
+    (jobs[i].level == 0 ? level0_bytes : level_bytes) += packed[i]->size();
     f.chunks.push_back(std::make_shared<const std::vector<uint8_t>>(std::move(*packed[i])));
   }
   if (f.bytes > m.window) {
@@ -256,7 +302,8 @@ Status Scanner::Push(const FrameKey& key, std::span<const uint8_t> pixels) {
   }
   m.SendFrame(f);
   m.progress.outstanding_bytes += f.bytes;
-  m.progress.compressed_bytes += f.bytes;
+  m.progress.compressed_bytes += level0_bytes;
+  m.progress.level_bytes += level_bytes;
   m.progress.raw_bytes += pixels.size();
   ++m.progress.frames_pushed;
   m.outstanding.emplace(index, std::move(f));

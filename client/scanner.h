@@ -3,7 +3,7 @@
 // Open a slide from a scan plan, push every frame (tile x channel x z plane) as it is
 // acquired, close. Each frame is split into the plan's chunks, each chunk compressed
 // with Blosc (lz4 + byte shuffle by default, zstd selectable in the plan) and
-// checksummed (xxHash64). The scanner keeps every frame until the slide's writer
+// checksummed (xxHash64), and so are its zoom levels when it makes them (ScannerOptions::levels). The scanner keeps every frame until the slide's writer
 // has made it durable, and resends what was not acknowledged when the proxy restarts.
 // Push() blocks while the proxy's FIFO credit is spent, so memory stays bounded. No wait is
 // longer than `timeout_ms` without progress; a slide that failed is reported as soon as the
@@ -39,6 +39,14 @@ struct ScannerOptions {
   /// stack, no encryption: the credential is proved all the same); false: always its TCP
   /// endpoint, as a scanner on another host does.
   bool local = true;
+  /// Where a frame's zoom levels are made. kScanner: here, from its pixels, pushed with the
+  /// frame (a third more bytes to compress and send; the writer stores them as they come
+  /// instead of decoding every frame to make them: half the writer's CPU). kWriter: level 0
+  /// only, the writer makes them. kAuto: kScanner when pushing over TCP (from another host:
+  /// the work moves off the stack's host), kWriter through the Unix socket (on one host the
+  /// two cost the same CPU, and the scanner's push is shorter; docs/benchmarks.md).
+  enum class Levels { kAuto, kScanner, kWriter };
+  Levels levels = Levels::kAuto;
 };
 
 class Scanner {
@@ -47,7 +55,8 @@ class Scanner {
     uint64_t frames_pushed = 0;
     uint64_t frames_durable = 0;
     uint64_t raw_bytes = 0;         ///< pixel bytes pushed
-    uint64_t compressed_bytes = 0;  ///< Blosc bytes pushed
+    uint64_t compressed_bytes = 0;  ///< Blosc bytes of level 0 pushed
+    uint64_t level_bytes = 0;       ///< Blosc bytes of zoom levels pushed (made by the scanner)
     uint64_t outstanding_bytes = 0; ///< sent, not yet durable
     uint64_t frames_resent = 0;     ///< after a proxy restart
   };

@@ -10,11 +10,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "client/client.h"
 #include "client/scanner.h"
 #include "common/codec/codec.h"
+#include "common/pyramid/pyramid.h"
 #include "common/storage/slide_file.h"
 #include "common/wire/listener.h"
 #include "common/wire/wire.h"
@@ -195,6 +197,24 @@ class BadInputTest : public ::testing::Test {
     ASSERT_TRUE(wire::Send(socket_, nullptr, m, std::move(payload)));
   }
 
+  // A frame of chunks given as (level, bytes), each at chunk (0, 0) of its level (one chunk
+  // per frame at every level of this plan).
+  void SendChunks(uint32_t t, const std::vector<std::pair<uint32_t, std::vector<uint8_t>>>& chunks) {
+    proto::IngestMessage m;
+    m.set_version(wire::kProtocolVersion);
+    auto* fr = m.mutable_frame();
+    fr->set_slide_id(slide_.id);
+    fr->set_t(t);
+    std::vector<zmq::message_t> payload;
+    for (const auto& [level, bytes] : chunks) {
+      auto* meta = fr->add_chunks();
+      meta->set_level(level);
+      meta->set_xxh64(codec::Checksum(bytes));
+      payload.emplace_back(bytes.data(), bytes.size());
+    }
+    ASSERT_TRUE(wire::Send(socket_, nullptr, m, std::move(payload)));
+  }
+
   void SendRaw(const std::string& bytes) {
     socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
   }
@@ -287,6 +307,55 @@ TEST_F(BadInputTest, EachBadMessageGetsItsSpecificErrorAndTheProxyKeepsServing) 
   auto info = Client(stack_.manager()).Info((*sc)->slide_id());
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->frames_written, 3u);
+}
+
+// A frame carries every chunk of its zoom levels (as the client library's scanner sends them)
+// or none (the writer makes them); anything between is refused by name, and both kinds store
+// the same levels.
+TEST_F(BadInputTest, FramesCarryEveryZoomLevelOrNoneAndBothStoreTheSameLevels) {
+  ASSERT_EQ(plan_.level_count(), 3u);  // 128, 64 and 32 pixels, one chunk each
+  std::vector<std::vector<uint8_t>> images{NoiseFrame(plan_, 0)};
+  for (uint32_t l = 1; l < 3; ++l) {
+    images.emplace_back(pyramid::LevelBytes(plan_.Level(l), plan_.dtype));
+    pyramid::Downsample2x(images[l - 1], plan_.Level(l - 1), plan_.dtype, images[l]);
+  }
+  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> all;
+  for (uint32_t l = 0; l < 3; ++l) all.emplace_back(l, *codec::Compress(images[l], 2, plan_.codec));
+
+  auto refused = [&](const std::vector<std::pair<uint32_t, std::vector<uint8_t>>>& chunks, StatusCode code,
+                     const std::string& says) {
+    SendChunks(0, chunks);
+    const Status s = NextFault();
+    EXPECT_EQ(s.code(), code) << s.ToString();
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.ToString();
+  };
+  refused({all[0], all[1]}, StatusCode::kInvalidArgument, "with its zoom levels");   // level 2 missing
+  refused({all[1]}, StatusCode::kInvalidArgument, "every chunk of its zoom levels or none");
+  refused({all[0], all[1], {3, all[2].second}}, StatusCode::kOutOfRange, "levels 0..2");
+  refused({all[0], all[1], all[1]}, StatusCode::kInvalidArgument, "appears twice");
+  refused({all[0], {1, all[0].second}, all[2]}, StatusCode::kDataLoss, "at that level");  // level 0's size
+
+  SendChunks(0, all);          // with its levels
+  SendChunks(1, {all[0]});   // the same pixels as tile 1, level 0 only: the writer makes the levels
+  std::set<uint64_t> durable;
+  while (durable.size() < 2) {
+    auto in = wire::Receive(socket_, 10000);
+    ASSERT_TRUE(in.has_value()) << "frames not acknowledged";
+    proto::IngestMessage ack;
+    ASSERT_TRUE(wire::ParseHeader(*in, &ack).ok());
+    ASSERT_TRUE(ack.has_ack()) << ack.DebugString();
+    durable.insert(ack.ack().durable().begin(), ack.ack().durable().end());
+  }
+  auto closed = Client(stack_.manager()).CloseSlide(slide_.id);
+  ASSERT_TRUE(closed.ok()) << closed.status().ToString();
+  Client client(stack_.manager());
+  for (uint32_t tile : {0u, 1u}) {
+    for (uint32_t l = 0; l < 3; ++l) {
+      auto got = client.ReadTile({.slide = slide_.id, .tile = tile, .level = l});
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_EQ(got->data, images[l]) << "tile " << tile << " level " << l;
+    }
+  }
 }
 
 TEST_F(BadInputTest, DuplicateFramesAreStoredOnceAndAcknowledgedEachTime) {

@@ -24,9 +24,14 @@ namespace tessera::ingest {
 /// damaged chunk is refused all the same, by the writer, and the proxy forwards the fault).
 enum class Checksums { kVerify, kSkip };
 
+/// Chunks of a frame with every zoom level: level 0's and those of levels 1.. .
+uint32_t ChunksWithLevels(const ScanPlan& plan);
+/// Whether a frame CheckFrame accepted carries its zoom levels (made by the scanner).
+bool CarriesLevels(const ScanPlan& plan, const proto::Frame& frame);
+
 /// OK when the frame belongs to `slide_id`, lies inside the plan, carries exactly the
-/// plan's chunks (each once), and every chunk's Blosc header (and checksum, unless skipped)
-/// match. Otherwise the specific error: NOT_FOUND (other slide), OUT_OF_RANGE (frame or chunk
+/// plan's chunks of level 0, or of every level (each once), and every chunk's Blosc header
+/// (its level's chunk size; and checksum, unless skipped) match. Otherwise the specific error: NOT_FOUND (other slide), OUT_OF_RANGE (frame or chunk
 /// outside the plan), INVALID_ARGUMENT (chunk list), DATA_LOSS (checksum, Blosc header,
 /// decompressed size or type size).
 Status CheckFrame(const ScanPlan& plan, const std::string& slide_id, const proto::Frame& frame,

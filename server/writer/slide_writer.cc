@@ -62,13 +62,20 @@ struct SlideWriter::Impl {
     if (!file->IsWritten(index)) {
       for (int i = 0; i < frame.chunks_size(); ++i) {
         const auto& meta = frame.chunks(i);
-        Status s = file->WriteChunk({{frame.t(), frame.c(), frame.z()}, 0, meta.cy(), meta.cx()},
+        Status s = file->WriteChunk({{frame.t(), frame.c(), frame.z()}, meta.level(), meta.cy(), meta.cx()},
                                     wire::Bytes(in.payload[static_cast<size_t>(i)]), meta.xxh64());
         if (!s.ok()) return Fail(*in.identity, s);
       }
       file->MarkWritten(index);
       landed_unsynced.push_back(index);
       pending_bytes += ingest::PayloadBytes(in.payload);
+      if (ingest::CarriesLevels(plan, frame)) {  // the scanner made them: stored as they came
+        file->MarkLevelsWritten(index);
+        if (levels_unsynced.empty()) levels_stored_ms = wire::NowMs();
+        levels_unsynced.push_back(index);
+        unacked[in.identity->to_string()].push_back(index);
+        return;
+      }
       std::vector<zmq::message_t> chunks(in.payload.size());
       for (int i = 0; i < frame.chunks_size(); ++i) {  // row-major, whatever order they came in
         const auto& meta = frame.chunks(i);

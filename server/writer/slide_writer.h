@@ -8,8 +8,11 @@
 // reported to the proxy as a fatal fault; the writer then stops acknowledging but keeps
 // serving, and everything already acknowledged stays on disk.
 //
-// Once a frame is written, a background thread (off the acknowledgement path) computes its
-// zoom levels from the stored chunks; the writer stores them and syncs them within 250 ms.
+// A frame that carries its zoom levels (the client library's scanner makes them from its
+// pixels before it compresses them) is stored with them, levels and all, in one step. For any
+// other frame, once it is written, a background thread (off the acknowledgement path)
+// computes its zoom levels from the stored chunks; the writer stores them and syncs them
+// within 250 ms.
 // While `level_queue_bytes` of frames wait for their levels the writer takes no new frame:
 // the levels keep pace with the scan, and the scanner is slowed by credit instead. After
 // each sync it publishes a SlideEvent (frames landed, levels ready) to the dealer, which
