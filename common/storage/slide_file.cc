@@ -698,6 +698,15 @@ Result<std::span<const uint8_t>> SlideFile::ReadPlace(const ChunkPlace& place) c
   return bytes;
 }
 
+void SlideFile::ReleasePlace(std::span<const uint8_t> bytes) const {
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+  const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size() + page - 1) & ~(page - 1);
+  // Whole pages, those shared with the neighbouring chunks too: they are only unmapped, and
+  // fault back in from the page cache when read again.
+  if (!bytes.empty()) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 uint64_t SlideFile::StoredChecksum(const ChunkKey& key) const {
   return impl_->levels[key.level].checksums[impl_->ChunkSlot(key)];
 }

@@ -114,6 +114,9 @@ class SlideFile {
   /// verified: DATA_LOSS when the bytes there are not the chunk's or lie past the file's end
   /// (read it with ReadChunk then). Valid until Close (the file must stay open meanwhile).
   Result<std::span<const uint8_t>> ReadPlace(const ChunkPlace& place) const;
+  /// Done with bytes ReadPlace gave: their pages leave this process's mapping (they stay in
+  /// the page cache), so that a reader's resident memory does not grow to the file's size.
+  void ReleasePlace(std::span<const uint8_t> bytes) const;
 
   /// Syncs (with fsync) and closes; ends SWMR mode so any HDF5 reader opens the file.
   Status Close();

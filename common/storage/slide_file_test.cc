@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -147,6 +148,15 @@ TEST_F(SlideFileTest, EveryChunksPlaceIsRecordedAndReadsBackWithoutHdf5) {
 
 // Chunks of hundreds of KB, as a camera's, go to the disk with O_DIRECT (not through the page
 // cache) and read back the same, while the file is live and after it closed.
+// This process's resident pages mapped from files, kB (/proc/self/status RssFile).
+uint64_t RssFileKb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("RssFile:")) return std::stoull(line.substr(8));
+  }
+  return 0;
+}
+
 TEST_F(SlideFileTest, LargeChunksGoStraightToTheDiskAndReadBackTheSame) {
   ScanPlan plan = SmallPlan();
   plan.width = 1000;
@@ -183,6 +193,7 @@ TEST_F(SlideFileTest, LargeChunksGoStraightToTheDiskAndReadBackTheSame) {
     std::vector<unsigned char> resident((length + page - 1) / page);
     ASSERT_EQ(::mincore(map, length, resident.data()), 0);
     size_t whole_pages = 0, cached = 0;
+    const uint64_t mapped_before = RssFileKb();
     for (const auto& [at, bytes] : stored) {
       const ChunkKey key{plan.KeyOf(at.first), 0, 0, at.second};
       auto place = (*r)->Place(key);
@@ -196,10 +207,14 @@ TEST_F(SlideFileTest, LargeChunksGoStraightToTheDiskAndReadBackTheSame) {
       auto got = (*r)->ReadPlace(*place);
       ASSERT_TRUE(got.ok()) << got.status().ToString();
       EXPECT_EQ(std::vector<uint8_t>(got->begin(), got->end()), bytes);
+      (*r)->ReleasePlace(*got);
       auto through_hdf5 = (*r)->ReadChunk(key);
       ASSERT_TRUE(through_hdf5.ok()) << through_hdf5.status().ToString();
       EXPECT_EQ(*through_hdf5, bytes);
     }
+    // The reader's mapping of the file holds no more than a few pages once the chunks are
+    // released, however much of the file it read (here 8 MB).
+    EXPECT_LT(RssFileKb(), mapped_before + 1024) << "kB mapped from files: before " << mapped_before;
     ::munmap(map, length);
     ::close(fd);
     if (!closed) {
