@@ -459,9 +459,7 @@ struct Client::Reader {
     uint64_t sum = 0;
     bool checked = false;
     TESSERA_ASSIGN_OR_RETURN(const std::span<const uint8_t> chunk, Fetch(lf, key, place, buf, sum, checked));
-    Status applied = Apply(plan, out.level, g, p, chunk, sum, checked, ci, out, ck);
-    if (checked) lf.file->ReleasePlace(chunk);  // read where it lies in the file: unmapped again
-    return applied;
+    return Apply(plan, out.level, g, p, chunk, sum, checked, ci, out, ck);
   }
 
   // Reads the chunks of `groups` for every channel and plane of `out` from a local file, and

@@ -85,6 +85,9 @@ std::string LevelPath(uint32_t level, const char* name) {
   return level == 0 ? fmt::format("/raw/{}", name) : fmt::format("/raw/levels/{}/{}", level, name);
 }
 
+// What a reader reads through its mapping of a file before the pages leave its memory again.
+constexpr uint64_t kMappedReadBudget = uint64_t{32} << 20;
+
 struct SlideFile::Impl {
   std::string path;
   std::string slide_id;
@@ -110,6 +113,12 @@ struct SlideFile::Impl {
   mutable std::mutex map_mu;
   mutable std::vector<std::unique_ptr<Mapping>> mappings;  // under map_mu
   mutable std::atomic<const Mapping*> mapped{nullptr};
+  // Bytes read through the mapping since its pages were last dropped from this process (they
+  // stay in the page cache): past kMappedReadBudget all are, so that a reader's resident memory
+  // stays bounded however much of the file it reads. A span being decoded meanwhile faults its
+  // pages back in. In bulk, not per chunk: every madvise interrupts the process's other cores.
+  mutable std::atomic<uint64_t> mapped_reads{0};
+  void DropMappedPages() const;
   // The newest mapping holding [0, end) of the file, made under map_mu when the last one does
   // not; nullptr past the file's end (with errno's reason in `why`).
   const Mapping* MapThrough(uint64_t end, std::string& why) const;
@@ -677,6 +686,15 @@ const SlideFile::Impl::Mapping* SlideFile::Impl::MapThrough(uint64_t end, std::s
   return mappings.back().get();
 }
 
+void SlideFile::Impl::DropMappedPages() const {
+  std::unique_lock lock(map_mu, std::try_to_lock);
+  if (!lock.owns_lock()) return;  // another reader is at it, or remapping
+  mapped_reads = 0;
+  for (const auto& m : mappings) {
+    if (m->owns) ::madvise(const_cast<uint8_t*>(m->at), m->length, MADV_DONTNEED);
+  }
+}
+
 Result<std::span<const uint8_t>> SlideFile::ReadPlace(const ChunkPlace& place) const {
   const Impl& m = *impl_;
   const uint64_t end = place.offset + place.size;
@@ -690,21 +708,15 @@ Result<std::span<const uint8_t>> SlideFile::ReadPlace(const ChunkPlace& place) c
   if (map == nullptr) {
     return Error(StatusCode::kDataLoss, "cannot read {} bytes at {} of {}: {}", place.size, place.offset, m.path, why);
   }
+  if (m.mapped_reads.fetch_add(place.size, std::memory_order_relaxed) + place.size > kMappedReadBudget) {
+    m.DropMappedPages();
+  }
   const std::span<const uint8_t> bytes(map->at + place.offset, place.size);
   if (codec::Checksum(bytes) != place.checksum) {
     return Error(StatusCode::kDataLoss, "the {} bytes at {} of {} fail the chunk's checksum", place.size,
                  place.offset, m.path);
   }
   return bytes;
-}
-
-void SlideFile::ReleasePlace(std::span<const uint8_t> bytes) const {
-  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
-  const auto end = (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size() + page - 1) & ~(page - 1);
-  // Whole pages, those shared with the neighbouring chunks too: they are only unmapped, and
-  // fault back in from the page cache when read again.
-  if (!bytes.empty()) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 uint64_t SlideFile::StoredChecksum(const ChunkKey& key) const {

@@ -112,11 +112,10 @@ class SlideFile {
   /// A chunk's bytes at its place, in the file mapped read-only into memory, without HDF5 and
   /// without a copy: needs no Hdf5Mutex, so readers read and decode in parallel. Its checksum
   /// verified: DATA_LOSS when the bytes there are not the chunk's or lie past the file's end
-  /// (read it with ReadChunk then). Valid until Close (the file must stay open meanwhile).
+  /// (read it with ReadChunk then). Valid until Close (the file must stay open meanwhile). The
+  /// mapping's pages leave this process's memory every 32 MiB read (they stay in the page
+  /// cache): a reader's resident memory does not grow with the file.
   Result<std::span<const uint8_t>> ReadPlace(const ChunkPlace& place) const;
-  /// Done with bytes ReadPlace gave: their pages leave this process's mapping (they stay in
-  /// the page cache), so that a reader's resident memory does not grow to the file's size.
-  void ReleasePlace(std::span<const uint8_t> bytes) const;
 
   /// Syncs (with fsync) and closes; ends SWMR mode so any HDF5 reader opens the file.
   Status Close();
