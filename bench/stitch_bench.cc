@@ -11,6 +11,7 @@
 //   register_ms_per_pair (median, one thread)  register_pairs_per_s (all threads)  register_err_median_px  register_err_max_px
 //   register_wrong (pairs off by more than 1 px)  solve_s  solve_err_max_px
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <chrono>
@@ -64,6 +65,10 @@ bool Parse(int argc, char** argv, Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As the tessera binary (a worker) does: see cli/main.cc.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_ARENA_MAX, 1);
   Args a;
   if (!Parse(argc, argv, a)) {
     std::fprintf(stderr,
