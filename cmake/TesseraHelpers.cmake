@@ -36,6 +36,11 @@ function(tessera_test name)
   endif()
   gtest_discover_tests(${name}
     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
-    PROPERTIES LABELS "${ARG_LABELS}" ENVIRONMENT "TESSERA_BIN=$<TARGET_FILE:tessera>"
+    PROPERTIES ENVIRONMENT "TESSERA_BIN=$<TARGET_FILE:tessera>"
     DISCOVERY_TIMEOUT 30)
+  # The labels are set once the tests are discovered (at ctest time, after the discovery's own
+  # script): PROPERTIES above would split a list of several.
+  file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake
+       "if(${name}_TESTS)\n  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\nendif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake)
 endfunction()

@@ -57,8 +57,10 @@ pid_t SpawnWithPipes(const std::vector<std::string>& argv, int* out_fd, int* err
 
 }  // namespace
 
-pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file) {
-  std::vector<std::string> argv{TesseraBin()};
+pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file,
+                   const std::vector<std::string>& launcher) {
+  std::vector<std::string> argv = launcher;
+  argv.push_back(TesseraBin());
   argv.insert(argv.end(), args.begin(), args.end());
   int out = -1, err = -1;
   const pid_t pid = SpawnWithPipes(argv, &out, &err, log_file);
@@ -174,8 +176,10 @@ std::vector<pid_t> Stack::RolePids(const std::string& role, const std::string& a
   return out;
 }
 
-Process::Process(const std::vector<std::string>& args, const std::string& log_file) {
-  std::vector<std::string> argv{TesseraBin()};
+Process::Process(const std::vector<std::string>& args, const std::string& log_file,
+                 const std::vector<std::string>& launcher) {
+  std::vector<std::string> argv = launcher;
+  argv.push_back(TesseraBin());
   argv.insert(argv.end(), args.begin(), args.end());
   int err = -1;
   pid_ = SpawnWithPipes(argv, &out_, &err, log_file);

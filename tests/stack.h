@@ -56,9 +56,11 @@ std::string& CurrentToken();
 
 /// A `tessera` role run in the background (e.g. `serve worker ...`), its stderr appended
 /// to `log_file`; the constructor waits for its ready line. SIGTERM and wait when destroyed.
+/// `launcher` runs it through another program (e.g. Hosts::In: on another "host").
 class Process {
  public:
-  Process(const std::vector<std::string>& args, const std::string& log_file);
+  Process(const std::vector<std::string>& args, const std::string& log_file,
+          const std::vector<std::string>& launcher = {});
   ~Process();
   pid_t pid() const { return pid_; }
   const std::string& ready_line() const { return ready_; }
@@ -79,9 +81,10 @@ struct RunResult {
   std::string LastLine() const;
 };
 
-/// Starts `tessera args...` in the background, its stderr appended to `log_file`, and returns
-/// its pid at once; the caller ends it (kill, waitpid).
-pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file);
+/// Starts `tessera args...` in the background (through `launcher`, if any), its stderr appended
+/// to `log_file`, and returns its pid at once; the caller ends it (kill, waitpid).
+pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file,
+                   const std::vector<std::string>& launcher = {});
 
 /// The process's resident memory in bytes (/proc/PID/statm); 0 once it has ended.
 int64_t ResidentBytes(pid_t pid);
