@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "client/client.h"
 #include "common/security/security.h"
 #include "common/wire/listener.h"
 #include "common/wire/wire.h"
@@ -18,6 +19,7 @@
 #include "server/gateway/gateway.h"
 #include "server/manager/slide_manager.h"
 #include "server/proxy/slide_proxy.h"
+#include "server/scaler/scaler.h"
 #include "server/stitcher/stitcher.h"
 #include "server/supervisor/child_process.h"
 #include "server/supervisor/supervisor.h"
@@ -452,6 +454,47 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
     }
     Ready("worker " + (*w)->name());
     if (Status s = (*w)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
+  });
+
+  static scaler::ScalerOptions scaler_opts;
+  auto* sc = serve->add_subcommand(
+      "scaler", "Asks a Slurm cluster for workers (sbatch) while the task queues hold work; lets them go when they drain");
+  sc->add_option("--manager", scaler_opts.manager, "The slide manager's endpoint (finds the broker)")->required();
+  sc->add_option("--worker-credential", scaler_opts.credential,
+                 "The workers' credential file (role worker; `tessera credential new --role worker`): each job "
+                 "gets it, and the scaler reads the queues with it")
+      ->required();
+  sc->add_option("--script", scaler_opts.script, "The batch script each job runs (deploy/slurm/tessera-worker.sbatch)")
+      ->required();
+  sc->add_option("--broker", scaler_opts.broker, "The broker's endpoint as the cluster's nodes reach it (default: "
+                 "the one the manager names)");
+  sc->add_option("--submit-arg", scaler_opts.submit_args,
+                 "An sbatch option for every job (--partition=P, --account=A, --time=T, --output=PATH); repeat");
+  sc->add_option("--job-name", scaler_opts.job_name, "The jobs' name in squeue")->capture_default_str();
+  sc->add_option("--min-workers", scaler_opts.min_workers, "Jobs kept while the queues are empty")->capture_default_str();
+  sc->add_option("--max-workers", scaler_opts.max_workers, "Most jobs at once")
+      ->check(CLI::Range(1u, 10000u))
+      ->capture_default_str();
+  sc->add_option("--tasks-per-worker", scaler_opts.tasks_per_worker,
+                 "Waiting or running tasks that call for one more worker")
+      ->capture_default_str();
+  static double scaler_idle_s = 30;
+  sc->add_option("--idle-s", scaler_idle_s, "Seconds the queues stay empty before the jobs are let go")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  sc->callback([&] {
+    scaler_opts.idle_ms = static_cast<int>(scaler_idle_s * 1000);
+    if (Status s = UseCredential(scaler_opts.credential); !s.ok()) {
+      exit_code = Fail(s.ToString());
+      return;
+    }
+    auto sc = scaler::Scaler::Open(scaler_opts);
+    if (!sc.ok()) {
+      exit_code = Fail(sc.status().ToString());
+      return;
+    }
+    Ready("scaler " + scaler_opts.job_name);
+    if (Status s = (*sc)->Run(StopFlag()); !s.ok()) exit_code = Fail(s.ToString());
   });
 
   static stitcher::StitchOptions stitcher_opts;

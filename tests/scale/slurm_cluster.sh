@@ -6,6 +6,7 @@
 #                                then print `export SLURM_CONF=...` lines (eval them).
 #   slurm_cluster.sh stop DIR    cancel jobs, stop the daemons started from DIR, wait.
 #   slurm_cluster.sh status DIR  exit 0 if all three daemons of DIR are alive.
+#   slurm_cluster.sh install     only install the missing packages (scripts/install-deps).
 #
 # Must run as root; needs no systemd. Diagnostics go to stderr, stdout is only the exports.
 # Check the exit code before eval: `env=$(slurm_cluster.sh start "$d") && eval "$env"`
@@ -344,6 +345,12 @@ do_status() {
 
 # ---------- main ----------
 
+if [[ ${1:-} == install && $# == 1 ]]; then
+    DIR=$(mktemp -d)  # for apt's log
+    install_missing
+    rm -rf "$DIR"
+    exit 0
+fi
 (($# == 2)) || usage
 CMD=$1
 [[ -n $2 ]] || usage
