@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <cstring>
 
 #include "client/client.h"
@@ -23,6 +25,7 @@ namespace {
 
 constexpr int kChunksPerRequest = 64;  // the dealer's limit
 constexpr int kWindow = 16;            // requests in flight per read
+constexpr int kFailoverMs = 3000;     // a dealer's silence, with another to turn to
 constexpr int64_t kRecheckMs = 1000;   // reads of a local file ask the dealer this often whether they may
 
 // Copies out of one stored chunk into the output planes.
@@ -173,8 +176,11 @@ Subscription::Subscription(Subscription&&) noexcept = default;
 Subscription::~Subscription() = default;
 
 struct Client::Reader {
-  internal::DealerLink link;
-  std::string publish;
+  // The stack's tile dealers, in the manager's order; each slide is read through the first of
+  // its rendezvous order that answers (wire::RankDealers).
+  std::vector<std::string> dealer_endpoints;
+  std::vector<std::unique_ptr<internal::DealerLink>> links;
+  std::vector<std::string> publish;  // each dealer's events, in the same order
   ClientOptions options;
   internal::ThreadPool pool;
   internal::BufferPool decoded_buffers{64};  // chunks the decoded cache let go, reused
@@ -185,17 +191,48 @@ struct Client::Reader {
   std::map<std::string, std::shared_ptr<LocalFile>> local;  // by slide id; nullptr: not local
   std::map<std::string, int64_t> checked;  // by slide id: when the dealer last let this client read it
 
-  Reader(std::string dealer, std::string publish_ep, ClientOptions o)
-      : link(std::move(dealer), o.timeout_ms),
-        publish(std::move(publish_ep)),
+  Reader(std::vector<std::string> dealers, std::vector<std::string> publish_eps, ClientOptions o)
+      : dealer_endpoints(std::move(dealers)),
+        publish(std::move(publish_eps)),
         options(o),
         pool(o.decode_threads > 0 ? static_cast<unsigned>(o.decode_threads) : std::thread::hardware_concurrency()),
-        decoded(o.decoded_cache_bytes > 0 ? std::make_unique<cache::ChunkCache>(o.decoded_cache_bytes) : nullptr) {}
+        decoded(o.decoded_cache_bytes > 0 ? std::make_unique<cache::ChunkCache>(o.decoded_cache_bytes) : nullptr) {
+    // With another dealer to turn to, a silent one is given up on sooner.
+    const int timeout_ms = dealer_endpoints.size() > 1 ? std::min(o.timeout_ms, kFailoverMs) : o.timeout_ms;
+    for (const auto& d : dealer_endpoints) links.push_back(std::make_unique<internal::DealerLink>(d, timeout_ms));
+  }
+
+  // The link to the dealer `slide` is read through: the first of its rendezvous order that is
+  // answering (the first of all when none is).
+  internal::DealerLink& link(const std::string& slide) {
+    const std::vector<size_t> order = wire::RankDealers(slide, dealer_endpoints);
+    for (size_t i : order) {
+      if (links[i]->Answering()) return *links[i];
+    }
+    return *links[order.front()];
+  }
+
+  // `read` again, on the slide's next dealer, while it fails UNAVAILABLE (a dealer gone silent:
+  // its link then says so) and another dealer answers.
+  template <typename Read>
+  auto Failover(Read read) -> decltype(read()) {
+    auto result = read();
+    for (size_t tried = 1; tried < links.size() && StatusOf(result).code() == StatusCode::kUnavailable; ++tried) {
+      if (std::none_of(links.begin(), links.end(), [](const auto& l) { return l->Answering(); })) break;
+      result = read();
+    }
+    return result;
+  }
+  static const Status& StatusOf(const Status& s) { return s; }
+  template <typename T>
+  static Status StatusOf(const Result<T>& r) { return r.status(); }
+
+  Result<StoredChunk> Chunk(const std::string& slide, const ChunkKey& key);
 
   Result<SlideView> Describe(const std::string& id) {
     proto::DealerRequest req;
     req.mutable_slide_info()->set_slide_id(id);
-    TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link.Call(std::move(req)).get());
+    TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link(id).Call(std::move(req)).get());
     TESSERA_ASSIGN_OR_RETURN(SlideView view, ViewFromProto(in.header.slide_info()));
     std::lock_guard lock(views_mu);
     views[id] = std::make_shared<const SlideView>(view);
@@ -553,7 +590,7 @@ struct Client::Reader {
       if (due) {
         proto::DealerRequest req;
         req.mutable_slide_info()->set_slide_id(slide);
-        TESSERA_RETURN_IF_ERROR(link.Call(std::move(req)).get().status());
+        TESSERA_RETURN_IF_ERROR(link(slide).Call(std::move(req)).get().status());
         std::lock_guard lock(local_mu);
         checked[slide] = wire::NowMs();
       }
@@ -577,7 +614,7 @@ struct Client::Reader {
           if (!job.error.ok()) break;  // stop asking; what is in flight still refers to us
           ++job.in_flight;
         }
-        link.Send(std::move(req), [this, &job, &slide, &groups, &plan, &out, pieces, first, end, ci](Result<internal::DealerLink::Reply> r) {
+        link(slide).Send(std::move(req), [this, &job, &slide, &groups, &plan, &out, pieces, first, end, ci](Result<internal::DealerLink::Reply> r) {
           OnChunks(std::move(r), job, slide, groups, plan, out, pieces, first, end, ci);
         });
       }
@@ -654,7 +691,7 @@ struct Client::Reader {
       pr->mutable_box()->set_w(req.width);
       pr->mutable_box()->set_h(req.height);
       pr->set_cursor(cursor);
-      TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link.Call(std::move(dr)).get());
+      TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link(req.slide).Call(std::move(dr)).get());
       const proto::RegionPlan& rp = in.header.region();
       TESSERA_RETURN_IF_ERROR(CheckPlan(plan, req, rp));
       if (!first && (rp.box().x() != out.x || rp.box().y() != out.y || rp.box().w() != out.shape[3] ||
@@ -752,19 +789,21 @@ Result<Client::Reader*> Client::reader() {
   std::lock_guard lock(*reader_mu_);
   if (reader_) return reader_.get();
   TESSERA_ASSIGN_OR_RETURN(auto eps, Endpoints());
-  if (!eps.contains("dealer")) {
+  // One dealer, or several ("tcp://a:7401,tcp://b:7401", their events endpoints in the same order).
+  const std::vector<std::string> dealers = wire::SplitEndpoints(eps["dealer"]);
+  if (dealers.empty()) {
     return Error(StatusCode::kUnavailable,
                  "the stack at {} has no tile dealer: `tessera up` runs one, or start `tessera serve "
                  "dealer --manager {}`",
                  server_, server_);
   }
-  reader_ = std::make_unique<Reader>(eps["dealer"], eps["dealer_publish"], options_);
+  reader_ = std::make_unique<Reader>(dealers, wire::SplitEndpoints(eps["dealer_publish"]), options_);
   return reader_.get();
 }
 
 Result<SlideView> Client::Describe(const std::string& id) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
-  return r->Describe(id);
+  return r->Failover([&] { return r->Describe(id); });
 }
 
 Result<Array> Client::ReadRegion(const RegionRequest& request) {
@@ -775,7 +814,7 @@ Result<Array> Client::ReadRegion(const RegionRequest& request) {
 
 Status Client::ReadRegion(const RegionRequest& request, Array& out) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
-  return r->Region(request, out);
+  return r->Failover([&] { return r->Region(request, out); });
 }
 
 std::future<Result<Array>> Client::ReadRegionAsync(RegionRequest request) {
@@ -790,7 +829,7 @@ Result<Array> Client::ReadTile(const TileRequest& request) {
 
 Status Client::ReadTile(const TileRequest& request, Array& out) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
-  return r->Tile(request, out);
+  return r->Failover([&] { return r->Tile(request, out); });
 }
 
 std::future<Result<Array>> Client::ReadTileAsync(TileRequest request) {
@@ -799,11 +838,15 @@ std::future<Result<Array>> Client::ReadTileAsync(TileRequest request) {
 
 Result<StoredChunk> Client::ReadChunk(const std::string& slide, const ChunkKey& key) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  return r->Failover([&]() -> Result<StoredChunk> { return r->Chunk(slide, key); });
+}
+
+Result<StoredChunk> Client::Reader::Chunk(const std::string& slide, const ChunkKey& key) {
   proto::DealerRequest req;
   auto* rc = req.mutable_read_chunks();
   rc->set_slide_id(slide);
   ToRef(key, rc->add_chunks());
-  TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, r->link.Call(std::move(req)).get());
+  TESSERA_ASSIGN_OR_RETURN(internal::DealerLink::Reply in, link(slide).Call(std::move(req)).get());
   const proto::DealerReply& reply = in.header;
   if (reply.chunks().results_size() != 1) return Error(StatusCode::kInternal, "the dealer answered no chunk");
   TESSERA_RETURN_IF_ERROR(wire::FromProto(reply.chunks().results(0).status()));
@@ -819,14 +862,25 @@ Result<StoredChunk> Client::ReadChunk(const std::string& slide, const ChunkKey& 
 Result<Subscription> Client::Subscribe(const std::string& slide, std::function<void(const LandedEvent&)> on_event) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
   if (r->publish.empty()) return Error(StatusCode::kUnavailable, "the tile dealer publishes no events");
+  // Every dealer republishes every writer's events: subscribed to all of them, the viewer hears
+  // on while any one is up, and each event is passed on once (the copies are byte for byte the
+  // same; the last 64 seen are remembered).
   auto socket = std::make_shared<zmq::socket_t>(wire::MakeSocket(zmq::socket_type::sub));
   socket->set(zmq::sockopt::subscribe, slide);
-  TESSERA_RETURN_IF_ERROR(wire::Connect(*socket, r->publish));
+  for (const auto& publish : r->publish) TESSERA_RETURN_IF_ERROR(wire::Connect(*socket, publish));
+  const bool several = r->publish.size() > 1;
   auto impl = std::make_unique<Subscription::Impl>();
-  impl->thread = std::jthread([socket, slide, on_event = std::move(on_event)](std::stop_token stop) {
+  impl->thread = std::jthread([socket, slide, several, on_event = std::move(on_event)](std::stop_token stop) {
+    std::deque<uint64_t> seen;
     while (!stop.stop_requested()) {
       auto in = wire::Receive(*socket, 100);
       if (!in || in->payload.size() != 1 || in->header.to_string() != slide) continue;
+      if (several) {
+        const uint64_t sum = codec::Checksum({static_cast<const uint8_t*>(in->payload[0].data()), in->payload[0].size()});
+        if (std::find(seen.begin(), seen.end(), sum) != seen.end()) continue;
+        seen.push_back(sum);
+        if (seen.size() > 64) seen.pop_front();
+      }
       proto::SlideEvent e;
       if (!e.ParseFromArray(in->payload[0].data(), static_cast<int>(in->payload[0].size()))) continue;
       on_event({e.slide_id(), {e.landed().begin(), e.landed().end()}, {e.levels().begin(), e.levels().end()}, e.closed()});

@@ -27,6 +27,10 @@ install(CODE "
     configure_file(${PROJECT_SOURCE_DIR}/deploy/\${unit}.service.in \"\${out}\" @ONLY)
   endforeach()")
 
+# What a cluster needs: the Slurm batch script (tessera serve scaler --script), the HTCondor
+# submit description, the Kubernetes manifests.
+install(DIRECTORY deploy/slurm deploy/htcondor deploy/kubernetes DESTINATION ${CMAKE_INSTALL_DATADIR}/tessera/deploy
+        USE_SOURCE_PERMISSIONS)
 install(FILES README.md LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 

@@ -3,7 +3,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace tessera::internal {
+namespace {
+
+constexpr int64_t kFirstRetryMs = 5000, kLongestRetryMs = 120000;
+
+}  // namespace
 
 DealerLink::DealerLink(std::string endpoint, int timeout_ms)
     : endpoint_(std::move(endpoint)), timeout_ms_(timeout_ms), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -74,6 +81,8 @@ void DealerLink::Loop(std::stop_token stop) {
       if (it == pending_.end()) continue;  // timed out already
       auto done = std::move(it->second.done);
       pending_.erase(it);
+      backoff_ms_ = 0;
+      retry_at_ms_ = 0;
       if (Status s = wire::FromProto(in->header.status()); !s.ok()) {
         done(s);
       } else {
@@ -85,6 +94,10 @@ void DealerLink::Loop(std::stop_token stop) {
     while (!pending_.empty() && pending_.begin()->second.deadline_ms < now) {
       auto done = std::move(pending_.begin()->second.done);
       pending_.erase(pending_.begin());
+      if (retry_at_ms_.load() <= now) {  // not already waiting out an earlier silence
+        backoff_ms_ = std::clamp<int64_t>(backoff_ms_ * 2, kFirstRetryMs, kLongestRetryMs);
+        retry_at_ms_ = now + backoff_ms_;
+      }
       done(Error(StatusCode::kUnavailable,
                  "no answer from the tile dealer at {} within {} ms: is it running? (`tessera up` "
                  "starts one; `tessera serve dealer` runs one alone)",

@@ -7,6 +7,7 @@
 //   auto reply = link.Call(request).get();
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <map>
@@ -37,6 +38,11 @@ class DealerLink {
 
   const std::string& endpoint() const { return endpoint_; }
 
+  /// False from a request that went unanswered within the timeout until a retry time (5 s,
+  /// doubling with each unanswered retry, up to 2 min); true again at once when it answers.
+  /// A client with several dealers sends elsewhere meanwhile.
+  bool Answering() const { return wire::NowMs() >= retry_at_ms_.load(); }
+
  private:
   struct Pending {
     Callback done;
@@ -51,6 +57,8 @@ class DealerLink {
   std::vector<std::pair<proto::DealerRequest, Callback>> outbox_;
   std::map<uint64_t, Pending> pending_;  // the link's thread only
   uint64_t next_id_ = 1;
+  std::atomic<int64_t> retry_at_ms_{0};  // Answering()
+  int64_t backoff_ms_ = 0;                 // the link's thread only
   std::jthread thread_;
 };
 

@@ -1,5 +1,7 @@
 #include "common/wire/wire.h"
 
+#include <xxhash.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -117,6 +119,39 @@ Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
     return Error(StatusCode::kInvalidArgument, "bad endpoint '{}': {}", endpoint, e.what());
   }
   return OkStatus();
+}
+
+std::vector<std::string> SplitEndpoints(const std::string& list) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  for (size_t at = list.find(','); begin <= list.size(); at = list.find(',', at + 1)) {
+    if (at != std::string::npos) {
+      const std::string_view next = std::string_view(list).substr(at + 1);
+      if (!next.starts_with("tcp://") && !next.starts_with("ipc://") && !next.starts_with("inproc://")) continue;
+    }
+    const size_t end = at == std::string::npos ? list.size() : at;
+    if (end > begin) out.push_back(list.substr(begin, end - begin));
+    if (at == std::string::npos) break;
+    begin = at + 1;
+  }
+  return out;
+}
+
+Status ConnectAll(zmq::socket_t& socket, const std::string& list) {
+  for (const auto& endpoint : SplitEndpoints(list)) TESSERA_RETURN_IF_ERROR(Connect(socket, endpoint));
+  return OkStatus();
+}
+
+std::vector<size_t> RankDealers(const std::string& slide, const std::vector<std::string>& dealers) {
+  std::vector<std::pair<uint64_t, size_t>> weights;
+  for (size_t i = 0; i < dealers.size(); ++i) {
+    const std::string key = slide + "\n" + dealers[i];
+    weights.emplace_back(XXH64(key.data(), key.size(), 0), i);
+  }
+  std::sort(weights.begin(), weights.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<size_t> order;
+  for (const auto& w : weights) order.push_back(w.second);
+  return order;
 }
 
 std::string PeerRole(const zmq::message_t& m) {

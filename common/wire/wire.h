@@ -85,6 +85,20 @@ void SetAdmission(std::function<bool(std::string_view key)> still_admitted);
 /// an endpoint ZeroMQ does not take.
 Status Connect(zmq::socket_t& socket, const std::string& endpoint);
 
+/// Several roles of one kind named in one endpoint string, "tcp://a:7401,tcp://b:7401" (the
+/// manager's "dealer" when a stack runs several dealers): split where a comma is followed by a
+/// scheme (tcp://, ipc://, inproc://), so an ipc:// path may hold commas. Empty parts dropped.
+std::vector<std::string> SplitEndpoints(const std::string& list);
+
+/// Connects to every endpoint of a list (SplitEndpoints): a PUB socket publishing to each dealer.
+Status ConnectAll(zmq::socket_t& socket, const std::string& list);
+
+/// The order in which every client tries a stack's tile dealers for `slide`: rendezvous (highest
+/// random weight) hashing, each dealer weighted by XXH64(slide + "\n" + its endpoint, seed 0),
+/// highest first. Every client computes the same order from the manager's list, so a slide's
+/// chunks are cached by one dealer; a dealer's loss moves only its own slides, to the next.
+std::vector<size_t> RankDealers(const std::string& slide, const std::vector<std::string>& dealers);
+
 /// The role the ZAP handler gave the peer that sent `m` ("admin", "scanner", ...); empty
 /// when the connection is not authenticated (an insecure stack's, inproc).
 std::string PeerRole(const zmq::message_t& m);

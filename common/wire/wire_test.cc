@@ -1,6 +1,9 @@
 #include "common/wire/wire.h"
 
 #include <gtest/gtest.h>
+#include <fmt/format.h>
+
+#include <array>
 
 namespace tessera::wire {
 namespace {
@@ -68,6 +71,39 @@ TEST(WireTest, StatusCodesMatchTheProtocol) {
             static_cast<int>(StatusCode::kDeadlineExceeded));
   EXPECT_EQ(static_cast<int>(proto::UNAUTHENTICATED), static_cast<int>(StatusCode::kUnauthenticated));
   EXPECT_EQ(proto::StatusCode_descriptor()->value_count(), 16) << "a code added to one side only";
+}
+
+}  // namespace
+}  // namespace tessera::wire
+
+namespace tessera::wire {
+namespace {
+
+TEST(EndpointListTest, SplitsAtCommasBeforeASchemeOnly) {
+  EXPECT_EQ(SplitEndpoints("tcp://a:1,tcp://b:2"), (std::vector<std::string>{"tcp://a:1", "tcp://b:2"}));
+  EXPECT_EQ(SplitEndpoints("tcp://a:1"), (std::vector<std::string>{"tcp://a:1"}));
+  EXPECT_EQ(SplitEndpoints(""), (std::vector<std::string>{}));
+  EXPECT_EQ(SplitEndpoints("ipc:///data/a,b/run.ipc,tcp://c:3"),
+            (std::vector<std::string>{"ipc:///data/a,b/run.ipc", "tcp://c:3"}));  // a comma in a path
+  EXPECT_EQ(SplitEndpoints(",tcp://a:1,,tcp://b:2"), (std::vector<std::string>{"tcp://a:1,", "tcp://b:2"}));  // zmq refuses the first
+}
+
+TEST(RankDealersTest, EveryClientRanksTheSameAndALostDealerMovesOnlyItsOwnSlides) {
+  const std::vector<std::string> three{"tcp://10.0.0.1:7401", "tcp://10.0.0.2:7401", "tcp://10.0.0.3:7401"};
+  const std::vector<std::string> two{three[0], three[2]};  // the second lost
+  std::array<int, 3> first{};
+  for (int i = 0; i < 3000; ++i) {
+    const std::string slide = fmt::format("s{:06d}", i);
+    const auto order = RankDealers(slide, three);
+    ASSERT_EQ(order.size(), 3u);
+    EXPECT_EQ(order, RankDealers(slide, three));  // a pure function of slide and list
+    ++first[order[0]];
+    // Without dealer 1, a slide keeps its dealer unless it was 1's; then it goes to its second.
+    const auto without = RankDealers(slide, two);
+    const std::string now = two[without[0]];
+    EXPECT_EQ(now, order[0] != 1 ? three[order[0]] : three[order[1]]) << slide;
+  }
+  for (int n : first) EXPECT_NEAR(n, 1000, 150);  // slides spread evenly
 }
 
 }  // namespace

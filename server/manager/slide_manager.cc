@@ -803,7 +803,7 @@ Result<std::unique_ptr<SlideManager>> SlideManager::Open(const ManagerOptions& o
   impl->ResumeStitches();
   if (!impl->options.events.empty()) {  // connected now, so that no event is lost to the connect
     impl->events.emplace(wire::MakeSocket(zmq::socket_type::pub));
-    TESSERA_RETURN_IF_ERROR(wire::Connect(*impl->events, impl->options.events));
+    TESSERA_RETURN_IF_ERROR(wire::ConnectAll(*impl->events, impl->options.events));
   }
   TESSERA_ASSIGN_OR_RETURN(auto all, impl->catalog->List());
   Impl* m = impl.get();

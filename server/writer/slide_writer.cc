@@ -251,7 +251,7 @@ Result<std::unique_ptr<SlideWriter>> SlideWriter::Open(const WriterOptions& opti
   }
   if (!options.events.empty()) {
     impl->events = wire::MakeSocket(zmq::socket_type::pub);
-    TESSERA_RETURN_IF_ERROR(wire::Connect(impl->events, options.events));
+    TESSERA_RETURN_IF_ERROR(wire::ConnectAll(impl->events, options.events));
   }
   impl->limits = ingest::IngestLimits(impl->plan, uint64_t{1} << 30);
   TESSERA_ASSIGN_OR_RETURN(impl->server, (wire::Server<proto::IngestMessage, proto::IngestMessage>::Bind(
