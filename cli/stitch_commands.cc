@@ -41,6 +41,55 @@ Result<StitchState> Follow(Client& client, const std::string& slide) {
   }
 }
 
+// The host part of a tcp:// or http:// endpoint; "(local)" for ipc:// and inproc://.
+std::string HostOf(const std::string& endpoint) {
+  const auto scheme = endpoint.find("://");
+  if (scheme == std::string::npos || endpoint.starts_with("ipc:") || endpoint.starts_with("inproc:")) return "(local)";
+  const std::string rest = endpoint.substr(scheme + 3);
+  return rest.substr(0, rest.rfind(':'));
+}
+
+// `tessera ps`, first part: every role the manager names, where it runs, and whether it answers
+// (the dealers with their caches; the slides' proxies and writers while they acquire).
+void PrintRoles(const std::string& server) {
+  Client client(server);
+  auto endpoints = client.Endpoints();
+  fmt::print("{:<16} {:<32} {:<16} {}\n", "ROLE", "ENDPOINT", "HOST", "STATE");
+  if (!endpoints.ok()) {
+    fmt::print("{:<16} {:<32} {:<16} {}\n", "manager", server, HostOf(server), endpoints.status().ToString());
+    return;
+  }
+  fmt::print("{:<16} {:<32} {:<16} {}\n", "manager", server, HostOf(server), "up");
+  if (auto dealers = client.DealersStats(); dealers.ok()) {
+    for (const auto& d : *dealers) {
+      const uint64_t looked = d.cache_hits + d.cache_misses;
+      fmt::print("{:<16} {:<32} {:<16} {}\n", "dealer", d.endpoint, HostOf(d.endpoint),
+                 d.answered ? fmt::format("up, cache {} MB, {:.0f} % hits", d.cache_bytes >> 20,
+                                          looked ? 100.0 * static_cast<double>(d.cache_hits) / static_cast<double>(looked) : 0.0)
+                            : std::string("NOT ANSWERING"));
+    }
+  }
+  for (const auto& [name, ep] : *endpoints) {
+    if (name.starts_with("dealer") || name == "broker_local" || name == "manager") continue;
+    fmt::print("{:<16} {:<32} {:<16} {}\n", name, ep, HostOf(ep), name == "broker" ? (stitcher::QueryBroker(server).ok()
+                                                                                      ? "up" : "NOT ANSWERING")
+                                                                                : "named");
+  }
+  if (auto slides = client.List(); slides.ok()) {
+    for (const auto& sl : *slides) {
+      if (sl.state != "acquiring") continue;
+      fmt::print("{:<16} {:<32} {:<16} {}\n", "proxy " + sl.id, sl.proxy_endpoint, HostOf(sl.proxy_endpoint),
+                 sl.proxy_pid > 0 ? fmt::format("pid {}, FIFO {} of {} MB", sl.proxy_pid, sl.fifo_held_bytes >> 20,
+                                                sl.fifo_window_bytes >> 20)
+                                  : std::string("starting"));
+      fmt::print("{:<16} {:<32} {:<16} {}\n", "writer " + sl.id, "(the proxy's)", HostOf(sl.proxy_endpoint),
+                 sl.writer_pid > 0 ? fmt::format("pid {}, {} of {} frames", sl.writer_pid, sl.frames_written,
+                                                 sl.frames_total)
+                                   : std::string("starting"));
+    }
+  }
+}
+
 }  // namespace
 
 void AddStitchCommands(CLI::App& app, int& exit_code) {
@@ -116,15 +165,17 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
   });
 
   static std::string ps_server;
-  auto* ps = app.add_subcommand("ps", "Show the stack's workers (their services and tasks) and the task queues");
+  auto* ps = app.add_subcommand(
+      "ps", "Show the stack's roles on every host (whether each answers), its workers and the task queues");
   AddServerOption(ps, ps_server);
   ps->callback([&] {
+    PrintRoles(ps_server);
     auto m = stitcher::QueryBroker(ps_server);
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
       return;
     }
-    fmt::print("broker {}\n\n{:<28} {:<24} {:<10} {:>8} {:>10}\n", m->broker, "WORKER", "SERVICES", "TASK", "DONE",
+    fmt::print("\nbroker {}\n\n{:<28} {:<24} {:<10} {:>8} {:>10}\n", m->broker, "WORKER", "SERVICES", "TASK", "DONE",
                "BUSY_MS");
     for (const auto& w : m->workers) {
       fmt::print("{:<28} {:<24} {:<10} {:>8} {:>10}\n", w.name, w.services, w.task.empty() ? "-" : w.task, w.done,

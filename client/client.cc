@@ -38,6 +38,11 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   s.host = p.host();
   s.proxy_pid = p.proxy_pid();
   s.writer_pid = p.writer_pid();
+  s.fifo_held_bytes = p.fifo_held_bytes();
+  s.fifo_window_bytes = p.fifo_window_bytes();
+  s.frames_received = p.frames_received();
+  s.ack_latency_counts.assign(p.ack_latency_counts().begin(), p.ack_latency_counts().end());
+  s.ack_latency_sum_ms = p.ack_latency_sum_ms();
   s.error = p.error();
   if (auto plan = PlanFromJson(p.plan_json()); plan.ok()) s.plan = *std::move(plan);
   for (int i = 0; i + 1 < p.positions_size(); i += 2) s.positions.push_back({p.positions(i), p.positions(i + 1)});

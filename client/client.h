@@ -85,6 +85,12 @@ struct SlideSummary {
   /// wire::HostId); empty when it has none.
   std::string proxy_local_endpoint, host;
   int proxy_pid = 0, writer_pid = 0;
+  /// While acquiring: the proxy's FIFO (compressed bytes held, its bound), the frames it took,
+  /// and its acknowledgements' latency (a count per metrics::kLatencyBoundsMs bucket, one more
+  /// past the last; their sum in milliseconds).
+  uint64_t fifo_held_bytes = 0, fifo_window_bytes = 0, frames_received = 0;
+  std::vector<uint64_t> ack_latency_counts;
+  double ack_latency_sum_ms = 0;
   std::string error;
   ScanPlan plan;
   /// After a stitch (`Info` only): each tile's solved x, y in level-0 pixels, sub-pixel;
@@ -122,6 +128,17 @@ struct SlideView {
   /// first), as the dealer places them; a volume view's level L has plan.Level(L).DepthOf(depth).
   uint64_t depth = 1;
   std::string host;  ///< the dealer's (wire::HostId): where summary.path can be opened
+};
+
+/// A tile dealer's counters (docs/protocol.md, DealerStats).
+struct DealerStats {
+  std::string endpoint;
+  bool answered = false;
+  uint64_t cache_bytes = 0, cache_capacity = 0, cache_hits = 0, cache_misses = 0, requests = 0;
+  /// read_chunks requests, arrival to answer: a count per metrics::kLatencyBoundsMs bucket (one
+  /// more past the last), their sum in milliseconds.
+  std::vector<uint64_t> read_latency_counts;
+  double read_latency_sum_ms = 0;
 };
 
 /// Frames of a slide that became readable (FrameIndex values; see ScanPlan::KeyOf).
@@ -202,6 +219,9 @@ class Client {
 
   /// The dealer's view of a slide (levels, positions, landed frames).
   Result<SlideView> Describe(const std::string& id);
+  /// What each of the stack's tile dealers has served, in the manager's order (`answered`
+  /// false for one that did not answer within the client's timeout): the gateway's /metrics.
+  Result<std::vector<DealerStats>> DealersStats();
 
   /// A box of the mosaic at a level, composed from the fields of view at their current
   /// positions (the higher tile index on top where they overlap); pixels no tile covers

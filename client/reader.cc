@@ -801,6 +801,33 @@ Result<Client::Reader*> Client::reader() {
   return reader_.get();
 }
 
+Result<std::vector<DealerStats>> Client::DealersStats() {
+  TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
+  std::vector<std::future<Result<internal::DealerLink::Reply>>> replies;
+  for (auto& link : r->links) {
+    proto::DealerRequest req;
+    req.mutable_stats();
+    replies.push_back(link->Call(std::move(req)));
+  }
+  std::vector<DealerStats> out;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    DealerStats d{.endpoint = r->dealer_endpoints[i]};
+    if (auto in = replies[i].get(); in.ok() && in->header.has_stats()) {
+      const proto::DealerStats& st = in->header.stats();
+      d.answered = true;
+      d.cache_bytes = st.cache_bytes();
+      d.cache_capacity = st.cache_capacity();
+      d.cache_hits = st.cache_hits();
+      d.cache_misses = st.cache_misses();
+      d.requests = st.requests();
+      d.read_latency_counts.assign(st.read_latency_counts().begin(), st.read_latency_counts().end());
+      d.read_latency_sum_ms = st.read_latency_sum_ms();
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 Result<SlideView> Client::Describe(const std::string& id) {
   TESSERA_ASSIGN_OR_RETURN(Reader * r, reader());
   return r->Failover([&] { return r->Describe(id); });

@@ -31,7 +31,8 @@ class Hosts {
   std::vector<std::string> In(const std::string& host) const;
   /// Moves the calling thread onto the host (setns): sockets it opens from now on, the threads
   /// it starts and the programs it runs are there, until the Hosts end. Call it before the
-  /// thread opens any socket, and end the Hosts on the same thread.
+  /// thread opens any socket, and end the Hosts on the same thread. Once per process: the
+  /// client library's ZeroMQ threads stay in the namespace they were started in.
   void Enter(const std::string& host);
   /// Takes the host's link down (nothing reaches it or leaves it) or up again.
   void Disconnect(const std::string& host);

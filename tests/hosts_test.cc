@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,10 @@ class HostsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (const std::string why = Hosts::Unavailable(); !why.empty()) GTEST_SKIP() << why;
+    // The client library's ZeroMQ context lives in the namespace of its first socket: one
+    // such test per process (ctest runs each test in its own).
+    static bool used = false;
+    if (std::exchange(used, true)) GTEST_SKIP() << "run each HostsTest in a process of its own (ctest does)";
     hosts_ = std::make_unique<Hosts>(
         std::vector<std::string>{"store", "serve-a", "serve-b", "compute-a", "compute-b", "web", "lab"});
     data_ = FreshDir("hosts");
@@ -262,6 +267,10 @@ TEST_F(HostsTest, AWorkersHostTakenAwayMidScanLosesNothingAndTheStitchIsTheSame)
   const std::string id = StartScan(2);
   ASSERT_TRUE(WaitFor([&] { return TasksDoneBy("compute-a") > 0 && TasksDoneBy("compute-b") > 0; }, 60000))
       << "both workers' hosts take the scan's tasks";
+  const RunResult ps = RunTessera({"ps", "--server", manager_});
+  EXPECT_NE(ps.out.find("proxy " + id), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find("tcp://" + At("serve-b") + ":7401"), std::string::npos) << ps.out;
+  for (const char* worker : {"compute-a", "compute-b"}) EXPECT_NE(ps.out.find(worker), std::string::npos) << ps.out;
   const uint64_t written = FramesWritten(id);
   EXPECT_LT(written, 25u) << "the host should go while the scan runs";
   hosts_->KillAll("compute-a");
@@ -300,6 +309,12 @@ TEST_F(HostsTest, TheSlidesDealerHostTakenAwayMidScanHasAnotherDealerServeItAndL
   const uint64_t written = FramesWritten(id);
   ASSERT_TRUE(WaitFor([&] { return FramesWritten(id) >= written + 3 && events_.load() > heard; }, 60000))
       << "the scan goes on, and the viewer hears of it through the other dealer";
+  // `tessera ps` shows every host's roles, and which of them no longer answers.
+  const RunResult ps = RunTessera({"ps", "--server", manager_});
+  const std::string other = away == "serve-a" ? "serve-b" : "serve-a";
+  EXPECT_NE(ps.out.find("tcp://" + At(away) + ":7401  "), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find(At(away) + "        NOT ANSWERING"), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find(At(other) + "        up, cache"), std::string::npos) << ps.out;
   hosts_->Connect(away);
   StartServe(away);
   ExpectEveryFrameExact(id);

@@ -62,6 +62,10 @@ pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_
   std::vector<std::string> argv = launcher;
   argv.push_back(TesseraBin());
   argv.insert(argv.end(), args.begin(), args.end());
+  return StartProgram(argv, log_file);
+}
+
+pid_t StartProgram(const std::vector<std::string>& argv, const std::string& log_file) {
   int out = -1, err = -1;
   const pid_t pid = SpawnWithPipes(argv, &out, &err, log_file);
   ::close(out);  // what it prints is not read (SIGPIPE is ignored there)

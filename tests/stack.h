@@ -86,6 +86,9 @@ struct RunResult {
 pid_t StartTessera(const std::vector<std::string>& args, const std::string& log_file,
                    const std::vector<std::string>& launcher = {});
 
+/// Starts any program in the background, its stderr appended to `log_file`; returns its pid.
+pid_t StartProgram(const std::vector<std::string>& argv, const std::string& log_file);
+
 /// The process's resident memory in bytes (/proc/PID/statm); 0 once it has ended.
 int64_t ResidentBytes(pid_t pid);
 

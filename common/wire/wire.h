@@ -233,6 +233,13 @@ inline int64_t NowMs() {
       .count();
 }
 
+/// Monotonic microseconds.
+inline int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 /// A random 64-bit id (process incarnations, slide ids).
 uint64_t RandomId();
 

@@ -1,5 +1,7 @@
 #include "server/dealer/tile_dealer.h"
 
+#include "common/metrics/metrics.h"
+
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -36,6 +38,7 @@ struct Outgoing {
 struct Task {
   zmq::message_t identity;
   proto::DealerRequest request;
+  int64_t received_us = 0;
 };
 
 }  // namespace
@@ -46,6 +49,8 @@ struct TileDealer::Impl {
   zmq::socket_t events, publish, results;
   std::string endpoint, events_endpoint, publish_endpoint;
   cache::ChunkCache cache{options.cache_bytes};
+  metrics::LatencyHistogram read_latency;  // read_chunks, arrival to answer
+  std::atomic<uint64_t> requests{0};
   std::unique_ptr<internal::SlideRegistry> registry;
   std::shared_ptr<spdlog::logger> log = log::Get("dealer");
 
@@ -264,6 +269,7 @@ struct TileDealer::Impl {
       case proto::DealerRequest::kSlideInfo: s = SlideInfo(req.slide_info().slide_id(), out); break;
       case proto::DealerRequest::kReadChunks: s = ReadChunks(req.read_chunks(), out); break;
       case proto::DealerRequest::kPlanRegion: s = PlanRegion(req.plan_region(), out); break;
+      case proto::DealerRequest::kStats: Stats(out); break;
       default: s = Error(StatusCode::kInvalidArgument, "empty or unknown dealer request");
     }
     if (!s.ok()) {
@@ -298,6 +304,7 @@ struct TileDealer::Impl {
         continue;
       }
       Outgoing out = Serve(*task);
+      Served(task->request, task->received_us);
       wire::Send(back, &out.identity, out.reply, std::move(out.payload));
     }
   }
@@ -336,7 +343,8 @@ struct TileDealer::Impl {
         return OkStatus();
       }
       case proto::DealerRequest::kListSlides:
-      case proto::DealerRequest::kSlideInfo: return OkStatus();
+      case proto::DealerRequest::kSlideInfo:
+      case proto::DealerRequest::kStats: return OkStatus();
       default: return Error(StatusCode::kInvalidArgument, "empty or unknown dealer request");
     }
   }
@@ -347,14 +355,34 @@ struct TileDealer::Impl {
   }
 
   void HandleFront(wire::Incoming<proto::DealerRequest>& call) {
+    const int64_t received_us = wire::NowUs();
     if (call.request.has_read_chunks()) {
       Outgoing out{{}, ReplyTo(call.request), {}};
       if (TryFromCache(call.request.read_chunks(), out)) {
         front->Answer(call, std::move(out.reply), OkStatus(), std::move(out.payload));
+        Served(call.request, received_us);
         return;
       }
     }
-    Submit({std::move(*call.message.identity), std::move(call.request)});
+    Submit({std::move(*call.message.identity), std::move(call.request), received_us});
+  }
+
+  // Counts an answered request (read_chunks timed from its arrival).
+  void Served(const proto::DealerRequest& req, int64_t received_us) {
+    requests.fetch_add(1, std::memory_order_relaxed);
+    if (req.has_read_chunks()) read_latency.Observe(static_cast<double>(wire::NowUs() - received_us) / 1000);
+  }
+
+  void Stats(Outgoing& out) {
+    auto* st = out.reply.mutable_stats();
+    st->set_cache_bytes(cache.bytes());
+    st->set_cache_capacity(options.cache_bytes);
+    st->set_cache_hits(cache.hits());
+    st->set_cache_misses(cache.misses());
+    st->set_requests(requests.load(std::memory_order_relaxed));
+    const metrics::HistogramData d = read_latency.Read();
+    for (uint64_t n : d.counts) st->add_read_latency_counts(n);
+    st->set_read_latency_sum_ms(d.sum_ms);
   }
 
   void HandleEvent(wire::Message& in) {

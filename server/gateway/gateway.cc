@@ -22,12 +22,14 @@
 
 #include "client/client.h"
 #include "common/log/log.h"
+#include "common/metrics/metrics.h"
 #include "common/pyramid/pyramid.h"
 #include "common/wire/listener.h"
 #include "server/gateway/iiif.h"
 #include "server/gateway/render.h"
 #include "server/gateway/url.h"
 #include "server/gateway/zarr.h"
+#include "server/stitcher/stitcher.h"
 #include "common/codec/codec.h"
 #include "common/imageio/tiff.h"
 
@@ -177,14 +179,29 @@ class Handler {
   }
 
   Reply Handle(std::string_view target) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string_view route = "static";
+    Reply reply = Route(target, route);
+    Account(route, reply.status, start);
+    return reply;
+  }
+
+ private:
+  Reply Route(std::string_view target, std::string_view& route) {
     const size_t q = target.find('?');
     auto path = PercentDecode(target.substr(0, q));
     if (!path.ok()) return ErrorReply(path.status());
     auto query = ParseQuery(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
     if (!query.ok()) return ErrorReply(query.status());
     const auto parts = Split(*path, '/');
+    if (parts.size() >= 2) {
+      for (std::string_view r : {"api", "iiif", "precomputed", "zarr", "zarr3", "metrics"}) {
+        if (parts[1] == r) route = r;
+      }
+    }
     Result<Reply> reply = Error(StatusCode::kNotFound, "no such path");
-    if (parts.size() >= 2 && parts[1] == "api") reply = Api(parts, *query);
+    if (parts.size() == 2 && parts[1] == "metrics") reply = Metrics();
+    else if (parts.size() >= 2 && parts[1] == "api") reply = Api(parts, *query);
     else if (parts.size() >= 4 && parts[1] == "iiif" && parts[2] == "3") reply = Iiif(parts, *query);
     else if (parts.size() >= 4 && parts[1] == "precomputed") reply = Precomputed(parts);
     else if (parts.size() >= 3 && (parts[1] == "zarr" || parts[1] == "zarr3")) {
@@ -194,7 +211,94 @@ class Handler {
     return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
   }
 
- private:
+  // Counts a request of `route` answered with `status` and times it.
+  void Account(std::string_view route, http::status status, std::chrono::steady_clock::time_point start) {
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard lock(accounts_mu_);
+    auto& a = accounts_[std::string(route)];
+    a.latency.Observe(ms);
+    ++a.by_code[static_cast<int>(status)];
+  }
+
+  // /metrics: the whole stack in Prometheus's text format (docs/operating.md, "Metrics"). Each
+  // part that does not answer is left out and its `_up` says so; the reply is always 200.
+  Result<Reply> Metrics() {
+    metrics::Exposition e;
+    e.Gauge("tessera_build_info", "The gateway's version", {{"version", "0.1.0"}}, 1);
+    auto slides = client_.List();
+    e.Gauge("tessera_manager_up", "Whether the slide manager answered", {}, slides.ok() ? 1 : 0);
+    if (slides.ok()) {
+      std::map<std::string, int> by_state{{"acquiring", 0}, {"acquired", 0}, {"failed", 0}};
+      uint64_t frames = 0, bytes = 0;
+      for (const auto& sl : *slides) {
+        ++by_state[sl.state];
+        frames += sl.frames_written;
+        bytes += sl.bytes_stored;
+        if (sl.state != "acquiring") continue;  // per-slide series only while a slide takes frames
+        const metrics::Labels l{{"slide", sl.id}};
+        e.Counter("tessera_slide_frames_written_total", "Durable frames of a slide being acquired", l,
+                  static_cast<double>(sl.frames_written));
+        e.Counter("tessera_slide_frames_received_total", "Frames its proxy took (duplicates included)", l,
+                  static_cast<double>(sl.frames_received));
+        e.Gauge("tessera_fifo_held_bytes", "Compressed bytes the slide's proxy holds, not yet durable", l,
+                static_cast<double>(sl.fifo_held_bytes));
+        e.Gauge("tessera_fifo_window_bytes", "The slide's proxy's FIFO bound (the scanner's credit)", l,
+                static_cast<double>(sl.fifo_window_bytes));
+        e.Histogram("tessera_ack_latency_seconds", "From a frame's arrival at the proxy to its acknowledgement",
+                    l, {sl.ack_latency_counts, sl.ack_latency_sum_ms});
+      }
+      for (const auto& [state, n] : by_state) e.Gauge("tessera_slides", "Slides in the catalog by state", {{"state", state}}, n);
+      e.Counter("tessera_frames_written_total", "Durable frames of every slide", {}, static_cast<double>(frames));
+      e.Counter("tessera_bytes_stored_total", "Compressed bytes stored, every slide", {}, static_cast<double>(bytes));
+    }
+    if (auto dealers = client_.DealersStats(); dealers.ok()) {
+      for (const auto& d : *dealers) {
+        const metrics::Labels l{{"dealer", d.endpoint}};
+        e.Gauge("tessera_dealer_up", "Whether the tile dealer answered", l, d.answered ? 1 : 0);
+        if (!d.answered) continue;
+        e.Gauge("tessera_dealer_cache_bytes", "Compressed chunks the dealer caches", l, static_cast<double>(d.cache_bytes));
+        e.Gauge("tessera_dealer_cache_capacity_bytes", "The dealer's cache bound", l, static_cast<double>(d.cache_capacity));
+        e.Counter("tessera_dealer_cache_hits_total", "Chunks answered from the dealer's cache", l,
+                  static_cast<double>(d.cache_hits));
+        e.Counter("tessera_dealer_cache_misses_total", "Chunks the dealer read from a file", l,
+                  static_cast<double>(d.cache_misses));
+        const uint64_t looked = d.cache_hits + d.cache_misses;
+        e.Gauge("tessera_dealer_cache_hit_ratio", "Hits over lookups since the dealer started", l,
+                looked == 0 ? 0 : static_cast<double>(d.cache_hits) / static_cast<double>(looked));
+        e.Counter("tessera_dealer_requests_total", "Requests the dealer answered", l, static_cast<double>(d.requests));
+        e.Histogram("tessera_dealer_read_seconds", "A chunk request at the dealer, arrival to answer", l,
+                    {d.read_latency_counts, d.read_latency_sum_ms});
+      }
+    }
+    auto broker = stitcher::QueryBroker(options_.manager);
+    e.Gauge("tessera_broker_up", "Whether the task broker answered", {}, broker.ok() ? 1 : 0);
+    if (broker.ok()) {
+      e.Gauge("tessera_workers", "Workers registered with the broker", {}, static_cast<double>(broker->workers.size()));
+      for (const auto& q : broker->queues) {
+        const metrics::Labels l{{"service", q.service}};
+        e.Gauge("tessera_service_workers", "Workers offering the service", l, q.workers);
+        e.Gauge("tessera_tasks_queued", "Tasks waiting for a worker", l, q.queued);
+        e.Gauge("tessera_tasks_running", "Tasks on a worker", l, q.running);
+        e.Gauge("tessera_task_queue_bytes", "Bytes of the tasks waiting", l, static_cast<double>(q.queued_bytes));
+        e.Counter("tessera_tasks_done_total", "Tasks done", l, static_cast<double>(q.done));
+        e.Counter("tessera_tasks_failed_total", "Tasks failed for good", l, static_cast<double>(q.failed));
+        e.Counter("tessera_tasks_retried_total", "Tasks given to another worker", l, static_cast<double>(q.retried));
+      }
+    }
+    {
+      std::lock_guard lock(accounts_mu_);
+      for (const auto& [route, a] : accounts_) {
+        for (const auto& [code, n] : a.by_code) {
+          e.Counter("tessera_gateway_requests_total", "HTTP requests answered, by route and status",
+                    {{"route", route}, {"code", std::to_string(code)}}, static_cast<double>(n));
+        }
+        e.Histogram("tessera_gateway_request_seconds", "HTTP requests, arrival to the reply's body (IIIF: a tile)",
+                    {{"route", route}}, a.latency.Read());
+      }
+    }
+    return Reply{http::status::ok, "text/plain; version=0.0.4; charset=utf-8", e.Text(), {}, false, {}};
+  }
+
   static Reply Json(std::string body) { return {http::status::ok, "application/json", std::move(body), {}, false, {}}; }
 
   Result<Reply> Api(const std::vector<std::string_view>& parts, const Query& query) {
@@ -741,6 +845,12 @@ class Handler {
   const GatewayOptions& options_;
   Client client_;
   std::shared_ptr<spdlog::logger> log_;
+  struct RouteCounts {
+    metrics::LatencyHistogram latency;
+    std::map<int, uint64_t> by_code;
+  };
+  std::mutex accounts_mu_;
+  std::map<std::string, RouteCounts, std::less<>> accounts_;  // by route: a handful
   std::mutex mu_;
   std::map<std::string, SlideGeometry> geometry_;
 };

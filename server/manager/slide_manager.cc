@@ -465,7 +465,13 @@ struct SlideManager::Impl {
     // Asked through the proxy's Unix socket when it has one: no TCP, no CURVE handshake.
     const std::string& ask = local.empty() ? r.proxy_endpoint : local;
     if (auto stats = wire::Ask<proto::IngestMessage>(ask, req, kStatsTimeoutMs); stats.ok() && stats->has_stats()) {
-      out->set_frames_written(stats->stats().frames_durable());
+      const proto::Stats& st = stats->stats();
+      out->set_frames_written(st.frames_durable());
+      out->set_fifo_held_bytes(st.held_bytes());
+      out->set_fifo_window_bytes(st.window_bytes());
+      out->set_frames_received(st.frames_received());
+      *out->mutable_ack_latency_counts() = st.ack_latency_counts();
+      out->set_ack_latency_sum_ms(st.ack_latency_sum_ms());
       if (stats->stats().writer_status().code() != proto::OK) out->set_error(stats->stats().writer_status().message());
     }
   }

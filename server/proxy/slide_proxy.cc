@@ -1,5 +1,7 @@
 #include "server/proxy/slide_proxy.h"
 
+#include "common/metrics/metrics.h"
+
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -22,6 +24,7 @@ struct HeldFrame {
   std::vector<zmq::message_t> chunks;
   uint64_t bytes = 0;
   std::string scanner;  // routing id of the scanner that sent it last
+  int64_t received_us = 0;  // when it was first taken: its acknowledgement's latency runs from here
 };
 
 }  // namespace
@@ -39,6 +42,7 @@ struct SlideProxy::Impl {
   std::map<uint64_t, HeldFrame> held;
   uint64_t held_bytes = 0, peak_held_bytes = 0;
   uint64_t frames_received = 0, duplicates = 0, rejected = 0, frames_durable = 0;
+  metrics::LatencyHistogram ack_latency;  // from a frame's arrival to its acknowledgement
   std::set<std::string> scanners;
 
   uint64_t writer_incarnation = 0;
@@ -114,7 +118,7 @@ struct SlideProxy::Impl {
                               index, bytes, held_bytes, options.fifo_bytes),
                         &index);
     }
-    HeldFrame f{std::move(in.header), std::move(in.payload), bytes, scanner};
+    HeldFrame f{std::move(in.header), std::move(in.payload), bytes, scanner, wire::NowUs()};
     SendToWriter(f);
     held.emplace(index, std::move(f));
     held_bytes += bytes;
@@ -154,6 +158,9 @@ struct SlideProxy::Impl {
         st->set_frames_durable(frames_durable);
         st->set_frames_rejected(rejected + front->refused());
         st->set_peak_held_bytes(peak_held_bytes);
+        const metrics::HistogramData acks = ack_latency.Read();
+        for (uint64_t n : acks.counts) st->add_ack_latency_counts(n);
+        st->set_ack_latency_sum_ms(acks.sum_ms);
         st->set_writer_connected(writer_incarnation != 0 &&
                                  wire::NowMs() - writer_heard_ms < 2 * kWriterSilenceMs);
         wire::ToProto(writer_status, st->mutable_writer_status());
@@ -189,6 +196,7 @@ struct SlideProxy::Impl {
           auto* ack = pos->second.mutable_ack();
           ack->set_incarnation(incarnation);
           ack->add_durable(index);
+          ack_latency.Observe(static_cast<double>(wire::NowUs() - it->second.received_us) / 1000);
           held_bytes -= it->second.bytes;
           held.erase(it);
         }
