@@ -322,6 +322,27 @@ TEST_F(HostsTest, TheSlidesDealerHostTakenAwayMidScanHasAnotherDealerServeItAndL
   ExpectGatewayServesFused(id);
 }
 
+// The storage host (manager, the slide's proxy and writer, the stitcher) goes away mid-scan and
+// comes back, its manager started again as its service manager would: the scanner waits (its
+// unacknowledged frames are its own), the manager resumes the slide, the scanner resends what
+// was not durable, and nothing acknowledged is lost.
+TEST_F(HostsTest, TheStorageHostTakenAwayMidScanResumesTheSlideAndLosesNothing) {
+  const std::string id = StartScan(2);
+  ASSERT_TRUE(WaitFor([&] { return FramesWritten(id) >= 6; }, 60000));
+  EXPECT_LT(FramesWritten(id), 25u) << "the host should go while the scan runs";
+  hosts_->KillAll("store");
+  Forget("store");
+  hosts_->Disconnect("store");
+  // Away for as long as a client takes to give up on the manager (its timeout, 10 s).
+  const auto list = client_->List();
+  EXPECT_FALSE(list.ok()) << "the storage host is unreachable";
+  hosts_->Connect("store");
+  StartStore();
+  ExpectEveryFrameExact(id);
+  ExpectStitchAsCalm(id);
+  ExpectGatewayServesFused(id);
+}
+
 // The scanner's link to the stack limited to 100 Mbit/s (a token bucket on "lab"): the scanner
 // is held back by the proxy's credit (a FIFO of 8 MB here), so neither its memory nor the
 // proxy's grows with the scan (120 MB stored, 200 MB raw; 40 and 21 MB seen), and the scan goes at the
