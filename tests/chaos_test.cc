@@ -14,15 +14,12 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
-#include "common/imageio/tiff.h"
-#include "common/imageio/tile_config.h"
 #include "common/wire/wire.h"
+#include "tests/mist.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
 namespace {
-
-const std::string kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
 
 // The stack, a paced scan of mist running in the background, and a subscribed viewer.
 class ChaosTest : public ::testing::Test {
@@ -67,49 +64,14 @@ class ChaosTest : public ::testing::Test {
   void ExpectEveryFrameExact(const std::string& id) {
     scan_.join();
     ASSERT_EQ(scan_result_.exit_code, 0) << scan_result_.err;
-    auto config = imageio::ReadTileConfig(kMist);
-    ASSERT_TRUE(config.ok());
-    auto info = client_->Info(id);
-    ASSERT_TRUE(info.ok()) << info.status().ToString();
-    EXPECT_EQ(info->state, "acquired") << info->error;
-    EXPECT_EQ(info->frames_written, config->entries.size());
-    uint64_t raw_chunk_bytes = 0;
-    for (uint32_t t = 0; t < config->entries.size(); ++t) {
-      auto tile = client_->ReadTile({.slide = id, .tile = t});
-      ASSERT_TRUE(tile.ok()) << "tile " << t << ": " << tile.status().ToString();
-      auto tiff = imageio::ReadTiff(config->entries[t].path);
-      ASSERT_TRUE(tiff.ok());
-      EXPECT_TRUE(tiff->pixels == tile->data) << "tile " << t;
-      auto chunk = client_->ReadChunk(id, {{t, 0, 0}, 0, 0, 0});
-      ASSERT_TRUE(chunk.ok());
-      raw_chunk_bytes += chunk->bytes.size();
-    }
-    // Each frame once: the file stores exactly one copy of every chunk (one chunk per tile).
-    EXPECT_EQ(info->bytes_stored, raw_chunk_bytes);
+    ExpectMistStoredExactlyOnce(*client_, id);
   }
 
   // The stitch ends done; a manager started after it ended (state "": this manager ran none)
   // finds the slide stitched.
   void ExpectStitchDone(const std::string& id) {
-    std::string state, error;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          auto info = client_->Info(id);
-          if (!info.ok()) return false;
-          state = info->stitch.state;
-          error = info->stitch.error;
-          if (state.empty() && info->stitched_unix_ms > 0) state = "done";
-          return state == "done" || state == "failed";
-        },
-        180000));
-    EXPECT_EQ(state, "done") << error;
     // Every one of mist's 40 overlaps registered right, whatever died on the way.
-    auto stitch = client_->GetStitch(id);
-    ASSERT_TRUE(stitch.ok()) << stitch.status().ToString();
-    const auto report = nlohmann::json::parse(stitch->report_json, nullptr, false);
-    ASSERT_FALSE(report.is_discarded());
-    EXPECT_EQ(report["summary"]["links"], 40);
-    EXPECT_EQ(report["summary"]["reliable"], 40) << stitch->report_json.substr(0, 2000);
+    ExpectMistStitchDone(*client_, id);
     auto fused = client_->ReadRegion({.slide = id + ":fused", .level = 3, .x = 0, .y = 0, .width = 64, .height = 64});
     EXPECT_TRUE(fused.ok()) << fused.status().ToString();
   }

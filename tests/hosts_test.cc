@@ -23,16 +23,13 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
-#include "common/imageio/tiff.h"
-#include "common/imageio/tile_config.h"
 #include "common/wire/wire.h"
 #include "tests/hosts.h"
+#include "tests/mist.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
 namespace {
-
-const std::string kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
 
 class HostsTest : public ::testing::Test {
  protected:
@@ -175,46 +172,14 @@ class HostsTest : public ::testing::Test {
   void ExpectEveryFrameExact(const std::string& id) {
     scan_.join();
     ASSERT_EQ(scan_result_.exit_code, 0) << scan_result_.err;
-    auto config = imageio::ReadTileConfig(kMist);
-    ASSERT_TRUE(config.ok());
-    auto info = client_->Info(id);
-    ASSERT_TRUE(info.ok()) << info.status().ToString();
-    EXPECT_EQ(info->state, "acquired") << info->error;
-    EXPECT_EQ(info->frames_written, config->entries.size());
-    uint64_t chunk_bytes = 0;
-    for (uint32_t t = 0; t < config->entries.size(); ++t) {
-      auto tile = client_->ReadTile({.slide = id, .tile = t});
-      ASSERT_TRUE(tile.ok()) << "tile " << t << ": " << tile.status().ToString();
-      auto tiff = imageio::ReadTiff(config->entries[t].path);
-      ASSERT_TRUE(tiff.ok());
-      EXPECT_TRUE(tiff->pixels == tile->data) << "tile " << t;
-      auto chunk = client_->ReadChunk(id, {{t, 0, 0}, 0, 0, 0});
-      ASSERT_TRUE(chunk.ok());
-      chunk_bytes += chunk->bytes.size();
-    }
-    EXPECT_EQ(info->bytes_stored, chunk_bytes) << "a frame stored twice";
+    ExpectMistStoredExactlyOnce(*client_, id);
   }
 
   // The live stitch ends done with every one of mist's 40 overlaps reliable, and its positions
   // are the ones a stitch of the closed slide on calm hosts computes.
   void ExpectStitchAsCalm(const std::string& id) {
-    std::string state, error;
-    EXPECT_TRUE(WaitFor(
-        [&] {
-          auto info = client_->Info(id);
-          if (!info.ok()) return false;
-          state = info->stitch.state;
-          error = info->stitch.error;
-          return state == "done" || state == "failed";
-        },
-        180000));
-    ASSERT_EQ(state, "done") << error;
-    auto stitch = client_->GetStitch(id);
-    ASSERT_TRUE(stitch.ok()) << stitch.status().ToString();
-    const auto report = nlohmann::json::parse(stitch->report_json, nullptr, false);
-    ASSERT_FALSE(report.is_discarded());
-    EXPECT_EQ(report["summary"]["links"], 40);
-    EXPECT_EQ(report["summary"]["reliable"], 40) << stitch->report_json.substr(0, 2000);
+    const nlohmann::json report = ExpectMistStitchDone(*client_, id);
+    ASSERT_FALSE(report.is_null());
     const RunResult calm = RunTessera({"stitch", id, "--no-store", "--json", "--server", manager_});
     ASSERT_EQ(calm.exit_code, 0) << calm.err;
     const auto again = nlohmann::json::parse(calm.out, nullptr, false);

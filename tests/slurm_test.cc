@@ -14,12 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "tests/mist.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
 namespace {
 
-const std::string kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
+
 const std::string kCluster = "tests/scale/slurm_cluster.sh";
 
 class SlurmTest : public ::testing::Test {
@@ -76,24 +77,7 @@ TEST_F(SlurmTest, AStitchRunsEveryTaskOnWorkersSlurmStartedAndTheyAreLetGoWhenTh
   ASSERT_TRUE(all.ok() && !all->empty());
   const std::string id = all->back().id;
 
-  std::string state, error;
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        auto info = client.Info(id);
-        if (!info.ok()) return false;
-        state = info->stitch.state;
-        error = info->stitch.error;
-        return state == "done" || state == "failed";
-      },
-      180000))
-      << "the stitch did not end; the scaler's log: " << cluster_ + "/scaler.log";
-  ASSERT_EQ(state, "done") << error;
-  auto stitch = client.GetStitch(id);
-  ASSERT_TRUE(stitch.ok()) << stitch.status().ToString();
-  const auto report = nlohmann::json::parse(stitch->report_json, nullptr, false);
-  ASSERT_FALSE(report.is_discarded());
-  EXPECT_EQ(report["summary"]["links"], 40);
-  EXPECT_EQ(report["summary"]["reliable"], 40);
+  ExpectMistStitchDone(client, id);
 
   // Every task the broker handed out went to a worker a Slurm job started (the stack has none).
   const RunResult ps = RunTessera({"ps", "--server", stack.manager()});

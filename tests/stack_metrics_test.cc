@@ -16,12 +16,13 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "tests/mist.h"
 #include "tests/stack.h"
 
 namespace tessera::testing {
 namespace {
 
-const std::string kMist = "../shared/data/mist-5x5/TileConfiguration.txt";
+
 
 // A TCP port free on loopback now (the OS's choice, released for the server to take).
 int FreePort() {
@@ -42,7 +43,7 @@ RunResult Curl(const std::vector<std::string>& args) {
   return RunProgram(argv);
 }
 
-class MetricsTest : public ::testing::Test {
+class StackMetricsTest : public ::testing::Test {
  protected:
   void TearDown() override {
     if (prometheus_ > 0) {
@@ -64,7 +65,7 @@ class MetricsTest : public ::testing::Test {
   std::string prometheus_url_;
 };
 
-TEST_F(MetricsTest, PrometheusScrapesTheWholeStackWhileAScanIsStitched) {
+TEST_F(StackMetricsTest, PrometheusScrapesTheWholeStackWhileAScanIsStitched) {
   Stack stack({"--auto-stitch", "true", "--http-port", "0"});
   ASSERT_FALSE(stack.manager().empty());
   const std::string http = stack.endpoint("http");
