@@ -71,9 +71,9 @@ void PrintRoles(const std::string& server) {
   }
   for (const auto& [name, ep] : *endpoints) {
     if (name.starts_with("dealer") || name == "broker_local" || name == "manager") continue;
-    fmt::print("{:<16} {:<32} {:<16} {}\n", name, ep, HostOf(ep), name == "broker" ? (stitcher::QueryBroker(server).ok()
-                                                                                      ? "up" : "NOT ANSWERING")
-                                                                                : "named");
+    std::string state = "named by the manager";
+    if (name == "broker") state = stitcher::QueryBroker(server).ok() ? "up" : "NOT ANSWERING";
+    fmt::print("{:<16} {:<32} {:<16} {}\n", name == "http" ? "gateway" : name, ep, HostOf(ep), state);
   }
   if (auto slides = client.List(); slides.ok()) {
     for (const auto& sl : *slides) {

@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <cstring>
+#include <deque>
 
 #include "client/client.h"
 #include "client/internal/buffer_pool.h"
