@@ -50,8 +50,9 @@ std::string HostOf(const std::string& endpoint) {
 }
 
 // `tessera ps`, first part: every role the manager names, where it runs, and whether it answers
-// (the dealers with their caches; the slides' proxies and writers while they acquire).
-void PrintRoles(const std::string& server) {
+// (the dealers with their caches; the broker as `broker_up` says; the slides' proxies and writers
+// while they acquire).
+void PrintRoles(const std::string& server, bool broker_up) {
   Client client(server);
   auto endpoints = client.Endpoints();
   fmt::print("{:<16} {:<32} {:<16} {}\n", "ROLE", "ENDPOINT", "HOST", "STATE");
@@ -72,7 +73,7 @@ void PrintRoles(const std::string& server) {
   for (const auto& [name, ep] : *endpoints) {
     if (name.starts_with("dealer") || name == "broker_local" || name == "manager") continue;
     std::string state = "named by the manager";
-    if (name == "broker") state = stitcher::QueryBroker(server).ok() ? "up" : "NOT ANSWERING";
+    if (name == "broker") state = broker_up ? "up" : "NOT ANSWERING";
     fmt::print("{:<16} {:<32} {:<16} {}\n", name == "http" ? "gateway" : name, ep, HostOf(ep), state);
   }
   if (auto slides = client.List(); slides.ok()) {
@@ -169,8 +170,8 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
       "ps", "Show the stack's roles on every host (whether each answers), its workers and the task queues");
   AddServerOption(ps, ps_server);
   ps->callback([&] {
-    PrintRoles(ps_server);
-    auto m = stitcher::QueryBroker(ps_server);
+    auto m = stitcher::QueryBroker(ps_server);  // asked once: a broker gone costs one timeout
+    PrintRoles(ps_server, m.ok());
     if (!m.ok()) {
       exit_code = Fail(m.status().ToString());
       return;

@@ -104,12 +104,13 @@ void Hosts::Enter(const std::string& host) {
   ::close(fd);
 }
 
-void Hosts::Disconnect(const std::string& host) {
-  Ip({"/usr/bin/ip", "-n", prefix_ + "-switch", "link", "set", "dev", "p" + std::to_string(Index(host)), "down"});
-}
+void Hosts::Disconnect(const std::string& host) { SetLink(host, "down"); }
 
-void Hosts::Connect(const std::string& host) {
-  Ip({"/usr/bin/ip", "-n", prefix_ + "-switch", "link", "set", "dev", "p" + std::to_string(Index(host)), "up"});
+void Hosts::Connect(const std::string& host) { SetLink(host, "up"); }
+
+// The host's port on the switch, "up" or "down".
+void Hosts::SetLink(const std::string& host, const std::string& state) {
+  Ip({"/usr/bin/ip", "-n", prefix_ + "-switch", "link", "set", "dev", "p" + std::to_string(Index(host)), state});
 }
 
 void Hosts::LimitRate(const std::string& host, const std::string& rate) {

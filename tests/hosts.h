@@ -44,6 +44,7 @@ class Hosts {
 
  private:
   size_t Index(const std::string& host) const;
+  void SetLink(const std::string& host, const std::string& state);
   std::string Namespace(const std::string& host) const;
 
   std::string prefix_;  // namespaces are PREFIX-NAME, PREFIX-switch

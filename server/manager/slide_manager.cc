@@ -472,7 +472,7 @@ struct SlideManager::Impl {
       out->set_frames_received(st.frames_received());
       *out->mutable_ack_latency_counts() = st.ack_latency_counts();
       out->set_ack_latency_sum_ms(st.ack_latency_sum_ms());
-      if (stats->stats().writer_status().code() != proto::OK) out->set_error(stats->stats().writer_status().message());
+      if (st.writer_status().code() != proto::OK) out->set_error(st.writer_status().message());
     }
   }
 

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -124,8 +123,7 @@ struct Scaler::Impl {
   ScalerOptions o;
   std::vector<std::string> env;  // what each job is given
   std::shared_ptr<spdlog::logger> log = log::Get("scaler");
-  mutable std::mutex mu;
-  ScalerState state;
+  std::vector<std::string> jobs;  // submitted and not yet ended (pending or running): Run's thread only
   int64_t last_busy_ms = 0;
 
   static int64_t NowMs() {
@@ -133,13 +131,13 @@ struct Scaler::Impl {
         .count();
   }
 
-  // The jobs of ours the scheduler still lists (pending, running, completing); nullopt when it
-  // does not answer.
-  std::optional<std::set<std::string>> Listed() {
+  // The jobs named ours the scheduler lists (pending, running, completing); UNAVAILABLE, saying
+  // why, when squeue does not answer.
+  Result<std::set<std::string>> Listed() const {
     const Output r = RunTool({o.squeue, "--noheader", "--format=%i", "--name=" + o.job_name}, {}, kToolTimeoutMs);
     if (r.status != 0) {
-      log->warn("squeue failed: {}", Trimmed(r.err));
-      return std::nullopt;
+      return Error(StatusCode::kUnavailable, "the scheduler does not answer ({}: {}): is Slurm's client installed "
+                   "and SLURM_CONF right?", o.squeue, Trimmed(r.err));
     }
     std::set<std::string> listed;
     std::istringstream lines(r.out);
@@ -157,10 +155,8 @@ struct Scaler::Impl {
     if (r.status != 0 || id.empty() || id.find_first_not_of("0123456789_") != std::string::npos) {
       return Error(StatusCode::kUnavailable, "sbatch {} failed: {}{}", o.script, Trimmed(r.err), Trimmed(r.out));
     }
-    std::lock_guard lock(mu);
-    state.jobs.push_back(id);
-    ++state.submitted;
-    log->info("submitted job={} workers={}", id, state.jobs.size());
+    jobs.push_back(id);
+    log->info("submitted job={} workers={}", id, jobs.size());
     return OkStatus();
   }
 
@@ -170,10 +166,8 @@ struct Scaler::Impl {
     argv.insert(argv.end(), ids.begin(), ids.end());
     const Output r = RunTool(argv, {}, kToolTimeoutMs);
     if (r.status != 0) log->warn("scancel failed: {}", Trimmed(r.err));
-    std::lock_guard lock(mu);
-    std::erase_if(state.jobs, [&](const std::string& j) { return std::find(ids.begin(), ids.end(), j) != ids.end(); });
-    state.cancelled += ids.size();
-    log->info("let go jobs={} workers={}", fmt::join(ids, ","), state.jobs.size());
+    std::erase_if(jobs, [&](const std::string& j) { return std::find(ids.begin(), ids.end(), j) != ids.end(); });
+    log->info("let go jobs={} workers={}", fmt::join(ids, ","), jobs.size());
   }
 
   void Step() {
@@ -201,16 +195,16 @@ struct Scaler::Impl {
     uint64_t tasks = 0;
     for (const auto& q : broker->queues) tasks += q.queued + q.running;
     // Jobs that ended by themselves (time limit, node failure, killed) are forgotten.
-    if (auto listed = Listed()) {
-      std::lock_guard lock(mu);
-      std::erase_if(state.jobs, [&](const std::string& j) { return !listed->contains(j); });
-    } else {
+    const auto listed = Listed();
+    if (!listed.ok()) {
+      log->warn("{}", listed.status().ToString());
       return;
     }
+    std::erase_if(jobs, [&](const std::string& j) { return !listed->contains(j); });
     const int64_t now = NowMs();
     if (tasks > 0) last_busy_ms = now;
     const uint32_t wanted = WantedWorkers(tasks, o);
-    size_t have = state.jobs.size();
+    size_t have = jobs.size();
     for (; have < wanted; ++have) {
       if (Status s = Submit(); !s.ok()) {
         log->warn("{}", s.ToString());
@@ -218,12 +212,7 @@ struct Scaler::Impl {
       }
     }
     if (tasks == 0 && now - last_busy_ms >= o.idle_ms && have > o.min_workers) {
-      std::vector<std::string> go;
-      {
-        std::lock_guard lock(mu);
-        go.assign(state.jobs.begin() + static_cast<std::ptrdiff_t>(o.min_workers), state.jobs.end());
-      }
-      Cancel(go);
+      Cancel({jobs.begin() + static_cast<std::ptrdiff_t>(o.min_workers), jobs.end()});
     }
   }
 };
@@ -243,25 +232,15 @@ Result<std::unique_ptr<Scaler>> Scaler::Open(const ScalerOptions& options) {
     return Error(StatusCode::kInvalidArgument, "workers: need 0 <= min ({}) <= max ({}), max >= 1",
                  options.min_workers, options.max_workers);
   }
-  const Output probe = RunTool({options.squeue, "--noheader", "--format=%i", "--name=" + options.job_name}, {},
-                               kToolTimeoutMs);
-  if (probe.status != 0) {
-    return Error(StatusCode::kUnavailable, "the scheduler does not answer ({}: {}): is Slurm's client installed and "
-                 "SLURM_CONF right?", options.squeue, Trimmed(probe.err));
-  }
   auto impl = std::make_unique<Impl>();
   impl->o = options;
+  TESSERA_RETURN_IF_ERROR(impl->Listed().status());
   impl->last_busy_ms = Impl::NowMs();
   return std::unique_ptr<Scaler>(new Scaler(std::move(impl)));
 }
 
 Scaler::Scaler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Scaler::~Scaler() = default;
-
-ScalerState Scaler::state() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->state;
-}
 
 Status Scaler::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
@@ -270,7 +249,7 @@ Status Scaler::Run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  impl_->Cancel(state().jobs);
+  impl_->Cancel(std::vector<std::string>(impl_->jobs));  // a copy: Cancel erases from the list
   return OkStatus();
 }
 

@@ -39,12 +39,6 @@ struct ScalerOptions {
 /// How many workers `tasks` waiting or running tasks call for, within [min, max].
 uint32_t WantedWorkers(uint64_t tasks, const ScalerOptions& options);
 
-/// What the scaler has done, for its log and `tessera ps`.
-struct ScalerState {
-  std::vector<std::string> jobs;  ///< submitted and not yet ended (pending or running)
-  uint64_t submitted = 0, cancelled = 0;
-};
-
 class Scaler {
  public:
   /// INVALID_ARGUMENT for a missing script or credential, bounds out of order; UNAVAILABLE
@@ -57,7 +51,6 @@ class Scaler {
   /// empty for idle_ms. A broker or scheduler that does not answer is waited out (logged).
   /// When `stop` becomes true, cancels every job it submitted and returns.
   Status Run(const std::atomic<bool>& stop);
-  ScalerState state() const;
 
  private:
   struct Impl;
