@@ -20,6 +20,7 @@ pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(TURBOJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
 pkg_check_modules(PNG REQUIRED IMPORTED_TARGET libpng)
 pkg_check_modules(FFTW3F REQUIRED IMPORTED_TARGET fftw3f)
+pkg_check_modules(FFTW3 REQUIRED IMPORTED_TARGET fftw3)     # destriping: double, as the reference it must equal
 pkg_check_modules(DEFLATE REQUIRED IMPORTED_TARGET libdeflate)  # OME-TIFF tiles, compressed in parallel
 
 add_library(tessera_hdf5 INTERFACE)

@@ -1,0 +1,56 @@
+// Wavelets: PyWavelets' discrete wavelet transform in 2-D, for destriping (destripe.h).
+//
+// The decimated transform in PyWavelets' "symmetric" mode (the signal mirrored about its
+// edges, the edge sample repeated), so that its coefficients are PyWavelets' to rounding:
+// along y first, then x; detail bands cH (detail along y), cV (along x), cD (both), as
+// `pywt.wavedec2(..., mode='symmetric')` returns them; reconstruction trims an approximation
+// one sample larger than the details below it, as `pywt.waverec2` does.
+//
+//   auto w = WaveletNamed("db3");
+//   Decomposition d = Decompose(std::move(image), *w, MaxLevel(2048, w->dec_lo.size()));
+//   ... filter d.details[k].h ...
+//   Plane back = Reconstruct(std::move(d), *w);
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "common/status/status.h"
+
+namespace tessera::correct::internal {
+
+struct Wavelet {
+  std::vector<double> dec_lo, dec_hi, rec_lo, rec_hi;
+};
+
+/// haar, db1-db10, sym2-sym10, coif1-coif5; INVALID_ARGUMENT for any other name.
+Result<Wavelet> WaveletNamed(std::string_view name);
+/// pywt.dwt_max_level: the levels a signal of `length` samples allows.
+int MaxLevel(int64_t length, size_t filter_length);
+
+/// A row-major 2-D array of doubles.
+struct Plane {
+  int64_t width = 0, height = 0;
+  std::vector<double> v;
+  Plane() = default;
+  Plane(int64_t w, int64_t h) : width(w), height(h), v(static_cast<size_t>(w * h), 0.0) {}
+  double* row(int64_t y) { return v.data() + y * width; }
+  const double* row(int64_t y) const { return v.data() + y * width; }
+};
+
+struct Bands {
+  Plane h, v, d;  ///< pywt's (cH, cV, cD)
+};
+
+struct Decomposition {
+  Plane approx;                ///< the coarsest approximation
+  std::vector<Bands> details;  ///< coarsest first, as pywt.wavedec2 lists them
+};
+
+/// `levels` >= 1 levels of the 2-D transform of `image`.
+Decomposition Decompose(Plane image, const Wavelet& w, int levels);
+/// The inverse: an image of the size the finest details imply (even sizes come back as they were).
+Plane Reconstruct(Decomposition d, const Wavelet& w);
+
+}  // namespace tessera::correct::internal
