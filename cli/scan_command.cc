@@ -215,6 +215,13 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
   scan->add_option("--position-error", a.synth.position_error_px,
                    "Synthetic: max stage position error in pixels")->capture_default_str();
   scan->add_option("--seed", a.synth.seed, "Synthetic: random seed")->capture_default_str();
+  scan->add_flag("!--no-vignetting", a.synth.vignetting, "Synthetic: an even illumination (no fall-off to the corners)");
+  scan->add_option("--background", a.synth.background,
+                   "Synthetic: autofluorescence everywhere, as a fraction of a cell's peak, under the illumination")
+      ->capture_default_str();
+  scan->add_option("--gain-spread", a.synth.gain_spread,
+                   "Synthetic: each tile's brightness times a known factor within 1 +- this (bleaching, exposure)")
+      ->capture_default_str();
   scan->add_option("--rate", a.rate, "Frames per second (0: as fast as the stack takes them)")
       ->capture_default_str();
   scan->add_option("--codec", a.codec, "Blosc compressor: lz4 (fast) or zstd (smaller)")->capture_default_str();

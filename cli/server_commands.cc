@@ -506,6 +506,10 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   sr->add_option("--max-shift", stitcher_opts.max_shift, "Pixels: the stage's error")->capture_default_str();
   sr->add_flag("!--no-store", stitcher_opts.store, "Report only: keep the slide's positions");
   sr->add_flag("--deskew-only", stitcher_opts.deskew_only, "An oblique scan: make its deskewed view only");
+  sr->add_flag("--flat-field", stitcher_opts.flat_field, "Estimate each channel's flat field and dark level; fuse with them");
+  sr->add_flag("--normalize", stitcher_opts.normalize, "Solve a gain per tile from the overlaps; fuse with them");
+  sr->add_option("--dark", stitcher_opts.dark, "The camera's dark level (offset), if known; -1: estimated")
+      ->check(CLI::Range(-1.0, 65535.0))->capture_default_str();
   static RoleStart stitcher_start;
   AddRoleStartOptions(sr, stitcher_start);
   sr->callback([&] {

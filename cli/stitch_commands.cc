@@ -110,6 +110,17 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
   st->add_flag("!--no-store", req.store,
                "Only print the report: keep the slide's positions as they are (by default the solved positions "
                "are stored with the slide and the mosaic is served at them)");
+  st->add_flag("--flat-field", req.flat_field,
+               "Estimate each channel's flat field and dark level from its fields of view, store them with the "
+               "slide and fuse with them (the raw fields stay as the camera gave them; `tessera info --json` "
+               "lists the corrections)");
+  st->add_flag("--normalize", req.normalize,
+               "Solve a brightness gain per tile from the overlaps (after the flat field, if asked), store them and "
+               "fuse with them");
+  st->add_option("--dark", req.dark,
+                 "With --flat-field or --normalize: the camera's dark level (its offset, from its data sheet) if "
+                 "known; -1: estimated from the fields (0 where they cannot tell it, as BaSiC assumes)")
+      ->check(CLI::Range(-1.0, 65535.0))->capture_default_str();
   st->add_flag("--wait", wait_only, "Start nothing: follow the stitch under way (or show the last one)");
   st->add_flag("--json", json, "The QC report as JSON: summary, links[], tiles[] (x, y solved, sub-pixel)");
   st->callback([&] {

@@ -1,5 +1,7 @@
 #include "client/client.h"
 
+#include "common/correct/corrections_proto.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -49,6 +51,7 @@ SlideSummary SummaryFromProto(const proto::SlideSummary& p) {
   s.positions_z.assign(p.positions_z().begin(), p.positions_z().end());
   s.stitched_unix_ms = p.stitched_unix_ms();
   if (p.has_stitch()) s.stitch = StitchFromProto(p.stitch());
+  s.corrections = correct::FromProto(p.corrections());  // checked by the manager against the plan
   return s;
 }
 
@@ -186,7 +189,12 @@ std::string SummaryToJson(const SlideSummary& s) {
     tiles.push_back({{"index", i}, {"name", t.name}, {"x", x}, {"y", y}, {"z", z}, {"stage_x", t.x},
                      {"stage_y", t.y}, {"stage_z", t.z}, {"width", p.width}, {"height", p.height},
                      {"planes", p.z_planes}});
+    for (const auto& c : s.corrections.channels) {  // each channel's gain for the tile, if solved
+      if (i < c.gains.size()) tiles.back()["gains"][std::to_string(c.channel)] = c.gains[i];
+    }
   }
+  // What a stitch estimated (flat fields, dark levels, tile gains); [] when none.
+  j["corrections"] = nlohmann::json::parse(correct::CorrectionsJson(s.corrections));
   return j.dump(2);
 }
 
@@ -200,7 +208,8 @@ Result<SlideSummary> Client::OpenSlide(const ScanPlan& plan) {
 }
 
 Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
-                                         const std::string& report_json, const std::vector<double>& z) {
+                                         const std::string& report_json, const std::vector<double>& z,
+                                         const correct::SlideCorrections& corrections) {
   proto::ManagerRequest req;
   auto* st = req.mutable_store_stitch();
   st->set_slide_id(id);
@@ -210,6 +219,7 @@ Result<SlideSummary> Client::StoreStitch(const std::string& id, const std::vecto
   }
   st->set_report_json(report_json);
   for (double v : z) st->add_z(v);
+  correct::ToProto(corrections, st->mutable_corrections());
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, options_.timeout_ms, req));
   return internal::SummaryFromProto(reply.slide());
 }
@@ -223,6 +233,9 @@ Result<StitchState> Client::StartStitch(const StitchRequest& r) {
   st->set_z(r.z);
   st->set_max_shift(r.max_shift);
   st->set_no_store(!r.store);
+  st->set_flat_field(r.flat_field);
+  st->set_normalize(r.normalize);
+  if (r.dark >= 0) st->set_dark(r.dark);
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, std::max(options_.timeout_ms, 30000), req));
   return internal::StitchFromProto(reply.stitch());
 }

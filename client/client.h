@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "client/array.h"
+#include "common/correct/corrections.h"
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 
@@ -100,6 +101,8 @@ struct SlideSummary {
   int64_t stitched_unix_ms = 0;
   /// The last stitch this stack's manager ran for the slide (state "" if none); no report.
   StitchState stitch;
+  /// After a stitch that estimated them (`Info` only): flat fields, dark levels, tile gains.
+  correct::SlideCorrections corrections;
 };
 
 struct StitchRequest {
@@ -108,6 +111,9 @@ struct StitchRequest {
   int z = -1;              ///< -1: a z-stack's maximum projection
   uint32_t max_shift = 0;  ///< px; 0: the default
   bool store = true;       ///< false: report only
+  bool flat_field = false; ///< estimate each channel's flat field and dark level, fuse with them
+  bool normalize = false;  ///< solve a gain per tile from the overlaps, fuse with them
+  double dark = -1;        ///< the camera's dark level (its offset), if known; -1: estimated
 };
 
 /// `tessera info --json`: id, name, state, path, counts, shape, voxel size (pixel_size_um),
@@ -199,9 +205,11 @@ class Client {
   /// NOT_FOUND for an id the catalog does not have.
   Result<SlideSummary> Info(const std::string& id);
   /// Stores a stitch's solved positions (one x, y per tile, and z for stacks stitched in 3-D)
-  /// and QC report beside the slide; the dealer places the tiles there from then on.
+  /// and QC report beside the slide, with the corrections it estimated (if any); the dealer
+  /// places the tiles there from then on.
   Result<SlideSummary> StoreStitch(const std::string& id, const std::vector<std::array<double, 2>>& positions,
-                                   const std::string& report_json, const std::vector<double>& z = {});
+                                   const std::string& report_json, const std::vector<double>& z = {},
+                                   const correct::SlideCorrections& corrections = {});
   /// Starts stitching a closed slide on the stack's workers (or returns the stitch under way).
   Result<StitchState> StartStitch(const StitchRequest& request);
   /// The slide's last stitch, with its report once done.

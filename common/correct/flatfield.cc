@@ -186,20 +186,29 @@ Result<FlatField> FlatFieldEstimator::Estimate() const {
         std::sort(values.begin(), values.end());
         auto q = [&](double p) { return values[static_cast<size_t>(p * static_cast<double>(values.size() - 1))]; };
         least = std::min(least, q(kLowQuantile));
-        spread.push_back({(i + 0.5) / n * 2 - 1, (j + 0.5) / n * 2 - 1, q(0.75) - q(0.25)});
+        spread.push_back({(i + 0.5) / n * 2 - 1, (j + 0.5) / n * 2 - 1, q(0.5) - q(0.1)});
         typical[b] = TrimmedMean(values, options_.trim);
       }
     }
-    dark = std::isfinite(least) ? std::max(0.0, least) : 0.0;
-    const auto surface = FitSurface(spread, options_.degree);
-    if (surface) {
+    dark = 0;
+    // Both as smooth surfaces (a block's content, left over in either, is not smooth), then
+    // the one against the other over the blocks.
+    std::vector<Sample> typical_samples;
+    for (uint32_t j = 0; j < n; ++j) {
+      for (uint32_t i = 0; i < n; ++i) {
+        const double t = typical[size_t{j} * n + i];
+        if (!std::isnan(t)) typical_samples.push_back({(i + 0.5) / n * 2 - 1, (j + 0.5) / n * 2 - 1, t});
+      }
+    }
+    const auto spread_surface = FitSurface(spread, options_.degree);
+    const auto typical_surface = FitSurface(typical_samples, options_.degree);
+    if (spread_surface && typical_surface) {
       std::vector<double> xs, ys;
       for (uint32_t j = 0; j < n; ++j) {
         for (uint32_t i = 0; i < n; ++i) {
-          const double t = typical[size_t{j} * n + i];
-          if (std::isnan(t)) continue;
-          xs.push_back(EvaluateSurface(*surface, (i + 0.5) / n * 2 - 1, (j + 0.5) / n * 2 - 1, options_.degree));
-          ys.push_back(t);
+          const double u = (i + 0.5) / n * 2 - 1, v = (j + 0.5) / n * 2 - 1;
+          xs.push_back(EvaluateSurface(*spread_surface, u, v, options_.degree));
+          ys.push_back(EvaluateSurface(*typical_surface, u, v, options_.degree));
         }
       }
       const double nx = static_cast<double>(xs.size());
@@ -209,9 +218,11 @@ Result<FlatField> FlatFieldEstimator::Estimate() const {
         sxx += (xs[k] - mx) * (xs[k] - mx), sxy += (xs[k] - mx) * (ys[k] - my), syy += (ys[k] - my) * (ys[k] - my);
       }
       // Only where the spreads show the illumination (it varies across the field, and the
-      // typical values follow it); else D is the least block's low value.
-      const bool follows = sxx > 0 && syy > 0 && sxy * sxy / (sxx * syy) >= 0.5;
-      if (mx > 0 && std::sqrt(sxx / nx) / mx >= 0.03 && sxy > 0 && follows) dark = std::clamp(my - sxy / sxx * mx, 0.0, dark);
+      // typical values follow it); else D is taken as 0, as BaSiC does without its dark field.
+      const bool follows = sxx > 0 && syy > 0 && sxy * sxy / (sxx * syy) >= 0.8;
+      if (mx > 0 && std::sqrt(sxx / nx) / mx >= 0.03 && sxy > 0 && follows) {
+        dark = std::clamp(my - sxy / sxx * mx, 0.0, std::max(0.0, least));
+      }
     }
   }
   // Each field's blocks less D over their mean; each block's trimmed mean over the fields.
@@ -268,13 +279,13 @@ Result<FlatField> FlatFieldEstimator::Estimate() const {
 }
 
 void ApplyFlatField(const FlatField& flat, const stitch::ImageView& in, int64_t x0, int64_t y0, uint32_t scale,
-                    std::span<uint16_t> out, uint16_t max_value) {
+                    std::span<uint16_t> out, uint16_t max_value, double gain) {
   std::vector<double> inverse(static_cast<size_t>(in.width));
   const double s = scale;
   for (int64_t y = 0; y < in.height; ++y) {
     const double cy = static_cast<double>(y0) + (static_cast<double>(y) + 0.5) * s;
     for (int64_t x = 0; x < in.width; ++x) {
-      inverse[static_cast<size_t>(x)] = 1.0 / flat.At(static_cast<double>(x0) + (static_cast<double>(x) + 0.5) * s, cy);
+      inverse[static_cast<size_t>(x)] = 1.0 / gain / flat.At(static_cast<double>(x0) + (static_cast<double>(x) + 0.5) * s, cy);
     }
     uint16_t* dst = out.data() + y * in.width;
     for (int64_t x = 0; x < in.width; ++x) {

@@ -74,8 +74,8 @@ class FlatFieldEstimator {
 };
 
 /// `in` (a window of a field: its top-left at level-0 pixel (x0, y0), each pixel `scale`
-/// level-0 pixels) corrected: (I - D) / F + D, rounded, clamped to `max_value`.
+/// level-0 pixels) corrected: (I - D) / (F gain) + D, rounded, clamped to `max_value`.
 void ApplyFlatField(const FlatField& flat, const stitch::ImageView& in, int64_t x0, int64_t y0, uint32_t scale,
-                    std::span<uint16_t> out, uint16_t max_value = 65535);
+                    std::span<uint16_t> out, uint16_t max_value = 65535, double gain = 1);
 
 }  // namespace tessera::correct

@@ -4,6 +4,9 @@
 //   /stitch/positions   float64 (T, 2)   solved x, y of each tile, level-0 pixels (sub-pixel)
 //   /stitch/stage       float64 (T, 2)   the stage positions the solve started from
 //   /stitch/z           float64 (T)      stacks solved in 3-D: each tile's z, planes (else absent)
+//   /stitch/corrections/c<N>   a channel's corrections, if the stitch estimated them: attribute
+//                    dark; flat_field float32 (grid_y, grid_x) with attributes field_width,
+//                    field_height (absent: none); gains float64 (T) (absent: none)
 //   attributes of /: format "tessera-stitch", format_version, slide_id, created_unix_ms,
 //                    report (the QC report, JSON: `tessera stitch ID --json`)
 //
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/correct/corrections.h"
 #include "common/status/status.h"
 
 namespace tessera::storage {
@@ -32,6 +36,7 @@ struct StitchRecord {
   std::vector<double> z;  ///< solved, planes; empty unless solved in 3-D
   std::string report_json;
   int64_t created_unix_ms = 0;
+  correct::SlideCorrections corrections;  ///< checked by the writer of the record, and by its reader against the plan
 };
 
 /// "DIR/s000001.h5" -> "DIR/s000001.stitch.h5".

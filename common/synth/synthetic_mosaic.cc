@@ -35,6 +35,10 @@ Status ValidateOptions(const SyntheticOptions& o) {
     return Error(StatusCode::kInvalidArgument, "{} channels: use 1 to 16", o.channels);
   }
   if (o.z_planes == 0) return Error(StatusCode::kInvalidArgument, "z planes must be at least 1");
+  if (!(o.background >= 0 && o.background <= 1)) return Error(StatusCode::kInvalidArgument, "background {}: give 0 to 1", o.background);
+  if (!(o.gain_spread >= 0 && o.gain_spread <= 0.5)) {
+    return Error(StatusCode::kInvalidArgument, "gain spread {}: give 0 to 0.5", o.gain_spread);
+  }
   if (!(o.position_error_px >= 0)) {
     return Error(StatusCode::kInvalidArgument, "position error must be >= 0");
   }
@@ -198,12 +202,14 @@ void SyntheticMosaic::RenderFrame(const FrameKey& key, std::span<uint8_t> out) c
   const float read_noise = u8 ? 1.5f : 4.0f;
   const float max_value = u8 ? 255.0f : 65535.0f;
   const uint64_t frame_seed = Mix(options_.seed ^ Mix(key.t * 0x10001ull + key.c * 0x101ull + key.z));
+  const auto background = static_cast<float>(options_.background);
+  const auto gain = static_cast<float>(TrueGain(key.t));
   for (uint32_t y = 0; y < h; ++y) {
     const float fy = (static_cast<float>(y) / static_cast<float>(h) - 0.5f) * 2;
     for (uint32_t x = 0; x < w; ++x) {
       const float fx = (static_cast<float>(x) / static_cast<float>(w) - 0.5f) * 2;
       const float illum = options_.vignetting ? 1.0f - 0.25f * (fx * fx + fy * fy) / 2 : 1.0f;
-      float v = img[size_t{y} * w + x] * peak * illum;
+      float v = (img[size_t{y} * w + x] + background) * peak * illum * gain;
       if (options_.noise) {
         // Shot noise ~ sqrt(signal) and read noise, from a counter-based hash: two
         // uniforms summed make a cheap bell shape (variance 1/6 each unit).
@@ -220,6 +226,19 @@ void SyntheticMosaic::RenderFrame(const FrameKey& key, std::span<uint8_t> out) c
       }
     }
   }
+}
+
+double SyntheticMosaic::TrueGain(uint32_t t) const {
+  if (options_.gain_spread == 0) return 1.0;
+  return 1.0 + (2 * Unit(Mix(options_.seed * 104729 + t)) - 1) * options_.gain_spread;
+}
+
+double SyntheticMosaic::Illumination(uint32_t x, uint32_t y) const {
+  if (!options_.vignetting) return 1.0;
+  // As RenderFrame computes it, in float.
+  const float fy = (static_cast<float>(y) / static_cast<float>(options_.height) - 0.5f) * 2;
+  const float fx = (static_cast<float>(x) / static_cast<float>(options_.width) - 0.5f) * 2;
+  return 1.0f - 0.25f * (fx * fx + fy * fy) / 2;
 }
 
 }  // namespace tessera::synth

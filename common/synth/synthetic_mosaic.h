@@ -37,7 +37,9 @@ struct SyntheticOptions {
   double position_error_px = 4.0;       ///< max |true - nominal| in x and in y
   uint64_t seed = 1;
   bool noise = true;                    ///< shot and read noise
-  bool vignetting = true;               ///< illumination falling off towards the corners
+  bool vignetting = true;               ///< illumination falling off towards the corners (Illumination)
+  double background = 0;                ///< autofluorescence everywhere, in units of a cell's peak (0..1), under the illumination
+  double gain_spread = 0;               ///< each tile's brightness times a known factor in [1 - s, 1 + s] (TrueGain), [0, 0.5]
   /// Light-sheet stacks: the planes of a tile are sections of one 3-D scene (cells as 3-D
   /// blobs), each tile offset by a known error in z too; otherwise z planes defocus one 2-D
   /// scene (a widefield z-stack).
@@ -64,6 +66,11 @@ class SyntheticMosaic {
 
   /// The true (x, y) of tile t in mosaic pixels.
   std::array<double, 2> TruePosition(uint32_t t) const;
+  /// Tile t's brightness factor (1 without gain_spread).
+  double TrueGain(uint32_t t) const;
+  /// The illumination at the centre of field pixel (x, y): 1 - 0.125 (fx^2 + fy^2), fx and fy
+  /// running -1 to 1 across the field (1 without vignetting).
+  double Illumination(uint32_t x, uint32_t y) const;
   /// The true z of tile t in planes (0 unless light_sheet).
   double TrueZ(uint32_t t) const { return true_z_[t]; }
 

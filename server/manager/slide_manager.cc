@@ -14,6 +14,7 @@
 #include <optional>
 #include <sstream>
 
+#include "common/correct/corrections_proto.h"
 #include "common/catalog/catalog.h"
 #include "common/durable/durable.h"
 #include "common/log/log.h"
@@ -375,6 +376,9 @@ struct SlideManager::Impl {
       if (req.max_shift() > 0) args.insert(args.end(), {"--max-shift", std::to_string(req.max_shift())});
       if (req.no_store()) args.push_back("--no-store");
       if (req.deskew_only()) args.push_back("--deskew-only");
+      if (req.flat_field()) args.push_back("--flat-field");
+      if (req.normalize()) args.push_back("--normalize");
+      if (req.has_dark()) args.insert(args.end(), {"--dark", fmt::format("{:.17g}", req.dark())});
       state = proto::StitchState();
       state.set_slide_id(r.id);
       const std::string id = r.id;
@@ -589,6 +593,17 @@ struct SlideManager::Impl {
     }
     for (double z : stitch->z) out->add_positions_z(z);
     out->set_stitched_unix_ms(stitch->created_unix_ms);
+    if (stitch->corrections.empty()) return;
+    auto plan = PlanFromJson(r.plan_json);
+    const Status fits = plan.ok() ? correct::CheckCorrections(stitch->corrections, static_cast<uint32_t>(plan->tiles.size()),
+                                                              static_cast<uint32_t>(plan->channels.size()), plan->width,
+                                                              plan->height)
+                                  : plan.status();
+    if (!fits.ok()) {
+      log->warn("slide={} status={} stitch file's corrections left out: {}", r.id, StatusCodeName(fits.code()), fits.message());
+      return;
+    }
+    correct::ToProto(stitch->corrections, out->mutable_corrections());
   }
 
   // A stitch's positions and report, stored beside the slide; the dealer is told.
@@ -610,7 +625,10 @@ struct SlideManager::Impl {
       TESSERA_RETURN_IF_ERROR(CheckPosition(static_cast<size_t>(i), "z", req.z(i)));
     }
     storage::StitchRecord stitch{.slide_id = r.id, .z = {req.z().begin(), req.z().end()},
-                                 .report_json = req.report_json()};
+                                 .report_json = req.report_json(),
+                                 .corrections = correct::FromProto(req.corrections())};
+    TESSERA_RETURN_IF_ERROR(correct::CheckCorrections(stitch.corrections, static_cast<uint32_t>(plan.tiles.size()),
+                                                      static_cast<uint32_t>(plan.channels.size()), plan.width, plan.height));
     for (size_t i = 0; i < plan.tiles.size(); ++i) {
       stitch.positions.push_back({req.positions(static_cast<int>(2 * i)), req.positions(static_cast<int>(2 * i + 1))});
       stitch.stage.push_back({plan.tiles[i].x, plan.tiles[i].y});

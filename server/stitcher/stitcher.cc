@@ -23,6 +23,7 @@
 
 #include "client/client.h"
 #include "common/codec/codec.h"
+#include "common/correct/corrections_proto.h"
 #include "common/durable/durable.h"
 #include "common/log/log.h"
 #include "common/mosaic/mosaic.h"
@@ -30,6 +31,7 @@
 #include "common/storage/slide_file.h"
 #include "common/storage/stitch_file.h"
 #include "common/wire/rpc.h"
+#include "server/stitcher/internal/corrections.h"
 
 namespace tessera::stitcher {
 namespace {
@@ -518,6 +520,13 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
     return Group{static_cast<uint32_t>(block / l0.chunks_z()), z, std::min(l0.chunk_z, l0.depth - z), cy, cx,
                  std::min(group_y, l0.chunks_y() - cy), std::min(group_x, l0.chunks_x() - cx)};
   };
+  // Each channel's flat field and dark level, as every task of it carries them (gains are per tile).
+  std::vector<std::optional<proto::ChannelCorrections>> task_corrections(plan.channels.size());
+  for (const auto& cc : r.corrections.channels) {
+    correct::ChannelCorrections shared = cc;
+    shared.gains.clear();
+    correct::ToProto(shared, &task_corrections[cc.channel].emplace());
+  }
   const auto started = Clock::now();
   TESSERA_RETURN_IF_ERROR(RunTasks(
       broker, "fuse", blocks * per_block, o,
@@ -538,6 +547,8 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
         f->set_chunk_width(l0.chunk_x);
         f->set_chunk_height(l0.chunk_y);
         f->set_blend(static_cast<uint32_t>(o.blend));
+        const correct::ChannelCorrections* cc = r.corrections.Of(g.c);
+        if (task_corrections[g.c]) *f->mutable_corrections() = *task_corrections[g.c];
         for (uint32_t tile : index.Query(0, box)) {
           // The task's planes the stack lies under, and its plane under the first of them.
           const int64_t under = z0 + g.z - at_z[tile];  // the stack's plane under the task's first
@@ -550,6 +561,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
           ft->set_z(static_cast<uint32_t>(under + first));
           ft->set_at(static_cast<uint32_t>(first));
           ft->set_planes(static_cast<uint32_t>(last - first));
+          if (cc != nullptr && tile < cc->gains.size()) ft->set_gain(cc->gains[tile]);
         }
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
@@ -753,9 +765,21 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   r.solve_s = Seconds(solve_started);
   if (progress) progress({"solve", 1, 1});
   r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift, stage_z, o.max_shift_z);
+  if (o.flat_field || o.normalize) {
+    const auto correct_started = Clock::now();
+    internal::CorrectionsRequest req{.flat_field = o.flat_field, .normalize = o.normalize, .dark = o.dark,
+                                     .z = project_z ? plan.z_planes / 2 : z, .links = links,
+                                     .used = r.solution.used, .positions = r.solution.positions};
+    TESSERA_ASSIGN_OR_RETURN(r.corrections, internal::EstimateCorrections(client, summary, req, [&](uint64_t d, uint64_t t) {
+      if (progress) progress({"correct", d, t});
+    }));
+    r.correct_s = Seconds(correct_started);
+    log::Get("stitcher")->info("slide={} corrections estimated channels={} flat_field={} normalize={} s={:.2f}", o.slide,
+                               r.corrections.channels.size(), o.flat_field, o.normalize, r.correct_s);
+  }
   if (o.store) {
-    TESSERA_RETURN_IF_ERROR(
-        client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report), r.solution.z).status());
+    TESSERA_RETURN_IF_ERROR(client.StoreStitch(o.slide, r.solution.positions, stitch::ReportJson(r.report),
+                                               r.solution.z, r.corrections).status());
   }
   if (o.store && o.fuse) {
     TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, slide_path, r.solution.positions, r.solution.z, broker, progress, stop, r));

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "common/correct/corrections.h"
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 #include "common/stitch/report.h"
@@ -46,10 +47,15 @@ struct StitchOptions {
   bool fuse = true;          ///< then fuse: the blended image and its levels (with store only)
   int blend = 64;            ///< feather width, px
   bool deskew_only = false;  ///< an oblique scan: its deskewed view only, no registration
+  /// Corrections (common/correct), estimated after the solve from each field's coarsest zoom
+  /// level of at least 128 px, stored with the positions and used by the fusion:
+  bool flat_field = false;   ///< each channel's flat field and dark level
+  bool normalize = false;    ///< a gain per tile and channel, from the reliable links' overlaps
+  double dark = -1;          ///< the camera's dark level if known; -1: estimated (0 where the data cannot tell)
 };
 
 struct StitchProgress {
-  std::string stage;         ///< "deskew", "register", "solve", "fuse", "pyramid"
+  std::string stage;         ///< "deskew", "register", "solve", "correct", "fuse", "pyramid"
   uint64_t done = 0, total = 0;
 };
 
@@ -62,6 +68,8 @@ struct StitchResult {
   uint64_t fused_bytes = 0;  ///< level 0, uncompressed
   uint64_t registered_while_acquiring = 0;  ///< pairs registered before the scan closed
   uint64_t deskewed_while_acquiring = 0;    ///< planes deskewed before the scan closed
+  correct::SlideCorrections corrections;    ///< what was estimated (flat_field, normalize)
+  double correct_s = 0;
 };
 
 /// Stacks are registered and solved in 3-D (z offsets too) when they are volumes: an oblique

@@ -6,9 +6,11 @@
 #include <functional>
 #include <cstring>
 #include <future>
+#include <optional>
 #include <vector>
 
 #include "common/codec/codec.h"
+#include "common/correct/corrections_proto.h"
 #include "common/deskew/deskew.h"
 #include "common/pyramid/pyramid.h"
 #include "common/stitch/fuse.h"
@@ -171,6 +173,24 @@ Result<TaskOutput> Register(TaskContext& context, const proto::RegisterTask& t) 
   return out;
 }
 
+// The planes of `a` (a window of `tile` whose top-left is (x0, y0)) corrected in place.
+void CorrectInPlace(const correct::ChannelCorrections& cc, uint32_t tile, int64_t x0, int64_t y0, Array& a) {
+  const auto plane = static_cast<size_t>(a.shape[2] * a.shape[3]);
+  std::vector<uint16_t> wide(a.dtype == Dtype::kUint8 ? plane : 0);
+  for (size_t k = 0; k < static_cast<size_t>(a.shape[0] * a.shape[1]); ++k) {
+    if (a.dtype == Dtype::kUint16) {
+      auto* v = reinterpret_cast<uint16_t*>(a.data.data()) + k * plane;
+      // Each output pixel is its own input's: correcting in place is safe.
+      correct::CorrectWindow(cc, tile, {v, a.shape[3], a.shape[2], 0}, x0, y0, 1, {v, plane}, 65535);
+    } else {
+      uint8_t* v = a.data.data() + k * plane;
+      std::copy(v, v + plane, wide.begin());
+      correct::CorrectWindow(cc, tile, {wide.data(), a.shape[3], a.shape[2], 0}, x0, y0, 1, wide, 255);
+      std::copy(wide.begin(), wide.end(), v);
+    }
+  }
+}
+
 // Chunks of the fused image: the windows of the tiles over the box, feathered together plane
 // by plane, then cut into the fused view's chunks (one chunk deep: chunk_depth planes, of
 // which the task's `planes` are fused and the rest zero) and compressed with the slide's codec.
@@ -188,6 +208,19 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   }
   const stitch::Rect box{t.x(), t.y(), t.x() + t.width(), t.y() + t.height()};
   const int64_t w = plan->width, h = plan->height;
+  // Corrected fusion: the task's flat field and dark level, each tile's gain.
+  std::optional<correct::ChannelCorrections> corrections;
+  if (t.has_corrections()) {
+    corrections = correct::FromProto(t.corrections());
+    TESSERA_RETURN_IF_ERROR(correct::CheckCorrections({{*corrections}}, static_cast<uint32_t>(plan->tiles.size()),
+                                                      static_cast<uint32_t>(plan->channels.size()), plan->width,
+                                                      plan->height));
+    if (corrections->channel != t.channel()) {
+      return Error(StatusCode::kInvalidArgument, "fuse channel {} with the corrections of channel {}", t.channel(),
+                   corrections->channel);
+    }
+    corrections->gains.assign(plan->tiles.size(), 1.0);
+  }
   struct Part {
     stitch::Rect window;  // in the tile's pixels
     const proto::FuseTile* tile;
@@ -199,10 +232,11 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   for (const auto& ft : t.tiles()) {
     const uint32_t n = std::max(1u, ft.planes());
     if (ft.tile() >= plan->tiles.size() || ft.z() >= plan->z_planes || n > plan->z_planes - ft.z() || ft.at() >= planes ||
-        n > planes - ft.at()) {
-      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {} planes {}+{} under planes {}+{} of {}",
-                   t.slide(), ft.tile(), ft.z(), n, ft.at(), n, planes);
+        n > planes - ft.at() || !(ft.gain() == 0 || (ft.gain() > 0.01 && ft.gain() < 100))) {
+      return Error(StatusCode::kInvalidArgument, "fuse: slide {} has no tile {} planes {}+{} under planes {}+{} of {} (gain {})",
+                   t.slide(), ft.tile(), ft.z(), n, ft.at(), n, planes, ft.gain());
     }
+    if (corrections && ft.gain() > 0) corrections->gains[ft.tile()] = ft.gain();
     const stitch::Rect window{std::max<int64_t>(0, box.x0 - ft.x()), std::max<int64_t>(0, box.y0 - ft.y()),
                               std::min<int64_t>(w, box.x1 - ft.x()), std::min<int64_t>(h, box.y1 - ft.y())};
     if (window.empty()) continue;
@@ -215,6 +249,7 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
   }
   for (auto& p : parts) {
     TESSERA_ASSIGN_OR_RETURN(p.array, p.pixels.get());
+    if (corrections) CorrectInPlace(*corrections, p.tile->tile(), p.window.x0, p.window.y0, p.array);
   }
   const int64_t cw = t.chunk_width(), ch = t.chunk_height(), bw = t.width(), bh = t.height();
   const size_t elem = DtypeSize(plan->dtype);
