@@ -50,6 +50,7 @@ struct RegionRequest {
   int64_t x = 0, y = 0, width = 0, height = 0;  ///< in the level's pixels
   std::vector<uint32_t> channels;               ///< empty: every channel
   uint32_t z_begin = 0, z_end = 0;              ///< planes [z_begin, z_end); z_end 0: to the last
+  bool corrected = false;  ///< each field's pixels with the slide's corrections (flat field, tile gains) applied
   // (planes of the level too: a volume view's levels halve z where its voxel allows, LevelShape)
 };
 
@@ -62,6 +63,7 @@ struct TileRequest {
   std::vector<uint32_t> channels;
   uint32_t z_begin = 0, z_end = 0;
   int64_t x = 0, y = 0, width = 0, height = 0;  ///< window in the tile's pixels at `level`; width 0: all of it
+  bool corrected = false;  ///< the slide's corrections applied (flat field, tile gains); none stored: the raw values
 };
 
 }  // namespace tessera

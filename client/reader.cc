@@ -187,6 +187,7 @@ struct Client::Reader {
   std::unique_ptr<cache::ChunkCache> decoded;      // ClientOptions::decoded_cache_bytes; null: none
   std::mutex views_mu;
   std::map<std::string, std::shared_ptr<const SlideView>> views;  // plans never change
+  std::map<std::string, int64_t> described_ms;  // when each view was last asked for (its corrections may change)
   std::mutex local_mu;
   std::map<std::string, std::shared_ptr<LocalFile>> local;  // by slide id; nullptr: not local
   std::map<std::string, int64_t> checked;  // by slide id: when the dealer last let this client read it
@@ -236,7 +237,21 @@ struct Client::Reader {
     TESSERA_ASSIGN_OR_RETURN(SlideView view, ViewFromProto(in.header.slide_info()));
     std::lock_guard lock(views_mu);
     views[id] = std::make_shared<const SlideView>(view);
+    described_ms[id] = wire::NowMs();
     return view;
+  }
+
+  // The view for a corrected read: its corrections as the dealer knew them within kRecheckMs
+  // (a re-stitch replaces them; the dealer places the tiles itself, so plain reads need no refresh).
+  Result<std::shared_ptr<const SlideView>> FreshView(const std::string& id) {
+    {
+      std::lock_guard lock(views_mu);
+      auto it = views.find(id);
+      if (it != views.end() && wire::NowMs() - described_ms[id] < kRecheckMs) return it->second;
+    }
+    TESSERA_RETURN_IF_ERROR(Describe(id).status());
+    std::lock_guard lock(views_mu);
+    return views[id];
   }
 
   Result<std::shared_ptr<const SlideView>> View(const std::string& id) {
@@ -355,6 +370,53 @@ struct Client::Reader {
         for (uint32_t r = 0; r < c.h; ++r) {
           std::memcpy(plane + (static_cast<size_t>((c.dy + r) * width + c.dx)) * elem,
                      from + (size_t{c.sy + r} * s.chunk_x + c.sx) * elem, size_t{c.w} * elem);
+        }
+      }
+    }
+  }
+
+  // The slide's corrections (common/correct) applied to what `groups`' copies put in `out`
+  // (disjoint copies: each pixel once), each copy as the part of its tile it is.
+  static void CorrectCopies(const ScanPlan& plan, const correct::SlideCorrections& corrections,
+                            const std::vector<ChunkCopies>& groups, Array& out) {
+    const LevelShape s = plan.Level(out.level);
+    const uint32_t scale = 1u << out.level;
+    const size_t elem = DtypeSize(plan.dtype);
+    const uint16_t max_value = elem == 1 ? 255 : 65535;
+    const int64_t width = out.shape[3];
+    std::vector<uint16_t> in, fixed;
+    for (int64_t ci = 0; ci < out.shape[0]; ++ci) {
+      const correct::ChannelCorrections* cc = corrections.Of(out.channels[static_cast<size_t>(ci)]);
+      if (cc == nullptr) continue;
+      for (const ChunkCopies& g : groups) {
+        // The output's planes the tile has.
+        const int64_t z0 = std::max<int64_t>(0, g.first_plane - int64_t{out.z_begin});
+        const int64_t z1 = std::min<int64_t>(out.shape[1], g.first_plane + int64_t{s.depth} - out.z_begin);
+        for (int64_t zi = z0; zi < z1; ++zi) {
+          uint8_t* plane = out.data.data() + out.index(ci, zi, 0, 0) * elem;
+          for (const Copy& c : g.copies) {
+            in.resize(size_t{c.w} * c.h);
+            fixed.resize(in.size());
+            for (uint32_t r = 0; r < c.h; ++r) {
+              for (uint32_t k = 0; k < c.w; ++k) {
+                const size_t at = (static_cast<size_t>(c.dy + r) * width + c.dx + k) * elem;
+                in[size_t{r} * c.w + k] = elem == 1 ? plane[at] : *reinterpret_cast<const uint16_t*>(plane + at);
+              }
+            }
+            const int64_t tx = (int64_t{g.cx} * s.chunk_x + c.sx) * scale, ty = (int64_t{g.cy} * s.chunk_y + c.sy) * scale;
+            correct::CorrectWindow(*cc, g.tile, {in.data(), c.w, c.h, 0}, tx, ty, scale, fixed, max_value);
+            for (uint32_t r = 0; r < c.h; ++r) {
+              for (uint32_t k = 0; k < c.w; ++k) {
+                const size_t at = (static_cast<size_t>(c.dy + r) * width + c.dx + k) * elem;
+                const uint16_t v = fixed[size_t{r} * c.w + k];
+                if (elem == 1) {
+                  plane[at] = static_cast<uint8_t>(v);
+                } else {
+                  std::memcpy(plane + at, &v, 2);
+                }
+              }
+            }
+          }
         }
       }
     }
@@ -673,7 +735,7 @@ struct Client::Reader {
   }
 
   Status Region(const RegionRequest& req, Array& out) {
-    TESSERA_ASSIGN_OR_RETURN(auto view, View(req.slide));
+    TESSERA_ASSIGN_OR_RETURN(auto view, req.corrected ? FreshView(req.slide) : View(req.slide));
     const ScanPlan& plan = view->summary.plan;
     if (req.width <= 0 || req.height <= 0) {
       return Error(StatusCode::kInvalidArgument, "region {}x{} is empty", req.width, req.height);
@@ -725,6 +787,7 @@ struct Client::Reader {
         groups.back().copies.push_back({rp.sx(i), rp.sy(i), rp.w(i), rp.h(i), rp.dx(i), rp.dy(i)});
       }
       TESSERA_RETURN_IF_ERROR(Compose(req.slide, *view, groups, out, job));
+      if (req.corrected) CorrectCopies(plan, view->summary.corrections, groups, out);
       cursor = rp.next_cursor();
     } while (cursor != 0);
     out.missing_chunks = job.missing;
@@ -733,7 +796,7 @@ struct Client::Reader {
   }
 
   Status Tile(const TileRequest& req, Array& out) {
-    TESSERA_ASSIGN_OR_RETURN(auto view, View(req.slide));
+    TESSERA_ASSIGN_OR_RETURN(auto view, req.corrected ? FreshView(req.slide) : View(req.slide));
     const ScanPlan& plan = view->summary.plan;
     if (req.tile >= plan.tiles.size()) {
       return Error(StatusCode::kNotFound, "tile {} does not exist: slide {} has tiles 0..{}", req.tile, req.slide,
@@ -766,6 +829,7 @@ struct Client::Reader {
     }
     ReadJob job;
     TESSERA_RETURN_IF_ERROR(Compose(req.slide, *view, groups, out, job));
+    if (req.corrected) CorrectCopies(plan, view->summary.corrections, groups, out);
     if (job.missing > 0) {
       return Error(StatusCode::kNotFound, "tile {} of slide {} is not stored yet at level {}", req.tile, req.slide,
                    req.level);

@@ -603,6 +603,30 @@ TEST_F(StitchTest, AVignettedUnevenlyExposedScanFusesFlatWithCorrectionsAndItsRa
     // common/correct/gains_test.cc).
     EXPECT_NEAR(solved, truth_mosaic.TrueGain(t) / std::exp(log_mean), 0.03) << "tile " << t;
   }
+  // A reader (the same client as before the stitch) asks for corrected pixels of the raw view:
+  // the centre field then matches the evenly lit scan's, where its raw pixels do not.
+  auto means = [](const Array& a) {
+    std::vector<double> out;
+    const auto v = a.values<uint16_t>();
+    for (int64_t by = 0; by + 32 <= a.shape[2]; by += 32) {
+      for (int64_t bx = 0; bx + 32 <= a.shape[3]; bx += 32) {
+        double sum = 0;
+        for (int64_t y = by; y < by + 32; ++y) {
+          for (int64_t x = bx; x < bx + 32; ++x) sum += v[static_cast<size_t>(y * a.shape[3] + x)];
+        }
+        out.push_back(sum / 1024);
+      }
+    }
+    return out;
+  };
+  auto even = client.ReadTile({.slide = clean, .tile = 12});
+  auto raw = client.ReadTile({.slide = uneven, .tile = 12});
+  auto fixed = client.ReadTile({.slide = uneven, .tile = 12, .corrected = true});
+  ASSERT_TRUE(even.ok() && raw.ok() && fixed.ok());
+  EXPECT_GT(RelativeRms(means(*raw), means(*even)), 0.04);
+  EXPECT_LT(RelativeRms(means(*fixed), means(*even)), 0.02);
+  auto region = client.ReadRegion({.slide = uneven, .level = 1, .x = 0, .y = 0, .width = 300, .height = 300, .corrected = true});
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
   auto raw_after = client.ReadTile({.slide = uneven, .tile = 7});
   ASSERT_TRUE(raw_after.ok());
   EXPECT_EQ(raw_after->data, raw_before->data);

@@ -186,7 +186,7 @@ Result<FlatField> FlatFieldEstimator::Estimate() const {
         std::sort(values.begin(), values.end());
         auto q = [&](double p) { return values[static_cast<size_t>(p * static_cast<double>(values.size() - 1))]; };
         least = std::min(least, q(kLowQuantile));
-        spread.push_back({(i + 0.5) / n * 2 - 1, (j + 0.5) / n * 2 - 1, q(0.5) - q(0.1)});
+        spread.push_back({(i + 0.5) / n * 2 - 1, (j + 0.5) / n * 2 - 1, q(0.75) - q(0.25)});
         typical[b] = TrimmedMean(values, options_.trim);
       }
     }

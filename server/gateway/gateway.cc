@@ -333,6 +333,16 @@ class Handler {
   }
 
   // A plane of the mosaic's (z=N, default 0), checked against its depth.
+  // `corrected=1` (or true): the fields with the slide's corrections applied (flat field, tile
+  // gains; the raw values where it has none); 0, false or absent: as the camera gave them.
+  static Result<bool> CorrectedOf(const Query& query) {
+    auto it = query.find("corrected");
+    if (it == query.end() || it->second == "0" || it->second == "false") return false;
+    if (it->second == "1" || it->second == "true") return true;
+    return Error(StatusCode::kInvalidArgument, "corrected={}: give 1 (the slide's corrections applied) or 0 (raw)",
+                 it->second);
+  }
+
   static Result<uint32_t> PlaneOf(const Query& query, const SlideGeometry& g) {
     TESSERA_ASSIGN_OR_RETURN(int64_t z, Count(query, "z", 0));
     if (z >= g.depth) return Error(StatusCode::kOutOfRange, "z={}: the slide has planes 0 to {}", z, g.depth - 1);
@@ -436,9 +446,11 @@ class Handler {
       return Error(StatusCode::kInvalidArgument, "pixel ({}, {}, {}) lies outside the {} x {} x {} slide", x, y, z,
                    g.width, g.height, g.depth);
     }
+    TESSERA_ASSIGN_OR_RETURN(const bool corrected, CorrectedOf(query));
     TESSERA_ASSIGN_OR_RETURN(Array a, client_.ReadRegion({.slide = id, .level = 0, .x = x, .y = y, .width = 1,
                                                            .height = 1, .z_begin = static_cast<uint32_t>(z),
-                                                           .z_end = static_cast<uint32_t>(z + 1)}));
+                                                           .z_end = static_cast<uint32_t>(z + 1),
+                                                           .corrected = corrected}));
     std::vector<uint32_t> values;
     for (int64_t c = 0; c < a.shape[0]; ++c) {
       const size_t at = a.index(c, 0, 0, 0);
@@ -460,6 +472,7 @@ class Handler {
     TESSERA_ASSIGN_OR_RETURN(int64_t w, Count(query, "width", std::nullopt));
     TESSERA_ASSIGN_OR_RETURN(int64_t h, Count(query, "height", std::nullopt));
     RegionRequest r{.slide = id, .level = static_cast<uint32_t>(level), .x = x, .y = y, .width = w, .height = h};
+    TESSERA_ASSIGN_OR_RETURN(r.corrected, CorrectedOf(query));
     if (auto it = query.find("channels"); it != query.end()) {
       for (std::string_view c : Split(it->second, ',')) {
         auto v = ParseCount(c);
@@ -558,6 +571,7 @@ class Handler {
     const int64_t x1 = (req.x + req.w + f - 1) / f, y1 = (req.y + req.h + f - 1) / f;
     const auto [channels, used] = ChannelsToRead(styles);
     TESSERA_ASSIGN_OR_RETURN(const uint32_t z0, PlaneOf(query, g));
+    TESSERA_ASSIGN_OR_RETURN(const bool corrected, CorrectedOf(query));
     const uint32_t z = g.PlaneAt(static_cast<uint32_t>(level), z0);  // the level's plane under it
     // Each worker reads its tiles into one buffer (no fresh pages per tile), kept between
     // requests only up to kKeptRegionBytes.
@@ -565,7 +579,7 @@ class Handler {
     Array a = std::move(kept);
     TESSERA_RETURN_IF_ERROR(client_.ReadRegion({.slide = id, .level = static_cast<uint32_t>(level), .x = x0,
                                                 .y = y0, .width = x1 - x0, .height = y1 - y0, .channels = channels,
-                                                .z_begin = z, .z_end = z + 1},
+                                                .z_begin = z, .z_end = z + 1, .corrected = corrected},
                                                a));
     const double fd = static_cast<double>(f);
     const SourceBox box{static_cast<double>(req.x) / fd - static_cast<double>(a.x),

@@ -70,6 +70,13 @@ Status SlideRegistry::Refresh(OpenSlide& slide) {
       return summary.status();
     }
     slide.placement = PlacementOf(slide.plan, *summary);
+    // The stitch's positions and corrections, in the summary readers are given (under the lock
+    // SlideInfo reads it with).
+    std::lock_guard lock(hdf5_);
+    *slide.summary.mutable_positions() = summary->positions();
+    *slide.summary.mutable_positions_z() = summary->positions_z();
+    slide.summary.set_stitched_unix_ms(summary->stitched_unix_ms());
+    *slide.summary.mutable_corrections() = summary->corrections();
   }
   if (slide.closed.exchange(false)) {
     // The writer is gone: reopen without SWMR, and learn the slide's new state. The old handle
