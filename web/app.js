@@ -11,7 +11,7 @@
 // For tests and scripts, window.tessera exposes the state (see `hook` below); controls
 // have stable ids: #slide-{id}, #channel-{c}-on, #channel-{c}-color, #channel-{c}-min,
 // #channel-{c}-max (sliders) and #channel-{c}-min-value, #channel-{c}-max-value (numbers),
-// #view-select, #z-slider, #z-value, #xz-view, #neuroglancer-link, #scalebar-label, #cursor-px,
+// #view-select, #corrected-toggle (shown when the slide has corrections), #z-slider, #z-value, #xz-view, #neuroglancer-link, #scalebar-label, #cursor-px,
 // #cursor-um, #cursor-values.
 'use strict';
 
@@ -300,7 +300,7 @@
       const depths = display.depths || { raw: display.depth || 1 };
       current = {
         id, seq, summary, display, info, defaults, depths,
-        settings: { channels: defaults.map((c) => ({ ...c })), view: views[0],
+        settings: { channels: defaults.map((c) => ({ ...c })), view: views[0], corrected: false,
                     z: Math.floor(((depths[views[0]] || 1) - 1) / 2) },
         views,
         liveGen: 0,
@@ -425,6 +425,9 @@
     }
     select.value = current.settings.view;
     $('view-row').hidden = current.views.length < 2;
+    // Corrections: offered when a stitch estimated them (the raw view's fields corrected as read).
+    $('corrected-row').hidden = !(Array.isArray(current.summary.corrections) && current.summary.corrections.length);
+    $('corrected-toggle').checked = current.settings.corrected;
     renderDepth();
     renderChannels();
   }
@@ -562,6 +565,7 @@
     });
     if (s.view && s.view !== 'raw' && current.views.length > 1) parts.push(`view=${encodeURIComponent(s.view)}`);
     if (depth() > 1) parts.push(`z=${s.z}`);
+    if (s.corrected && (!s.view || s.view === 'raw')) parts.push('corrected=1');
     if (current.liveGen > 0) parts.push(`v=${current.liveGen}`);  // new pixels: not the cached tiles
     return parts.join('&');
   }
@@ -884,6 +888,11 @@
       if (!current) return;
       current.settings.view = $('view-select').value;
       renderDepth();
+      settingsChanged(0);
+    });
+    $('corrected-toggle').addEventListener('change', () => {
+      if (!current) return;
+      current.settings.corrected = $('corrected-toggle').checked;
       settingsChanged(0);
     });
     $('z-slider').addEventListener('input', () => {
