@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace tessera::correct::internal {
@@ -60,7 +61,8 @@ void ForwardY(const Plane& in, const Wavelet& w, Plane& lo, Plane& hi) {
   const int64_t m = (in.height + f - 1) / 2, width = in.width;
   lo = Plane(width, m);
   hi = Plane(width, m);
-  for (int64_t o = 0; o < m; ++o) {
+  ParallelFor(m, [&](int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; ++o) {
     double* a = lo.row(o);
     double* d = hi.row(o);
     for (int64_t j = 0; j < f; ++j) {
@@ -72,6 +74,7 @@ void ForwardY(const Plane& in, const Wavelet& w, Plane& lo, Plane& hi) {
       }
     }
   }
+  });
 }
 
 // Along x, row by row: the mirrored row split into its even and odd samples, so that each tap
@@ -83,8 +86,9 @@ void ForwardX(const Plane& in, const Wavelet& w, Plane& lo, Plane& hi) {
   hi = Plane(m, in.height);
   // ext[k] is sample k - f; output o takes samples 2o + 1 - j, j < f.
   const int64_t ext_len = n + 2 * f + 2;
+  ParallelFor(in.height, [&](int64_t y0, int64_t y1) {
   std::vector<double> even((ext_len + 1) / 2), odd((ext_len + 1) / 2);
-  for (int64_t y = 0; y < in.height; ++y) {
+  for (int64_t y = y0; y < y1; ++y) {
     const double* src = in.row(y);
     for (int64_t k = 0; k < ext_len; ++k) {
       const double v = src[Mirror(k - f, n)];
@@ -103,6 +107,7 @@ void ForwardX(const Plane& in, const Wavelet& w, Plane& lo, Plane& hi) {
       }
     }
   }
+  });
 }
 
 // The inverse along y: output row t is y[t + f - 2] of the upsampled rows convolved with the
@@ -111,7 +116,8 @@ Plane InverseY(const Plane& lo, const Plane& hi, const Wavelet& w) {
   const auto f = static_cast<int64_t>(w.rec_lo.size());
   const int64_t n = lo.height, out_h = 2 * n - f + 2, width = lo.width;
   Plane out(width, out_h);
-  for (int64_t t = 0; t < out_h; ++t) {
+  ParallelFor(out_h, [&](int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; ++t) {
     const int64_t yn = t + f - 2;
     double* dst = out.row(t);
     for (int64_t j = yn % 2; j < f; j += 2) {
@@ -123,6 +129,7 @@ Plane InverseY(const Plane& lo, const Plane& hi, const Wavelet& w) {
       for (int64_t x = 0; x < width; ++x) dst[x] += cl * a[x] + ch * d[x];
     }
   }
+  });
   return out;
 }
 
@@ -131,7 +138,8 @@ Plane InverseX(const Plane& lo, const Plane& hi, const Wavelet& w) {
   const int64_t n = lo.width, out_w = 2 * n - f + 2;
   Plane out(out_w, lo.height);
   const int64_t half = f / 2;
-  for (int64_t y = 0; y < lo.height; ++y) {
+  ParallelFor(lo.height, [&](int64_t y0, int64_t y1) {
+  for (int64_t y = y0; y < y1; ++y) {
     const double* a = lo.row(y);
     const double* d = hi.row(y);
     double* dst = out.row(y);
@@ -150,6 +158,7 @@ Plane InverseX(const Plane& lo, const Plane& hi, const Wavelet& w) {
       }
     }
   }
+  });
   return out;
 }
 
@@ -162,6 +171,54 @@ Plane Trimmed(Plane p, int64_t width, int64_t height) {
 }
 
 }  // namespace
+
+namespace {
+struct Pool {
+  std::vector<std::pair<size_t, void*>> free;
+  size_t held = 0;
+  ~Pool() {
+    for (auto& [bytes, p] : free) ::operator delete(p);
+  }
+};
+thread_local Pool pool;
+constexpr size_t kPooledFrom = size_t{64} << 10;
+}  // namespace
+
+void* PoolAllocate(size_t bytes) {
+  if (bytes >= kPooledFrom) {
+    for (size_t i = 0; i < pool.free.size(); ++i) {
+      if (pool.free[i].first != bytes) continue;
+      void* p = pool.free[i].second;
+      pool.held -= bytes;
+      pool.free[i] = pool.free.back();
+      pool.free.pop_back();
+      return p;
+    }
+  }
+  return ::operator new(bytes);
+}
+
+void PoolFree(void* p, size_t bytes) {
+  if (bytes >= kPooledFrom && pool.held + bytes <= kPoolBytes) {
+    pool.free.emplace_back(bytes, p);
+    pool.held += bytes;
+    return;
+  }
+  ::operator delete(p);
+}
+
+void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  static const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const int64_t parts = std::min(cores, n / 16 + 1);
+  if (parts <= 1) {
+    fn(0, n);
+    return;
+  }
+  std::vector<std::thread> helpers;
+  for (int64_t k = 1; k < parts; ++k) helpers.emplace_back([&, k] { fn(n * k / parts, n * (k + 1) / parts); });
+  fn(0, n / parts);
+  for (auto& t : helpers) t.join();
+}
 
 Result<Wavelet> WaveletNamed(std::string_view name) {
   for (const auto& f : Filters()) {

@@ -12,7 +12,9 @@
 //   Plane back = Reconstruct(std::move(d), *w);
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -29,10 +31,30 @@ Result<Wavelet> WaveletNamed(std::string_view name);
 /// pywt.dwt_max_level: the levels a signal of `length` samples allows.
 int MaxLevel(int64_t length, size_t filter_length);
 
+/// Large buffers kept per thread between planes (up to kPoolBytes), so that destriping plane
+/// after plane faults no fresh pages in (a 2048 x 2048 plane's transform holds ~10 such arrays).
+inline constexpr size_t kPoolBytes = size_t{512} << 20;
+void* PoolAllocate(size_t bytes);
+void PoolFree(void* p, size_t bytes);
+template <typename T>
+struct Pooled {
+  using value_type = T;
+  Pooled() = default;
+  template <typename U>
+  Pooled(const Pooled<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(PoolAllocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) { PoolFree(p, n * sizeof(T)); }
+  template <typename U>
+  bool operator==(const Pooled<U>&) const { return true; }
+};
+
+/// `fn(begin, end)` over [0, n) split across the machine's cores (the caller's thread one of them).
+void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
 /// A row-major 2-D array of doubles.
 struct Plane {
   int64_t width = 0, height = 0;
-  std::vector<double> v;
+  std::vector<double, Pooled<double>> v;
   Plane() = default;
   Plane(int64_t w, int64_t h) : width(w), height(h), v(static_cast<size_t>(w * h), 0.0) {}
   double* row(int64_t y) { return v.data() + y * width; }
