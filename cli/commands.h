@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#include <optional>
+
+#include "common/correct/destripe.h"
 #include "common/status/status.h"
 
 namespace CLI {
@@ -41,6 +44,18 @@ int Fail(const std::string& what);
 /// naming the option and the form otherwise.
 Result<std::array<int64_t, 4>> ParseRegion(const std::string& text);
 Result<std::array<int64_t, 6>> ParseBox(const std::string& text);
+
+/// pystripe's options (--destripe METHOD, --sigma1, --sigma2, --wavelet, --wavelet-level,
+/// --threshold, --crossover, --artifact-length, --background-window, --percentile,
+/// --lightsheet-vs-background, --stripes-along-y) into `options`, the method's name into `method`
+/// ("" when not asked); the caller turns it into options->method.
+struct DestripeArgs {
+  std::string method;
+  correct::DestripeOptions options;
+};
+void AddDestripeOptions(CLI::App* cmd, DestripeArgs& args);
+/// The options given, or nothing when --destripe was not; INVALID_ARGUMENT for bad ones.
+Result<std::optional<correct::DestripeOptions>> DestripeOf(const DestripeArgs& args);
 
 /// --server on a client command: empty means DefaultServer() (TESSERA_SERVER, else the
 /// credential's endpoint, else the default).

@@ -219,6 +219,9 @@ void AddScanCommand(CLI::App& app, int& exit_code) {
   scan->add_option("--background", a.synth.background,
                    "Synthetic: autofluorescence everywhere, as a fraction of a cell's peak, under the illumination")
       ->capture_default_str();
+  scan->add_option("--stripes", a.synth.stripes,
+                   "Synthetic: light-sheet stripes, 1 row in 16 dimmed by up to this fraction from a column on")
+      ->capture_default_str();
   scan->add_option("--gain-spread", a.synth.gain_spread,
                    "Synthetic: each tile's brightness times a known factor within 1 +- this (bleaching, exposure)")
       ->capture_default_str();

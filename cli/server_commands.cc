@@ -510,9 +510,17 @@ void AddServerCommands(CLI::App& app, int& exit_code) {
   sr->add_flag("--normalize", stitcher_opts.normalize, "Solve a gain per tile from the overlaps; fuse with them");
   sr->add_option("--dark", stitcher_opts.dark, "The camera's dark level (offset), if known; -1: estimated")
       ->check(CLI::Range(-1.0, 65535.0))->capture_default_str();
+  static DestripeArgs stitcher_destripe;
+  AddDestripeOptions(sr, stitcher_destripe);
   static RoleStart stitcher_start;
   AddRoleStartOptions(sr, stitcher_start);
   sr->callback([&] {
+    auto stripes = DestripeOf(stitcher_destripe);
+    if (!stripes.ok()) {
+      exit_code = Fail(stripes.status().ToString());
+      return;
+    }
+    stitcher_opts.destripe = *stripes;
     if (Status s = StartRole(stitcher_start); !s.ok()) {
       exit_code = Fail(s.ToString());
       return;

@@ -93,6 +93,41 @@ void PrintRoles(const std::string& server, bool broker_up) {
 
 }  // namespace
 
+void AddDestripeOptions(CLI::App* cmd, DestripeArgs& a) {
+  correct::DestripeOptions& o = a.options;
+  cmd->add_option("--destripe", a.method,
+                  "Destripe every plane first, by pystripe's method (wavelet or lightsheet), into the view ID:destriped "
+                  "that is then registered and fused (the raw planes stay as they are)");
+  cmd->add_option("--sigma1", o.sigma_foreground, "Destripe, wavelet: the notch's width for pixels above the threshold, px "
+                  "(pystripe's -s1)")->capture_default_str();
+  cmd->add_option("--sigma2", o.sigma_background, "Destripe, wavelet: the same for pixels below it (-s2; equal sigmas: one band)")
+      ->capture_default_str();
+  cmd->add_option("--wavelet", o.wavelet, "Destripe, wavelet: haar, db1-db10, sym2-sym10, coif1-coif5 (-w)")->capture_default_str();
+  cmd->add_option("--wavelet-level", o.level, "Destripe, wavelet: decomposition levels, 0 as many as the plane allows (-l)")
+      ->capture_default_str();
+  cmd->add_option("--threshold", o.threshold, "Destripe, wavelet: grey level between background and foreground, -1 Otsu's (-t)")
+      ->capture_default_str();
+  cmd->add_option("--crossover", o.crossover, "Destripe, wavelet: grey levels over which the bands blend (-x)")->capture_default_str();
+  cmd->add_option("--artifact-length", o.artifact_length, "Destripe, lightsheet: px along the stripes")->capture_default_str();
+  cmd->add_option("--background-window", o.background_window, "Destripe, lightsheet: px, the background's square")
+      ->capture_default_str();
+  cmd->add_option("--percentile", o.percentile, "Destripe, lightsheet: the percentile, 0 to 1")->capture_default_str();
+  cmd->add_option("--lightsheet-vs-background", o.lightsheet_vs_background,
+                  "Destripe, lightsheet: the background's weight against the stripes")->capture_default_str();
+  cmd->add_flag("--stripes-along-y", o.along_y, "Destripe: the stripes run down the columns (pystripe's --rotate)");
+}
+
+Result<std::optional<correct::DestripeOptions>> DestripeOf(const DestripeArgs& a) {
+  if (a.method.empty()) return std::optional<correct::DestripeOptions>();
+  correct::DestripeOptions o = a.options;
+  TESSERA_ASSIGN_OR_RETURN(o.method, correct::DestripeMethodNamed(a.method));
+  if (o.method == correct::DestripeMethod::kWavelet && o.sigma_foreground == 0 && o.sigma_background == 0) {
+    return Error(StatusCode::kInvalidArgument, "--destripe wavelet: give --sigma1 and/or --sigma2 (px; pystripe suggests 100 to 256)");
+  }
+  TESSERA_RETURN_IF_ERROR(correct::CheckDestripeOptions(o));
+  return std::optional(o);
+}
+
 void AddStitchCommands(CLI::App& app, int& exit_code) {
   static StitchRequest req;
   static std::string server;
@@ -121,10 +156,18 @@ void AddStitchCommands(CLI::App& app, int& exit_code) {
                  "With --flat-field or --normalize: the camera's dark level (its offset, from its data sheet) if "
                  "known; -1: estimated from the fields (0 where they cannot tell it, as BaSiC assumes)")
       ->check(CLI::Range(-1.0, 65535.0))->capture_default_str();
+  static DestripeArgs destripe;
+  AddDestripeOptions(st, destripe);
   st->add_flag("--wait", wait_only, "Start nothing: follow the stitch under way (or show the last one)");
   st->add_flag("--json", json, "The QC report as JSON: summary, links[], tiles[] (x, y solved, sub-pixel)");
   st->callback([&] {
     Client client(server);
+    auto stripes = DestripeOf(destripe);
+    if (!stripes.ok()) {
+      exit_code = Fail(stripes.status().ToString());
+      return;
+    }
+    req.destripe = *stripes;
     if (!wait_only) {
       auto started = client.StartStitch(req);
       if (!started.ok()) {

@@ -236,6 +236,7 @@ Result<StitchState> Client::StartStitch(const StitchRequest& r) {
   st->set_flat_field(r.flat_field);
   st->set_normalize(r.normalize);
   if (r.dark >= 0) st->set_dark(r.dark);
+  if (r.destripe) correct::ToProto(*r.destripe, st->mutable_destripe());
   TESSERA_ASSIGN_OR_RETURN(auto reply, Rpc(credential_, server_, std::max(options_.timeout_ms, 30000), req));
   return internal::StitchFromProto(reply.stitch());
 }

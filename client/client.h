@@ -24,12 +24,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "client/array.h"
 #include "common/correct/corrections.h"
+#include "common/correct/destripe.h"
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 
@@ -114,6 +116,8 @@ struct StitchRequest {
   bool flat_field = false; ///< estimate each channel's flat field and dark level, fuse with them
   bool normalize = false;  ///< solve a gain per tile from the overlaps, fuse with them
   double dark = -1;        ///< the camera's dark level (its offset), if known; -1: estimated
+  /// Destripe every plane first (the view "<id>:destriped", which is then registered and fused).
+  std::optional<correct::DestripeOptions> destripe;
 };
 
 /// `tessera info --json`: id, name, state, path, counts, shape, voxel size (pixel_size_um),

@@ -36,4 +36,30 @@ void ToProto(const SlideCorrections& s, google::protobuf::RepeatedPtrField<proto
   for (const auto& c : s.channels) ToProto(c, p->Add());
 }
 
+Result<DestripeOptions> FromProto(const proto::DestripeParams& p) {
+  TESSERA_ASSIGN_OR_RETURN(const DestripeMethod method, DestripeMethodNamed(p.method()));
+  DestripeOptions o{.method = method, .along_y = p.along_y(), .sigma_foreground = p.sigma_foreground(),
+                    .sigma_background = p.sigma_background(), .level = p.level(), .wavelet = p.wavelet(),
+                    .threshold = p.threshold(), .crossover = p.crossover(), .artifact_length = p.artifact_length(),
+                    .background_window = p.background_window(), .percentile = p.percentile(),
+                    .lightsheet_vs_background = p.lightsheet_vs_background()};
+  TESSERA_RETURN_IF_ERROR(CheckDestripeOptions(o));
+  return o;
+}
+
+void ToProto(const DestripeOptions& o, proto::DestripeParams* p) {
+  p->set_method(DestripeMethodName(o.method));
+  p->set_along_y(o.along_y);
+  p->set_sigma_foreground(o.sigma_foreground);
+  p->set_sigma_background(o.sigma_background);
+  p->set_level(o.level);
+  p->set_wavelet(o.wavelet);
+  p->set_threshold(o.threshold);
+  p->set_crossover(o.crossover);
+  p->set_artifact_length(o.artifact_length);
+  p->set_background_window(o.background_window);
+  p->set_percentile(o.percentile);
+  p->set_lightsheet_vs_background(o.lightsheet_vs_background);
+}
+
 }  // namespace tessera::correct

@@ -6,6 +6,7 @@
 #include <google/protobuf/repeated_ptr_field.h>
 
 #include "common/correct/corrections.h"
+#include "common/correct/destripe.h"
 #include "proto/tessera.pb.h"
 
 namespace tessera::correct {
@@ -14,5 +15,8 @@ ChannelCorrections FromProto(const proto::ChannelCorrections& p);
 void ToProto(const ChannelCorrections& c, proto::ChannelCorrections* p);
 SlideCorrections FromProto(const google::protobuf::RepeatedPtrField<proto::ChannelCorrections>& p);
 void ToProto(const SlideCorrections& c, google::protobuf::RepeatedPtrField<proto::ChannelCorrections>* p);
+/// INVALID_ARGUMENT for an unknown method or options out of range (CheckDestripeOptions).
+Result<DestripeOptions> FromProto(const proto::DestripeParams& p);
+void ToProto(const DestripeOptions& o, proto::DestripeParams* p);
 
 }  // namespace tessera::correct

@@ -153,6 +153,7 @@ std::string StitchPathOf(const std::string& slide_path) { return Beside(slide_pa
 
 std::string FusedPathOf(const std::string& slide_path) { return Beside(slide_path, ".fused.h5"); }
 std::string DeskewedPathOf(const std::string& slide_path) { return Beside(slide_path, ".deskewed.h5"); }
+std::string DestripedPathOf(const std::string& slide_path) { return Beside(slide_path, ".destriped.h5"); }
 
 Status WriteStitchFile(const std::string& path, const StitchRecord& record) {
   if (record.positions.size() != record.stage.size() || (!record.z.empty() && record.z.size() != record.stage.size())) {

@@ -47,6 +47,9 @@ std::string FusedPathOf(const std::string& slide_path);
 /// "DIR/s000001.h5" -> "DIR/s000001.deskewed.h5": an oblique scan's deskewed view, a slide
 /// file with the scan's tiles, each plane deskewed (DeskewedPlanOf), written as planes land.
 std::string DeskewedPathOf(const std::string& slide_path);
+/// "DIR/s000001.h5" -> "DIR/s000001.destriped.h5": every plane destriped (docs/corrections.md),
+/// a slide file in the slide's own plan, made by `tessera stitch --destripe`.
+std::string DestripedPathOf(const std::string& slide_path);
 
 /// INVALID_ARGUMENT when positions and stage (or a non-empty z) differ in length; RESOURCE_EXHAUSTED on a
 /// full disk (the old file, if any, stays).

@@ -36,6 +36,7 @@ Status ValidateOptions(const SyntheticOptions& o) {
   }
   if (o.z_planes == 0) return Error(StatusCode::kInvalidArgument, "z planes must be at least 1");
   if (!(o.background >= 0 && o.background <= 1)) return Error(StatusCode::kInvalidArgument, "background {}: give 0 to 1", o.background);
+  if (!(o.stripes >= 0 && o.stripes <= 0.9)) return Error(StatusCode::kInvalidArgument, "stripes {}: give 0 to 0.9", o.stripes);
   if (!(o.gain_spread >= 0 && o.gain_spread <= 0.5)) {
     return Error(StatusCode::kInvalidArgument, "gain spread {}: give 0 to 0.5", o.gain_spread);
   }
@@ -206,10 +207,16 @@ void SyntheticMosaic::RenderFrame(const FrameKey& key, std::span<uint8_t> out) c
   const auto gain = static_cast<float>(TrueGain(key.t));
   for (uint32_t y = 0; y < h; ++y) {
     const float fy = (static_cast<float>(y) / static_cast<float>(h) - 0.5f) * 2;
+    // A stripe: the row dimmed from a column on (a shadow cast along the sheet), per frame.
+    const uint64_t stripe_hash = Mix(frame_seed ^ (0x5eedull * (y + 1)));
+    const bool striped = options_.stripes > 0 && stripe_hash % 16 == 0;
+    const auto stripe_from = static_cast<uint32_t>((stripe_hash >> 8) % std::max(1u, w / 4));
+    const auto stripe_gain = static_cast<float>(1 - options_.stripes * (0.5 + 0.5 * Unit(stripe_hash >> 16)));
     for (uint32_t x = 0; x < w; ++x) {
       const float fx = (static_cast<float>(x) / static_cast<float>(w) - 0.5f) * 2;
       const float illum = options_.vignetting ? 1.0f - 0.25f * (fx * fx + fy * fy) / 2 : 1.0f;
       float v = (img[size_t{y} * w + x] + background) * peak * illum * gain;
+      if (striped && x >= stripe_from) v *= stripe_gain;
       if (options_.noise) {
         // Shot noise ~ sqrt(signal) and read noise, from a counter-based hash: two
         // uniforms summed make a cheap bell shape (variance 1/6 each unit).

@@ -40,6 +40,7 @@ struct SyntheticOptions {
   bool vignetting = true;               ///< illumination falling off towards the corners (Illumination)
   double background = 0;                ///< autofluorescence everywhere, in units of a cell's peak (0..1), under the illumination
   double gain_spread = 0;               ///< each tile's brightness times a known factor in [1 - s, 1 + s] (TrueGain), [0, 0.5]
+  double stripes = 0;                   ///< light-sheet stripes: 1 row in 16 dimmed by up to this fraction from a column on, [0, 0.9]
   /// Light-sheet stacks: the planes of a tile are sections of one 3-D scene (cells as 3-D
   /// blobs), each tile offset by a known error in z too; otherwise z planes defocus one 2-D
   /// scene (a widefield z-stack).

@@ -323,13 +323,16 @@ class Handler {
   }
 
   // The slide id a request reads: `view=fused` is the stitched slide's fused image (the
-  // slide "<id>:fused"), `view=deskewed` an oblique scan's deskewed stacks, `view=raw` (the
+  // slide "<id>:fused"), `view=deskewed` an oblique scan's deskewed stacks, `view=destriped` its
+  // destriped planes (tessera stitch --destripe), `view=raw` (the
   // default) the fields of view as acquired.
   static Result<std::string> ViewOf(std::string_view id, const Query& query) {
     auto it = query.find("view");
     if (it == query.end() || it->second == "raw") return std::string(id);
-    if (it->second == "fused" || it->second == "deskewed") return fmt::format("{}:{}", id, it->second);
-    return Error(StatusCode::kInvalidArgument, "view={}: give raw, deskewed or fused", it->second);
+    if (it->second == "fused" || it->second == "deskewed" || it->second == "destriped") {
+      return fmt::format("{}:{}", id, it->second);
+    }
+    return Error(StatusCode::kInvalidArgument, "view={}: give raw, deskewed, destriped or fused", it->second);
   }
 
   // A plane of the mosaic's (z=N, default 0), checked against its depth.
@@ -408,7 +411,7 @@ class Handler {
     j["depth"] = g.depth;
     j["views"] = {"raw"};
     j["depths"] = {{"raw", g.depth}};  // each view's planes (a fused volume spans every stack)
-    for (const char* view : {"deskewed", "fused"}) {
+    for (const char* view : {"deskewed", "destriped", "fused"}) {
       if (std::string_view(view) == "deskewed" && !g.plan.oblique) continue;
       if (auto v = Geometry(fmt::format("{}:{}", id, view)); v.ok()) {
         j["views"].push_back(view);

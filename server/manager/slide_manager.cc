@@ -36,6 +36,7 @@ constexpr int kReadyTimeoutMs = 20000;
 // A slide's derived views, slide files of their own beside it, served as slide ids.
 constexpr const char* kFusedSuffix = ":fused";        // the fused image of a stitched slide
 constexpr const char* kDeskewedSuffix = ":deskewed";  // an oblique scan's deskewed stacks
+constexpr const char* kDestripedSuffix = ":destriped";  // every plane destriped (tessera stitch --destripe)
 constexpr int kStopGraceMs = 30000;
 // A writer finishes the zoom levels of what it stored, syncs and closes its file on SIGTERM.
 constexpr int kWriterStopGraceMs = 300000;
@@ -306,6 +307,10 @@ struct SlideManager::Impl {
       return Error(StatusCode::kUnavailable, "this stack has no broker: run tessera up, or name one with "
                                              "--endpoint broker=...");
     }
+    if (!req.destripe().method().empty()) TESSERA_RETURN_IF_ERROR(correct::FromProto(req.destripe()).status());
+    if (req.has_dark() && !(req.dark() >= 0 && req.dark() <= 65535)) {
+      return Error(StatusCode::kInvalidArgument, "dark {}: a grey level, 0 to 65535", req.dark());
+    }
     TESSERA_RETURN_IF_ERROR(SpawnStitcher(r, req));
     *reply->mutable_stitch() = stitches[r.id];
     return OkStatus();
@@ -379,6 +384,17 @@ struct SlideManager::Impl {
       if (req.flat_field()) args.push_back("--flat-field");
       if (req.normalize()) args.push_back("--normalize");
       if (req.has_dark()) args.insert(args.end(), {"--dark", fmt::format("{:.17g}", req.dark())});
+      if (!req.destripe().method().empty()) {
+        const proto::DestripeParams& d = req.destripe();
+        args.insert(args.end(), {"--destripe", d.method(), "--sigma1", fmt::format("{:.17g}", d.sigma_foreground()),
+                                 "--sigma2", fmt::format("{:.17g}", d.sigma_background()), "--wavelet-level",
+                                 std::to_string(d.level()), "--wavelet", d.wavelet(), "--threshold",
+                                 fmt::format("{:.17g}", d.threshold()), "--crossover", fmt::format("{:.17g}", d.crossover()),
+                                 "--artifact-length", std::to_string(d.artifact_length()), "--background-window",
+                                 std::to_string(d.background_window()), "--percentile", fmt::format("{:.17g}", d.percentile()),
+                                 "--lightsheet-vs-background", fmt::format("{:.17g}", d.lightsheet_vs_background())});
+        if (d.along_y()) args.push_back("--stripes-along-y");
+      }
       state = proto::StitchState();
       state.set_slide_id(r.id);
       const std::string id = r.id;
@@ -536,13 +552,19 @@ struct SlideManager::Impl {
   // "s000001:fused", "s000001:deskewed": a derived view, a slide file of its own beside the
   // slide (the deskewed view is "acquiring" while its stitcher still writes it).
   Status ViewSummary(const std::string& id, proto::SlideSummary* out) {
-    const bool fused = id.ends_with(kFusedSuffix);
+    const bool fused = id.ends_with(kFusedSuffix), destriped = id.ends_with(kDestripedSuffix);
     const std::string base = id.substr(0, id.rfind(':'));
     TESSERA_ASSIGN_OR_RETURN(SlideRecord r, catalog->Get(base));
-    const std::string path = fused ? storage::FusedPathOf(r.path) : storage::DeskewedPathOf(r.path);
+    const std::string path = fused       ? storage::FusedPathOf(r.path)
+                             : destriped ? storage::DestripedPathOf(r.path)
+                                         : storage::DeskewedPathOf(r.path);
     std::error_code ec;
     if (!fs::exists(path, ec)) {
       if (fused) return Error(StatusCode::kNotFound, "slide {} has no fused image yet (tessera stitch {} makes it)", base, base);
+      if (destriped) {
+        return Error(StatusCode::kNotFound, "slide {} has no destriped view (tessera stitch {} --destripe wavelet makes it)",
+                     base, base);
+      }
       auto plan = PlanFromJson(r.plan_json);
       if (plan.ok() && !plan->oblique) {
         return Error(StatusCode::kNotFound, "slide {} is not an oblique scan: it has no deskewed view", base);
@@ -728,7 +750,8 @@ struct SlideManager::Impl {
         break;
       }
       case proto::ManagerRequest::kGetSlide: {
-        if (const std::string& id = req.get_slide().slide_id(); id.ends_with(kFusedSuffix) || id.ends_with(kDeskewedSuffix)) {
+        if (const std::string& id = req.get_slide().slide_id(); id.ends_with(kFusedSuffix) || id.ends_with(kDeskewedSuffix) ||
+                                                                        id.ends_with(kDestripedSuffix)) {
           s = ViewSummary(id, reply.mutable_slide());
           break;
         }
@@ -745,11 +768,14 @@ struct SlideManager::Impl {
       case proto::ManagerRequest::kGetStitch: s = GetStitch(req.get_stitch().slide_id(), &reply); break;
       case proto::ManagerRequest::kStitchProgress: {
         proto::StitchState& state = stitches[req.stitch_progress().slide_id()];
-        const bool deskewing = state.stage() == "deskew";
+        const bool deskewing = state.stage() == "deskew", destriping = state.stage() == "destripe";
         if (state.state() == "running") state = req.stitch_progress();  // a stitcher this manager started
         // A view written anew or to its end: the dealer opens it again.
         if (deskewing && (state.stage() != "deskew" || state.state() != "running")) {
           Publish(state.slide_id() + kDeskewedSuffix, false, /*closed=*/true);
+        }
+        if (destriping && (state.stage() != "destripe" || state.state() != "running")) {
+          Publish(state.slide_id() + kDestripedSuffix, false, /*closed=*/true);
         }
         if (state.state() == "done") Publish(state.slide_id() + kFusedSuffix, false, /*closed=*/true);
         if (state.state() == "done" || state.state() == "failed") ForgetStitch(state.slide_id());

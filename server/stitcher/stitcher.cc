@@ -227,24 +227,38 @@ constexpr uint32_t kDeskewTaskPlanes = 8;                 // so that a stack's f
 constexpr size_t kDeskewTaskChunks = 512;                 // per task, over every level
 constexpr uint64_t kDeskewTaskBytes = uint64_t{32} << 20;  // raw and deskewed planes of a task
 
-Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& summary, const std::string& broker,
+// A view derived plane by plane from a slide's raw planes on the workers (its deskewed or its
+// destriped planes, with their zoom levels), as they land: a slide file beside the slide, resumed
+// where a stitcher before this one stopped.
+struct DerivedView {
+  const char* suffix;   // ":deskewed"
+  const char* service;  // the workers' service: "deskew"
+  const char* done;     // "deskewed", in messages
+  ScanPlan plan;        // the view's
+  std::string path;
+  std::function<void(proto::TaskRequest&, const FrameKey& first, uint32_t planes)> task;
+  double* seconds;
+  uint64_t* while_acquiring;  // planes made before the scan closed
+};
+
+Status DeriveSlide(const StitchOptions& o, Client& client, const SlideSummary& summary, const std::string& broker,
                    const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
-                   StitchResult& r) {
+                   const DerivedView& view) {
   const ScanPlan& raw = summary.plan;
-  TESSERA_ASSIGN_OR_RETURN(const ScanPlan plan, DeskewedPlanOf(raw));
-  const std::string path = storage::DeskewedPathOf(summary.path);
+  const ScanPlan& plan = view.plan;
+  const std::string& path = view.path;
   std::error_code ec;
   auto opened = std::filesystem::exists(path, ec) ? storage::SlideFile::OpenForWrite(path)
-                                                   : storage::SlideFile::Create(path, plan, o.slide + ":deskewed");
+                                                   : storage::SlideFile::Create(path, plan, o.slide + view.suffix);
   if (!opened.ok() && opened.status().code() != StatusCode::kFailedPrecondition) {  // not ours to resume: anew
-    log::Get("stitcher")->warn("slide={} deskewed view {} not resumed ({}): made again", o.slide, path,
+    log::Get("stitcher")->warn("slide={} {} view {} not resumed ({}): made again", o.slide, view.done, path,
                                opened.status().message());
     std::filesystem::remove(path, ec);
-    opened = storage::SlideFile::Create(path, plan, o.slide + ":deskewed");
+    opened = storage::SlideFile::Create(path, plan, o.slide + view.suffix);
   }
   TESSERA_ASSIGN_OR_RETURN(auto file, std::move(opened));
   if (file->plan().width != plan.width || file->plan().frame_count() != plan.frame_count()) {
-    return Error(StatusCode::kDataLoss, "{} is not the deskewed view of {}: remove it and stitch again", path, o.slide);
+    return Error(StatusCode::kDataLoss, "{} is not the {} view of {}: remove it and stitch again", path, view.done, o.slide);
   }
   // Planes per task: bounded by the answer's chunks and by the bytes in the worker's memory.
   size_t chunks = 0;
@@ -264,7 +278,7 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
   };
   std::vector<uint32_t> landed(n, 0);  // raw planes of each task landed
   std::vector<bool> queued(n, false);
-  for (size_t i = 0; i < n; ++i) {  // what a stitcher before this one deskewed
+  for (size_t i = 0; i < n; ++i) {  // what a stitcher before this one made
     bool all = true;
     for (uint32_t p = 0; p < planes_of(i) && all; ++p) all = file->IsWritten(frame_of(i, p)) && file->LevelsWritten(frame_of(i, p));
     queued[i] = all;
@@ -297,26 +311,18 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
   const auto started = Clock::now();
   int64_t synced = wire::NowMs();
   TESSERA_RETURN_IF_ERROR(RunTasks(
-      broker, "deskew", n, o,
-      [&](size_t i, proto::TaskRequest& t) {
-        proto::DeskewTask* d = t.mutable_deskew();
-        const FrameKey k = raw.KeyOf(frame_of(i, 0));
-        d->set_slide(o.slide);
-        d->set_tile(k.t);
-        d->set_channel(k.c);
-        d->set_z(k.z);
-        d->set_planes(planes_of(i));
-      },
+      broker, view.service, n, o,
+      [&](size_t i, proto::TaskRequest& t) { view.task(t, raw.KeyOf(frame_of(i, 0)), planes_of(i)); },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>& payload) -> Status {
         const FrameKey first = raw.KeyOf(frame_of(i, 0));
         if (Status s = wire::FromProto(res.status()); !s.ok()) {
-          return Error(s.code(), "deskewing planes {} to {} of tile {} channel {} of {} failed: {}", first.z,
+          return Error(s.code(), "{} planes {} to {} of tile {} channel {} of {} failed: {}", view.service, first.z,
                        first.z + planes_of(i) - 1, first.t, first.c, o.slide, s.message());
         }
         const size_t expected = chunks * planes_of(i);
         if (payload.size() != expected || static_cast<size_t>(res.chunk().checksums_size()) != expected) {
-          return Error(StatusCode::kDataLoss, "the deskewed chunks of tile {} planes {}+ of {} came back {} instead of {}",
-                       first.t, first.z, o.slide, payload.size(), expected);
+          return Error(StatusCode::kDataLoss, "the {} chunks of tile {} planes {}+ of {} came back {} instead of {}",
+                       view.done, first.t, first.z, o.slide, payload.size(), expected);
         }
         size_t next = 0;
         for (uint32_t p = 0; p < planes_of(i); ++p) {
@@ -327,7 +333,7 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
               const auto bytes = wire::Bytes(payload[next]);
               const uint64_t sum = res.chunk().checksums(static_cast<int>(next));
               if (codec::Checksum(bytes) != sum) {
-                return Error(StatusCode::kDataLoss, "a deskewed chunk of tile {} of {} came back damaged", first.t, o.slide);
+                return Error(StatusCode::kDataLoss, "a {} chunk of tile {} of {} came back damaged", view.done, first.t, o.slide);
               }
               TESSERA_RETURN_IF_ERROR(file->WriteChunk({frame, l, c / shape.chunks_x(), c % shape.chunks_x()}, bytes, sum));
             }
@@ -335,7 +341,7 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
           file->MarkWritten(plan.FrameIndex(frame));
           file->MarkLevelsWritten(plan.FrameIndex(frame));
         }
-        if (!landing->closed()) r.deskewed_while_acquiring += planes_of(i);
+        if (!landing->closed()) *view.while_acquiring += planes_of(i);
         if (wire::NowMs() - synced >= 250) {  // readers see what is synced
           TESSERA_RETURN_IF_ERROR(file->Sync(/*fsync=*/false));
           synced = wire::NowMs();
@@ -344,11 +350,51 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
       },
       progress, stop, feed));
   TESSERA_RETURN_IF_ERROR(file->Close());
-  r.deskew_s = Seconds(started);
-  log::Get("stitcher")->info("slide={} deskewed {}x{}x{} x {} stacks deskew_s={:.2f} while_acquiring={} path={}", o.slide,
-                             plan.width, plan.height, plan.z_planes, stacks, r.deskew_s, r.deskewed_while_acquiring,
-                             path);
+  *view.seconds = Seconds(started);
+  log::Get("stitcher")->info("slide={} {} {}x{}x{} x {} stacks s={:.2f} while_acquiring={} path={}", o.slide, view.done,
+                             plan.width, plan.height, plan.z_planes, stacks, *view.seconds, *view.while_acquiring, path);
   return OkStatus();
+}
+
+Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& summary, const std::string& broker,
+                   const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
+                   StitchResult& r) {
+  TESSERA_ASSIGN_OR_RETURN(ScanPlan plan, DeskewedPlanOf(summary.plan));
+  return DeriveSlide(o, client, summary, broker, progress, stop,
+                     {":deskewed", "deskew", "deskewed", std::move(plan), storage::DeskewedPathOf(summary.path),
+                      [&](proto::TaskRequest& t, const FrameKey& k, uint32_t planes) {
+                        proto::DeskewTask* d = t.mutable_deskew();
+                        d->set_slide(o.slide);
+                        d->set_tile(k.t);
+                        d->set_channel(k.c);
+                        d->set_z(k.z);
+                        d->set_planes(planes);
+                      },
+                      &r.deskew_s, &r.deskewed_while_acquiring});
+}
+
+// Every plane destriped (pystripe's methods, common/correct/destripe.h) into `<id>:destriped`,
+// in the slide's own plan.
+Status DestripeSlide(const StitchOptions& o, Client& client, const SlideSummary& summary, const std::string& broker,
+                     const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
+                     StitchResult& r) {
+  ScanPlan plan = summary.plan;
+  plan.name += " (destriped)";
+  plan.stitch = false;
+  proto::DestripeParams params;
+  correct::ToProto(*o.destripe, &params);
+  return DeriveSlide(o, client, summary, broker, progress, stop,
+                     {":destriped", "destripe", "destriped", std::move(plan), storage::DestripedPathOf(summary.path),
+                      [&](proto::TaskRequest& t, const FrameKey& k, uint32_t planes) {
+                        proto::DestripeTask* d = t.mutable_destripe();
+                        d->set_slide(o.slide);
+                        d->set_tile(k.t);
+                        d->set_channel(k.c);
+                        d->set_z(k.z);
+                        d->set_planes(planes);
+                        *d->mutable_params() = params;
+                      },
+                      &r.destripe_s, &r.destriped_while_acquiring});
 }
 
 // The zoom levels of a fused image, each chunk from the chunks of the level below under it
@@ -625,7 +671,14 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   TESSERA_ASSIGN_OR_RETURN(const std::string broker, BrokerOf(client, o.manager));
   StitchResult r;
   const std::string slide_path = summary.path;
-  if (summary.plan.oblique) {  // deskewed as it lands; its deskewed view is what is stitched
+  if (o.destripe) {  // its destriped view is what is stitched
+    if (summary.plan.oblique) {
+      return Error(StatusCode::kUnimplemented, "slide {} is an oblique scan: destriping before the deskew is not built yet",
+                   o.slide);
+    }
+    TESSERA_RETURN_IF_ERROR(DestripeSlide(o, client, summary, broker, progress, stop, r));
+    TESSERA_ASSIGN_OR_RETURN(summary, client.Info(o.slide + ":destriped"));
+  } else if (summary.plan.oblique) {  // deskewed as it lands; its deskewed view is what is stitched
     TESSERA_RETURN_IF_ERROR(DeskewSlide(o, client, summary, broker, progress, stop, r));
     if (o.deskew_only) return r;
     TESSERA_ASSIGN_OR_RETURN(summary, client.Info(o.slide + ":deskewed"));
@@ -644,7 +697,8 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   if (z >= plan.z_planes) {
     return Error(StatusCode::kInvalidArgument, "z {}: slide {} has planes 0 to {}", z, o.slide, plan.z_planes - 1);
   }
-  const bool register_z = project_z && IsVolume(plan, /*deskewed=*/summary.id != o.slide);
+  const bool deskewed = summary.id == o.slide + ":deskewed";
+  const bool register_z = project_z && IsVolume(plan, deskewed);
   std::vector<std::array<double, 2>> stage;
   std::vector<double> stage_z;
   std::vector<std::string> names;
@@ -718,7 +772,7 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
         reg->set_register_z(register_z);
         reg->set_nominal_dz(stage_z[p.b] - stage_z[p.a]);
         reg->set_max_shift_z(static_cast<uint32_t>(o.max_shift_z));
-        reg->set_zero_is_empty(summary.id != o.slide);  // a deskewed view
+        reg->set_zero_is_empty(deskewed);  // a deskewed view's corners hold no data
       },
       [&](size_t i, const proto::TaskResult& res, std::vector<zmq::message_t>&) -> Status {
         const Status s = wire::FromProto(res.status());

@@ -23,10 +23,12 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/correct/corrections.h"
+#include "common/correct/destripe.h"
 #include "common/plan/scan_plan.h"
 #include "common/status/status.h"
 #include "common/stitch/report.h"
@@ -52,10 +54,13 @@ struct StitchOptions {
   bool flat_field = false;   ///< each channel's flat field and dark level
   bool normalize = false;    ///< a gain per tile and channel, from the reliable links' overlaps
   double dark = -1;          ///< the camera's dark level if known; -1: estimated (0 where the data cannot tell)
+  /// Destripe every plane first ("destripe" tasks) into the view `ID:destriped`
+  /// (DATA/slides/<id>.destriped.h5), which is then registered, corrected and fused.
+  std::optional<correct::DestripeOptions> destripe;
 };
 
 struct StitchProgress {
-  std::string stage;         ///< "deskew", "register", "solve", "correct", "fuse", "pyramid"
+  std::string stage;         ///< "deskew", "destripe", "register", "solve", "correct", "fuse", "pyramid"
   uint64_t done = 0, total = 0;
 };
 
@@ -70,6 +75,8 @@ struct StitchResult {
   uint64_t deskewed_while_acquiring = 0;    ///< planes deskewed before the scan closed
   correct::SlideCorrections corrections;    ///< what was estimated (flat_field, normalize)
   double correct_s = 0;
+  double destripe_s = 0;
+  uint64_t destriped_while_acquiring = 0;   ///< planes destriped before the scan closed
 };
 
 /// Stacks are registered and solved in 3-D (z offsets too) when they are volumes: an oblique

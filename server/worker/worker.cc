@@ -17,7 +17,7 @@
 namespace tessera::worker {
 
 const std::vector<std::string>& KnownServices() {
-  static const std::vector<std::string> services = {"register", "fuse", "deskew"};
+  static const std::vector<std::string> services = {"register", "fuse", "deskew", "destripe"};
   return services;
 }
 

@@ -34,7 +34,7 @@ const std::vector<std::string>& KnownServices();
 struct WorkerOptions {
   std::string broker;                              ///< the broker's endpoint
   std::string manager;                             ///< the stack's manager (finds the dealer)
-  std::vector<std::string> services = {"register", "fuse", "deskew"};
+  std::vector<std::string> services = {"register", "fuse", "deskew", "destripe"};
   std::string name;                                ///< in `tessera ps`; default host:pid
   int heartbeat_ms = 1000;                         ///< as the broker's
   int heartbeat_misses = 3;                        ///< the broker silent this long: connect again

@@ -367,6 +367,50 @@ Result<TaskOutput> Deskew(TaskContext& context, const proto::DeskewTask& t) {
   return out;
 }
 
+// Planes of one tile destriped (common/correct/destripe.h), each stored with its zoom levels in
+// the slide's own plan (its destriped view).
+Result<TaskOutput> Destripe(TaskContext& context, const proto::DestripeTask& t) {
+  TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
+  TESSERA_ASSIGN_OR_RETURN(const correct::DestripeOptions options, correct::FromProto(t.params()));
+  if (t.tile() >= plan->tiles.size() || t.channel() >= plan->channels.size() || t.planes() == 0 ||
+      t.planes() > kMaxDeskewPlanes || t.z() >= plan->z_planes || t.planes() > plan->z_planes - t.z()) {
+    return Error(StatusCode::kInvalidArgument,
+                 "destripe tile {} channel {} planes {}+{}: slide {} has {} tiles, {} channels, {} planes (at most {} a task)",
+                 t.tile(), t.channel(), t.z(), t.planes(), t.slide(), plan->tiles.size(), plan->channels.size(),
+                 plan->z_planes, kMaxDeskewPlanes);
+  }
+  size_t chunks = 0;
+  for (uint32_t l = 0; l < plan->level_count(); ++l) chunks += plan->Level(l).chunks_per_frame();
+  if (chunks * t.planes() > kMaxDeskewChunks) {
+    return Error(StatusCode::kInvalidArgument, "destripe of {} planes of {}: {} chunks, more than a task answers ({})",
+                 t.planes(), t.slide(), chunks * t.planes(), kMaxDeskewChunks);
+  }
+  TESSERA_ASSIGN_OR_RETURN(Array planes, context.client().ReadTile({.slide = t.slide(), .tile = t.tile(), .level = 0,
+                                                                    .channels = {t.channel()}, .z_begin = t.z(),
+                                                                    .z_end = t.z() + t.planes()}));
+  const size_t frame = size_t{plan->width} * plan->height, elem = DtypeSize(plan->dtype);
+  std::vector<uint16_t> in(frame), out(frame);
+  std::vector<uint8_t> bytes(frame * elem);
+  TaskOutput result;
+  result.payload.reserve(chunks * t.planes());
+  for (uint32_t i = 0; i < t.planes(); ++i) {
+    const uint8_t* raw = planes.data.data() + i * frame * elem;
+    if (elem == 1) {
+      std::copy(raw, raw + frame, in.begin());
+    } else {
+      std::memcpy(in.data(), raw, frame * 2);
+    }
+    TESSERA_RETURN_IF_ERROR(correct::Destripe({in.data(), plan->width, plan->height, 0}, options, out));
+    if (elem == 1) {
+      for (size_t k = 0; k < frame; ++k) bytes[k] = static_cast<uint8_t>(std::min<uint16_t>(out[k], 255));
+    } else {
+      std::memcpy(bytes.data(), out.data(), frame * 2);
+    }
+    TESSERA_RETURN_IF_ERROR(AppendFrameChunks(*plan, {t.tile(), t.channel(), t.z() + i}, bytes, result));
+  }
+  return result;
+}
+
 }  // namespace
 
 Result<const ScanPlan*> TaskContext::Plan(const std::string& slide) {
@@ -380,6 +424,7 @@ Result<TaskOutput> RunTask(TaskContext& context, const proto::TaskRequest& reque
     case proto::TaskRequest::kRegisterPair: return Register(context, request.register_pair());
     case proto::TaskRequest::kFuse: return Fuse(context, request.fuse());
     case proto::TaskRequest::kDeskew: return Deskew(context, request.deskew());
+    case proto::TaskRequest::kDestripe: return Destripe(context, request.destripe());
     default:
       return Error(StatusCode::kInvalidArgument, "service {}: this worker has no task of that kind", request.service());
   }
