@@ -400,7 +400,9 @@ struct Client::Reader {
             for (uint32_t r = 0; r < c.h; ++r) {
               for (uint32_t k = 0; k < c.w; ++k) {
                 const size_t at = (static_cast<size_t>(c.dy + r) * width + c.dx + k) * elem;
-                in[size_t{r} * c.w + k] = elem == 1 ? plane[at] : *reinterpret_cast<const uint16_t*>(plane + at);
+                uint16_t v = plane[at];
+                if (elem == 2) std::memcpy(&v, plane + at, 2);
+                in[size_t{r} * c.w + k] = v;
               }
             }
             const int64_t tx = (int64_t{g.cx} * s.chunk_x + c.sx) * scale, ty = (int64_t{g.cy} * s.chunk_y + c.sy) * scale;
