@@ -374,10 +374,13 @@ Status DeskewSlide(const StitchOptions& o, Client& client, const SlideSummary& s
 }
 
 // Every plane destriped (pystripe's methods, common/correct/destripe.h) into `<id>:destriped`,
-// in the slide's own plan.
-Status DestripeSlide(const StitchOptions& o, Client& client, const SlideSummary& summary, const std::string& broker,
+// in the slide's own plan; with `flat`, each plane's flat field divided out first.
+Status DestripeSlide(const StitchOptions& o, Client& client, const SlideSummary& summary,
+                     const correct::SlideCorrections& flat, const std::string& broker,
                      const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
                      StitchResult& r) {
+  std::vector<std::optional<proto::ChannelCorrections>> flat_of(summary.plan.channels.size());
+  for (const auto& cc : flat.channels) correct::ToProto(cc, &flat_of[cc.channel].emplace());
   ScanPlan plan = summary.plan;
   plan.name += " (destriped)";
   plan.stitch = false;
@@ -393,6 +396,7 @@ Status DestripeSlide(const StitchOptions& o, Client& client, const SlideSummary&
                         d->set_z(k.z);
                         d->set_planes(planes);
                         *d->mutable_params() = params;
+                        if (flat_of[k.c]) *d->mutable_flat() = *flat_of[k.c];
                       },
                       &r.destripe_s, &r.destriped_while_acquiring});
 }
@@ -507,7 +511,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
                  const std::vector<std::array<double, 2>>& solved, const std::vector<double>& solved_z,
                  const std::string& broker,
                  const std::function<void(const StitchProgress&)>& progress, const std::atomic<bool>& stop,
-                 StitchResult& r) {
+                 const correct::SlideCorrections& with, StitchResult& r) {
   const ScanPlan& plan = source.plan;
   std::vector<std::array<int64_t, 2>> at;
   int64_t x0 = INT64_MAX, y0 = INT64_MAX, x1 = INT64_MIN, y1 = INT64_MIN;
@@ -568,7 +572,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
   };
   // Each channel's flat field and dark level, as every task of it carries them (gains are per tile).
   std::vector<std::optional<proto::ChannelCorrections>> task_corrections(plan.channels.size());
-  for (const auto& cc : r.corrections.channels) {
+  for (const auto& cc : with.channels) {
     correct::ChannelCorrections shared = cc;
     shared.gains.clear();
     correct::ToProto(shared, &task_corrections[cc.channel].emplace());
@@ -593,7 +597,7 @@ Status FuseSlide(const StitchOptions& o, const SlideSummary& source, const std::
         f->set_chunk_width(l0.chunk_x);
         f->set_chunk_height(l0.chunk_y);
         f->set_blend(static_cast<uint32_t>(o.blend));
-        const correct::ChannelCorrections* cc = r.corrections.Of(g.c);
+        const correct::ChannelCorrections* cc = with.Of(g.c);
         if (task_corrections[g.c]) *f->mutable_corrections() = *task_corrections[g.c];
         for (uint32_t tile : index.Query(0, box)) {
           // The task's planes the stack lies under, and its plane under the first of them.
@@ -671,12 +675,24 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   TESSERA_ASSIGN_OR_RETURN(const std::string broker, BrokerOf(client, o.manager));
   StitchResult r;
   const std::string slide_path = summary.path;
+  correct::SlideCorrections raw_flat;  // with --destripe --flat-field: the flat field the view was made with
   if (o.destripe) {  // its destriped view is what is stitched
     if (summary.plan.oblique) {
       return Error(StatusCode::kUnimplemented, "slide {} is an oblique scan: destriping before the deskew is not built yet",
                    o.slide);
     }
-    TESSERA_RETURN_IF_ERROR(DestripeSlide(o, client, summary, broker, progress, stop, r));
+    // The flat field first, from the raw planes, and divided out of each plane before it is
+    // destriped: the wavelet notch would take the illumination's profile along the stripes out
+    // with them, and no flat field could be estimated from the view after.
+    if (o.flat_field) {
+      const auto flat_started = Clock::now();
+      internal::CorrectionsRequest req{.flat_field = true, .dark = o.dark, .z = summary.plan.z_planes / 2};
+      TESSERA_ASSIGN_OR_RETURN(raw_flat, internal::EstimateCorrections(client, summary, req, [&](uint64_t d, uint64_t t) {
+        if (progress) progress({"correct", d, t});
+      }));
+      r.correct_s += Seconds(flat_started);
+    }
+    TESSERA_RETURN_IF_ERROR(DestripeSlide(o, client, summary, raw_flat, broker, progress, stop, r));
     TESSERA_ASSIGN_OR_RETURN(summary, client.Info(o.slide + ":destriped"));
   } else if (summary.plan.oblique) {  // deskewed as it lands; its deskewed view is what is stitched
     TESSERA_RETURN_IF_ERROR(DeskewSlide(o, client, summary, broker, progress, stop, r));
@@ -819,15 +835,26 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   r.solve_s = Seconds(solve_started);
   if (progress) progress({"solve", 1, 1});
   r.report = stitch::MakeReport(names, stage, r.pairs, r.links, r.solution, o.max_shift, stage_z, o.max_shift_z);
+  correct::SlideCorrections fuse_with;  // what the fusion applies (a destriped view's flat field is in it already)
   if (o.flat_field || o.normalize) {
     const auto correct_started = Clock::now();
-    internal::CorrectionsRequest req{.flat_field = o.flat_field, .normalize = o.normalize, .dark = o.dark,
+    const bool flat_here = o.flat_field && raw_flat.empty();
+    internal::CorrectionsRequest req{.flat_field = flat_here, .normalize = o.normalize,
+                                     .dark = raw_flat.empty() ? o.dark : raw_flat.channels[0].dark,
                                      .z = project_z ? plan.z_planes / 2 : z, .links = links,
                                      .used = r.solution.used, .positions = r.solution.positions};
     TESSERA_ASSIGN_OR_RETURN(r.corrections, internal::EstimateCorrections(client, summary, req, [&](uint64_t d, uint64_t t) {
       if (progress) progress({"correct", d, t});
     }));
-    r.correct_s = Seconds(correct_started);
+    fuse_with = r.corrections;
+    // Stored for the raw view: the raw planes' flat field with the view's gains and dark level.
+    for (auto& cc : r.corrections.channels) {
+      if (const correct::ChannelCorrections* f = raw_flat.Of(cc.channel)) {
+        cc.flat = f->flat;
+        cc.dark = f->dark;
+      }
+    }
+    r.correct_s += Seconds(correct_started);
     log::Get("stitcher")->info("slide={} corrections estimated channels={} flat_field={} normalize={} s={:.2f}", o.slide,
                                r.corrections.channels.size(), o.flat_field, o.normalize, r.correct_s);
   }
@@ -836,7 +863,8 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
                                                r.solution.z, r.corrections).status());
   }
   if (o.store && o.fuse) {
-    TESSERA_RETURN_IF_ERROR(FuseSlide(o, summary, slide_path, r.solution.positions, r.solution.z, broker, progress, stop, r));
+    TESSERA_RETURN_IF_ERROR(
+        FuseSlide(o, summary, slide_path, r.solution.positions, r.solution.z, broker, progress, stop, fuse_with, r));
   }
   return r;
 }

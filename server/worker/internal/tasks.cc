@@ -372,6 +372,14 @@ Result<TaskOutput> Deskew(TaskContext& context, const proto::DeskewTask& t) {
 Result<TaskOutput> Destripe(TaskContext& context, const proto::DestripeTask& t) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan* plan, context.Plan(t.slide()));
   TESSERA_ASSIGN_OR_RETURN(const correct::DestripeOptions options, correct::FromProto(t.params()));
+  std::optional<correct::ChannelCorrections> flat;
+  if (t.has_flat()) {
+    flat = correct::FromProto(t.flat());
+    flat->gains.clear();
+    TESSERA_RETURN_IF_ERROR(correct::CheckCorrections({{*flat}}, static_cast<uint32_t>(plan->tiles.size()),
+                                                      static_cast<uint32_t>(plan->channels.size()), plan->width,
+                                                      plan->height));
+  }
   if (t.tile() >= plan->tiles.size() || t.channel() >= plan->channels.size() || t.planes() == 0 ||
       t.planes() > kMaxDeskewPlanes || t.z() >= plan->z_planes || t.planes() > plan->z_planes - t.z()) {
     return Error(StatusCode::kInvalidArgument,
@@ -400,6 +408,7 @@ Result<TaskOutput> Destripe(TaskContext& context, const proto::DestripeTask& t) 
     } else {
       std::memcpy(in.data(), raw, frame * 2);
     }
+    if (flat) correct::CorrectWindow(*flat, t.tile(), {in.data(), plan->width, plan->height, 0}, 0, 0, 1, in, elem == 1 ? 255 : 65535);
     TESSERA_RETURN_IF_ERROR(correct::Destripe({in.data(), plan->width, plan->height, 0}, options, out));
     if (elem == 1) {
       for (size_t k = 0; k < frame; ++k) bytes[k] = static_cast<uint8_t>(std::min<uint16_t>(out[k], 255));
