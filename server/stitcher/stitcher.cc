@@ -839,10 +839,13 @@ Result<StitchResult> Stitch(const StitchOptions& o, const std::function<void(con
   if (o.flat_field || o.normalize) {
     const auto correct_started = Clock::now();
     const bool flat_here = o.flat_field && raw_flat.empty();
-    internal::CorrectionsRequest req{.flat_field = flat_here, .normalize = o.normalize,
-                                     .dark = raw_flat.empty() ? o.dark : raw_flat.channels[0].dark,
+    internal::CorrectionsRequest req{.flat_field = flat_here, .normalize = o.normalize, .dark = o.dark,
                                      .z = project_z ? plan.z_planes / 2 : z, .links = links,
                                      .used = r.solution.used, .positions = r.solution.positions};
+    for (const auto& f : raw_flat.channels) {  // the dark levels the view was made with
+      if (req.channel_dark.size() <= f.channel) req.channel_dark.resize(f.channel + 1, o.dark);
+      req.channel_dark[f.channel] = f.dark;
+    }
     TESSERA_ASSIGN_OR_RETURN(r.corrections, internal::EstimateCorrections(client, summary, req, [&](uint64_t d, uint64_t t) {
       if (progress) progress({"correct", d, t});
     }));

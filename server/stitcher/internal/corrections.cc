@@ -70,7 +70,7 @@ Result<correct::SlideCorrections> EstimateCorrections(Client& client, const Slid
       }
     };
     correct::FlatFieldOptions options;
-    options.dark = req.dark;
+    options.dark = c < req.channel_dark.size() ? req.channel_dark[c] : req.dark;
     correct::FlatFieldEstimator estimator(plan.width, plan.height, options);
     for (size_t i = 0; i < sample.size(); i += kInFlight) {
       std::vector<std::pair<uint32_t, std::future<Result<Array>>>> reads;

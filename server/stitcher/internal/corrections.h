@@ -17,6 +17,7 @@ namespace tessera::stitcher::internal {
 struct CorrectionsRequest {
   bool flat_field = false, normalize = false;
   double dark = -1;                                    ///< known dark level; -1: estimated
+  std::vector<double> channel_dark;                    ///< per channel, known (overrides `dark`)
   uint32_t z = 0;                                      ///< the plane read of each stack
   std::vector<stitch::TileLink> links;                 ///< the links solved (reliable and used ones count)
   std::vector<bool> used;                              ///< per link: in the final solve
