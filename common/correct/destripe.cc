@@ -102,17 +102,12 @@ Plane GaussianSigma1(const Plane& in) {
   double sum = 0;
   for (int i = -kRadius; i <= kRadius; ++i) sum += wts[i + kRadius] = std::exp(-0.5 * i * i);
   for (double& v : wts) v /= sum;
-  auto mirror = [](int64_t i, int64_t n) {
-    const int64_t period = 2 * n;
-    i %= period;
-    if (i < 0) i += period;
-    return i < n ? i : period - 1 - i;
-  };
+  using internal::Mirror;
   Plane mid(in.width, in.height), out(in.width, in.height);
   for (int64_t y = 0; y < in.height; ++y) {
     double* dst = mid.row(y);
     for (int i = -kRadius; i <= kRadius; ++i) {
-      const double* src = in.row(mirror(y + i, in.height));
+      const double* src = in.row(Mirror(y + i, in.height));
       const double c = wts[i + kRadius];
       for (int64_t x = 0; x < in.width; ++x) dst[x] += c * src[x];
     }
@@ -122,7 +117,7 @@ Plane GaussianSigma1(const Plane& in) {
     double* dst = out.row(y);
     for (int64_t x = 0; x < in.width; ++x) {
       double acc = 0;
-      for (int i = -kRadius; i <= kRadius; ++i) acc += wts[i + kRadius] * src[mirror(x + i, in.width)];
+      for (int i = -kRadius; i <= kRadius; ++i) acc += wts[i + kRadius] * src[Mirror(x + i, in.width)];
       dst[x] = acc;
     }
   }

@@ -47,14 +47,6 @@ const std::vector<Named>& Filters() {
   return filters;
 }
 
-// The index of sample i of a signal of n samples mirrored about its edges (edge repeated).
-inline int64_t Mirror(int64_t i, int64_t n) {
-  const int64_t period = 2 * n;
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - 1 - i;
-}
-
 // Along y: rows 2o + 1 - j of `in`, weighted by the filters, into rows o of `lo` and `hi`.
 void ForwardY(const Plane& in, const Wavelet& w, Plane& lo, Plane& hi) {
   const auto f = static_cast<int64_t>(w.dec_lo.size());

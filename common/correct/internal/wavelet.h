@@ -28,6 +28,15 @@ struct Wavelet {
 
 /// haar, db1-db10, sym2-sym10, coif1-coif5; INVALID_ARGUMENT for any other name.
 Result<Wavelet> WaveletNamed(std::string_view name);
+/// The index of sample i of a signal of n samples mirrored about its edges, the edge sample
+/// repeated (PyWavelets' "symmetric", scipy.ndimage's "reflect").
+inline int64_t Mirror(int64_t i, int64_t n) {
+  const int64_t period = 2 * n;
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - 1 - i;
+}
+
 /// pywt.dwt_max_level: the levels a signal of `length` samples allows.
 int MaxLevel(int64_t length, size_t filter_length);
 

@@ -294,6 +294,27 @@ Result<TaskOutput> Fuse(TaskContext& context, const proto::FuseTask& t) {
 constexpr uint32_t kMaxDeskewPlanes = 256;
 constexpr size_t kMaxDeskewChunks = wire::Limits{}.max_parts - 24;
 
+// A task on planes z .. z + planes - 1 of one tile and channel of `raw` (a DeskewTask or a
+// DestripeTask), answered in `view`'s plan: its numbers checked against the slide, and the
+// chunks one plane's answer holds over every level (the whole answer bounded).
+template <typename Task>
+Result<size_t> CheckPlaneTask(const char* what, const ScanPlan& raw, const ScanPlan& view, const Task& t) {
+  if (t.tile() >= raw.tiles.size() || t.channel() >= raw.channels.size() || t.planes() == 0 ||
+      t.planes() > kMaxDeskewPlanes || t.z() >= raw.z_planes || t.planes() > raw.z_planes - t.z()) {
+    return Error(StatusCode::kInvalidArgument,
+                 "{} tile {} channel {} planes {}+{}: slide {} has {} tiles, {} channels, {} planes (at most {} a task)",
+                 what, t.tile(), t.channel(), t.z(), t.planes(), t.slide(), raw.tiles.size(), raw.channels.size(),
+                 raw.z_planes, kMaxDeskewPlanes);
+  }
+  size_t chunks = 0;
+  for (uint32_t l = 0; l < view.level_count(); ++l) chunks += view.Level(l).chunks_per_frame();
+  if (chunks * t.planes() > kMaxDeskewChunks) {
+    return Error(StatusCode::kInvalidArgument, "{} of {} planes of {}: {} chunks, more than a task answers ({})", what,
+                 t.planes(), t.slide(), chunks * t.planes(), kMaxDeskewChunks);
+  }
+  return chunks;
+}
+
 // Appends frame `key` of `plan` (its level-0 pixels) as stored chunks: level 0 row-major,
 // then each zoom level row-major.
 Status AppendFrameChunks(const ScanPlan& plan, const FrameKey& key, std::span<const uint8_t> pixels, TaskOutput& out) {
@@ -338,19 +359,7 @@ Status DeskewPlanes(const ScanPlan& raw, const ScanPlan& deskewed, const deskew:
 Result<TaskOutput> Deskew(TaskContext& context, const proto::DeskewTask& t) {
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan* raw, context.Plan(t.slide()));
   TESSERA_ASSIGN_OR_RETURN(const ScanPlan deskewed, DeskewedPlanOf(*raw));
-  if (t.tile() >= raw->tiles.size() || t.channel() >= raw->channels.size() || t.planes() == 0 ||
-      t.planes() > kMaxDeskewPlanes || t.z() >= raw->z_planes || t.planes() > raw->z_planes - t.z()) {
-    return Error(StatusCode::kInvalidArgument,
-                 "deskew tile {} channel {} planes {}+{}: slide {} has {} tiles, {} channels, {} planes (at most {} a task)",
-                 t.tile(), t.channel(), t.z(), t.planes(), t.slide(), raw->tiles.size(), raw->channels.size(),
-                 raw->z_planes, kMaxDeskewPlanes);
-  }
-  size_t chunks = 0;
-  for (uint32_t l = 0; l < deskewed.level_count(); ++l) chunks += deskewed.Level(l).chunks_per_frame();
-  if (chunks * t.planes() > kMaxDeskewChunks) {
-    return Error(StatusCode::kInvalidArgument, "deskew of {} planes of {}: {} chunks, more than a task answers ({})",
-                 t.planes(), t.slide(), chunks * t.planes(), kMaxDeskewChunks);
-  }
+  TESSERA_ASSIGN_OR_RETURN(const size_t chunks, CheckPlaneTask("deskew", *raw, deskewed, t));
   TESSERA_ASSIGN_OR_RETURN(const deskew::Geometry g,
                            deskew::Plan(DeskewParamsOf(*raw), raw->width, raw->height, raw->z_planes));
   TESSERA_ASSIGN_OR_RETURN(Array planes,
@@ -380,19 +389,7 @@ Result<TaskOutput> Destripe(TaskContext& context, const proto::DestripeTask& t) 
                                                       static_cast<uint32_t>(plan->channels.size()), plan->width,
                                                       plan->height));
   }
-  if (t.tile() >= plan->tiles.size() || t.channel() >= plan->channels.size() || t.planes() == 0 ||
-      t.planes() > kMaxDeskewPlanes || t.z() >= plan->z_planes || t.planes() > plan->z_planes - t.z()) {
-    return Error(StatusCode::kInvalidArgument,
-                 "destripe tile {} channel {} planes {}+{}: slide {} has {} tiles, {} channels, {} planes (at most {} a task)",
-                 t.tile(), t.channel(), t.z(), t.planes(), t.slide(), plan->tiles.size(), plan->channels.size(),
-                 plan->z_planes, kMaxDeskewPlanes);
-  }
-  size_t chunks = 0;
-  for (uint32_t l = 0; l < plan->level_count(); ++l) chunks += plan->Level(l).chunks_per_frame();
-  if (chunks * t.planes() > kMaxDeskewChunks) {
-    return Error(StatusCode::kInvalidArgument, "destripe of {} planes of {}: {} chunks, more than a task answers ({})",
-                 t.planes(), t.slide(), chunks * t.planes(), kMaxDeskewChunks);
-  }
+  TESSERA_ASSIGN_OR_RETURN(const size_t chunks, CheckPlaneTask("destripe", *plan, *plan, t));
   TESSERA_ASSIGN_OR_RETURN(Array planes, context.client().ReadTile({.slide = t.slide(), .tile = t.tile(), .level = 0,
                                                                     .channels = {t.channel()}, .z_begin = t.z(),
                                                                     .z_end = t.z() + t.planes()}));
